@@ -1,0 +1,440 @@
+"""The workspace: an Ibis connection plus the contract's tables, with scoping filters.
+
+A :class:`Workspace` is what every analysis takes as its first argument. It holds
+
+- an Ibis backend (DuckDB file by default; any Ibis backend such as Postgres or Spark);
+- the canonical tables of :mod:`cs_analysis.contract` as Ibis table expressions,
+  restricted by the workspace's scoping filters (:meth:`Workspace.where`);
+- the as-of date (:attr:`Workspace.as_of`) and workspace settings (time zone, currency,
+  survey scales).
+
+Workspaces stored as DuckDB files are written by :func:`write_workspace`, which builds a
+new file beside the target and swaps it in only when everything succeeded, so a failed
+load leaves an existing workspace byte-for-byte unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import ibis
+
+from cs_analysis.contract import AS_OF_SOURCES, TABLE_NAMES, TABLES, create_table_sql
+
+#: Table holding the workspace's settings (key → JSON value).
+META_TABLE = "cs_workspace_meta"
+#: Account × calendar-month activity rollup maintained by :func:`write_workspace`,
+#: so analyses and dashboard filters never rescan raw events.
+USAGE_ROLLUP = "usage_monthly_rollup"
+
+#: Scoping filters that select accounts by an ``accounts`` column.
+ACCOUNT_FILTERS = ("segment", "plan", "region", "industry", "csm_owner", "touch_model")
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "timezone": "UTC",
+    "currency": "USD",
+    "as_of": None,
+    "survey_scales": {},
+}
+
+
+class WorkspaceError(RuntimeError):
+    """A workspace cannot be opened or lacks what an analysis needs."""
+
+
+def default_data_dir() -> Path:
+    """Folder of the demo workspace: ``$CS_ANALYSIS_DATA`` or the project's ``data/``."""
+    env = os.environ.get("CS_ANALYSIS_DATA")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "data"
+
+
+def default_workspace_path() -> Path:
+    """Path of the embedded demo workspace (``data/demo.duckdb``)."""
+    return default_data_dir() / "demo.duckdb"
+
+
+def month_index(year: int, month: int) -> int:
+    """Calendar month as one integer (``year * 12 + month - 1``), the rollup's key."""
+    return year * 12 + month - 1
+
+
+class Workspace:
+    """An Ibis connection plus the contract's tables, optionally scoped.
+
+    Parameters
+    ----------
+    con : ibis.BaseBackend
+        Connection holding tables named as in the contract.
+    config : dict, optional
+        Settings (``timezone``, ``currency``, ``as_of``, ``survey_scales``); values not
+        given come from the workspace's stored settings, then from defaults.
+    filters : dict, optional
+        Scoping filters (see :meth:`where`).
+    source : str, optional
+        Where the workspace came from, for messages.
+    """
+
+    def __init__(self, con, config: Mapping | None = None, filters: Mapping | None = None,
+                 source: str | None = None):
+        self.con = con
+        self.source = source or getattr(con, "name", "ibis backend")
+        self._available = set(con.list_tables())
+        stored = self._read_meta()
+        self.config = {**DEFAULT_CONFIG, **stored, **{k: v for k, v in (config or {}).items()
+                                                      if v is not None}}
+        self.filters = dict(filters or {})
+        self._as_of: dt.date | None = _to_date(self.config.get("as_of"))
+        self._cache: dict[str, Any] = {}
+
+    # -- settings --------------------------------------------------------------------
+    def _read_meta(self) -> dict:
+        if META_TABLE not in self._available:
+            return {}
+        rows = self.con.table(META_TABLE).to_pandas()
+        return {k: json.loads(v) for k, v in zip(rows["key"], rows["value"], strict=True)}
+
+    @property
+    def as_of(self) -> dt.date:
+        """The date up to which the workspace's data is complete.
+
+        Configured per workspace (``as_of`` setting); by default the latest date found in
+        ``usage_events.event_at``, ``subscriptions.start_date`` / ``end_date``,
+        ``onboarding_milestones.completed_at``, ``survey_responses.responded_at`` and
+        ``support_tickets.opened_at`` / ``resolved_at`` (metrics.md). Computed over the
+        whole workspace, not the scoped accounts: completeness is a property of the data.
+        """
+        if self._as_of is None:
+            latest = []
+            for table, column in AS_OF_SOURCES:
+                if table in self._available:
+                    t = self.con.table(table)
+                    if column in t.columns:
+                        latest.append(t[column].cast("date").max().name("d"))
+            if not latest:
+                raise WorkspaceError(
+                    f"{self.source}: cannot derive the as-of date (no dated tables); "
+                    "set `as_of` in the workspace settings"
+                )
+            values = [v for v in (self.con.execute(x) for x in latest) if _present(v)]
+            if not values:
+                raise WorkspaceError(f"{self.source}: dated tables are empty; set `as_of`")
+            self._as_of = max(_to_date(v) for v in values)
+        return self._as_of
+
+    @property
+    def timezone(self) -> str:
+        """Time zone that naive source timestamps were read in."""
+        return self.config["timezone"]
+
+    @property
+    def currency(self) -> str:
+        """Workspace currency (one per workspace)."""
+        return self.config["currency"]
+
+    @property
+    def survey_scales(self) -> dict:
+        """Configured survey scales, merged over the contract's defaults by callers."""
+        return dict(self.config.get("survey_scales") or {})
+
+    # -- tables ----------------------------------------------------------------------
+    @property
+    def tables(self) -> list[str]:
+        """Canonical tables present in this workspace, in contract order."""
+        return [t for t in TABLE_NAMES if t in self._available]
+
+    def has(self, name: str, *columns: str) -> bool:
+        """Whether table ``name`` (and each of ``columns``) is present."""
+        if name not in self._available:
+            return False
+        return all(c in self._raw(name).columns for c in columns)
+
+    def _raw(self, name: str):
+        if name not in self._cache:
+            self._cache[name] = self.con.table(name)
+        return self._cache[name]
+
+    def table(self, name: str, *, columns: Iterable[str] = ()) -> ibis.Table:
+        """Scoped Ibis table ``name``; a clear error if it (or a needed column) is missing.
+
+        Parameters
+        ----------
+        name : str
+            Canonical table name.
+        columns : iterable of str
+            Columns the caller needs; a missing one raises :class:`WorkspaceError` that
+            names the table, the column and the analysis' need.
+        """
+        if name not in TABLES and name != USAGE_ROLLUP:
+            raise WorkspaceError(f"unknown table {name!r}; expected one of {TABLE_NAMES}")
+        if name not in self._available:
+            raise WorkspaceError(f"this workspace ({self.source}) has no {name} table")
+        t = self._raw(name)
+        missing = [c for c in columns if c not in t.columns]
+        if missing:
+            raise WorkspaceError(
+                f"this workspace's {name} table has no column(s) {', '.join(missing)}, "
+                "which this analysis needs"
+            )
+        if not self.filters:
+            return t
+        if name == "accounts":
+            return self._scoped_accounts()
+        return t.filter(t.account_id.isin(self._scoped_accounts().account_id))
+
+    def __getattr__(self, name: str):
+        if name in TABLES:
+            return self.table(name)
+        raise AttributeError(name)
+
+    def usage_rollup(self) -> ibis.Table | None:
+        """Account × month event counts (``account_id, month, events``), scoped.
+
+        ``month`` is :func:`month_index` of the calendar month of ``event_at``. Returns
+        None when the backend has no rollup (e.g. a warehouse), in which case callers
+        aggregate ``usage_events`` themselves.
+        """
+        if USAGE_ROLLUP not in self._available:
+            return None
+        return self.table(USAGE_ROLLUP)
+
+    # -- scoping ---------------------------------------------------------------------
+    def where(self, **filters) -> Workspace:
+        """A workspace restricted to some accounts; every analysis respects it.
+
+        Parameters
+        ----------
+        segment, plan, region, industry, csm_owner, touch_model : str or list of str
+            Keep accounts whose column is one of these values. ``None`` or an empty list
+            means no filter on that column.
+        signup_between : (date, date)
+            Keep accounts whose ``signup_date`` is within these dates (inclusive; either
+            end may be None).
+        accounts : list of str
+            Keep these account ids.
+
+        Returns
+        -------
+        Workspace
+            Same connection, settings and as-of date; filters combined with this one's.
+        """
+        unknown = set(filters) - set(ACCOUNT_FILTERS) - {"signup_between", "accounts"}
+        if unknown:
+            raise TypeError(
+                f"unknown filter(s) {sorted(unknown)}; use {ACCOUNT_FILTERS}, "
+                "signup_between or accounts"
+            )
+        merged = dict(self.filters)
+        for key, value in filters.items():
+            if value is None or (isinstance(value, list | tuple | set) and len(value) == 0
+                                 and key != "signup_between"):
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        ws = Workspace.__new__(Workspace)
+        ws.con, ws.source, ws._available = self.con, self.source, self._available
+        ws.config, ws._as_of, ws._cache = self.config, self._as_of, self._cache
+        ws.filters = merged
+        return ws
+
+    def _scoped_accounts(self) -> ibis.Table:
+        acc = self._raw("accounts")
+        preds = []
+        for key, value in self.filters.items():
+            if key in ACCOUNT_FILTERS:
+                if key not in acc.columns:
+                    raise WorkspaceError(f"cannot filter by {key}: accounts has no {key} column")
+                values = [value] if isinstance(value, str) else list(value)
+                preds.append(acc[key].isin(values))
+            elif key == "signup_between":
+                lo, hi = value
+                if lo is not None:
+                    preds.append(acc.signup_date >= _to_date(lo))
+                if hi is not None:
+                    preds.append(acc.signup_date <= _to_date(hi))
+            elif key == "accounts":
+                preds.append(acc.account_id.isin([str(a) for a in value]))
+        return acc.filter(*preds) if preds else acc
+
+    def __repr__(self) -> str:
+        scope = f", filters={self.filters}" if self.filters else ""
+        return f"Workspace({self.source!r}, tables={self.tables}{scope})"
+
+
+def open_workspace(target=None, *, as_of=None, **config) -> Workspace:
+    """Open a workspace.
+
+    Parameters
+    ----------
+    target : None, str, Path or ibis backend
+        None: ``$CS_WORKSPACE`` if set, else the demo workspace ``data/demo.duckdb``
+        (built on first use). A path to a ``.duckdb`` file (opened read-only so several
+        dashboards can share it). An Ibis connection URL (``postgres://…``,
+        ``pyspark://…``, ``duckdb://…``) or an already-made Ibis backend whose tables are
+        named as in the contract.
+    as_of : date or str, optional
+        Override the workspace's as-of date.
+    **config
+        Other settings to override (``timezone``, ``currency``, ``survey_scales``).
+    """
+    if target is None or target == "":
+        target = os.environ.get("CS_WORKSPACE") or None
+    if target is None:
+        path = default_workspace_path()
+        if not path.exists():
+            from cs_analysis.demo import build_demo
+
+            build_demo(path)
+        target = path
+    config = {**config, "as_of": as_of}
+    if isinstance(target, ibis.BaseBackend):
+        return Workspace(target, config=config)
+    text = str(target)
+    if "://" in text:
+        return Workspace(ibis.connect(text), config=config, source=text)
+    path = Path(text)
+    if not path.exists():
+        raise WorkspaceError(
+            f"no workspace at {path}: build one with `cs-analysis load --config mapping.yml "
+            f"--out {path}` or `cs-analysis demo --out {path}`"
+        )
+    con = ibis.duckdb.connect(str(path), read_only=True)
+    return Workspace(con, config=config, source=str(path))
+
+
+# -- writing ---------------------------------------------------------------------------
+def write_workspace(path, tables: Mapping[str, Any], *, config: Mapping | None = None,
+                    progress: bool = False) -> Path:
+    """Write a DuckDB workspace atomically.
+
+    Builds a new database file beside ``path``, creates each canonical table with the
+    contract's column types (only the columns given; optional ones may be absent),
+    inserts the rows, builds the usage rollup and the settings table, then replaces
+    ``path`` in one ``os.replace``. If anything fails, ``path`` is untouched.
+
+    Parameters
+    ----------
+    path : str or Path
+        Target ``.duckdb`` file.
+    tables : mapping of table name to pandas DataFrame, pyarrow Table, or Parquet path
+        Each value is already in canonical column names and types (see
+        :mod:`cs_analysis.io` for reading and validating exports). A Parquet path may be
+        a glob, so large tables never pass through Python.
+    config : mapping, optional
+        Workspace settings stored in :data:`META_TABLE`.
+    progress : bool
+        Show a progress bar per table.
+    """
+    import duckdb
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".duckdb.tmp", dir=path.parent)
+    os.close(fd)
+    os.unlink(tmp)  # duckdb must create the file itself
+    tmp = Path(tmp)
+    try:
+        con = duckdb.connect(str(tmp))
+        try:
+            items = [(n, tables[n]) for n in TABLE_NAMES if n in tables]
+            unknown = set(tables) - set(TABLE_NAMES)
+            if unknown:
+                raise ValueError(f"not contract tables: {sorted(unknown)}")
+            bar = None
+            if progress:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=len(items) + 1, desc="writing workspace", unit="table")
+            for name, data in items:
+                _insert(con, name, data)
+                if bar is not None:
+                    bar.set_postfix_str(name)
+                    bar.update()
+            _build_rollups(con)
+            meta = {**DEFAULT_CONFIG, **(config or {})}
+            con.execute(f'CREATE TABLE "{META_TABLE}" (key VARCHAR, value VARCHAR)')
+            con.executemany(
+                f'INSERT INTO "{META_TABLE}" VALUES (?, ?)',
+                [(k, json.dumps(v, default=str)) for k, v in meta.items()],
+            )
+            con.execute("CHECKPOINT")
+            if bar is not None:
+                bar.update()
+                bar.close()
+        finally:
+            con.close()
+        os.replace(tmp, path)
+    except BaseException:
+        for leftover in (tmp, Path(str(tmp) + ".wal")):
+            if leftover.exists():
+                leftover.unlink()
+        raise
+    return path
+
+
+def _insert(con, name: str, data) -> None:
+    spec = TABLES[name]
+    if isinstance(data, str | Path):
+        src = f"read_parquet('{str(data)}')"
+        cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()]
+    else:
+        con.register("_incoming", data)
+        src = "_incoming"
+        cols = list(data.columns) if hasattr(data, "columns") else data.column_names
+    unknown = [c for c in cols if c not in spec]
+    if unknown:
+        raise ValueError(f"{name}: columns not in the contract: {unknown}")
+    ordered = [c for c in spec.names() if c in cols]
+    extras = sorted(c for c in cols if c not in spec.names())
+    keep = ordered + extras
+    con.execute(create_table_sql(name, keep))
+    select = ", ".join(f'CAST("{c}" AS {spec[c].sql_type}) AS "{c}"' for c in keep)
+    con.execute(f'INSERT INTO "{name}" SELECT {select} FROM {src}')
+    if src == "_incoming":
+        con.unregister("_incoming")
+
+
+def _build_rollups(con) -> None:
+    """(Re)build the account × month usage rollup from ``usage_events``."""
+    con.execute(f'DROP TABLE IF EXISTS "{USAGE_ROLLUP}"')
+    tables = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
+    if "usage_events" not in tables:
+        return
+    con.execute(
+        f'CREATE TABLE "{USAGE_ROLLUP}" AS '
+        "SELECT account_id, "
+        "CAST(year(event_at) * 12 + month(event_at) - 1 AS INTEGER) AS month, "
+        "count(*) AS events "
+        "FROM usage_events GROUP BY ALL ORDER BY account_id, month"
+    )
+
+
+# -- small helpers -----------------------------------------------------------------------
+def _present(v) -> bool:
+    if v is None:
+        return False
+    try:
+        import pandas as pd
+
+        return not pd.isna(v)
+    except (TypeError, ValueError):
+        return True
+
+
+def _to_date(v) -> dt.date | None:
+    if v is None:
+        return None
+    if isinstance(v, dt.datetime):
+        return v.date()
+    if isinstance(v, dt.date):
+        return v
+    if hasattr(v, "date") and callable(v.date):  # pandas Timestamp
+        return v.date()
+    return dt.date.fromisoformat(str(v)[:10])

@@ -1,0 +1,101 @@
+import datetime as dt
+import hashlib
+
+import duckdb
+import ibis
+import pandas as pd
+import pytest
+
+from cs_analysis.workspace import (
+    USAGE_ROLLUP,
+    WorkspaceError,
+    month_index,
+    open_workspace,
+    write_workspace,
+)
+
+
+def test_as_of_is_latest_date_across_contract_sources(tiny_ws):
+    # latest: subscription end 2024-06-11 (after the last event 2024-05-01)
+    assert tiny_ws.as_of == dt.date(2024, 6, 11)
+
+
+def test_as_of_setting_overrides_data(tmp_path, tiny_tables):
+    path = write_workspace(tmp_path / "w.duckdb", tiny_tables, config={"as_of": "2024-03-31"})
+    assert open_workspace(path).as_of == dt.date(2024, 3, 31)
+    assert open_workspace(path, as_of="2024-02-29").as_of == dt.date(2024, 2, 29)
+
+
+def test_ids_stay_strings_with_leading_zeros(tiny_ws):
+    ids = tiny_ws.accounts.to_pandas()["account_id"].tolist()
+    assert ids == ["001", "002", "003"]
+
+
+def test_where_scopes_every_table(tiny_ws):
+    smb = tiny_ws.where(segment=["SMB"])
+    assert sorted(smb.accounts.to_pandas().account_id) == ["001", "003"]
+    assert set(smb.usage_events.to_pandas().account_id) == {"001"}
+    assert set(smb.subscriptions.to_pandas().account_id) == {"001", "003"}
+    # the as-of date stays the whole workspace's
+    assert smb.as_of == tiny_ws.as_of
+    # filters combine; empty lists mean "no filter"
+    both = smb.where(signup_between=(dt.date(2024, 2, 1), None), plan=[])
+    assert both.accounts.to_pandas().account_id.tolist() == ["003"]
+    assert tiny_ws.where(accounts=["002"]).subscriptions.count().execute() == 1
+
+
+def test_where_rejects_unknown_filters(tiny_ws):
+    with pytest.raises(TypeError, match="unknown filter"):
+        tiny_ws.where(colour="red")
+
+
+def test_missing_table_and_column_errors_are_clear(tiny_ws):
+    with pytest.raises(WorkspaceError, match="has no survey_responses table"):
+        tiny_ws.table("survey_responses")
+    with pytest.raises(WorkspaceError, match="no column.*csm_owner"):
+        tiny_ws.table("accounts", columns=["csm_owner"])
+
+
+def test_usage_rollup_matches_events(tiny_ws):
+    roll = tiny_ws.usage_rollup().to_pandas().sort_values(["account_id", "month"])
+    ev = tiny_ws.usage_events.to_pandas()
+    brute = (ev.assign(month=ev.event_at.dt.year * 12 + ev.event_at.dt.month - 1)
+             .groupby(["account_id", "month"]).size().rename("events").reset_index())
+    assert roll[["account_id", "month", "events"]].values.tolist() == brute.values.tolist()
+    assert month_index(2024, 1) == 2024 * 12
+    assert USAGE_ROLLUP in tiny_ws.con.list_tables()
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_failed_write_leaves_existing_workspace_unchanged(tmp_path, tiny_tables):
+    path = write_workspace(tmp_path / "w.duckdb", tiny_tables)
+    before = _digest(path)
+    bad = dict(tiny_tables)
+    bad["subscriptions"] = bad["subscriptions"].assign(mrr=["x", "y", "z"])  # not castable
+    with pytest.raises(duckdb.ConversionException):
+        write_workspace(path, bad)
+    assert _digest(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.duckdb"]  # no leftovers
+
+
+def test_open_accepts_an_ibis_backend(tmp_path, tiny_tables):
+    path = write_workspace(tmp_path / "w.duckdb", tiny_tables)
+    ws = open_workspace(ibis.duckdb.connect(str(path), read_only=True))
+    assert ws.tables == ["accounts", "subscriptions", "usage_events"]
+
+
+def test_open_missing_path_says_how_to_build(tmp_path):
+    with pytest.raises(WorkspaceError, match="cs-analysis load"):
+        open_workspace(tmp_path / "nope.duckdb")
+
+
+def test_rows_round_trip(tiny_ws, tiny_tables):
+    got = tiny_ws.subscriptions.to_pandas()
+    exp = tiny_tables["subscriptions"]
+    assert got.account_id.tolist() == exp.account_id.tolist()
+    assert got.mrr.tolist() == exp.mrr.tolist()
+    # Ibis returns DATE columns as datetime64 at midnight
+    assert [None if pd.isna(x) else x.date() for x in got.end_date] == exp.end_date.tolist()
