@@ -40,3 +40,16 @@ def tiny_tables():
 def tiny_ws(tmp_path, tiny_tables):
     path = write_workspace(tmp_path / "tiny.duckdb", tiny_tables)
     return open_workspace(path)
+
+
+@pytest.fixture(scope="session")
+def small_demo_path(tmp_path_factory):
+    """A small demo workspace (300 accounts, fixed seed), built once per test session."""
+    from cs_analysis.demo import build_demo
+
+    return build_demo(tmp_path_factory.mktemp("demo") / "small.duckdb", accounts=300, seed=7)
+
+
+@pytest.fixture(scope="session")
+def small_demo(small_demo_path):
+    return open_workspace(small_demo_path)
