@@ -371,7 +371,8 @@ def markdown_table() -> str:
 
         def fmt(c: Column) -> str:
             extra = c.rule_text().removeprefix(c.dtype).lstrip(", ")
-            return f"`{c.name}`" + (f" ({extra})" if extra else "")
+            notes = "; ".join(x for x in (extra, c.description) if x)
+            return f"`{c.name}`" + (f" ({notes})" if notes else "")
 
         req = ", ".join(fmt(c) for c in t.columns if c.required)
         opt = ", ".join(fmt(c) for c in t.columns if not c.required) or "—"

@@ -58,3 +58,9 @@ def test_survey_scales_nps_is_fixed_and_others_configurable():
     assert contract.survey_scale("csat", {"csat": (1, 7)}) == (1.0, 7.0)
     assert contract.survey_scale("ces") == (1.0, 7.0)
     assert contract.survey_scale("custom") is None
+
+
+def test_readme_data_section_is_the_generated_table():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("<!-- contract:start -->")[1].split("<!-- contract:end -->")[0]
+    assert section.strip() == contract.markdown_table().strip()
