@@ -51,7 +51,8 @@ def _serve(args) -> int:
     from cs_analysis.serve import serve
 
     return serve(workspace=args.workspace, port=args.port, host=args.host, token=args.token,
-                 preheat=not args.no_preheat, open_browser=False)
+                 preheat=not args.no_preheat, open_browser=False,
+                 allow_no_token=args.allow_no_token, pool_size=args.pool_size)
 
 
 def _contract(args) -> int:
@@ -97,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--token", default=None,
                    help="require this token (or set CS_ANALYSIS_TOKEN) when sharing")
     v.add_argument("--no-preheat", action="store_true", help="disable preheated kernels")
+    # serve options added with cs_analysis/serve.py (see docs/serving.md)
+    v.add_argument("--allow-no-token", action="store_true",
+                   help="allow a non-localhost --host without a token (e.g. behind an "
+                        "authenticating proxy)")
+    v.add_argument("--pool-size", type=int, default=None,
+                   help="preheated kernels per dashboard (default 1, or "
+                        "$CS_ANALYSIS_POOL_SIZE)")
     v.set_defaults(func=_serve)
 
     c = sub.add_parser("contract", help="print the data contract as Markdown")

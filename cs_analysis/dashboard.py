@@ -1,0 +1,925 @@
+"""Building blocks shared by the dashboards that Voila serves (ipywidgets).
+
+Stakeholders open dashboards, not notebooks. A dashboard is two things:
+
+1. a :class:`Dashboard` subclass, here or in an analysis module, which declares its
+   filters (:meth:`Dashboard.make_filters`) and turns the filter values into a
+   :class:`View` (:meth:`Dashboard.compute`): KPI tiles, chart panels and one table. The
+   base class draws them with one shared look (header, filter bar, KPI tiles, chart area,
+   table with CSV download, friendly errors) and redraws when a filter changes. All logic
+   lives here, so pytest drives a dashboard by setting widget values and reading
+   :attr:`Dashboard.kpis` and :attr:`Dashboard.table`, with no browser;
+2. a thin notebook in ``dashboards/`` that Voila serves::
+
+       # Retention and revenue               <- first markdown cell: the header and the
+       **Question:** Do customers stay ...?    landing-page line come from here, and
+       **For:** VP of CS, CS managers          only from here (see read_info)
+
+       WORKSPACE = os.environ.get("CS_WORKSPACE", "")      # cell tagged `parameters`
+
+       from cs_analysis.dashboard import RetentionDashboard
+       RetentionDashboard.launch(WORKSPACE)
+
+:meth:`Dashboard.launch` opens the workspace and returns the app, or a friendly error
+panel (``.cs-error``) instead of a traceback when the workspace cannot be opened or lacks
+a table. ``dashboards/index.ipynb`` is the landing page: :func:`landing` lists every
+other notebook of the folder (:func:`discover`) with the question it answers.
+
+Stable CSS classes for tests and styling: ``cs-app``, ``cs-header``, ``cs-filters``,
+``cs-filter`` (plus ``cs-filter-<name>``), ``cs-kpis``, ``cs-kpi``, ``cs-chart``,
+``cs-table``, ``cs-download``, ``cs-error``, ``cs-note``, ``cs-landing``, ``cs-card``.
+
+Adding a dashboard
+------------------
+Subclass :class:`Dashboard`, set ``notebook = "<name>.ipynb"``, implement
+``make_filters`` (start from :func:`account_filters`) and ``compute`` (start from
+:meth:`Dashboard.scoped`), and add the thin notebook. The landing page, the notebook test
+and the browser test pick the notebook up by themselves. Treat filter values as
+untrusted input (standalone Voila runs widget callbacks, not arbitrary code): build
+widgets with fixed options, and escape any data shown as HTML (:func:`esc`).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import json
+import os
+import re
+import sys
+import traceback
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import ipywidgets as widgets
+import pandas as pd
+
+#: Label of the "no filter" choice of a dropdown filter.
+ALL = "All"
+#: Name of the landing notebook in ``dashboards/``; :func:`discover` skips it.
+LANDING = "index.ipynb"
+
+__all__ = [
+    "ALL",
+    "KPI",
+    "LANDING",
+    "Dashboard",
+    "DashboardInfo",
+    "DashboardSpecError",
+    "ErrorPanel",
+    "Panel",
+    "View",
+    "account_filters",
+    "choice_filter",
+    "csv_data_uri",
+    "dashboards_dir",
+    "discover",
+    "esc",
+    "friendly_error",
+    "landing",
+    "landing_html",
+    "range_filter",
+    "read_info",
+    "toggle_filter",
+]
+
+
+# -- where the dashboards live and what each one answers ---------------------------------
+class DashboardSpecError(ValueError):
+    """A dashboard notebook does not open with the expected header cell."""
+
+
+@dataclass(frozen=True)
+class DashboardInfo:
+    """What a dashboard notebook says about itself in its first markdown cell.
+
+    Attributes
+    ----------
+    name : str
+        Notebook file stem (``retention`` for ``retention.ipynb``).
+    path : Path
+        The notebook file.
+    title : str
+        The cell's ``# heading``.
+    question : str
+        The question the dashboard answers (``**Question:** ...`` line).
+    audience : str
+        Who it is for (``**For:** ...`` line).
+    """
+
+    name: str
+    path: Path
+    title: str
+    question: str
+    audience: str
+
+    @property
+    def href(self) -> str:
+        """Link to the rendered dashboard, relative to another rendered dashboard."""
+        return f"{self.name}.ipynb"
+
+
+def dashboards_dir() -> Path:
+    """The folder Voila serves: ``$CS_ANALYSIS_DASHBOARDS`` or the repo's ``dashboards/``.
+
+    Found from the package's location (the repository root beside ``cs_analysis/``),
+    never from the working directory.
+    """
+    env = os.environ.get("CS_ANALYSIS_DASHBOARDS")
+    if env:
+        return Path(env).expanduser().resolve()
+    return Path(__file__).resolve().parent.parent / "dashboards"
+
+
+_FIELD = re.compile(r"^\s*\*\*(question|for)\s*:?\s*\*\*\s*:?\s*(.+?)\s*$", re.I)
+
+
+def read_info(path) -> DashboardInfo:
+    """Read a dashboard notebook's header cell.
+
+    The notebook must open with a markdown cell holding a ``# Title`` line, a
+    ``**Question:** ...`` line and a ``**For:** ...`` line (other text may follow). This
+    cell is the one place the header and the landing-page line come from.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.ipynb`` file.
+
+    Raises
+    ------
+    DashboardSpecError
+        Naming the file and what is missing.
+    """
+    path = Path(path)
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DashboardSpecError(f"{path}: cannot read the notebook ({exc})") from exc
+    cells = nb.get("cells") or []
+    if not cells or cells[0].get("cell_type") != "markdown":
+        raise DashboardSpecError(
+            f"{path}: the first cell must be a markdown cell with '# Title', "
+            "'**Question:** ...' and '**For:** ...' lines"
+        )
+    source = cells[0].get("source", "")
+    text = "".join(source) if isinstance(source, list) else source
+    title = question = audience = None
+    for line in text.splitlines():
+        if title is None and line.startswith("# "):
+            title = line[2:].strip()
+            continue
+        m = _FIELD.match(line)
+        if m:
+            key, value = m.group(1).lower(), m.group(2).strip()
+            if key == "question" and question is None:
+                question = value
+            elif key == "for" and audience is None:
+                audience = value
+    missing = [label for label, value in (("'# Title'", title), ("'**Question:** ...'", question),
+                                          ("'**For:** ...'", audience)) if not value]
+    if missing:
+        raise DashboardSpecError(
+            f"{path}: the first markdown cell lacks {', '.join(missing)} "
+            f"(found: {text[:120]!r})"
+        )
+    return DashboardInfo(name=path.stem, path=path, title=title, question=question,
+                         audience=audience)
+
+
+def discover(folder=None) -> list[DashboardInfo]:
+    """Every dashboard notebook of ``folder`` (default :func:`dashboards_dir`), by name.
+
+    The landing notebook (:data:`LANDING`) and checkpoint folders are skipped. A notebook
+    whose header cell is malformed raises :class:`DashboardSpecError`.
+    """
+    folder = Path(folder) if folder is not None else dashboards_dir()
+    paths = sorted(p for p in folder.glob("*.ipynb") if p.name != LANDING)
+    return [read_info(p) for p in paths]
+
+
+# -- small formatting helpers ------------------------------------------------------------
+def esc(value: Any) -> str:
+    """HTML-escape any value for display (data is untrusted)."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _missing(x) -> bool:
+    return x is None or (isinstance(x, float) and x != x) or (x is pd.NA) or (x is pd.NaT)
+
+
+def fmt_pct(x, digits: int = 0) -> str:
+    """``0.734`` → ``73%``; missing → ``–``."""
+    return "–" if _missing(x) else f"{x * 100:.{digits}f}%"
+
+
+def fmt_int(x) -> str:
+    """``12345`` → ``12,345``; missing → ``–``."""
+    return "–" if _missing(x) else f"{int(round(x)):,}"
+
+
+def fmt_money(x, currency: str = "USD") -> str:
+    """Money with a currency sign or code, compact (``$1.2M``, ``¥350K``)."""
+    if _missing(x):
+        return "–"
+    sign = {"USD": "$", "JPY": "¥", "EUR": "€", "GBP": "£"}.get(currency, "")
+    value = float(x)
+    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(value) >= div:
+            text = f"{value / div:.1f}{suffix}"
+            break
+    else:
+        text = f"{value:,.0f}"
+    return f"{sign}{text}" if sign else f"{text} {currency}"
+
+
+def csv_data_uri(frame: pd.DataFrame) -> str:
+    """The frame as a CSV ``data:`` URI for an ``<a download>`` link.
+
+    UTF-8 with a byte-order mark, so Excel (Japanese Windows included) reads Japanese
+    text correctly. Works in standalone Voila, which refuses to execute code sent from the
+    browser: the file is built in the kernel and carried by the link itself.
+    """
+    payload = "\ufeff" + frame.to_csv(index=False, lineterminator="\r\n")
+    encoded = base64.b64encode(payload.encode("utf-8")).decode("ascii")
+    return f"data:text/csv;charset=utf-8;base64,{encoded}"
+
+
+# -- what a dashboard shows ---------------------------------------------------------------
+@dataclass(frozen=True)
+class KPI:
+    """One KPI tile: a value, its label, an interval or subtitle, and its sample size.
+
+    Attributes
+    ----------
+    label : str
+        What the number is ("Logo retention at 12 months").
+    value : float or None
+        The number; None or NaN shows as ``–`` (not computable in this scope).
+    format : callable
+        Turns ``value`` into text (default: a percentage).
+    detail : str
+        Interval or subtitle ("95% CI 71%–78%").
+    n : int, optional
+        Sample size behind the number.
+    n_label : str
+        What ``n`` counts ("accounts").
+    warning : str
+        Shown on the tile when the number should not be trusted (small sample).
+    """
+
+    label: str
+    value: float | None
+    format: Callable[[Any], str] = fmt_pct
+    detail: str = ""
+    n: int | None = None
+    n_label: str = "accounts"
+    warning: str = ""
+
+    @property
+    def text(self) -> str:
+        """The value as shown on the tile."""
+        return "–" if _missing(self.value) else self.format(self.value)
+
+    def html(self) -> str:
+        """The tile's HTML (``div.cs-kpi``), every text escaped."""
+        n = (f'<div class="cs-kpi-n">n = {fmt_int(self.n)} {esc(self.n_label)}</div>'
+             if self.n is not None else "")
+        warn = (f'<div class="cs-kpi-warning">{esc(self.warning)}</div>'
+                if self.warning else "")
+        return (
+            f'<div class="cs-kpi" data-label="{esc(self.label)}">'
+            f'<div class="cs-kpi-label">{esc(self.label)}</div>'
+            f'<div class="cs-kpi-value">{esc(self.text)}</div>'
+            f'<div class="cs-kpi-detail">{esc(self.detail)}</div>{n}{warn}</div>'
+        )
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One chart in the chart area.
+
+    Attributes
+    ----------
+    key : str
+        Stable identifier; the chart widget of a key is reused across refreshes.
+    title : str
+        Heading above the chart.
+    chart : altair chart or None
+        From :mod:`cs_analysis.charts`; None shows ``empty`` text instead.
+    caption : str
+        One line under the chart: how to read it.
+    wide : bool
+        Span the full width of the chart area.
+    empty : str
+        Text shown when there is nothing to chart in this scope.
+    """
+
+    key: str
+    title: str
+    chart: Any = None
+    caption: str = ""
+    wide: bool = False
+    empty: str = "Nothing to show for this selection."
+
+
+@dataclass
+class View:
+    """Everything a dashboard shows for one set of filter values.
+
+    Attributes
+    ----------
+    kpis : list of KPI
+    panels : list of Panel
+    table : DataFrame
+        Shown (first rows) and downloadable as CSV (all rows).
+    table_title : str
+    table_formats : dict
+        Column → formatter for the on-screen table (the CSV keeps raw values).
+    scope : str
+        One line saying what is in scope ("1,234 accounts · cohorts 2023-01 – 2026-10").
+    notes : list of str
+        Caveats shown above the KPIs (e.g. small samples).
+    csv_name : str
+        File name of the download.
+    """
+
+    kpis: list[KPI] = field(default_factory=list)
+    panels: list[Panel] = field(default_factory=list)
+    table: pd.DataFrame = field(default_factory=pd.DataFrame)
+    table_title: str = "Data"
+    table_formats: dict[str, Callable[[Any], str]] = field(default_factory=dict)
+    scope: str = ""
+    notes: list[str] = field(default_factory=list)
+    csv_name: str = "data.csv"
+
+
+def friendly_error(exc: BaseException) -> tuple[str, str]:
+    """A (message, hint) pair a stakeholder can act on, for any exception.
+
+    :class:`~cs_analysis.workspace.WorkspaceError` messages are already written for
+    people ("this workspace (...) has no survey_responses table"); anything else is
+    reported by type only, with its details in the server log.
+    """
+    from cs_analysis.workspace import WorkspaceError
+
+    if isinstance(exc, WorkspaceError):
+        return (str(exc), "Ask your CS analyst to load the missing data with "
+                          "`cs-analysis load`, or open another workspace.")
+    if isinstance(exc, FileNotFoundError):
+        return (f"A file this dashboard needs is missing: {exc.filename or exc}",
+                "Ask your CS analyst to check the workspace path.")
+    return (f"Something went wrong while computing this view ({type(exc).__name__}).",
+            "The details are in the dashboard server's log.")
+
+
+def _log_exception(exc: BaseException) -> None:
+    # The kernel's real stderr ends up in the Voila server's log (sys.stderr would go to
+    # the browser as cell output).
+    stream = sys.__stderr__ or sys.stderr
+    print("cs_analysis.dashboard: error while computing a view", file=stream)
+    traceback.print_exception(exc, file=stream)
+
+
+def _error_html(message: str, hint: str = "", title: str = "This view cannot be shown") -> str:
+    hint_html = f'<div class="cs-error-hint">{esc(hint)}</div>' if hint else ""
+    return (f'<div class="cs-error" role="alert"><div class="cs-error-title">{esc(title)}'
+            f'</div><div class="cs-error-message">{esc(message)}</div>{hint_html}</div>')
+
+
+# -- the shared look --------------------------------------------------------------------
+_CSS = """
+<style>
+.cs-app, .cs-landing { font-family: system-ui, -apple-system, "Segoe UI", "Hiragino Sans",
+  "Noto Sans JP", sans-serif; color: #1f2933; --cs-accent: #2f5d8a; }
+.cs-app { gap: 14px; padding: 4px 0 24px; }
+.cs-header { padding: 18px 22px; background: #fff; border-radius: 10px;
+  box-shadow: 0 1px 3px rgba(15, 23, 42, .08); border-left: 5px solid var(--cs-accent); }
+.cs-title { font-size: 24px; font-weight: 650; margin: 0 0 4px; line-height: 1.25; }
+.cs-question { font-size: 16px; color: #334e68; margin: 0 0 6px; }
+.cs-meta { font-size: 12.5px; color: #627d98; margin: 0; }
+.cs-filters { background: #fff; border-radius: 10px; padding: 10px 14px;
+  box-shadow: 0 1px 3px rgba(15, 23, 42, .08); flex-wrap: wrap; gap: 6px 18px;
+  align-items: center; }
+.cs-filters .widget-label { color: #486581; font-size: 12.5px; }
+.cs-scope { font-size: 12.5px; color: #627d98; padding: 0 4px; }
+.cs-kpis-grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(210px, 1fr));
+  gap: 14px; }
+.cs-kpi { background: #fff; border-radius: 10px; padding: 14px 18px 12px;
+  box-shadow: 0 1px 3px rgba(15, 23, 42, .08); }
+.cs-kpi-label { font-size: 13px; color: #486581; font-weight: 600; }
+.cs-kpi-value { font-size: 34px; font-weight: 700; color: #102a43; margin: 4px 0 2px;
+  font-variant-numeric: tabular-nums; }
+.cs-kpi-detail { font-size: 12.5px; color: #486581; min-height: 1em; }
+.cs-kpi-n { font-size: 12px; color: #829ab1; margin-top: 4px; }
+.cs-kpi-warning { font-size: 12px; color: #b44d12; margin-top: 4px; }
+.cs-notes { display: flex; flex-direction: column; gap: 6px; }
+.cs-note { background: #fffbea; border: 1px solid #f7d070; color: #8d2b0b; border-radius: 8px;
+  padding: 8px 12px; font-size: 13px; }
+.cs-charts { display: grid !important; grid-template-columns: repeat(2, minmax(0, 1fr));
+  gap: 14px; }
+.cs-chart { background: #fff; border-radius: 10px; padding: 12px 16px;
+  box-shadow: 0 1px 3px rgba(15, 23, 42, .08); min-width: 0; overflow-x: auto; }
+.cs-chart.cs-wide { grid-column: 1 / -1; }
+.cs-chart-title { font-size: 15px; font-weight: 650; color: #102a43; margin: 0 0 2px; }
+.cs-chart-caption { font-size: 12.5px; color: #627d98; margin: 2px 0 0; }
+.cs-chart-empty { font-size: 13px; color: #829ab1; padding: 40px 0; text-align: center; }
+.cs-table { background: #fff; border-radius: 10px; padding: 12px 16px;
+  box-shadow: 0 1px 3px rgba(15, 23, 42, .08); }
+.cs-table-head { display: flex; justify-content: space-between; align-items: baseline;
+  gap: 12px; }
+.cs-table-title { font-size: 15px; font-weight: 650; color: #102a43; }
+.cs-download { display: inline-block; padding: 5px 12px; border-radius: 6px;
+  background: var(--cs-accent); color: #fff !important; text-decoration: none;
+  font-size: 13px; font-weight: 600; }
+.cs-download:hover { background: #243b53; }
+.cs-table-scroll { max-height: 420px; overflow: auto; margin-top: 8px; }
+.cs-table-scroll table { border-collapse: collapse; font-size: 12.5px; width: 100%;
+  font-variant-numeric: tabular-nums; }
+.cs-table-scroll th { position: sticky; top: 0; background: #f0f4f8; color: #334e68;
+  text-align: right; padding: 6px 8px; border-bottom: 1px solid #d9e2ec; }
+.cs-table-scroll td { text-align: right; padding: 4px 8px; border-bottom: 1px solid #f0f4f8; }
+.cs-table-scroll th:first-child, .cs-table-scroll td:first-child { text-align: left; }
+.cs-table-more { font-size: 12px; color: #829ab1; margin-top: 6px; }
+.cs-error { background: #fff5f5; border: 1px solid #f5b5b5; border-left: 5px solid #d64545;
+  border-radius: 10px; padding: 14px 18px; color: #610404; }
+.cs-error-title { font-weight: 700; margin-bottom: 4px; }
+.cs-error-hint { color: #8a4b4b; font-size: 13px; margin-top: 6px; }
+.cs-busy .cs-kpis, .cs-busy .cs-charts, .cs-busy .cs-table { opacity: .55;
+  transition: opacity .15s; }
+.cs-landing { max-width: 900px; }
+.cs-landing h1 { font-size: 26px; margin: 8px 0 4px; }
+.cs-landing .cs-lead { color: #486581; margin: 0 0 18px; }
+.cs-cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(280px, 1fr));
+  gap: 14px; }
+.cs-card { display: block; background: #fff; border-radius: 10px; padding: 16px 18px;
+  box-shadow: 0 1px 3px rgba(15, 23, 42, .08); border-left: 5px solid var(--cs-accent);
+  text-decoration: none !important; color: inherit !important; }
+.cs-card:hover { box-shadow: 0 3px 10px rgba(15, 23, 42, .15); }
+.cs-card-title { font-size: 17px; font-weight: 650; color: var(--cs-accent); }
+.cs-card-question { font-size: 14px; color: #243b53; margin: 6px 0; }
+.cs-card-audience { font-size: 12.5px; color: #627d98; }
+@media (max-width: 900px) { .cs-charts { grid-template-columns: minmax(0, 1fr); } }
+</style>
+"""
+
+
+def _style_widget() -> widgets.HTML:
+    w = widgets.HTML(_CSS)
+    w.add_class("cs-style")
+    w.layout.display = "none"
+    return w
+
+
+# -- filters -----------------------------------------------------------------------------
+def _filter(widget: widgets.Widget, name: str) -> widgets.Widget:
+    widget.add_class("cs-filter")
+    widget.add_class(f"cs-filter-{name}")
+    widget.style.description_width = "initial"
+    return widget
+
+
+def choice_filter(name: str, label: str, options: Sequence[str], *,
+                  all_label: str | None = ALL, value: str | None = None) -> widgets.Dropdown:
+    """A dropdown of fixed ``options``, with an ``All`` choice first unless ``all_label=None``.
+
+    Returns
+    -------
+    ipywidgets.Dropdown
+        With CSS classes ``cs-filter`` and ``cs-filter-<name>``.
+    """
+    opts = ([all_label] if all_label else []) + [str(o) for o in options]
+    w = widgets.Dropdown(options=opts, value=value if value is not None else opts[0],
+                         description=label, layout=widgets.Layout(width="220px"))
+    return _filter(w, name)
+
+
+def toggle_filter(name: str, label: str, options: Sequence, *,
+                  value=None) -> widgets.ToggleButtons:
+    """Toggle buttons for a small fixed choice (grain, basis).
+
+    ``options`` may be values or ``(label, value)`` pairs.
+    """
+    w = widgets.ToggleButtons(options=list(options), description=label,
+                              layout=widgets.Layout(width="auto"))
+    w.style.button_width = "auto"
+    if value is not None:
+        w.value = value
+    return _filter(w, name)
+
+
+def range_filter(name: str, label: str, options: Sequence, *,
+                 value: tuple | None = None) -> widgets.SelectionRangeSlider:
+    """A range over ordered ``options`` (e.g. cohort months); updates on release.
+
+    ``options`` may be values or ``(label, value)`` pairs.
+    """
+    opts = list(options)
+    w = widgets.SelectionRangeSlider(options=opts, index=(0, len(opts) - 1),
+                                     description=label, continuous_update=False,
+                                     layout=widgets.Layout(width="420px"))
+    if value is not None:
+        w.value = value
+    return _filter(w, name)
+
+
+def account_filters(ws, columns: Sequence[str] = ("segment", "plan", "region"),
+                    labels: Mapping[str, str] | None = None) -> dict[str, widgets.Dropdown]:
+    """Dropdown filters over ``accounts`` columns, with the values the workspace holds.
+
+    Columns the workspace's ``accounts`` table lacks are left out (no empty filter).
+    Options come from the whole workspace, not a scope, so they do not change as other
+    filters move. Pair with :meth:`Dashboard.scoped`.
+    """
+    labels = dict(labels or {})
+    present = [c for c in columns if ws.has("accounts", c)]
+    if not present:
+        return {}
+    acc = ws.table("accounts")
+    out = {}
+    for col in present:
+        values = acc[[col]].distinct().to_pandas()[col].dropna().astype(str)
+        out[col] = choice_filter(col, labels.get(col, col.replace("_", " ").capitalize()),
+                                 sorted(values))
+    return out
+
+
+# -- the app ---------------------------------------------------------------------------
+class ErrorPanel:
+    """A friendly error in the dashboard's look, shown instead of an app.
+
+    Parameters
+    ----------
+    message, hint : str
+        What happened and what to do.
+    title : str
+        Heading of the panel.
+    """
+
+    def __init__(self, message: str, hint: str = "", title: str = "This dashboard cannot open"):
+        self.message, self.hint = message, hint
+        box = widgets.HTML(_error_html(message, hint, title))
+        self.widget = widgets.VBox([_style_widget(), box])
+        self.widget.add_class("cs-app")
+
+    @property
+    def error(self) -> str:
+        """The message shown."""
+        return self.message
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+class Dashboard:
+    """Base class of every dashboard: filters in, a :class:`View` out, one shared look.
+
+    Subclasses set :attr:`notebook` and implement :meth:`make_filters` and
+    :meth:`compute`. The base class
+
+    - builds the header from the notebook's first markdown cell (:func:`read_info`);
+    - lays out filter bar, notes, KPI tiles, chart area and table (with CSV download);
+    - recomputes on every filter change (results cached per filter values), reusing the
+      chart widgets so only the new spec travels to the browser;
+    - catches errors in :meth:`compute` and shows them in ``.cs-error`` (details in the
+      server log), never a traceback.
+
+    Parameters
+    ----------
+    ws : Workspace
+        The workspace every number comes from.
+    info : DashboardInfo, optional
+        Header text; default read from ``dashboards/<notebook>``.
+    as_of : date, optional
+        Passed to time-dependent analyses; default the workspace's as-of date.
+    cache_size : int
+        Number of filter combinations whose views are kept.
+
+    Attributes
+    ----------
+    filters : dict of str to widget
+        Filter widgets by name; set ``.value`` to drive the dashboard (tests do).
+    view : View or None
+        The view on screen (None while an error is shown).
+    error : str or None
+        The error on screen, if any.
+    widget : ipywidgets.VBox
+        The whole app (notebooks display the dashboard object itself).
+    """
+
+    #: File name of the dashboard's notebook in ``dashboards/`` (header text source).
+    notebook: ClassVar[str | None] = None
+    #: Header used when the notebook cannot be read (e.g. package used elsewhere).
+    fallback_title: ClassVar[str] = "Dashboard"
+    #: Rows of the table shown on screen (the CSV holds all rows).
+    max_table_rows: ClassVar[int] = 200
+
+    def __init__(self, ws, *, info: DashboardInfo | None = None, as_of=None,
+                 cache_size: int = 32):
+        self.ws = ws
+        self.as_of = as_of
+        self.info = info if info is not None else self._default_info()
+        self._cache: OrderedDict[tuple, View] = OrderedDict()
+        self._cache_size = cache_size
+        self.view: View | None = None
+        self.error: str | None = None
+        self._chart_widgets: dict[str, Any] = {}
+        self._panel_boxes: dict[str, widgets.Box] = {}
+
+        self.filters: dict[str, widgets.Widget] = dict(self.make_filters())
+        self._header = widgets.HTML(self._header_html())
+        self._header.add_class("cs-header-box")
+        self._filter_bar = widgets.HBox(list(self.filters.values()))
+        self._filter_bar.add_class("cs-filters")
+        if not self.filters:
+            self._filter_bar.layout.display = "none"
+        self._scope = widgets.HTML("")
+        self._scope.add_class("cs-scope")
+        self._message = widgets.HTML("")
+        self._message.add_class("cs-message")
+        self._kpis = widgets.HTML("")
+        self._kpis.add_class("cs-kpis")
+        self._charts = widgets.Box([])
+        self._charts.add_class("cs-charts")
+        self._table_head = widgets.HTML("")
+        self._table_body = widgets.HTML("")
+        self._table = widgets.VBox([self._table_head, self._table_body])
+        self._table.add_class("cs-table")
+        self.widget = widgets.VBox([
+            _style_widget(), self._header, self._filter_bar, self._scope, self._message,
+            self._kpis, self._charts, self._table,
+        ])
+        self.widget.add_class("cs-app")
+        self.refresh()
+        for w in self.filters.values():
+            w.observe(self._on_filter_change, names="value")
+
+    # -- to implement ---------------------------------------------------------------
+    def make_filters(self) -> Mapping[str, widgets.Widget]:
+        """Filter widgets by name (see :func:`account_filters`, :func:`choice_filter`)."""
+        return {}
+
+    def compute(self, params: Mapping[str, Any]) -> View:
+        """The view for these filter values (pure: same values, same view)."""
+        raise NotImplementedError
+
+    # -- helpers for subclasses -----------------------------------------------------
+    def params(self) -> dict[str, Any]:
+        """Current filter values by name."""
+        return {name: w.value for name, w in self.filters.items()}
+
+    def scoped(self, params: Mapping[str, Any]):
+        """The workspace restricted by the account filters among ``params``.
+
+        Any filter named like a :meth:`Workspace.where` argument (``segment``, ``plan``,
+        ``region``, ``industry``, ``csm_owner``, ``touch_model``) applies unless it is
+        :data:`ALL`; ``signup_between`` applies as given.
+        """
+        from cs_analysis.workspace import ACCOUNT_FILTERS
+
+        where = {k: v for k, v in params.items()
+                 if k in ACCOUNT_FILTERS and v not in (None, ALL, "")}
+        if params.get("signup_between") is not None:
+            where["signup_between"] = params["signup_between"]
+        return self.ws.where(**where) if where else self.ws
+
+    # -- state tests read ---------------------------------------------------------------
+    @property
+    def kpis(self) -> list[KPI]:
+        """KPI tiles on screen (empty while an error is shown)."""
+        return list(self.view.kpis) if self.view else []
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The table behind the on-screen table and the CSV download."""
+        return self.view.table if self.view else pd.DataFrame()
+
+    @property
+    def charts(self) -> dict[str, Any]:
+        """Altair charts on screen by panel key (None where a panel is empty)."""
+        return {p.key: p.chart for p in self.view.panels} if self.view else {}
+
+    @property
+    def csv_href(self) -> str:
+        """The ``data:`` URI of the download link ('' when there is no table)."""
+        m = re.search(r'href="(data:[^"]+)"', self._table_head.value)
+        return html.unescape(m.group(1)) if m else ""
+
+    def kpi(self, label: str) -> KPI:
+        """The KPI tile whose label starts with ``label``."""
+        for k in self.kpis:
+            if k.label.startswith(label):
+                return k
+        raise KeyError(f"no KPI {label!r}; have {[k.label for k in self.kpis]}")
+
+    # -- launching ----------------------------------------------------------------
+    @classmethod
+    def launch(cls, workspace=None, **kwargs):
+        """Open ``workspace`` and build the dashboard, or a friendly :class:`ErrorPanel`.
+
+        Parameters
+        ----------
+        workspace : str, Path, Workspace or None
+            What :func:`~cs_analysis.workspace.open_workspace` accepts ('' or None: the
+            ``CS_WORKSPACE`` environment variable, else the demo), or an open workspace.
+        **kwargs
+            Passed to the class.
+        """
+        from cs_analysis import charts
+        from cs_analysis.workspace import Workspace, open_workspace
+
+        charts.setup()
+        try:
+            ws = workspace if isinstance(workspace, Workspace) else open_workspace(
+                workspace or None)
+            return cls(ws, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - shown to people, logged for analysts
+            _log_exception(exc)
+            message, hint = friendly_error(exc)
+            return ErrorPanel(message, hint)
+
+    # -- drawing ------------------------------------------------------------------
+    def _default_info(self) -> DashboardInfo:
+        if self.notebook:
+            path = dashboards_dir() / self.notebook
+            try:
+                return read_info(path)
+            except DashboardSpecError:
+                pass
+        return DashboardInfo(name=Path(self.notebook or "dashboard").stem,
+                             path=Path(self.notebook or ""), title=self.fallback_title,
+                             question="", audience="")
+
+    def _header_html(self) -> str:
+        meta = []
+        if self.info.audience:
+            meta.append(f"For {esc(self.info.audience)}")
+        try:
+            as_of = self.as_of or self.ws.as_of
+            meta.append(f"Data as of {esc(_date_text(as_of))}")
+        except Exception:  # noqa: BLE001 - a header must never fail
+            pass
+        question = (f'<p class="cs-question">{esc(self.info.question)}</p>'
+                    if self.info.question else "")
+        return (f'<div class="cs-header"><h1 class="cs-title">{esc(self.info.title)}</h1>'
+                f'{question}<p class="cs-meta">{" · ".join(meta)}</p></div>')
+
+    def _on_filter_change(self, change) -> None:
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Recompute the view for the current filter values and redraw."""
+        params = self.params()
+        key = _freeze(params)
+        self.widget.add_class("cs-busy")
+        try:
+            view = self._cache.get(key)
+            if view is None:
+                view = self.compute(params)
+                self._cache[key] = view
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+            else:
+                self._cache.move_to_end(key)
+            self._draw(view)
+        except Exception as exc:  # noqa: BLE001 - shown to people, logged for analysts
+            _log_exception(exc)
+            self._show_error(*friendly_error(exc))
+        finally:
+            self.widget.remove_class("cs-busy")
+
+    def _show_error(self, message: str, hint: str = "") -> None:
+        self.view = None
+        self.error = message
+        self._message.value = _error_html(message, hint)
+        self._scope.value = ""
+        for w in (self._kpis, self._charts, self._table):
+            w.layout.display = "none"
+
+    def _draw(self, view: View) -> None:
+        self.view = view
+        self.error = None
+        notes = "".join(f'<div class="cs-note">{esc(n)}</div>' for n in view.notes)
+        self._message.value = f'<div class="cs-notes">{notes}</div>' if notes else ""
+        self._scope.value = esc(view.scope)
+        self._kpis.value = ('<div class="cs-kpis-grid">'
+                            + "".join(k.html() for k in view.kpis) + "</div>")
+        self._kpis.layout.display = None if view.kpis else "none"
+        self._draw_panels(view.panels)
+        self._draw_table(view)
+
+    def _draw_panels(self, panels: Sequence[Panel]) -> None:
+        import altair as alt
+
+        boxes = []
+        for p in panels:
+            box = self._panel_boxes.get(p.key)
+            if box is None:
+                title, caption, body = widgets.HTML(), widgets.HTML(), widgets.Box()
+                box = widgets.VBox([title, body, caption])
+                box.add_class("cs-chart")
+                box.add_class(f"cs-chart-{p.key}")
+                self._panel_boxes[p.key] = box
+            title, body, caption = box.children
+            title.value = f'<div class="cs-chart-title">{esc(p.title)}</div>'
+            caption.value = (f'<div class="cs-chart-caption">{esc(p.caption)}</div>'
+                             if p.caption else "")
+            if p.wide:
+                box.add_class("cs-wide")
+            else:
+                box.remove_class("cs-wide")
+            if p.chart is None:
+                empty = widgets.HTML(f'<div class="cs-chart-empty">{esc(p.empty)}</div>')
+                body.children = (empty,)
+            else:
+                jc = self._chart_widgets.get(p.key)
+                if jc is None:
+                    jc = alt.JupyterChart(p.chart, embed_options={"actions": False})
+                    self._chart_widgets[p.key] = jc
+                else:
+                    jc.chart = p.chart
+                body.children = (jc,)
+            boxes.append(box)
+        self._charts.children = tuple(boxes)
+        self._charts.layout.display = None if boxes else "none"
+
+    def _draw_table(self, view: View) -> None:
+        frame = view.table
+        if frame is None or frame.empty:
+            self._table.layout.display = "none"
+            self._table_head.value = self._table_body.value = ""
+            return
+        self._table.layout.display = None
+        shown = frame.head(self.max_table_rows)
+        formatters = {c: _safe_format(f) for c, f in view.table_formats.items()
+                      if c in shown.columns}
+        body = shown.to_html(index=False, border=0, na_rep="–", escape=True,
+                             formatters=formatters, classes="cs-table-grid")
+        more = (f'<div class="cs-table-more">Showing {len(shown):,} of {len(frame):,} rows; '
+                "the CSV has them all.</div>" if len(frame) > len(shown) else "")
+        self._table_body.value = f'<div class="cs-table-scroll">{body}</div>{more}'
+        self._table_head.value = (
+            f'<div class="cs-table-head"><span class="cs-table-title">'
+            f'{esc(view.table_title)}</span><a class="cs-download" download="'
+            f'{esc(view.csv_name)}" href="{esc(csv_data_uri(frame))}">Download CSV '
+            f'({len(frame):,} rows)</a></div>')
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def _safe_format(f: Callable[[Any], str]) -> Callable[[Any], str]:
+    return lambda v: "–" if _missing(v) else f(v)
+
+
+def _freeze(value):
+    if isinstance(value, Mapping):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple | set):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _date_text(d) -> str:
+    if isinstance(d, dt.datetime):
+        d = d.date()
+    return d.strftime("%d %b %Y").lstrip("0") if isinstance(d, dt.date) else str(d)
+
+
+# -- the landing page ----------------------------------------------------------------
+def landing_html(infos: Sequence[DashboardInfo] | None = None) -> str:
+    """The landing page's HTML: one card per dashboard with the question it answers."""
+    infos = discover() if infos is None else list(infos)
+    cards = "".join(
+        f'<a class="cs-card" href="{esc(i.href)}" data-dashboard="{esc(i.name)}">'
+        f'<div class="cs-card-title">{esc(i.title)}</div>'
+        f'<div class="cs-card-question">{esc(i.question)}</div>'
+        f'<div class="cs-card-audience">For {esc(i.audience)}</div></a>'
+        for i in infos
+    )
+    if not cards:
+        cards = '<div class="cs-note">No dashboards in this folder yet.</div>'
+    return (_CSS + '<div class="cs-landing"><h1>Customer Success dashboards</h1>'
+            '<p class="cs-lead">Pick the question you want answered. Every number shows '
+            'the sample size behind it.</p>'
+            f'<div class="cs-cards">{cards}</div></div>')
+
+
+def landing(folder=None) -> widgets.HTML:
+    """The landing page widget listing every dashboard of ``folder`` (default: served one).
+
+    A malformed dashboard notebook shows as a friendly error rather than breaking the list.
+    """
+    try:
+        body = landing_html(discover(folder))
+    except DashboardSpecError as exc:
+        _log_exception(exc)
+        body = _CSS + _error_html(str(exc), "Fix the notebook's first markdown cell.",
+                                  "A dashboard is misconfigured")
+    w = widgets.HTML(body)
+    w.add_class("cs-landing-box")
+    return w

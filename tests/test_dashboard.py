@@ -1,0 +1,436 @@
+"""The dashboard framework (cs_analysis.dashboard) and the server set-up (cs_analysis.serve).
+
+Dashboards are driven here the way a viewer drives them in the browser: by setting filter
+widget values. What they show is checked against brute-force pandas on the same data.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+import json
+import re
+
+import altair as alt
+import nbformat
+import pandas as pd
+import pytest
+
+from cs_analysis import dashboard as dash
+from cs_analysis.dashboard import (
+    ALL,
+    KPI,
+    Dashboard,
+    DashboardSpecError,
+    ErrorPanel,
+    Panel,
+    View,
+    account_filters,
+    csv_data_uri,
+    discover,
+    landing,
+    landing_html,
+    read_info,
+)
+from cs_analysis.workspace import WorkspaceError, write_workspace
+
+
+# -- helpers ------------------------------------------------------------------------------
+def write_nb(path, first_markdown: str | None, code: str = "1 + 1"):
+    nb = nbformat.v4.new_notebook()
+    cells = [nbformat.v4.new_markdown_cell(first_markdown)] if first_markdown is not None else []
+    cells.append(nbformat.v4.new_code_cell(code))
+    nb.cells = cells
+    nbformat.write(nb, str(path))
+    return path
+
+
+HEADER = "# Onboarding\n**Question:** Who is stuck?\n**For:** CS managers\n\nMore text."
+
+
+def decode_csv(uri: str) -> pd.DataFrame:
+    prefix = "data:text/csv;charset=utf-8;base64,"
+    assert uri.startswith(prefix)
+    raw = base64.b64decode(uri[len(prefix):]).decode("utf-8")
+    assert raw.startswith("\ufeff")  # BOM so Excel reads UTF-8 (Japanese) correctly
+    return pd.read_csv(io.StringIO(raw[1:]), dtype=str, keep_default_na=False)
+
+
+class CountsDashboard(Dashboard):
+    """A small dashboard over accounts: counts, MRR and a chart, for testing the base."""
+
+    fallback_title = "Counts"
+
+    def __init__(self, ws, **kwargs):
+        self.calls = 0
+        super().__init__(ws, **kwargs)
+
+    def make_filters(self):
+        return account_filters(self.ws, ("segment", "plan", "region"))
+
+    def compute(self, params):
+        self.calls += 1
+        ws = self.scoped(params)
+        acc = ws.table("accounts").to_pandas()
+        subs = ws.table("subscriptions").to_pandas()
+        table = (acc.groupby("plan", as_index=False).size()
+                 .rename(columns={"size": "accounts"}).sort_values("plan"))
+        chart = alt.Chart(table).mark_bar().encode(x="plan:N", y="accounts:Q")
+        return View(
+            kpis=[KPI("Accounts", len(acc), format=dash.fmt_int, n=len(acc)),
+                  KPI("MRR", subs["mrr"].sum(), format=dash.fmt_money, n=len(subs),
+                      n_label="subscriptions")],
+            panels=[Panel("plans", "Accounts by plan", chart if len(table) else None)],
+            table=table.reset_index(drop=True),
+            table_title="Accounts by plan",
+            csv_name="accounts.csv",
+            scope=f"{len(acc)} accounts",
+        )
+
+
+@pytest.fixture
+def counts(tiny_ws):
+    return CountsDashboard(tiny_ws)
+
+
+# -- header cells, discovery, landing -----------------------------------------------------------
+def test_read_info_parses_the_first_markdown_cell(tmp_path):
+    info = read_info(write_nb(tmp_path / "onboarding.ipynb", HEADER))
+    assert (info.name, info.title, info.question, info.audience) == (
+        "onboarding", "Onboarding", "Who is stuck?", "CS managers")
+    assert info.href == "onboarding.ipynb"
+
+
+@pytest.mark.parametrize("first, missing", [
+    (None, "first cell must be a markdown cell"),
+    ("# T\n**For:** x", "**Question:** ..."),
+    ("**Question:** q?\n**For:** x", "# Title"),
+    ("# T\n**Question:** q?", "**For:** ..."),
+])
+def test_read_info_names_the_file_and_what_is_missing(tmp_path, first, missing):
+    path = write_nb(tmp_path / "bad.ipynb", first)
+    with pytest.raises(DashboardSpecError) as err:
+        read_info(path)
+    assert str(path) in str(err.value) and missing in str(err.value)
+
+
+def test_discover_lists_every_notebook_but_the_landing_page(tmp_path):
+    write_nb(tmp_path / "b.ipynb", HEADER.replace("Onboarding", "Bee"))
+    write_nb(tmp_path / "a.ipynb", HEADER.replace("Onboarding", "Ay"))
+    write_nb(tmp_path / "index.ipynb", HEADER)
+    assert [i.name for i in discover(tmp_path)] == ["a", "b"]
+
+
+def test_every_served_dashboard_has_a_valid_header():
+    folder = dash.dashboards_dir()
+    names = sorted(p.stem for p in folder.glob("*.ipynb") if p.name != dash.LANDING)
+    assert [i.name for i in discover()] == names
+    assert (folder / dash.LANDING).exists()
+
+
+def test_dashboards_dir_is_found_from_the_package_or_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv("CS_ANALYSIS_DASHBOARDS", raising=False)
+    monkeypatch.chdir(tmp_path)  # the working directory must not matter
+    assert dash.dashboards_dir() == (
+        __import__("pathlib").Path(dash.__file__).resolve().parent.parent / "dashboards")
+    monkeypatch.setenv("CS_ANALYSIS_DASHBOARDS", str(tmp_path))
+    assert dash.dashboards_dir() == tmp_path.resolve()
+
+
+def test_landing_lists_each_dashboard_with_its_question_escaped(tmp_path):
+    write_nb(tmp_path / "a.ipynb", "# A & B\n**Question:** Is <b>x</b> real?\n**For:** VPs")
+    write_nb(tmp_path / "c.ipynb", HEADER)
+    page = landing(tmp_path).value
+    hrefs = re.findall(r'class="cs-card" href="([^"]+)"', page)
+    assert hrefs == ["a.ipynb", "c.ipynb"]
+    assert "A &amp; B" in page and "Is &lt;b&gt;x&lt;/b&gt; real?" in page
+    assert "<b>x</b>" not in page
+    assert "Who is stuck?" in page
+
+
+def test_landing_shows_a_friendly_error_for_a_malformed_dashboard(tmp_path):
+    write_nb(tmp_path / "broken.ipynb", "no header here")
+    page = landing(tmp_path).value
+    assert 'class="cs-error"' in page and "broken.ipynb" in page
+    assert "Traceback" not in page
+
+
+def test_landing_html_with_no_dashboards_says_so():
+    assert "No dashboards" in landing_html([])
+
+
+# -- KPI tiles and CSV --------------------------------------------------------------------
+def test_kpi_tile_shows_value_interval_sample_and_escapes():
+    k = KPI("Logo <retention>", 0.7349, detail="95% CI 70%–77%", n=1234,
+            warning="small sample")
+    tile = k.html()
+    assert 'class="cs-kpi"' in tile and "73%" in tile and "1,234 accounts" in tile
+    assert "Logo &lt;retention&gt;" in tile and "95% CI 70%–77%" in tile
+    assert "small sample" in tile
+    assert KPI("x", float("nan")).text == "–" and KPI("x", None).text == "–"
+
+
+def test_formatters():
+    assert dash.fmt_pct(0.1234, 1) == "12.3%"
+    assert dash.fmt_int(1234567.4) == "1,234,567"
+    assert dash.fmt_money(1_234_567, "USD") == "$1.2M"
+    assert dash.fmt_money(350_000, "JPY") == "¥350.0K"
+    assert dash.fmt_money(950, "CHF") == "950 CHF"
+
+
+def test_csv_data_uri_round_trips_japanese_text():
+    frame = pd.DataFrame({"account_id": ["00042", "00043"],
+                          "account_name": ["株式会社髙橋", "Acme, Inc."], "mrr": ["1.5", "2"]})
+    back = decode_csv(csv_data_uri(frame))
+    pd.testing.assert_frame_equal(back, frame)
+
+
+# -- a dashboard driven through its filters --------------------------------------------------
+def brute_force(tables, **filters):
+    acc = tables["accounts"]
+    for col, value in filters.items():
+        acc = acc[acc[col] == value]
+    subs = tables["subscriptions"]
+    subs = subs[subs["account_id"].isin(acc["account_id"])]
+    return acc, subs
+
+
+def test_filters_offer_the_workspace_values_and_skip_absent_columns(counts, tiny_tables):
+    assert set(counts.filters) == {"segment", "plan"}  # tiny accounts have no region
+    seg = counts.filters["segment"]
+    assert list(seg.options) == [ALL, *sorted(tiny_tables["accounts"]["segment"].unique())]
+    assert "cs-filter" in seg._dom_classes and "cs-filter-segment" in seg._dom_classes
+
+
+def test_setting_a_filter_changes_kpis_and_table_like_pandas(counts, tiny_tables):
+    def check(**filters):
+        acc, subs = brute_force(tiny_tables, **filters)
+        assert counts.kpi("Accounts").value == len(acc)
+        assert counts.kpi("MRR").value == pytest.approx(subs["mrr"].sum())
+        expected = acc.groupby("plan").size().sort_index()
+        got = counts.table.set_index("plan")["accounts"]
+        assert dict(got) == dict(expected)
+        csv = decode_csv(counts.csv_href)
+        assert list(csv["plan"]) == list(expected.index)
+        assert counts.error is None
+
+    check()
+    counts.filters["segment"].value = "SMB"
+    check(segment="SMB")
+    counts.filters["plan"].value = "Pro"
+    check(segment="SMB", plan="Pro")
+    counts.filters["segment"].value = ALL
+    check(plan="Pro")
+
+
+def test_views_are_cached_per_filter_values(counts):
+    assert counts.calls == 1
+    counts.filters["segment"].value = "SMB"
+    counts.filters["segment"].value = ALL
+    counts.filters["segment"].value = "SMB"
+    assert counts.calls == 2
+
+
+def test_chart_widgets_are_reused_across_refreshes(counts):
+    first = counts._chart_widgets["plans"]
+    counts.filters["segment"].value = "Enterprise"
+    assert counts._chart_widgets["plans"] is first
+    assert first.chart is counts.charts["plans"]
+
+
+def test_header_comes_from_the_info_and_is_escaped(tiny_ws, tmp_path):
+    info = read_info(write_nb(tmp_path / "x.ipynb",
+                              "# Counts <i>\n**Question:** How many?\n**For:** CSMs & VPs"))
+    app = CountsDashboard(tiny_ws, info=info)
+    header = app._header.value
+    assert 'class="cs-header"' in header and "Counts &lt;i&gt;" in header
+    assert "How many?" in header and "CSMs &amp; VPs" in header
+    assert "Data as of" in header
+
+
+def test_table_on_screen_is_capped_but_the_csv_has_every_row(tiny_ws):
+    class Many(Dashboard):
+        max_table_rows = 5
+
+        def compute(self, params):
+            return View(table=pd.DataFrame({"i": range(12)}))
+
+    app = Many(tiny_ws)
+    assert "Showing 5 of 12 rows" in app._table_body.value
+    assert len(decode_csv(app.csv_href)) == 12
+
+
+# -- errors are friendly, never tracebacks ----------------------------------------------------
+class SurveyDashboard(Dashboard):
+    def compute(self, params):
+        t = self.ws.table("survey_responses", columns=["score"])
+        return View(table=t.to_pandas())
+
+
+def test_missing_table_shows_a_friendly_error(tiny_ws, capfd):
+    app = SurveyDashboard(tiny_ws)
+    assert app.error is not None and "has no survey_responses table" in app.error
+    shown = app._message.value
+    assert 'class="cs-error"' in shown and "survey_responses" in shown
+    assert "Traceback" not in shown
+    assert app.kpis == [] and app.table.empty
+    assert app._kpis.layout.display == "none" and app._charts.layout.display == "none"
+    # the details go to the server log (the kernel's real stderr), not to the page
+    assert "Traceback" in capfd.readouterr().err
+
+
+def test_an_error_clears_when_a_filter_change_succeeds(tiny_ws):
+    class Flaky(CountsDashboard):
+        def compute(self, params):
+            if params["segment"] == "Enterprise":
+                raise ValueError("boom <script>")
+            return super().compute(params)
+
+    app = Flaky(tiny_ws)
+    app.filters["segment"].value = "Enterprise"
+    assert "ValueError" in app.error and "<script>" not in app._message.value
+    assert "boom" not in app._message.value  # internals stay in the log
+    app.filters["segment"].value = "SMB"
+    assert app.error is None and app.kpi("Accounts").value == 2
+    assert app._kpis.layout.display is None
+
+
+def test_launch_reports_a_missing_workspace_without_a_traceback(tmp_path):
+    panel = CountsDashboard.launch(str(tmp_path / "nope.duckdb"))
+    assert isinstance(panel, ErrorPanel)
+    assert "no workspace at" in panel.error
+    html = panel.widget.children[1].value
+    assert 'class="cs-error"' in html and "cs-app" in panel.widget._dom_classes
+
+
+def test_launch_reports_a_missing_table(tiny_ws):
+    app = SurveyDashboard.launch(tiny_ws)
+    assert "has no survey_responses table" in app.error
+
+
+def test_launch_opens_a_workspace_path(tmp_path, tiny_tables):
+    path = write_workspace(tmp_path / "w.duckdb", tiny_tables)
+    app = CountsDashboard.launch(str(path))
+    assert isinstance(app, CountsDashboard)
+    assert app.kpi("Accounts").value == len(tiny_tables["accounts"])
+    bundle = app._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+
+
+def test_friendly_error_messages():
+    msg, hint = dash.friendly_error(WorkspaceError("this workspace (x) has no t table"))
+    assert msg == "this workspace (x) has no t table" and "cs-analysis load" in hint
+    msg, hint = dash.friendly_error(KeyError("secret internals"))
+    assert "KeyError" in msg and "secret" not in msg and "log" in hint
+
+
+def test_scoped_applies_account_filters_and_signup_range(tiny_ws, tiny_tables):
+    app = CountsDashboard(tiny_ws)
+    ws = app.scoped({"segment": "SMB", "plan": ALL,
+                     "signup_between": (dt.date(2024, 2, 1), dt.date(2024, 2, 29))})
+    ids = sorted(ws.table("accounts").to_pandas()["account_id"])
+    acc = tiny_tables["accounts"]
+    expected = acc[(acc.segment == "SMB") & (acc.signup_date >= dt.date(2024, 2, 1))
+                   & (acc.signup_date <= dt.date(2024, 2, 29))]
+    assert ids == sorted(expected["account_id"])
+    assert app.scoped({"segment": ALL}) is tiny_ws
+
+
+# -- serving ------------------------------------------------------------------------------
+def test_voila_config_keeps_everything_local_and_preheated():
+    from cs_analysis.serve import voila_config
+
+    cfg = voila_config(port=9001, host="127.0.0.1", token=None, pool_size=2)
+    assert cfg["Voila"]["ip"] == "127.0.0.1" and cfg["Voila"]["port"] == 9001
+    assert cfg["Voila"]["port_retries"] == 0 and cfg["Voila"]["token"] == ""
+    vc = cfg["VoilaConfiguration"]
+    assert vc["template"] == "cs" and vc["preheat_kernel"] is True
+    assert vc["show_tracebacks"] is False and vc["strip_sources"] is True
+    pools = cfg["VoilaKernelManager"]["kernel_pools_config"]
+    assert pools["default"]["pool_size"] == 2 and pools[dash.LANDING]["pool_size"] == 1
+    cold = voila_config(preheat=False, token="s3cret")
+    assert cold["VoilaConfiguration"]["preheat_kernel"] is False
+    assert "VoilaKernelManager" not in cold and cold["Voila"]["token"] == "s3cret"
+
+
+@pytest.mark.parametrize("host, local", [
+    ("127.0.0.1", True), ("localhost", True), ("::1", True), ("127.0.0.2", True),
+    ("0.0.0.0", False), ("192.168.1.5", False), ("myhost.example", False),
+])
+def test_is_loopback(host, local):
+    from cs_analysis.serve import is_loopback
+
+    assert is_loopback(host) is local
+
+
+def test_serve_refuses_a_public_address_without_a_token(monkeypatch, capsys):
+    from cs_analysis import serve as srv
+
+    monkeypatch.delenv("CS_ANALYSIS_TOKEN", raising=False)
+    started = []
+    monkeypatch.setattr(srv.subprocess, "Popen", lambda *a, **k: started.append(a))
+    assert srv.serve(host="0.0.0.0", port=9) == 2
+    assert "refusing" in capsys.readouterr().err and not started
+
+
+def test_serve_passes_workspace_template_and_token_to_voila(monkeypatch, tmp_path,
+                                                          tiny_tables, capsys):
+    from cs_analysis import serve as srv
+
+    path = write_workspace(tmp_path / "w.duckdb", tiny_tables)
+    seen = {}
+
+    class FakeProc:
+        def __init__(self, cmd, env):
+            seen["cmd"], seen["env"] = cmd, env
+            conf_dir = cmd[-1].split("=", 1)[1]
+            seen["config"] = json.loads((__import__("pathlib").Path(conf_dir)
+                                         / "voila.json").read_text())
+
+        def wait(self):
+            return 0
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(srv.subprocess, "Popen", FakeProc)
+    monkeypatch.chdir(tmp_path)
+    rc = srv.serve(workspace=str(path.name), host="0.0.0.0", port=9123, token="s3cret")
+    assert rc == 0
+    assert seen["env"]["CS_WORKSPACE"] == str(path.resolve())  # absolute for kernels
+    assert seen["env"]["JUPYTER_PATH"].split(":")[0] == str(srv.template_root())
+    assert seen["cmd"][1:3] == ["-m", "voila"]
+    assert seen["cmd"][3] == str(dash.dashboards_dir())
+    assert "s3cret" not in " ".join(seen["cmd"])  # never on a command line
+    assert seen["config"]["Voila"]["token"] == "s3cret"
+    assert seen["config"]["Voila"]["ip"] == "0.0.0.0"
+    assert "http://127.0.0.1:9123/" in capsys.readouterr().out
+
+
+def test_serve_reports_a_missing_workspace(capsys, tmp_path):
+    from cs_analysis.serve import serve
+
+    assert serve(workspace=str(tmp_path / "missing.duckdb")) == 2
+    assert "no workspace at" in capsys.readouterr().err
+
+
+def test_template_makes_no_external_requests():
+    from cs_analysis.serve import template_root
+
+    folder = template_root() / "voila" / "templates" / "cs"
+    files = sorted(p.name for p in folder.iterdir())
+    assert {"conf.json", "index.html.j2", "page.html", "tree.html"} <= set(files)
+    for p in folder.iterdir():
+        text = p.read_text()
+        assert not re.search(r"(src|href)=[\"']https?://", text), p
+        assert "cdn." not in text.replace("cdn.jsdelivr.net (the", ""), p
+
+
+def test_cli_serve_options():
+    from cs_analysis.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["serve", "--host", "0.0.0.0", "--token", "t", "--allow-no-token", "--pool-size", "2"])
+    assert (args.host, args.token, args.allow_no_token, args.pool_size) == (
+        "0.0.0.0", "t", True, 2)
