@@ -82,8 +82,12 @@ __all__ = [
     "friendly_error",
     "landing",
     "landing_html",
+    "fmt_int",
+    "fmt_money",
+    "fmt_pct",
     "range_filter",
     "read_info",
+    "table_html",
     "toggle_filter",
 ]
 
@@ -441,9 +445,9 @@ _CSS = """
 .cs-table-scroll table { border-collapse: collapse; font-size: 12.5px; width: 100%;
   font-variant-numeric: tabular-nums; }
 .cs-table-scroll th { position: sticky; top: 0; background: #f0f4f8; color: #334e68;
-  text-align: right; padding: 6px 8px; border-bottom: 1px solid #d9e2ec; }
-.cs-table-scroll td { text-align: right; padding: 4px 8px; border-bottom: 1px solid #f0f4f8; }
-.cs-table-scroll th:first-child, .cs-table-scroll td:first-child { text-align: left; }
+  text-align: left; padding: 6px 10px; border-bottom: 1px solid #d9e2ec; white-space: nowrap; }
+.cs-table-scroll td { text-align: left; padding: 4px 10px; border-bottom: 1px solid #f0f4f8; }
+.cs-table-scroll .cs-num { text-align: right; }
 .cs-table-more { font-size: 12px; color: #829ab1; margin-top: 6px; }
 .cs-error { background: #fff5f5; border: 1px solid #f5b5b5; border-left: 5px solid #d64545;
   border-radius: 10px; padding: 14px 18px; color: #610404; }
@@ -454,7 +458,7 @@ _CSS = """
 .cs-landing { max-width: 900px; }
 .cs-landing h1 { font-size: 26px; margin: 8px 0 4px; }
 .cs-landing .cs-lead { color: #486581; margin: 0 0 18px; }
-.cs-cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(280px, 1fr));
+.cs-cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr));
   gap: 14px; }
 .cs-card { display: block; background: #fff; border-radius: 10px; padding: 16px 18px;
   box-shadow: 0 1px 3px rgba(15, 23, 42, .08); border-left: 5px solid var(--cs-accent);
@@ -819,7 +823,7 @@ class Dashboard:
         for p in panels:
             box = self._panel_boxes.get(p.key)
             if box is None:
-                title, caption, body = widgets.HTML(), widgets.HTML(), widgets.Box()
+                title, caption, body = widgets.HTML(), widgets.HTML(), widgets.VBox()
                 box = widgets.VBox([title, body, caption])
                 box.add_class("cs-chart")
                 box.add_class(f"cs-chart-{p.key}")
@@ -855,10 +859,7 @@ class Dashboard:
             return
         self._table.layout.display = None
         shown = frame.head(self.max_table_rows)
-        formatters = {c: _safe_format(f) for c, f in view.table_formats.items()
-                      if c in shown.columns}
-        body = shown.to_html(index=False, border=0, na_rep="–", escape=True,
-                             formatters=formatters, classes="cs-table-grid")
+        body = table_html(shown, view.table_formats)
         more = (f'<div class="cs-table-more">Showing {len(shown):,} of {len(frame):,} rows; '
                 "the CSV has them all.</div>" if len(frame) > len(shown) else "")
         self._table_body.value = f'<div class="cs-table-scroll">{body}</div>{more}'
@@ -872,8 +873,46 @@ class Dashboard:
         return self.widget._repr_mimebundle_(**kwargs)
 
 
-def _safe_format(f: Callable[[Any], str]) -> Callable[[Any], str]:
-    return lambda v: "–" if _missing(v) else f(v)
+def table_html(frame: pd.DataFrame,
+               formats: Mapping[str, Callable[[Any], str]] | None = None) -> str:
+    """An HTML table of ``frame``: escaped cells, numbers right-aligned, ``–`` for missing.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Rows to show.
+    formats : mapping, optional
+        Column → formatter (e.g. :func:`fmt_pct`); other numbers get thousands separators,
+        dates their ISO form.
+    """
+    formats = dict(formats or {})
+    numeric = {c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])
+               and not pd.api.types.is_bool_dtype(frame[c])}
+
+    def cell(col, value) -> str:
+        if _missing(value):
+            return "–"
+        if col in formats:
+            return formats[col](value)
+        if isinstance(value, pd.Timestamp):
+            return value.date().isoformat() if value == value.normalize() else str(value)
+        if isinstance(value, dt.date):
+            return value.isoformat()
+        if col in numeric and isinstance(value, float):
+            return f"{value:,.2f}" if abs(value) < 1000 else f"{value:,.0f}"
+        if col in numeric and not isinstance(value, bool):
+            return f"{value:,}"
+        return str(value)
+
+    cls = {c: ' class="cs-num"' if c in numeric else "" for c in frame.columns}
+    head = "".join(f"<th{cls[c]}>{esc(c)}</th>" for c in frame.columns)
+    rows = []
+    for values in frame.itertuples(index=False, name=None):
+        tds = "".join(f"<td{cls[c]}>{esc(cell(c, v))}</td>"
+                      for c, v in zip(frame.columns, values, strict=True))
+        rows.append(f"<tr>{tds}</tr>")
+    return (f'<table class="cs-table-grid"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>')
 
 
 def _freeze(value):

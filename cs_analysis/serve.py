@@ -45,7 +45,17 @@ from pathlib import Path
 
 from cs_analysis.dashboard import LANDING, dashboards_dir
 
-__all__ = ["ServeError", "resolve_workspace", "serve", "template_root", "voila_config"]
+__all__ = [
+    "CHROMIUM",
+    "CHROMIUM_ARGS",
+    "DashboardServer",
+    "ServeError",
+    "free_port",
+    "resolve_workspace",
+    "serve",
+    "template_root",
+    "voila_config",
+]
 
 #: Name of the Voila template shipped with the package.
 TEMPLATE = "cs"
@@ -233,6 +243,153 @@ def serve(workspace=None, port: int = 8866, host: str = "127.0.0.1", token: str 
               f"  open {url}{'?token=<your token>' if token else ''}", flush=True)
         proc = subprocess.Popen(cmd, env=env)
         return _wait(proc)
+
+
+#: Debian's Chromium, driven by Playwright in the browser tests and benchmarks (Playwright
+#: must never download a browser here).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run")
+
+
+class DashboardServer:
+    """``cs-analysis serve`` running in the background (browser tests and benchmarks).
+
+    Starts the command in its own process group on a free localhost port, waits until
+    the landing page answers, and stops the whole group (Voila and its kernels) on
+    :meth:`stop` or when used as a context manager.
+
+    Parameters
+    ----------
+    workspace : str or Path
+        Workspace the dashboards read.
+    port : int, optional
+        Port; default a free one.
+    log_path : str or Path, optional
+        File receiving the server's output; default a temporary file.
+    extra_args : sequence of str
+        More ``cs-analysis serve`` arguments (e.g. ``["--pool-size", "2"]``).
+    env : mapping, optional
+        Extra environment variables.
+    timeout : float
+        Seconds to wait for the server to answer.
+    """
+
+    def __init__(self, workspace, *, port: int | None = None, log_path=None,
+                 extra_args=(), env=None, timeout: float = 120.0):
+        self.workspace = str(workspace)
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self._own_log = log_path is None
+        if log_path is None:
+            fd, log_path = tempfile.mkstemp(prefix="cs-serve-", suffix=".log")
+            os.close(fd)
+        self.log_path = Path(log_path)
+        self.extra_args = list(extra_args)
+        self.env = dict(env or {})
+        self.timeout = timeout
+        self.proc: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        """The ``cs-analysis serve`` command line."""
+        script = Path(sys.executable).with_name("cs-analysis")
+        head = [str(script)] if script.exists() else [sys.executable, "-m", "cs_analysis.cli"]
+        return [*head, "serve", "--workspace", self.workspace, "--host", "127.0.0.1",
+                "--port", str(self.port), *self.extra_args]
+
+    def start(self) -> DashboardServer:
+        """Start the server and wait until it answers (raises with the log if it dies)."""
+        import time
+        import urllib.error
+        import urllib.request
+
+        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+        self._log = open(self.log_path, "w", encoding="utf-8")  # noqa: SIM115 - closed in stop
+        self.proc = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT,
+                                     env=env, start_new_session=True)
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.stop()
+                raise ServeError(f"the dashboard server exited with {self.proc.returncode}:\n"
+                                 f"{self.log_text()}")
+            try:
+                with urllib.request.urlopen(self.url, timeout=2) as resp:
+                    if resp.status == 200:
+                        return self
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.25)
+        self.stop()
+        raise ServeError(f"the dashboard server did not answer within {self.timeout:.0f} s:\n"
+                         f"{self.log_text()}")
+
+    def log_text(self) -> str:
+        """Everything the server printed so far."""
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    def processes(self) -> list[int]:
+        """Ids of the live processes of the server's group (server, Voila, kernels)."""
+        if self.proc is None:
+            return []
+        try:
+            import psutil
+        except ImportError:  # pragma: no cover - psutil comes with jupyter
+            return []
+        out = []
+        for p in psutil.process_iter(["pid", "status"]):
+            try:
+                if (os.getpgid(p.pid) == self.proc.pid
+                        and p.info["status"] != psutil.STATUS_ZOMBIE):
+                    out.append(p.pid)
+            except (ProcessLookupError, PermissionError, psutil.Error):
+                continue
+        return out
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the server's whole process group: SIGTERM, then SIGKILL after ``timeout``."""
+        import time
+
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        deadline = time.monotonic() + timeout
+        while self.processes() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if self.processes():
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=10)
+        if getattr(self, "_log", None) is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> DashboardServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _wait(proc: subprocess.Popen) -> int:

@@ -434,3 +434,13 @@ def test_cli_serve_options():
         ["serve", "--host", "0.0.0.0", "--token", "t", "--allow-no-token", "--pool-size", "2"])
     assert (args.host, args.token, args.allow_no_token, args.pool_size) == (
         "0.0.0.0", "t", True, 2)
+
+
+def test_table_html_escapes_formats_and_aligns_numbers():
+    frame = pd.DataFrame({"name": ["<b>A</b>", None], "rate": [0.5, float("nan")],
+                          "accounts": [1200, 3], "day": [dt.date(2024, 1, 5), None]})
+    out = dash.table_html(frame, {"rate": dash.fmt_pct})
+    assert "&lt;b&gt;A&lt;/b&gt;" in out and "<b>A</b>" not in out
+    assert '<td class="cs-num">50%</td>' in out and '<td class="cs-num">1,200</td>' in out
+    assert "<td>2024-01-05</td>" in out and out.count(">–<") == 3
+    assert '<th class="cs-num">rate</th>' in out and "<th>name</th>" in out
