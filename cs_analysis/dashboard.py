@@ -50,7 +50,7 @@ import re
 import sys
 import traceback
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -274,6 +274,8 @@ class KPI:
         What ``n`` counts ("accounts").
     warning : str
         Shown on the tile when the number should not be trusted (small sample).
+    pending : bool
+        Still being computed (a first, partial view of :meth:`Dashboard.stages`).
     """
 
     label: str
@@ -283,10 +285,13 @@ class KPI:
     n: int | None = None
     n_label: str = "accounts"
     warning: str = ""
+    pending: bool = False
 
     @property
     def text(self) -> str:
-        """The value as shown on the tile."""
+        """The value as shown on the tile (``…`` while pending, ``–`` when missing)."""
+        if self.pending:
+            return "…"
         return "–" if _missing(self.value) else self.format(self.value)
 
     def html(self) -> str:
@@ -295,8 +300,9 @@ class KPI:
              if self.n is not None else "")
         warn = (f'<div class="cs-kpi-warning">{esc(self.warning)}</div>'
                 if self.warning else "")
+        cls = "cs-kpi cs-pending" if self.pending else "cs-kpi"
         return (
-            f'<div class="cs-kpi" data-label="{esc(self.label)}">'
+            f'<div class="{cls}" data-label="{esc(self.label)}">'
             f'<div class="cs-kpi-label">{esc(self.label)}</div>'
             f'<div class="cs-kpi-value">{esc(self.text)}</div>'
             f'<div class="cs-kpi-detail">{esc(self.detail)}</div>{n}{warn}</div>'
@@ -321,6 +327,9 @@ class Panel:
         Span the full width of the chart area.
     empty : str
         Text shown when there is nothing to chart in this scope.
+    pending : bool
+        Still being computed: the panel keeps its previous chart, dimmed and marked
+        "updating", until the next stage of :meth:`Dashboard.stages` replaces it.
     """
 
     key: str
@@ -329,6 +338,7 @@ class Panel:
     caption: str = ""
     wide: bool = False
     empty: str = "Nothing to show for this selection."
+    pending: bool = False
 
 
 @dataclass
@@ -453,8 +463,8 @@ _CSS = """
   border-radius: 10px; padding: 14px 18px; color: #610404; }
 .cs-error-title { font-weight: 700; margin-bottom: 4px; }
 .cs-error-hint { color: #8a4b4b; font-size: 13px; margin-top: 6px; }
-.cs-busy .cs-kpis, .cs-busy .cs-charts, .cs-busy .cs-table { opacity: .55;
-  transition: opacity .15s; }
+.cs-pending { opacity: .45; transition: opacity .15s; }
+.cs-updating { font-size: 12px; font-weight: 400; color: #829ab1; margin-left: 6px; }
 .cs-landing { max-width: 900px; }
 .cs-landing h1 { font-size: 26px; margin: 8px 0 4px; }
 .cs-landing .cs-lead { color: #486581; margin: 0 0 18px; }
@@ -668,8 +678,19 @@ class Dashboard:
         return {}
 
     def compute(self, params: Mapping[str, Any]) -> View:
-        """The view for these filter values (pure: same values, same view)."""
+        """The complete view for these filter values (pure: same values, same view)."""
         raise NotImplementedError
+
+    def stages(self, params: Mapping[str, Any]) -> Iterator[View]:
+        """Successive views for these filter values; the last one is complete.
+
+        The default yields :meth:`compute`. Override it to show fast parts first: yield
+        a view whose slow KPIs and panels are marked ``pending=True``, then the complete
+        view (and let :meth:`compute` return the last stage). Each stage is drawn as soon
+        as it is yielded, so a viewer sees the fast charts change while slow ones are
+        still being computed.
+        """
+        yield self.compute(params)
 
     # -- helpers for subclasses -----------------------------------------------------
     def params(self) -> dict[str, Any]:
@@ -783,13 +804,14 @@ class Dashboard:
         try:
             view = self._cache.get(key)
             if view is None:
-                view = self.compute(params)
+                for view in self.stages(params):
+                    self._draw(view)
                 self._cache[key] = view
                 while len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
             else:
                 self._cache.move_to_end(key)
-            self._draw(view)
+                self._draw(view)
         except Exception as exc:  # noqa: BLE001 - shown to people, logged for analysts
             _log_exception(exc)
             self._show_error(*friendly_error(exc))
@@ -829,13 +851,22 @@ class Dashboard:
                 box.add_class(f"cs-chart-{p.key}")
                 self._panel_boxes[p.key] = box
             title, body, caption = box.children
-            title.value = f'<div class="cs-chart-title">{esc(p.title)}</div>'
+            mark = ' <span class="cs-updating">updating…</span>' if p.pending else ""
+            title.value = f'<div class="cs-chart-title">{esc(p.title)}{mark}</div>'
             caption.value = (f'<div class="cs-chart-caption">{esc(p.caption)}</div>'
                              if p.caption else "")
             if p.wide:
                 box.add_class("cs-wide")
             else:
                 box.remove_class("cs-wide")
+            if p.pending:
+                box.add_class("cs-pending")
+                if not body.children:
+                    body.children = (widgets.HTML(
+                        '<div class="cs-chart-empty">Computing…</div>'),)
+                boxes.append(box)
+                continue
+            box.remove_class("cs-pending")
             if p.chart is None:
                 empty = widgets.HTML(f'<div class="cs-chart-empty">{esc(p.empty)}</div>')
                 body.children = (empty,)

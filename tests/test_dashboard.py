@@ -444,3 +444,43 @@ def test_table_html_escapes_formats_and_aligns_numbers():
     assert '<td class="cs-num">50%</td>' in out and '<td class="cs-num">1,200</td>' in out
     assert "<td>2024-01-05</td>" in out and out.count(">–<") == 3
     assert '<th class="cs-num">rate</th>' in out and "<th>name</th>" in out
+
+
+class Staged(CountsDashboard):
+    """Shows the account count first, MRR (the 'slow' part) in a second stage."""
+
+    def __init__(self, ws, **kwargs):
+        self.drawn = []
+        super().__init__(ws, **kwargs)
+
+    def stages(self, params):
+        full = self.compute(params)
+        first = View(kpis=[full.kpis[0], KPI("MRR", None, pending=True)],
+                     panels=[Panel("plans", "Accounts by plan", pending=True)],
+                     table=full.table)
+        yield first
+        yield full
+
+    def _draw(self, view):
+        self.drawn.append(view)
+        super()._draw(view)
+
+
+def test_stages_draw_fast_parts_first_and_cache_the_complete_view(tiny_ws, tiny_tables):
+    app = Staged(tiny_ws)
+    assert len(app.drawn) == 2 and app.drawn[0].kpis[1].pending
+    assert 'cs-kpi cs-pending' in app.drawn[0].kpis[1].html()
+    assert app.drawn[0].kpis[1].text == "…"
+    assert not any(k.pending for k in app.kpis)  # what stays on screen is complete
+    chart_box = app._panel_boxes["plans"]
+    assert "cs-pending" not in chart_box._dom_classes
+    first_chart = app._chart_widgets["plans"]
+
+    app.drawn.clear()
+    app.filters["segment"].value = "SMB"
+    assert len(app.drawn) == 2
+    assert app.kpi("Accounts").value == (tiny_tables["accounts"].segment == "SMB").sum()
+    assert app._chart_widgets["plans"] is first_chart  # pending kept the widget
+    app.drawn.clear()
+    app.filters["segment"].value = ALL
+    assert len(app.drawn) == 1 and not app.drawn[0].kpis[1].pending  # from the cache
