@@ -2,22 +2,49 @@
 
 Public API (signatures are stable; notebooks and dashboards rely on them):
 
-- :func:`cohort_retention` -- logo retention per signup cohort and period.
-- :func:`average_retention` / :func:`retention_curve` -- cohort-size-weighted curve.
-- :func:`revenue_retention` -- MRR bridge, GRR / NRR per cohort and trailing 12 months.
-- :func:`account_lifetimes` -- per-account lifetime (signup to churn, or censored).
+- :func:`cohort_retention` -- logo retention per signup cohort and period (contract or
+  activity basis, bounded or unbounded).
+- :func:`average_retention` / :func:`retention_curve` -- the cohort-size-weighted curve
+  over the cohorts observable at each period, with Wilson intervals.
+- :func:`revenue_retention` -- MRR bridge (new, reactivated, expansion, contraction,
+  churned), GRR / NRR per cohort and over trailing 12-month windows.
+- :func:`account_lifetimes` -- per-account lifetime, signup to churn or censored.
 - :func:`survival` -- Kaplan-Meier curves, median lifetime, log-rank test.
 - :func:`churn_drivers` -- Cox proportional-hazards hazard ratios.
+
+Definitions (metrics.md, "Time" and "Retention")
+------------------------------------------------
+- **period**: a calendar month or quarter, numbered as one integer (month:
+  ``year * 12 + month - 1``; quarter: ``year * 4 + quarter - 1``). A period is
+  **observable** when its last day is on or before the as-of date.
+- **subscription coverage**: a subscription covers day ``d`` when
+  ``start_date <= d < end_date`` (null ``end_date``: still running).
+- **cohort**: the accounts whose ``signup_date`` falls in a given period; **period k** of
+  a cohort is the k-th calendar period after the signup period (k = 0: the signup period).
+- Accounts that sign up after the as-of date do not exist yet at that date and are left
+  out of every analysis here. Usage events are placed in calendar periods by their
+  stored (UTC) timestamp, like the workspace's usage rollup.
+
+Heavy work over ``usage_events`` and ``subscriptions`` runs in the engine (Ibis on the
+workspace's backend): only per-account or aggregated frames come back to pandas, where
+statsmodels does the statistics.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import ibis
+import numpy as np
 import pandas as pd
 
+from cs_analysis.workspace import WorkspaceError, _to_date
+
 __all__ = [
+    "BRIDGE_COMPONENTS",
     "RevenueRetention",
     "SurvivalResult",
     "account_lifetimes",
@@ -29,65 +56,1102 @@ __all__ = [
     "survival",
 ]
 
+GRAINS = ("month", "quarter")
+BASES = ("contract", "activity")
+KINDS = ("bounded", "unbounded")
+#: Label of the group holding every account when no ``by`` column is given.
+ALL = "All accounts"
+#: Label of accounts whose ``by`` column is null.
+MISSING = "(missing)"
+#: Rows of the MRR bridge, in waterfall order (``start + changes = end``).
+BRIDGE_COMPONENTS = ("start", "new", "reactivated", "expansion", "contraction", "churned",
+                     "end")
+_CHANGES = BRIDGE_COMPONENTS[1:-1]
+
+
+# -- periods -----------------------------------------------------------------------------
+def _check_choice(name: str, value: str, allowed: Sequence[str]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not supported; expected one of {list(allowed)}")
+    return value
+
+
+def _period_of(d: dt.date, grain: str) -> int:
+    """Period number of date ``d``."""
+    if grain == "month":
+        return d.year * 12 + d.month - 1
+    return d.year * 4 + (d.month - 1) // 3
+
+
+def _period_start(p: int, grain: str) -> dt.date:
+    """First day of period ``p``."""
+    if grain == "month":
+        return dt.date(p // 12, p % 12 + 1, 1)
+    return dt.date(p // 4, (p % 4) * 3 + 1, 1)
+
+
+def _period_end(p: int, grain: str) -> dt.date:
+    """Last day of period ``p``."""
+    return _period_start(p + 1, grain) - dt.timedelta(days=1)
+
+
+def _period_label(p: int, grain: str) -> str:
+    """``2024-01`` for months, ``2024-Q1`` for quarters."""
+    if grain == "month":
+        return f"{p // 12:04d}-{p % 12 + 1:02d}"
+    return f"{p // 4:04d}-Q{p % 4 + 1}"
+
+
+def _last_observable(as_of: dt.date, grain: str) -> int:
+    """The latest period whose last day is on or before ``as_of``."""
+    p = _period_of(as_of, grain)
+    return p if _period_end(p, grain) <= as_of else p - 1
+
+
+def _period_expr(col, grain: str):
+    """Ibis expression: period number of a date or timestamp column."""
+    if grain == "month":
+        return col.year() * 12 + col.month() - 1
+    return col.year() * 4 + col.quarter() - 1
+
+
+def _resolve_as_of(ws, as_of) -> dt.date:
+    return ws.as_of if as_of is None else _to_date(as_of)
+
+
+def _ts(d: dt.date):
+    """A timestamp literal at midnight of ``d`` (for comparisons with ``*_at`` columns)."""
+    return ibis.timestamp(dt.datetime(d.year, d.month, d.day))
+
+
+# -- accounts --------------------------------------------------------------------------
+def _by_list(by) -> list[str]:
+    if by is None:
+        return []
+    if isinstance(by, str):
+        return [by]
+    return list(by)
+
+
+def _accounts(ws, as_of: dt.date, by=None, grain: str | None = None):
+    """Scoped accounts that exist at ``as_of``: ``account_id, signup_date[, c][, _g]``.
+
+    ``c`` is the signup period (when ``grain`` is given); ``_g`` the ``by`` column as text
+    with nulls labelled :data:`MISSING` (when ``by`` is one column name).
+    """
+    cols = ["account_id", "signup_date", *_by_list(by)]
+    acc = ws.table("accounts", columns=cols)
+    acc = acc.filter(acc.signup_date <= as_of)
+    fields = {"account_id": acc.account_id, "signup_date": acc.signup_date}
+    if grain is not None:
+        fields["c"] = _period_expr(acc.signup_date, grain).cast("int64")
+    if isinstance(by, str):
+        fields["_g"] = acc[by].cast("string").fill_null(MISSING)
+    return acc.select(**fields)
+
+
+def _subscriptions(ws):
+    """Scoped subscriptions with ``end_date`` (null when the column is absent)."""
+    has_end = ws.has("subscriptions", "end_date")
+    cols = ["account_id", "start_date", "mrr"] + (["end_date"] if has_end else [])
+    subs = ws.table("subscriptions", columns=cols)
+    if not has_end:
+        subs = subs.mutate(end_date=ibis.null("date"))
+    return subs
+
+
+def _group_cols(by) -> list[str]:
+    return ["_g"] if by is not None else []
+
+
+def _rename_group(frame: pd.DataFrame, by) -> pd.DataFrame:
+    return frame.rename(columns={"_g": by}) if by is not None else frame
+
+
+# -- cohort retention ------------------------------------------------------------------
+def _active_periods(ws, grain: str, as_of: dt.date, events):
+    """Distinct ``(account_id, p)`` with at least one usage event in period ``p``.
+
+    Only events on or before ``as_of`` count. Uses the workspace's account x month
+    rollup when it exists and no event set is chosen (exact for whole months before the
+    as-of month; the as-of month comes from the rollup only when no event can be dated
+    after ``as_of``, otherwise from the raw events up to ``as_of``). Otherwise aggregates
+    ``usage_events`` in the engine.
+    """
+    m_asof = _period_of(as_of, "month")
+    roll = ws.usage_rollup() if events is None else None
+    if roll is not None:
+        complete = (ws.config.get("as_of") is None and as_of >= ws.as_of) or (
+            _period_end(m_asof, "month") == as_of)
+        if complete:
+            months = roll.filter(roll.events > 0, roll.month <= m_asof)
+            months = months.select("account_id", m=months.month.cast("int64"))
+        else:
+            early = roll.filter(roll.events > 0, roll.month < m_asof)
+            early = early.select("account_id", m=early.month.cast("int64"))
+            ev = ws.table("usage_events", columns=["account_id", "event_at"])
+            start = _period_start(m_asof, "month")
+            late = ev.filter(ev.event_at >= _ts(start),
+                             ev.event_at < _ts(as_of + dt.timedelta(days=1)))
+            late = late.select("account_id", m=ibis.literal(m_asof, "int64")).distinct()
+            months = early.union(late)
+    else:
+        need = ["account_id", "event_at"] + (["event_name"] if events is not None else [])
+        ev = ws.table("usage_events", columns=need)
+        ev = ev.filter(ev.event_at < _ts(as_of + dt.timedelta(days=1)))
+        if events is not None:
+            ev = ev.filter(ev.event_name.isin([str(e) for e in events]))
+        months = ev.select("account_id",
+                           m=_period_expr(ev.event_at, "month").cast("int64")).distinct()
+    if grain == "month":
+        return months.select("account_id", p=months.m).distinct()
+    return months.select("account_id", p=(months.m // 3).cast("int64")).distinct()
+
+
+def _coverage_intervals(ws, grain: str, p_obs: int):
+    """Per subscription, the observable periods whose last day it covers: ``[lo, hi]``.
+
+    A subscription covers the last day of period p iff
+    ``period(start_date) <= p <= period(end_date) - 1`` (``end_date`` is the first day
+    without service); ``hi`` is capped at the last observable period ``p_obs``.
+    """
+    subs = _subscriptions(ws)
+    lo = _period_expr(subs.start_date, grain).cast("int64")
+    hi = subs.end_date.isnull().ifelse(
+        ibis.literal(p_obs, "int64"),
+        ibis.least(_period_expr(subs.end_date, grain).cast("int64") - 1, p_obs))
+    iv = subs.select("account_id", lo=lo, hi=hi)
+    return iv.filter(iv.lo <= iv.hi)
+
+
+def _empty_cohort_frame(by) -> pd.DataFrame:
+    cols = ["cohort", "cohort_label", "period", *_by_list(by), "period_end", "accounts",
+            "retained", "rate", "observable", "kind", "basis"]
+    return pd.DataFrame({c: [] for c in cols})
+
 
 def cohort_retention(ws, grain: str = "month", basis: str = "contract", by: str | None = None,
                      periods: int | None = None, *, kind: str = "bounded",
                      events: Sequence[str] | None = None, as_of=None) -> pd.DataFrame:
-    """Logo retention per signup cohort and period (stub; implementation follows)."""
-    raise NotImplementedError
+    """Logo retention per signup cohort and period.
+
+    Definitions (metrics.md):
+
+    - **cohort**: the accounts whose ``signup_date`` falls in a given calendar period
+      (month or quarter); **period k** of a cohort is the k-th calendar period after the
+      signup period (k = 0 is the signup period).
+    - **contract retained at k** (``basis="contract"``): a subscription covers the last
+      day of period k (``start_date <= day < end_date``, null ``end_date`` = running).
+    - **activity retained, bounded** (``basis="activity", kind="bounded"``, "active at
+      k"): the account has at least one usage event (of the chosen ``events``, if any)
+      in period k.
+    - **activity retained, unbounded** (``kind="unbounded"``, "active at k or later"):
+      the account's last active period, counting events up to the as-of date, is k or
+      later.
+    - **contract retained, unbounded**: covered on the last day of some observable
+      period k or later.
+    - **rate** = retained / accounts in the cohort.
+    - A period is **observable** when its last day is on or before the as-of date. Cells
+      of periods that are not observable are returned with ``observable=False`` and no
+      rate (NaN) and no retained count (NA): they are censored, never 0%, and
+      :func:`average_retention` leaves them out.
+
+    Parameters
+    ----------
+    ws : Workspace
+        The (possibly scoped) workspace.
+    grain : {"month", "quarter"}
+        Calendar period of cohorts and of k.
+    basis : {"contract", "activity"}
+        Retained by subscription coverage or by usage events.
+    by : str, optional
+        An ``accounts`` column (``segment``, ``plan``, ``region``, ...): one triangle per
+        value (nulls labelled ``"(missing)"``).
+    periods : int, optional
+        Return k = 0..periods. Default: up to the period holding the as-of date for the
+        oldest cohort (so the table is a full rectangle whose lower-right triangle is
+        unobservable).
+    kind : {"bounded", "unbounded"}
+        Retained exactly at k, or at k or later (see above); named in the ``kind``
+        column of the result.
+    events : list of str, optional
+        Activity basis only: count only these ``usage_events.event_name`` values.
+    as_of : date or str, optional
+        Default: the workspace's as-of date. Accounts that sign up after it are left out.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per cohort x period [x group]: ``cohort`` (first day of the signup
+        period), ``cohort_label`` (``2024-01`` / ``2024-Q1``), ``period`` (k),
+        [``by``], ``period_end`` (last day of period k), ``accounts`` (cohort size),
+        ``retained`` (nullable int), ``rate``, ``observable``, ``kind``, ``basis``.
+    """
+    grain = _check_choice("grain", grain, GRAINS)
+    basis = _check_choice("basis", basis, BASES)
+    kind = _check_choice("kind", kind, KINDS)
+    if events is not None and basis != "activity":
+        raise ValueError("events= selects usage events: use it with basis='activity'")
+    if isinstance(events, str):
+        events = [events]
+    if periods is not None and (int(periods) != periods or periods < 0):
+        raise ValueError(f"periods={periods!r}: expected a whole number >= 0")
+    as_of = _resolve_as_of(ws, as_of)
+    gcols = _group_cols(by)
+    acc = _accounts(ws, as_of, by, grain)
+    sizes = acc.group_by(["c", *gcols]).agg(accounts=acc.account_id.count()).to_pandas()
+    if sizes.empty:
+        return _empty_cohort_frame(by)
+    p_asof = _period_of(as_of, grain)
+    p_obs = _last_observable(as_of, grain)
+    k_max = int(periods) if periods is not None else p_asof - int(sizes["c"].min())
+
+    if basis == "activity":
+        active = _active_periods(ws, grain, as_of, events)
+    else:
+        active = None
+        intervals = _coverage_intervals(ws, grain, p_obs)
+
+    if kind == "bounded":
+        if basis == "activity":
+            j = active.join(acc, "account_id")
+            j = j.mutate(k=j.p - j.c)
+            j = j.filter(j.k >= 0, j.k <= k_max, j.p <= p_obs)
+        else:
+            ks = ibis.memtable({"k": np.arange(k_max + 1, dtype="int64")})
+            j = intervals.join(acc, "account_id")
+            j = j.join(ks, [j.lo <= j.c + ks.k, j.c + ks.k <= j.hi])
+        counts = (j.group_by(["c", *gcols, "k"])
+                  .agg(retained=j.account_id.nunique()).to_pandas())
+    else:
+        if basis == "activity":
+            last = active.group_by("account_id").agg(last=active.p.max())
+        else:
+            last = intervals.group_by("account_id").agg(last=intervals.hi.max())
+        j = last.join(acc, "account_id")
+        j = j.mutate(lastk=j["last"] - j.c)
+        j = j.filter(j.lastk >= 0)
+        lastk = j.group_by(["c", *gcols, "lastk"]).agg(n=j.account_id.count()).to_pandas()
+        counts = _unbounded_counts(lastk, gcols, k_max)
+
+    cells = sizes.merge(pd.DataFrame({"k": np.arange(k_max + 1, dtype="int64")}), how="cross")
+    cells = cells.merge(counts, on=["c", *gcols, "k"], how="left")
+    cells["observable"] = (cells["c"] + cells["k"]) <= p_obs
+    retained = cells["retained"].fillna(0).astype("int64").astype("Int64")
+    cells["retained"] = retained.where(cells["observable"], pd.NA)
+    cells["rate"] = (cells["retained"].astype("Float64") / cells["accounts"]).astype(float)
+    cells["rate"] = cells["rate"].where(cells["observable"], np.nan)
+    return _finish_cells(cells, by, grain, {"kind": kind, "basis": basis})
+
+
+def _unbounded_counts(lastk: pd.DataFrame, gcols: list[str], k_max: int) -> pd.DataFrame:
+    """Retained at k = accounts whose last retained period offset is >= k."""
+    if lastk.empty:
+        return pd.DataFrame({c: [] for c in ["c", *gcols, "k", "retained"]})
+    keys = ["c", *gcols]
+    lastk = lastk.assign(lastk=lastk["lastk"].clip(upper=k_max))
+    grid = lastk[keys].drop_duplicates().merge(
+        pd.DataFrame({"lastk": np.arange(k_max + 1, dtype="int64")}), how="cross")
+    full = grid.merge(lastk.groupby([*keys, "lastk"], as_index=False)["n"].sum(),
+                      on=[*keys, "lastk"], how="left").fillna({"n": 0})
+    full = full.sort_values([*keys, "lastk"], ascending=[True] * len(keys) + [False])
+    full["retained"] = full.groupby(keys)["n"].cumsum().astype("int64")
+    return full.rename(columns={"lastk": "k"})[[*keys, "k", "retained"]]
+
+
+def _finish_cells(cells: pd.DataFrame, by, grain: str, constants: Mapping) -> pd.DataFrame:
+    """Add cohort / period dates and labels, order rows and columns."""
+    c = cells["c"].astype("int64")
+    end_p = c + cells["k"].astype("int64")
+    starts = {p: _period_start(p, grain) for p in c.unique()}
+    ends = {p: _period_end(p, grain) for p in end_p.unique()}
+    out = pd.DataFrame({
+        "cohort": pd.to_datetime(c.map(starts)),
+        "cohort_label": c.map(lambda p: _period_label(p, grain)).astype("str"),
+        "period": cells["k"].astype("int64"),
+    })
+    if by is not None:
+        out[by] = cells["_g"].astype("str")
+    out["period_end"] = pd.to_datetime(end_p.map(ends))
+    skip = {"c", "k", "_g"}
+    for col in cells.columns:
+        if col not in skip:
+            out[col] = cells[col]
+    for key, value in constants.items():
+        out[key] = value
+    order = ([by] if by is not None else []) + ["cohort", "period"]
+    out = out.sort_values(order, kind="stable").reset_index(drop=True)
+    out.attrs["by"] = by
+    out.attrs["grain"] = grain
+    return out
+
+
+def _frame_by(frame: pd.DataFrame, known: set[str]) -> str | None:
+    by = frame.attrs.get("by")
+    if by is not None:
+        return by
+    extra = [c for c in frame.columns if c not in known]
+    if len(extra) > 1:
+        raise ValueError(f"cannot tell the group column among {extra}")
+    return extra[0] if extra else None
+
+
+_COHORT_COLS = {"cohort", "cohort_label", "period", "period_end", "accounts", "retained",
+                "rate", "observable", "kind", "basis"}
+
+
+def _wilson(retained, accounts, alpha: float):
+    from statsmodels.stats.proportion import proportion_confint
+
+    retained = np.asarray(retained, dtype=float)
+    accounts = np.asarray(accounts, dtype=float)
+    lower = np.full(len(accounts), np.nan)
+    upper = np.full(len(accounts), np.nan)
+    ok = accounts > 0
+    if ok.any():
+        lo, hi = proportion_confint(retained[ok], accounts[ok], alpha=alpha, method="wilson")
+        lower[ok], upper[ok] = lo, hi
+    return lower, upper
 
 
 def average_retention(frame: pd.DataFrame, *, small_sample: int = 30,
                       alpha: float = 0.05) -> pd.DataFrame:
-    """Cohort-size-weighted retention curve over observable cohorts (stub)."""
-    raise NotImplementedError
+    """Cohort-size-weighted retention curve over the cohorts observable at each period.
+
+    Definition (metrics.md): "an average over cohorts at period k is weighted by cohort
+    size over the cohorts observable at k", i.e. ``rate(k) = sum(retained) /
+    sum(accounts)`` over the observable cells at k. Unobservable cells never enter.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Output of :func:`cohort_retention`.
+    small_sample : int
+        Rows whose ``accounts`` is below this are flagged ``small_sample=True``.
+    alpha : float
+        1 - confidence level of the Wilson interval (statsmodels ``proportion_confint``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per [group x] period with at least one observable cohort: [``by``],
+        ``period``, ``cohorts`` (observable cohorts averaged), ``accounts``,
+        ``retained``, ``rate``, ``lower``, ``upper``, ``small_sample``, ``kind``,
+        ``basis``.
+    """
+    by = _frame_by(frame, _COHORT_COLS)
+    keys = ([by] if by is not None else []) + ["period"]
+    extra = [c for c in ("kind", "basis") if c in frame.columns]
+    obs = frame[frame["observable"].astype(bool)]
+    if obs.empty:
+        cols = [*keys, "cohorts", "accounts", "retained", "rate", "lower", "upper",
+                "small_sample", *extra]
+        return pd.DataFrame({c: [] for c in cols})
+    out = (obs.assign(retained=obs["retained"].astype("int64"))
+           .groupby(keys + extra, as_index=False, sort=True)
+           .agg(cohorts=("cohort", "nunique"), accounts=("accounts", "sum"),
+                retained=("retained", "sum")))
+    out["rate"] = out["retained"] / out["accounts"]
+    out["lower"], out["upper"] = _wilson(out["retained"], out["accounts"], alpha)
+    out["small_sample"] = out["accounts"] < small_sample
+    out = out[[*keys, "cohorts", "accounts", "retained", "rate", "lower", "upper",
+               "small_sample", *extra]]
+    out.attrs["by"] = by
+    return out
 
 
 def retention_curve(ws, grain: str = "month", basis: str = "contract", by: str | None = None,
                     periods: int | None = None, *, kind: str = "bounded",
                     events: Sequence[str] | None = None, as_of=None,
                     small_sample: int = 30, alpha: float = 0.05) -> pd.DataFrame:
-    """``average_retention(cohort_retention(...))`` in one call (stub)."""
-    raise NotImplementedError
+    """Cohort-size-weighted retention curve: ``average_retention(cohort_retention(...))``.
+
+    Retained and observable are defined as in :func:`cohort_retention`; the average at
+    period k is weighted by cohort size over the cohorts observable at k (metrics.md).
+
+    Parameters
+    ----------
+    ws, grain, basis, by, periods, kind, events, as_of
+        As in :func:`cohort_retention`.
+    small_sample, alpha
+        As in :func:`average_retention`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`average_retention`.
+    """
+    cells = cohort_retention(ws, grain, basis, by, periods, kind=kind, events=events,
+                             as_of=as_of)
+    return average_retention(cells, small_sample=small_sample, alpha=alpha)
 
 
+# -- revenue retention -----------------------------------------------------------------
 @dataclass(frozen=True)
 class RevenueRetention:
-    """Result of :func:`revenue_retention` (stub)."""
+    """Result of :func:`revenue_retention`: tidy frames of MRR movements and retention.
+
+    Attributes
+    ----------
+    bridge : pandas.DataFrame
+        The MRR bridge per observable period [and group]: ``period`` (first day),
+        ``period_label``, ``period_end``, [``by``], ``component`` (one of
+        :data:`BRIDGE_COMPONENTS`: start, new, reactivated, expansion, contraction,
+        churned, end), ``accounts`` (paying accounts for start / end, accounts moving
+        for the changes) and ``mrr`` (signed: contraction and churned are negative), so
+        that ``start + new + reactivated + expansion + contraction + churned = end``.
+    by_cohort : pandas.DataFrame
+        GRR / NRR of each signup cohort from the end of its signup period (k = 0) to the
+        end of period k: ``cohort``, ``cohort_label``, ``period``, [``by``],
+        ``period_end``, ``accounts`` (paying at the end of period 0), ``start_mrr``,
+        ``end_mrr``, ``retained_mrr`` (sum of min(start, end) per account), ``grr``,
+        ``nrr``, ``observable``. Unobservable cells have no MRR and no rates.
+    trailing : pandas.DataFrame
+        Trailing 12-month windows ending at each observable month end [per group]:
+        ``window_start``, ``window_end``, [``by``], ``accounts`` (paying at the start),
+        ``start_mrr``, ``expansion``, ``contraction``, ``churned``, ``end_mrr``, ``grr``,
+        ``nrr``. The last row per group is the headline number (:attr:`latest`).
+    grain : str
+        Grain of ``bridge`` and ``by_cohort``.
+    as_of : datetime.date
+        The as-of date used.
+    by : str or None
+        The group column.
+    """
 
     bridge: pd.DataFrame
     by_cohort: pd.DataFrame
     trailing: pd.DataFrame
+    grain: str = "month"
+    as_of: dt.date | None = None
+    by: str | None = None
+
+    @property
+    def latest(self) -> pd.DataFrame:
+        """Trailing-12-month GRR / NRR for the window ending at the last complete month."""
+        t = self.trailing
+        if t.empty:
+            return t
+        return t[t["window_end"] == t["window_end"].max()].reset_index(drop=True)
+
+    def window_bridge(self, start=None, end=None) -> pd.DataFrame:
+        """MRR bridge summed over the periods from ``start`` to ``end`` (inclusive).
+
+        ``start`` is MRR at the start of the first period, ``end`` MRR at the end of the
+        last; changes are summed over the periods in between, so the identity
+        ``start + changes = end`` still holds. Default: the whole bridge.
+
+        Parameters
+        ----------
+        start, end : date or str, optional
+            Periods whose first day is within these dates are included.
+
+        Returns
+        -------
+        pandas.DataFrame
+            [``by``], ``component``, ``accounts`` (for start / end only), ``mrr``,
+            ``window_start`` (first period's first day), ``window_end`` (last period's
+            last day).
+        """
+        b = self.bridge
+        if start is not None:
+            b = b[b["period"] >= pd.Timestamp(_to_date(start))]
+        if end is not None:
+            b = b[b["period"] <= pd.Timestamp(_to_date(end))]
+        keys = [self.by] if self.by is not None else []
+        rows = []
+        for key, g in (b.groupby(keys, sort=True) if keys else [((), b)]):
+            first, last = g["period"].min(), g["period"].max()
+            row_key = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+            for comp in BRIDGE_COMPONENTS:
+                part = g[g["component"] == comp]
+                if comp == "start":
+                    part = part[part["period"] == first]
+                elif comp == "end":
+                    part = part[part["period"] == last]
+                rows.append({**row_key, "component": comp,
+                             "accounts": int(part["accounts"].sum())
+                             if comp in ("start", "end") else pd.NA,
+                             "mrr": float(part["mrr"].sum()),
+                             "window_start": first,
+                             "window_end": g["period_end"].max()})
+        out = pd.DataFrame(rows)
+        if not out.empty:
+            out["accounts"] = out["accounts"].astype("Int64")
+        return out
+
+
+def _mrr_grid(ws, grain: str, p_first: int, p_obs: int, acc):
+    """Dense account x period MRR at period ends, in the engine.
+
+    Returns an Ibis table ``account_id, p, mrr, prev, prev_end[, _g, c]`` over periods
+    ``p_first - 1 .. p_obs`` for every account with MRR coverage at any of those period
+    ends: ``mrr`` = sum of ``mrr`` of subscriptions covering the last day of ``p``;
+    ``prev`` = the same at the end of ``p - 1`` (null for the first period).
+    """
+    subs = _subscriptions(ws)
+    ps = np.arange(p_first - 1, p_obs + 1, dtype="int64")
+    ends = ibis.memtable({"p": ps,
+                          "d": [_period_end(int(p), grain) for p in ps],
+                          "prev_end": [_period_end(int(p) - 1, grain) for p in ps]})
+    cov = subs.join(ends, [subs.start_date <= ends.d,
+                           subs.end_date.isnull() | (ends.d < subs.end_date)])
+    cov = cov.group_by(["account_id", "p"]).agg(mrr=cov.mrr.sum())
+    payers = cov.select("account_id").distinct().join(acc, "account_id")
+    grid = payers.cross_join(ends)
+    grid = grid.left_join(cov, ["account_id", "p"]).drop("account_id_right", "p_right")
+    grid = grid.mutate(mrr=grid.mrr.fill_null(0.0))
+    grid = grid.mutate(prev=grid.mrr.lag().over(group_by=grid.account_id,
+                                                order_by=grid.p))
+    return grid
+
+
+def _first_paid(ws):
+    """First day each account had MRR > 0 (start of its first non-empty paid subscription)."""
+    subs = _subscriptions(ws)
+    paid = subs.filter(subs.mrr > 0, subs.end_date.isnull() | (subs.end_date > subs.start_date))
+    return paid.group_by("account_id").agg(first_paid=paid.start_date.min())
+
+
+def _bridge(ws, grid, by, grain: str) -> pd.DataFrame:
+    gcols = _group_cols(by)
+    g = grid.filter(grid.prev.notnull())
+    g = g.left_join(_first_paid(ws), "account_id").drop("account_id_right")
+    s, e = g.prev, g.mrr
+    category = ibis.cases(
+        ((s == 0) & (e > 0) & (g.first_paid.isnull() | (g.first_paid > g.prev_end)), "new"),
+        ((s == 0) & (e > 0), "reactivated"),
+        ((s > 0) & (e == 0), "churned"),
+        ((s > 0) & (e > s), "expansion"),
+        ((s > 0) & (e < s), "contraction"),
+        else_=ibis.null("string"),
+    )
+    g = g.mutate(component=category, change=e - s)
+    moves = (g.filter(g.component.notnull())
+             .group_by(["p", *gcols, "component"])
+             .agg(accounts=g.account_id.count(), mrr=g.change.sum()).to_pandas())
+    totals = (g.group_by(["p", *gcols])
+              .agg(start_accounts=(g.prev > 0).cast("int64").sum(), start=g.prev.sum(),
+                   end_accounts=(g.mrr > 0).cast("int64").sum(), end=g.mrr.sum())
+              .to_pandas())
+    if totals.empty:
+        cols = ["period", "period_label", "period_end", *_by_list(by), "component",
+                "accounts", "mrr"]
+        return pd.DataFrame({c: [] for c in cols})
+    base = totals[["p", *gcols]]
+    comps = pd.DataFrame({"component": list(BRIDGE_COMPONENTS)})
+    full = base.merge(comps, how="cross").merge(moves, on=["p", *gcols, "component"],
+                                                 how="left")
+    full = full.merge(totals, on=["p", *gcols], how="left")
+    is_start = full["component"] == "start"
+    is_end = full["component"] == "end"
+    full["accounts"] = np.select([is_start, is_end],
+                                 [full["start_accounts"], full["end_accounts"]],
+                                 full["accounts"].fillna(0)).astype("int64")
+    full["mrr"] = np.select([is_start, is_end], [full["start"], full["end"]],
+                            full["mrr"].fillna(0.0)).astype(float)
+    p = full["p"].astype("int64")
+    out = pd.DataFrame({
+        "period": pd.to_datetime(p.map(lambda x: _period_start(x, grain))),
+        "period_label": p.map(lambda x: _period_label(x, grain)).astype("str"),
+        "period_end": pd.to_datetime(p.map(lambda x: _period_end(x, grain))),
+    })
+    if by is not None:
+        out[by] = full["_g"].astype("str")
+    out["component"] = pd.Categorical(full["component"], categories=list(BRIDGE_COMPONENTS),
+                                      ordered=True)
+    out["accounts"] = full["accounts"]
+    out["mrr"] = full["mrr"]
+    order = ([by] if by is not None else []) + ["period", "component"]
+    out = out.sort_values(order).reset_index(drop=True)
+    out["component"] = out["component"].astype("str")
+    return out
+
+
+def _revenue_cohorts(grid, by, grain: str, p_asof: int, p_obs: int,
+                     periods: int | None) -> pd.DataFrame:
+    gcols = _group_cols(by)
+    base = grid.filter(grid.p == grid.c, grid.mrr > 0).select("account_id", base=grid.mrr)
+    j = grid.join(base, "account_id")
+    j = j.mutate(k=j.p - j.c)
+    j = j.filter(j.k >= 0)
+    agg = (j.group_by(["c", *gcols, "k"])
+           .agg(accounts=j.account_id.count(), start_mrr=j.base.sum(), end_mrr=j.mrr.sum(),
+                retained_mrr=ibis.least(j.base, j.mrr).sum())
+           .to_pandas())
+    cols = ["cohort", "cohort_label", "period", *_by_list(by), "period_end", "accounts",
+            "start_mrr", "end_mrr", "retained_mrr", "grr", "nrr", "observable"]
+    if agg.empty:
+        return pd.DataFrame({c: [] for c in cols})
+    sizes = agg[agg["k"] == 0][["c", *gcols, "accounts", "start_mrr"]]
+    k_max = int(periods) if periods is not None else p_asof - int(sizes["c"].min())
+    cells = sizes.merge(pd.DataFrame({"k": np.arange(k_max + 1, dtype="int64")}), how="cross")
+    cells = cells.merge(agg[["c", *gcols, "k", "end_mrr", "retained_mrr"]],
+                        on=["c", *gcols, "k"], how="left")
+    cells["observable"] = (cells["c"] + cells["k"]) <= p_obs
+    for col in ("end_mrr", "retained_mrr"):
+        cells[col] = cells[col].astype(float).where(cells["observable"], np.nan)
+    cells["grr"] = cells["retained_mrr"] / cells["start_mrr"]
+    cells["nrr"] = cells["end_mrr"] / cells["start_mrr"]
+    out = _finish_cells(cells, by, grain, {})
+    return out[cols]
+
+
+def _trailing(grid_m, by) -> pd.DataFrame:
+    gcols = _group_cols(by)
+    a = grid_m.filter(grid_m.mrr > 0).select("account_id", p0=grid_m.p, s=grid_m.mrr)
+    b = grid_m.select("account_id", "p", *gcols, "d", e=grid_m.mrr)
+    j = a.join(b, [a.account_id == b.account_id, b.p == a.p0 + 12])
+    s, e = j.s, j.e
+    zero = ibis.literal(0.0)
+    agg = (j.group_by(["p", "d", *gcols])
+           .agg(accounts=j.account_id.count(), start_mrr=s.sum(),
+                expansion=(e > s).ifelse(e - s, zero).sum(),
+                contraction=((e > 0) & (e < s)).ifelse(s - e, zero).sum(),
+                churned=(e == 0).ifelse(s, zero).sum(),
+                end_mrr=e.sum())
+           .to_pandas())
+    cols = ["window_start", "window_end", *_by_list(by), "accounts", "start_mrr", "expansion",
+            "contraction", "churned", "end_mrr", "grr", "nrr"]
+    if agg.empty:
+        return pd.DataFrame({c: [] for c in cols})
+    p = agg["p"].astype("int64")
+    agg["window_end"] = pd.to_datetime(p.map(lambda x: _period_end(x, "month")))
+    agg["window_start"] = pd.to_datetime(p.map(lambda x: _period_end(x - 12, "month")))
+    agg["grr"] = (agg["start_mrr"] - agg["contraction"] - agg["churned"]) / agg["start_mrr"]
+    agg["nrr"] = agg["end_mrr"] / agg["start_mrr"]
+    agg = _rename_group(agg, by)
+    order = ([by] if by is not None else []) + ["window_end"]
+    return agg.sort_values(order).reset_index(drop=True)[cols]
 
 
 def revenue_retention(ws, grain: str = "month", by: str | None = None,
-                      as_of=None) -> RevenueRetention:
-    """MRR bridge and gross / net revenue retention (stub)."""
-    raise NotImplementedError
+                      as_of=None, *, periods: int | None = None) -> RevenueRetention:
+    """MRR bridge and gross / net revenue retention (GRR / NRR).
+
+    Definitions (metrics.md):
+
+    - **MRR of an account at a date**: the sum of ``mrr`` of the subscriptions covering
+      that date (``start_date <= d < end_date``), computed in the engine.
+    - **Bridge**: per period, from MRR at the period's start to MRR at its end, each
+      account's change is exactly one of **new** (first MRR > 0 ever), **expansion**
+      (up), **contraction** (down, still > 0), **churned** (to 0), **reactivated** (from
+      0, after having had MRR). MRR "at the end" of a period is the MRR on its last day
+      (the day contract retention looks at); MRR "at the start" is the MRR at the end of
+      the previous period, so consecutive periods chain and every change is counted
+      once (a subscription ending on the 1st, its first day without service, is churn
+      in the period starting that day). Only observable periods are returned.
+    - **GRR** over a window = (MRR at the start of the accounts paying at the start -
+      their contraction - their churned MRR) / MRR at the start; at most 100%
+      (expansion is excluded; per account, contraction and churn are measured from the
+      window's start to its end).
+    - **NRR** = the same accounts' MRR at the end / their MRR at the start (expansion
+      counts; new and reactivated accounts do not).
+    - **By cohort**: the window runs from the end of the cohort's signup period (k = 0)
+      to the end of period k; the accounts are those of the cohort paying at the end of
+      period 0.
+    - **Trailing 12 months**: windows from the end of month m - 12 to the end of month m
+      for every observable month m; the last one (:attr:`RevenueRetention.latest`) ends
+      at the last complete month on or before the as-of date.
+
+    Parameters
+    ----------
+    ws : Workspace
+        The (possibly scoped) workspace.
+    grain : {"month", "quarter"}
+        Period of the bridge and of the cohort table (trailing windows are monthly).
+    by : str, optional
+        An ``accounts`` column; every frame is then per group.
+    as_of : date or str, optional
+        Default: the workspace's as-of date.
+    periods : int, optional
+        Limit the cohort table to k = 0..periods.
+
+    Returns
+    -------
+    RevenueRetention
+        Frozen dataclass with tidy frames ``bridge``, ``by_cohort``, ``trailing``
+        (documented on the class) plus ``grain``, ``as_of``, ``by``.
+    """
+    grain = _check_choice("grain", grain, GRAINS)
+    as_of = _resolve_as_of(ws, as_of)
+    acc = _accounts(ws, as_of, by, grain)
+    subs = _subscriptions(ws)
+    first = subs.join(acc.select("account_id"), "account_id").start_date.min().to_pandas()
+    empty = RevenueRetention(_bridge_empty(by), _revenue_cohorts_empty(by),
+                             _trailing_empty(by), grain, as_of, by)
+    if first is None or pd.isna(first):
+        return empty
+    first = _to_date(first)
+    p_obs = _last_observable(as_of, grain)
+    p_first = _period_of(first, grain)
+    if p_first > p_obs:
+        return empty
+    grid = _mrr_grid(ws, grain, p_first, p_obs, acc)
+    bridge = _bridge(ws, grid, by, grain)
+    cohorts = _revenue_cohorts(grid, by, grain, _period_of(as_of, grain), p_obs, periods)
+    m_obs = _last_observable(as_of, "month")
+    m_first = _period_of(first, "month")
+    if m_first <= m_obs:
+        acc_m = acc if grain == "month" else _accounts(ws, as_of, by, "month")
+        grid_m = grid if grain == "month" else _mrr_grid(ws, "month", m_first, m_obs, acc_m)
+        trailing = _trailing(grid_m, by)
+    else:
+        trailing = _trailing_empty(by)
+    return RevenueRetention(bridge, cohorts, trailing, grain, as_of, by)
 
 
-def account_lifetimes(ws, as_of=None, by: str | None = None) -> pd.DataFrame:
-    """Per-account lifetime from signup to churn, censored at the as-of date (stub)."""
-    raise NotImplementedError
+def _bridge_empty(by) -> pd.DataFrame:
+    cols = ["period", "period_label", "period_end", *_by_list(by), "component", "accounts",
+            "mrr"]
+    return pd.DataFrame({c: [] for c in cols})
+
+
+def _revenue_cohorts_empty(by) -> pd.DataFrame:
+    cols = ["cohort", "cohort_label", "period", *_by_list(by), "period_end", "accounts",
+            "start_mrr", "end_mrr", "retained_mrr", "grr", "nrr", "observable"]
+    return pd.DataFrame({c: [] for c in cols})
+
+
+def _trailing_empty(by) -> pd.DataFrame:
+    cols = ["window_start", "window_end", *_by_list(by), "accounts", "start_mrr", "expansion",
+            "contraction", "churned", "end_mrr", "grr", "nrr"]
+    return pd.DataFrame({c: [] for c in cols})
+
+
+# -- survival --------------------------------------------------------------------------
+def account_lifetimes(ws, as_of=None, by: str | Sequence[str] | None = None) -> pd.DataFrame:
+    """Per-account lifetime from signup to churn, censored at the as-of date.
+
+    Definitions (metrics.md): the **churn date** of an account is the ``end_date`` after
+    which no subscription covers any later day; **lifetime** = churn date -
+    ``signup_date``, in days; accounts with coverage on the as-of date are censored at
+    the as-of date (lifetime = as-of date - ``signup_date``, ``churned=False``).
+
+    Only subscriptions starting on or before the as-of date are seen (later data does
+    not exist yet at that date). Accounts with no subscription covering any day by the
+    as-of date (never customers) have no lifetime and are left out, as are accounts
+    signing up after the as-of date. A churn date before the signup date (inconsistent
+    data) gives lifetime 0.
+
+    Parameters
+    ----------
+    ws : Workspace
+        The (possibly scoped) workspace.
+    as_of : date or str, optional
+        Default: the workspace's as-of date.
+    by : str or list of str, optional
+        ``accounts`` columns to carry along (values as stored; nulls stay null).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``account_id``, ``signup_date``, ``churn_date`` (NaT when censored),
+        ``lifetime_days`` (int), ``churned`` (bool), then the ``by`` columns.
+    """
+    as_of = _resolve_as_of(ws, as_of)
+    extra = _by_list(by)
+    acc = ws.table("accounts", columns=["account_id", "signup_date", *extra])
+    acc = acc.filter(acc.signup_date <= as_of)
+    subs = _subscriptions(ws)
+    subs = subs.filter(subs.start_date <= as_of,
+                       subs.end_date.isnull() | (subs.end_date > subs.start_date))
+    covers_as_of = (subs.end_date.isnull() | (subs.end_date > as_of)).cast("int64")
+    per = subs.group_by("account_id").agg(covered=covers_as_of.max(),
+                                          last_end=subs.end_date.max())
+    j = acc.join(per, "account_id").select("account_id", "signup_date", "covered",
+                                           "last_end", *extra)
+    df = j.to_pandas()
+    churned = df["covered"].astype("int64") == 0
+    signup = pd.to_datetime(df["signup_date"])
+    churn_date = pd.to_datetime(df["last_end"]).where(churned)
+    end = churn_date.where(churned, pd.Timestamp(as_of))
+    lifetime = (end - signup).dt.days.clip(lower=0).astype("int64")
+    out = pd.DataFrame({"account_id": df["account_id"].astype("str"),
+                        "signup_date": signup, "churn_date": churn_date,
+                        "lifetime_days": lifetime, "churned": churned.astype(bool)})
+    for col in extra:
+        out[col] = df[col]
+    return out.sort_values("account_id").reset_index(drop=True)
+
+
+def _groups(lt: pd.DataFrame, by: str | None) -> pd.Series:
+    if by is None:
+        return pd.Series(ALL, index=lt.index, dtype="str")
+    return lt[by].astype("str").where(lt[by].notna(), MISSING)
+
+
+def _loglog_band(surv: np.ndarray, se: np.ndarray, z: float):
+    """Pointwise interval on the log(-log S) scale (stays within [0, 1])."""
+    surv = np.asarray(surv, dtype=float)
+    se = np.asarray(se, dtype=float)
+    lower, upper = surv.copy(), surv.copy()
+    ok = (surv > 0) & (surv < 1) & (se > 0)
+    log_s = np.log(surv[ok])
+    half = z * se[ok] / (surv[ok] * np.abs(log_s))
+    lower[ok] = surv[ok] ** np.exp(half)
+    upper[ok] = surv[ok] ** np.exp(-half)
+    return lower, upper
 
 
 @dataclass(frozen=True)
 class SurvivalResult:
-    """Result of :func:`survival` (stub)."""
+    """Result of :func:`survival`.
+
+    Attributes
+    ----------
+    curves : pandas.DataFrame
+        Kaplan-Meier curve per group, as a step function: ``group``, ``days``,
+        ``survival``, ``lower``, ``upper`` (pointwise interval), ``at_risk`` (accounts
+        still under observation just before ``days``), ``events`` (churns at ``days``).
+        The first row per group is day 0 (survival 1); a last row at the longest
+        follow-up time carries the curve to the end of observation.
+    summary : pandas.DataFrame
+        One row per group: ``group``, ``accounts``, ``churned``, ``censored``,
+        ``median_days``, ``median_lower``, ``median_upper`` (NaN when the curve, or the
+        interval's bound, does not reach 50% within follow-up), ``small_sample``.
+    logrank : pandas.DataFrame
+        Log-rank test that all groups share one survival curve: ``statistic``
+        (chi-square), ``df`` (groups - 1), ``p_value``, ``groups``. Empty when there are
+        fewer than two groups.
+    lifetimes : pandas.DataFrame
+        The per-account input (:func:`account_lifetimes`), with its ``group``.
+    """
 
     curves: pd.DataFrame
     summary: pd.DataFrame
     logrank: pd.DataFrame
+    lifetimes: pd.DataFrame
 
 
 def survival(ws, by: str | None = None, as_of=None, *, small_sample: int = 30,
              alpha: float = 0.05) -> SurvivalResult:
-    """Kaplan-Meier survival of account lifetime (stub)."""
-    raise NotImplementedError
+    """Kaplan-Meier survival of account lifetime, median lifetime and a log-rank test.
+
+    Lifetime is defined as in :func:`account_lifetimes` (metrics.md): from
+    ``signup_date`` to the churn date (the ``end_date`` after which no subscription
+    covers any later day); accounts still covered on the as-of date are censored at it.
+    The curve is the Kaplan-Meier product-limit estimate
+    ``S(t) = prod_{t_i <= t} (1 - d_i / n_i)`` (statsmodels ``SurvfuncRight``) with
+    Greenwood standard errors; the pointwise band is computed on the log(-log S) scale,
+    ``S ** exp(+-z * se / (S * |log S|))``. The median lifetime is the first event time
+    at which S falls below 0.5 (strictly, the SAS / statsmodels convention: when S
+    equals 0.5 exactly, the next event time is taken), with the statsmodels
+    ``quantile_ci`` interval (cloglog transform). The log-rank test is statsmodels
+    ``survdiff``.
+
+    Parameters
+    ----------
+    ws : Workspace
+        The (possibly scoped) workspace.
+    by : str, optional
+        An ``accounts`` column; one curve per value (nulls labelled ``"(missing)"``).
+    as_of : date or str, optional
+        Default: the workspace's as-of date.
+    small_sample : int
+        Groups with fewer accounts are flagged ``small_sample=True``.
+    alpha : float
+        1 - confidence level of the bands and the median interval.
+
+    Returns
+    -------
+    SurvivalResult
+        ``curves``, ``summary``, ``logrank`` and ``lifetimes`` (see the class).
+    """
+    from scipy.stats import norm
+    from statsmodels.duration.survfunc import SurvfuncRight, survdiff
+
+    z = float(norm.ppf(1 - alpha / 2))
+    lt = account_lifetimes(ws, as_of=as_of, by=by)
+    lt["group"] = _groups(lt, by)
+    curves, summary = [], []
+    for group, g in lt.groupby("group", sort=True):
+        time = g["lifetime_days"].to_numpy(dtype=float)
+        status = g["churned"].to_numpy(dtype=int)
+        n = len(g)
+        row = {"group": group, "accounts": n, "churned": int(status.sum()),
+               "censored": int(n - status.sum()), "median_days": np.nan,
+               "median_lower": np.nan, "median_upper": np.nan,
+               "small_sample": n < small_sample}
+        days, surv, se = [0.0], [1.0], [0.0]
+        at_risk, events = [n], [0]
+        if status.sum() > 0:
+            sf = SurvfuncRight(time, status)
+            days += list(sf.surv_times)
+            surv += list(sf.surv_prob)
+            se += list(np.nan_to_num(sf.surv_prob_se))
+            at_risk += [int(x) for x in sf.n_risk]
+            events += [int(x) for x in sf.n_events]
+            med = sf.quantile(0.5)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                lo, hi = sf.quantile_ci(0.5, alpha=alpha)
+            row.update(median_days=_finite(med), median_lower=_finite(lo),
+                       median_upper=_finite(hi))
+        t_max = float(time.max())
+        if t_max > days[-1]:
+            days.append(t_max)
+            surv.append(surv[-1])
+            se.append(se[-1])
+            at_risk.append(int((time >= t_max).sum()))
+            events.append(0)
+        lower, upper = _loglog_band(np.array(surv), np.array(se), z)
+        curves.append(pd.DataFrame({"group": group, "days": days, "survival": surv,
+                                    "lower": lower, "upper": upper, "at_risk": at_risk,
+                                    "events": events}))
+        summary.append(row)
+    curve_cols = ["group", "days", "survival", "lower", "upper", "at_risk", "events"]
+    curves_df = (pd.concat(curves, ignore_index=True) if curves
+                 else pd.DataFrame({c: [] for c in curve_cols}))
+    summary_df = pd.DataFrame(summary, columns=["group", "accounts", "churned", "censored",
+                                                "median_days", "median_lower",
+                                                "median_upper", "small_sample"])
+    logrank = pd.DataFrame({c: [] for c in ["statistic", "df", "p_value", "groups"]})
+    if lt["group"].nunique() >= 2 and lt["churned"].any():
+        stat, p = survdiff(lt["lifetime_days"].to_numpy(dtype=float),
+                           lt["churned"].to_numpy(dtype=int), lt["group"].to_numpy())
+        logrank = pd.DataFrame({"statistic": [float(stat)],
+                                "df": [int(lt["group"].nunique() - 1)],
+                                "p_value": [float(p)],
+                                "groups": [", ".join(sorted(lt["group"].unique()))]})
+    return SurvivalResult(curves_df, summary_df, logrank, lt)
 
 
+def _finite(x) -> float:
+    x = float(x)
+    return x if math.isfinite(x) else np.nan
+
+
+# -- churn drivers ---------------------------------------------------------------------
 def churn_drivers(ws, covariates: Sequence[str] = ("segment",), as_of=None, *,
                   reference: Mapping[str, str] | None = None,
-                  log: Sequence[str] = ("employees",), alpha: float = 0.05) -> pd.DataFrame:
-    """Cox proportional-hazards hazard ratios of churn (stub)."""
-    raise NotImplementedError
+                  log: Sequence[str] = ("employees",), alpha: float = 0.05,
+                  small_sample: int = 30) -> pd.DataFrame:
+    """Cox proportional-hazards hazard ratios of churn.
+
+    Fits ``h(t | x) = h0(t) exp(x'b)`` on account lifetimes (:func:`account_lifetimes`:
+    signup to churn, censored at the as-of date) with statsmodels ``PHReg`` (Efron
+    ties). The hazard ratio of a level is ``exp(b)``: the churn hazard of accounts at
+    that level relative to the reference level, holding the other covariates fixed;
+    the interval is ``exp(b +- z * se)``.
+
+    Categorical covariates are dummy-coded against an explicit reference level:
+    ``reference[covariate]`` if given; else, for ``segment``, ``"Enterprise"`` when
+    present; else the best-retaining level (lowest crude churn rate: churns per
+    account-day). Nulls form their own level ``"(missing)"``. Numeric covariates enter
+    linearly; those listed in ``log`` enter as ``log2(1 + x)``, so their hazard ratio is
+    per doubling. Accounts with a null numeric covariate are dropped (see ``n``).
+
+    Parameters
+    ----------
+    ws : Workspace
+        The (possibly scoped) workspace.
+    covariates : list of str
+        ``accounts`` columns.
+    as_of : date or str, optional
+        Default: the workspace's as-of date.
+    reference : dict, optional
+        Reference level per categorical covariate, e.g. ``{"segment": "Enterprise"}``.
+    log : list of str
+        Numeric covariates to enter as ``log2(1 + x)``.
+    alpha : float
+        1 - confidence level.
+    small_sample : int
+        Levels with fewer accounts are flagged ``small_sample=True``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per covariate level (reference rows included, with hazard ratio 1 and
+        no interval): ``covariate``, ``level``, ``reference``, ``is_reference``,
+        ``hazard_ratio``, ``lower``, ``upper``, ``p_value``, ``accounts`` and
+        ``events`` (at that level; for numeric covariates all accounts used),
+        ``small_sample``, ``n`` and ``n_events`` (accounts and churns in the model).
+    """
+    import statsmodels.api as sm
+    from scipy.stats import norm
+
+    covariates = _by_list(covariates)
+    if not covariates:
+        raise ValueError("churn_drivers needs at least one covariate (an accounts column)")
+    reference = dict(reference or {})
+    unknown = set(reference) - set(covariates)
+    if unknown:
+        raise ValueError(f"reference= names {sorted(unknown)}, which are not covariates")
+    lt = account_lifetimes(ws, as_of=as_of, by=covariates)
+    if lt.empty:
+        raise WorkspaceError("churn_drivers: no account has a subscription by the as-of date")
+    z = float(norm.ppf(1 - alpha / 2))
+
+    numeric = [c for c in covariates
+               if pd.api.types.is_numeric_dtype(lt[c]) and not pd.api.types.is_bool_dtype(lt[c])]
+    lt = lt.dropna(subset=numeric).reset_index(drop=True)
+    if lt.empty:
+        raise WorkspaceError(f"churn_drivers: every account lacks one of {numeric}")
+    exog = {}
+    meta = []  # (column in exog or None, covariate, level, reference, mask)
+    for cov in covariates:
+        if cov in numeric:
+            x = lt[cov].astype(float)
+            if cov in log:
+                if (x < 0).any():
+                    raise ValueError(f"churn_drivers: {cov} has negative values; "
+                                     "log2(1 + x) needs x >= 0")
+                name = f"log2(1 + {cov})"
+                exog[name] = np.log2(1 + x)
+                level = "per doubling"
+            else:
+                name = cov
+                exog[name] = x
+                level = "per unit"
+            meta.append((name, cov, level, "", np.ones(len(lt), bool)))
+            continue
+        values = lt[cov].astype("str").where(lt[cov].notna(), MISSING)
+        levels = sorted(values.unique())
+        ref = reference.get(cov) or _default_reference(cov, values, lt)
+        if ref not in levels:
+            raise ValueError(f"churn_drivers: reference level {ref!r} of {cov} not found; "
+                             f"levels are {levels}")
+        meta.append((None, cov, ref, ref, (values == ref).to_numpy()))
+        for level in levels:
+            if level == ref:
+                continue
+            name = f"{cov}[{level}]"
+            exog[name] = (values == level).astype(float)
+            meta.append((name, cov, level, ref, (values == level).to_numpy()))
+    x = pd.DataFrame(exog)
+    time = lt["lifetime_days"].astype(float)
+    status = lt["churned"].astype(int)
+    fit = sm.PHReg(time, x, status=status, ties="efron").fit(disp=False)
+    params = pd.Series(np.asarray(fit.params), index=x.columns)
+    bse = pd.Series(np.asarray(fit.bse), index=x.columns)
+    pvalues = pd.Series(np.asarray(fit.pvalues), index=x.columns)
+    rows = []
+    for name, cov, level, ref, mask in meta:
+        acc_n = int(mask.sum())
+        ev_n = int(status.to_numpy()[mask].sum())
+        if name is None:
+            hr, lo, hi, p = 1.0, np.nan, np.nan, np.nan
+        else:
+            b, se = float(params[name]), float(bse[name])
+            hr, lo, hi, p = math.exp(b), math.exp(b - z * se), math.exp(b + z * se), float(
+                pvalues[name])
+        rows.append({"covariate": cov, "level": level, "reference": ref,
+                     "is_reference": name is None, "hazard_ratio": hr, "lower": lo,
+                     "upper": hi, "p_value": p, "accounts": acc_n, "events": ev_n,
+                     "small_sample": acc_n < small_sample})
+    out = pd.DataFrame(rows)
+    out["n"] = len(lt)
+    out["n_events"] = int(status.sum())
+    return out
+
+
+def _default_reference(cov: str, values: pd.Series, lt: pd.DataFrame) -> str:
+    if cov == "segment" and "Enterprise" in set(values):
+        return "Enterprise"
+    rates = (lt.assign(_v=values)
+             .groupby("_v")
+             .agg(events=("churned", "sum"), exposure=("lifetime_days", "sum"),
+                  n=("churned", "size")))
+    rates["rate"] = rates["events"] / rates["exposure"].clip(lower=1)
+    rates = rates.sort_values(["rate", "n"], ascending=[True, False])
+    return str(rates.index[0])
