@@ -54,3 +54,400 @@ def show(chart: alt.TopLevelMixin) -> alt.JupyterChart:
     """Wrap ``chart`` in an offline, interactive ``JupyterChart`` widget."""
     setup()
     return alt.JupyterChart(chart)
+
+
+# == Retention (cs_analysis.retention) =====================================================
+# Charts of the retention module's tidy frames. Each keeps under Altair's 5,000-row limit by
+# taking already-aggregated frames (one row per cohort cell, period or curve step).
+
+#: Colours of the MRR bridge components (gains green / teal, losses orange / red).
+BRIDGE_COLOURS = {"start": NEUTRAL, "new": GOOD, "reactivated": "#76b7b2",
+                  "expansion": "#8cd17d", "contraction": "#f28e2b", "churned": BAD,
+                  "end": "#4e79a7"}
+_MAX_ROWS = 5000
+
+
+def _group_column(frame, known: set[str]) -> str | None:
+    """The ``by`` column of a retention frame (from ``attrs`` or the one unknown column)."""
+    by = frame.attrs.get("by") if hasattr(frame, "attrs") else None
+    if by is not None and by in frame.columns:
+        return by
+    extra = [c for c in frame.columns if c not in known]
+    return extra[0] if len(extra) == 1 else None
+
+
+def _check_rows(frame, what: str, hint: str) -> None:
+    if len(frame) > _MAX_ROWS:
+        raise ValueError(f"{what}: {len(frame)} rows is over Altair's {_MAX_ROWS}-row limit; "
+                         f"{hint}")
+
+
+def _pct_axis(title: str) -> alt.Axis:
+    return alt.Axis(format="%", title=title)
+
+
+_COHORT_KNOWN = {"cohort", "cohort_label", "period", "period_end", "accounts", "retained",
+                 "rate", "observable", "kind", "basis", "start_mrr", "end_mrr",
+                 "retained_mrr", "grr", "nrr"}
+
+
+def cohort_heatmap(frame, *, value: str = "rate", group: str | None = None,
+                   title: str | None = None, labels: bool | None = None) -> alt.Chart:
+    """Cohort triangle: one row per signup cohort, one column per period since signup.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        :func:`cs_analysis.retention.cohort_retention` output (or
+        ``revenue_retention(...).by_cohort`` with ``value="nrr"`` / ``"grr"``).
+    value : str
+        Column shown as colour (a share, 0-1).
+    group : str, optional
+        Show only this value of the ``by`` column; with several groups and no ``group``
+        the chart is faceted, one triangle per group.
+    title : str, optional
+        Chart title.
+    labels : bool, optional
+        Print the value in each cell (default: when there are at most 400 cells).
+
+    Returns
+    -------
+    altair.Chart
+        Colour = ``value``; unobservable cells are kept in the data with a null value
+        and drawn as blank outlined cells; the tooltip shows accounts and retained.
+    """
+    by = _group_column(frame, _COHORT_KNOWN)
+    data = frame
+    if by is not None and group is not None:
+        data = data[data[by] == group]
+    keep = [c for c in ("cohort_label", "period", "period_end", "accounts", "retained",
+                        value, "observable", by) if c is not None and c in data.columns]
+    data = data[keep].copy()
+    if "period_end" in data:
+        data["period_end"] = data["period_end"].dt.strftime("%Y-%m-%d")
+    _check_rows(data, "cohort_heatmap", "use grain='quarter', periods=..., or group=...")
+    n_cohorts = data["cohort_label"].nunique()
+    x = alt.X("period:O", title="Periods since signup", axis=alt.Axis(labelAngle=0))
+    y = alt.Y("cohort_label:O", title="Signup cohort", sort="ascending")
+    tooltip = [alt.Tooltip("cohort_label:O", title="cohort"),
+               alt.Tooltip("period:O", title="period")]
+    if "period_end" in data:
+        tooltip.append(alt.Tooltip("period_end:N", title="period ends"))
+    tooltip += [alt.Tooltip("accounts:Q", title="accounts in cohort")]
+    if "retained" in data:
+        tooltip.append(alt.Tooltip("retained:Q", title="retained"))
+    tooltip.append(alt.Tooltip(f"{value}:Q", title=value, format=".1%"))
+    base = alt.Chart(data)
+    cells = base.mark_rect().encode(
+        x=x, y=y,
+        color=alt.Color(f"{value}:Q", title=value,
+                        scale=alt.Scale(scheme="blues", domain=[0, 1]),
+                        legend=alt.Legend(format="%")),
+        tooltip=tooltip,
+    ).transform_filter("datum.observable")
+    pending = base.mark_rect(fill="white", stroke="#dddddd", strokeWidth=0.5).encode(
+        x=x, y=y,
+        tooltip=[alt.Tooltip("cohort_label:O", title="cohort"),
+                 alt.Tooltip("period:O", title="period"),
+                 alt.Tooltip("observable:N", title="observable (period not over yet)")],
+    ).transform_filter("!datum.observable")
+    layers = [pending, cells]
+    if labels if labels is not None else len(data) <= 400:
+        layers.append(base.mark_text(fontSize=9).encode(
+            x=x, y=y, text=alt.Text(f"{value}:Q", format=".0%"),
+            color=alt.condition(f"datum.{value} > 0.6", alt.value("white"),
+                                alt.value("#333333")),
+        ).transform_filter("datum.observable"))
+    chart = alt.layer(*layers).properties(width=alt.Step(22), height=alt.Step(max(
+        12, min(22, 500 // max(n_cohorts, 1)))))
+    if by is not None and group is None and data[by].nunique() > 1:
+        chart = chart.facet(row=alt.Row(f"{by}:N", title=by))
+    return chart.properties(title=title or f"Cohort {value} by periods since signup")
+
+
+_CURVE_KNOWN = {"period", "cohorts", "accounts", "retained", "rate", "lower", "upper",
+                "small_sample", "kind", "basis"} | _COHORT_KNOWN
+
+
+def retention_curves(frame, *, color: str | None = None, band: bool = True,
+                     title: str | None = None) -> alt.Chart:
+    """Retention curves: rate by period since signup, per group or per cohort.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        :func:`cs_analysis.retention.average_retention` output (one curve per group,
+        with its Wilson band) or :func:`~cs_analysis.retention.cohort_retention` output
+        (one curve per cohort; unobservable cells are left out).
+    color : str, optional
+        Column for colour; default the ``by`` column, else ``cohort_label`` for cohort
+        frames.
+    band : bool
+        Draw the ``lower`` / ``upper`` interval as a band when the frame has it.
+    title : str, optional
+        Chart title.
+
+    Returns
+    -------
+    altair.Chart
+        Lines with points; points of small samples (``small_sample``) are drawn hollow.
+    """
+    data = frame
+    if "observable" in data.columns:
+        data = data[data["observable"].astype(bool)]
+    by = _group_column(data, _CURVE_KNOWN)
+    if color is None:
+        color = by if by is not None else ("cohort_label" if "cohort_label" in data else None)
+    keep = [c for c in ("period", "rate", "lower", "upper", "accounts", "retained", "cohorts",
+                        "small_sample", "cohort_label", color) if c is not None and c in data]
+    data = data[list(dict.fromkeys(keep))].copy()
+    if "retained" in data:
+        data["retained"] = data["retained"].astype("int64")
+    _check_rows(data, "retention_curves", "use average_retention(...) first")
+    enc = {"x": alt.X("period:Q", title="Periods since signup",
+                      axis=alt.Axis(tickMinStep=1)),
+           "y": alt.Y("rate:Q", axis=_pct_axis("Retained"), scale=alt.Scale(domain=[0, 1]))}
+    if color is not None:
+        enc["color"] = alt.Color(f"{color}:N", title=color)
+    tooltip = [alt.Tooltip(f"{c}:Q", format=".1%") if c in ("rate", "lower", "upper")
+               else alt.Tooltip(c) for c in data.columns]
+    base = alt.Chart(data)
+    layers = []
+    if band and {"lower", "upper"} <= set(data.columns):
+        band_enc = {"x": enc["x"], "y": alt.Y("lower:Q"), "y2": alt.Y2("upper:Q")}
+        if color is not None:
+            band_enc["color"] = alt.Color(f"{color}:N", legend=None)
+        layers.append(base.mark_area(opacity=0.18).encode(**band_enc))
+    layers.append(base.mark_line().encode(**enc))
+    point_enc = dict(enc, tooltip=tooltip)
+    if "small_sample" in data:
+        point_enc["fill"] = alt.condition("datum.small_sample", alt.value("white"),
+                                          enc.get("color", alt.value(PALETTE[0])))
+    layers.append(base.mark_point(filled=True, size=30).encode(**point_enc))
+    return alt.layer(*layers).properties(title=title or "Retention by period since signup")
+
+
+def km_curves(result, *, band: bool = True, title: str | None = None,
+              max_points: int = 1500) -> alt.Chart:
+    """Kaplan-Meier survival curves (step functions) with pointwise bands.
+
+    Parameters
+    ----------
+    result : SurvivalResult or pandas.DataFrame
+        :func:`cs_analysis.retention.survival` output or its ``curves`` frame.
+    band : bool
+        Draw the pointwise ``lower`` / ``upper`` band.
+    title : str, optional
+        Chart title.
+    max_points : int
+        Draw at most this many steps per group: longer curves keep their first and last
+        rows and the last step within each of ``max_points`` equal slices of time (a
+        coarser drawing of the same step function; values are not recomputed).
+
+    Returns
+    -------
+    altair.Chart
+        x = days since signup, y = share of accounts still customers, colour = group.
+    """
+    import pandas as pd
+
+    curves = getattr(result, "curves", result)
+    parts = []
+    for _, g in curves.groupby("group", sort=True):
+        if len(g) > max_points:
+            bins = (g["days"] / max(g["days"].max(), 1) * (max_points - 2)).astype(int)
+            keep = ~bins.duplicated(keep="last")
+            keep.iloc[0] = keep.iloc[-1] = True
+            g = g[keep]
+        parts.append(g)
+    data = pd.concat(parts) if parts else curves.iloc[0:0]
+    data = data[["group", "days", "survival", "lower", "upper", "at_risk", "events"]]
+    _check_rows(data, "km_curves", "lower max_points")
+    x = alt.X("days:Q", title="Days since signup")
+    color = alt.Color("group:N", title="group")
+    base = alt.Chart(data)
+    layers = []
+    if band:
+        layers.append(base.mark_area(opacity=0.15, interpolate="step-after").encode(
+            x=x, y="lower:Q", y2="upper:Q", color=color))
+    layers.append(base.mark_line(interpolate="step-after").encode(
+        x=x, y=alt.Y("survival:Q", axis=_pct_axis("Still a customer"),
+                     scale=alt.Scale(domain=[0, 1])),
+        color=color,
+        tooltip=["group:N", "days:Q", alt.Tooltip("survival:Q", format=".1%"),
+                 alt.Tooltip("lower:Q", format=".1%"), alt.Tooltip("upper:Q", format=".1%"),
+                 "at_risk:Q", "events:Q"]))
+    return alt.layer(*layers).properties(title=title or "Customer lifetime (Kaplan-Meier)")
+
+
+def mrr_waterfall(frame, *, title: str | None = None) -> alt.Chart:
+    """MRR bridge as a waterfall: start, new, reactivated, expansion, contraction, churned, end.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        ``RevenueRetention.window_bridge(...)`` output, or ``RevenueRetention.bridge``
+        rows of one period (columns ``component`` and signed ``mrr``; optionally the
+        ``by`` column, which facets the chart).
+    title : str, optional
+        Chart title.
+
+    Returns
+    -------
+    altair.Chart
+        One bar per component, floating from the running total before it to the one
+        after it (``start`` and ``end`` stand on zero).
+    """
+    import pandas as pd
+
+    from cs_analysis.retention import BRIDGE_COMPONENTS
+
+    known = {"period", "period_label", "period_end", "component", "accounts", "mrr",
+             "window_start", "window_end"}
+    by = _group_column(frame, known)
+    if "period" in frame.columns and frame.groupby(
+            [by] if by else lambda _: 0)["period"].nunique().max() > 1:
+        raise ValueError("mrr_waterfall shows one period: filter the bridge to one period "
+                         "or use RevenueRetention.window_bridge()")
+    rows = []
+    for key, g in (frame.groupby(by, sort=True) if by else [(None, frame)]):
+        g = g.set_index("component").reindex(list(BRIDGE_COMPONENTS))
+        running = 0.0
+        for order, comp in enumerate(BRIDGE_COMPONENTS):
+            amount = float(g.loc[comp, "mrr"]) if pd.notna(g.loc[comp, "mrr"]) else 0.0
+            if comp in ("start", "end"):
+                y0, y1 = 0.0, amount
+                running = amount
+            else:
+                y0, y1 = running, running + amount
+                running = y1
+            row = {"component": comp, "order": order, "mrr": amount, "y0": y0, "y1": y1}
+            if by:
+                row[by] = key
+            rows.append(row)
+    data = pd.DataFrame(rows)
+    chart = alt.Chart(data).mark_bar().encode(
+        x=alt.X("component:N", sort=list(BRIDGE_COMPONENTS), title=None,
+                axis=alt.Axis(labelAngle=-30)),
+        y=alt.Y("y0:Q", title="MRR"), y2="y1:Q",
+        color=alt.Color("component:N", legend=None,
+                        scale=alt.Scale(domain=list(BRIDGE_COLOURS),
+                                        range=list(BRIDGE_COLOURS.values()))),
+        tooltip=["component:N", alt.Tooltip("mrr:Q", format=",.0f")],
+    )
+    chart = chart.properties(width=alt.Step(48))
+    if by:
+        chart = chart.facet(column=alt.Column(f"{by}:N", title=by))
+    return chart.properties(title=title or "MRR bridge")
+
+
+def mrr_movements(bridge, *, title: str | None = None) -> alt.Chart:
+    """MRR movements per period: stacked gains above zero, losses below.
+
+    Parameters
+    ----------
+    bridge : pandas.DataFrame
+        ``RevenueRetention.bridge``; the ``by`` column, if any, facets the chart.
+    title : str, optional
+        Chart title.
+
+    Returns
+    -------
+    altair.Chart
+        One stacked bar per period (new, reactivated, expansion, contraction, churned).
+    """
+    known = {"period", "period_label", "period_end", "component", "accounts", "mrr"}
+    by = _group_column(bridge, known)
+    data = bridge[~bridge["component"].isin(["start", "end"])]
+    data = data[[c for c in ("period", "period_label", "component", "accounts", "mrr", by)
+                 if c is not None]]
+    _check_rows(data, "mrr_movements", "use grain='quarter'")
+    changes = [c for c in BRIDGE_COLOURS if c not in ("start", "end")]
+    chart = alt.Chart(data).mark_bar().encode(
+        x=alt.X("period:T", title=None),
+        y=alt.Y("sum(mrr):Q", title="MRR change", stack="zero"),
+        color=alt.Color("component:N", sort=changes, title=None,
+                        scale=alt.Scale(domain=changes,
+                                        range=[BRIDGE_COLOURS[c] for c in changes])),
+        tooltip=["period_label:N", "component:N", "accounts:Q",
+                 alt.Tooltip("mrr:Q", format=",.0f")],
+    )
+    if by:
+        chart = chart.facet(row=alt.Row(f"{by}:N", title=by))
+    return chart.properties(title=title or "MRR movements per period")
+
+
+def grr_nrr_trend(trailing, *, title: str | None = None) -> alt.Chart:
+    """Trailing-12-month GRR and NRR over time.
+
+    Parameters
+    ----------
+    trailing : pandas.DataFrame
+        ``RevenueRetention.trailing``; with a ``by`` column, colour = group and dash =
+        metric.
+    title : str, optional
+        Chart title.
+
+    Returns
+    -------
+    altair.Chart
+        Lines of GRR and NRR by window end, with a rule at 100%.
+    """
+    known = {"window_start", "window_end", "accounts", "start_mrr", "expansion",
+             "contraction", "churned", "end_mrr", "grr", "nrr"}
+    by = _group_column(trailing, known)
+    data = trailing[[c for c in ("window_end", "accounts", "start_mrr", "grr", "nrr", by)
+                     if c is not None]]
+    _check_rows(data, "grr_nrr_trend", "filter the windows")
+    enc = {"x": alt.X("window_end:T", title="12 months ending"),
+           "y": alt.Y("value:Q", axis=_pct_axis("Revenue retained"))}
+    if by:
+        enc["color"] = alt.Color(f"{by}:N", title=by)
+        enc["strokeDash"] = alt.StrokeDash("metric:N", title=None)
+    else:
+        enc["color"] = alt.Color("metric:N", title=None)
+    lines = alt.Chart(data).transform_fold(["grr", "nrr"], as_=["metric", "value"]).mark_line(
+        point=True).encode(**enc, tooltip=[
+            alt.Tooltip("window_end:T", title="window end"), "metric:N",
+            alt.Tooltip("value:Q", format=".1%"), "accounts:Q",
+            alt.Tooltip("start_mrr:Q", format=",.0f", title="MRR at start")]
+        + ([f"{by}:N"] if by else []))
+    rule = alt.Chart().mark_rule(color="#999999", strokeDash=[2, 2]).encode(
+        y=alt.datum(1))
+    return alt.layer(lines, rule).properties(
+        title=title or "Gross and net revenue retention, trailing 12 months")
+
+
+def hazard_ratios(drivers, *, title: str | None = None) -> alt.Chart:
+    """Forest plot of Cox hazard ratios with their intervals (log scale).
+
+    Parameters
+    ----------
+    drivers : pandas.DataFrame
+        :func:`cs_analysis.retention.churn_drivers` output.
+    title : str, optional
+        Chart title.
+
+    Returns
+    -------
+    altair.Chart
+        One row per covariate level; reference levels drawn as hollow points at 1.
+    """
+    data = drivers.copy()
+    data["term"] = data["covariate"] + ": " + data["level"]
+    data = data[["term", "covariate", "level", "reference", "is_reference", "hazard_ratio",
+                 "lower", "upper", "p_value", "accounts", "events"]]
+    y = alt.Y("term:N", sort=list(data["term"]), title=None)
+    x_scale = alt.Scale(type="log")
+    base = alt.Chart(data)
+    bars = base.mark_rule().encode(y=y, x=alt.X("lower:Q", scale=x_scale), x2="upper:Q")
+    points = base.mark_point(filled=True, size=60, stroke=PALETTE[0], strokeWidth=1.5).encode(
+        y=y, x=alt.X("hazard_ratio:Q", scale=x_scale, title="Hazard ratio (log scale)"),
+        fill=alt.condition("datum.is_reference", alt.value("white"), alt.value(PALETTE[0])),
+        tooltip=["covariate:N", "level:N", "reference:N",
+                 alt.Tooltip("hazard_ratio:Q", format=".2f"),
+                 alt.Tooltip("lower:Q", format=".2f"), alt.Tooltip("upper:Q", format=".2f"),
+                 alt.Tooltip("p_value:Q", format=".3g"), "accounts:Q", "events:Q"])
+    rule = alt.Chart().mark_rule(color="#999999", strokeDash=[2, 2]).encode(x=alt.datum(1))
+    return alt.layer(bars, points, rule).properties(
+        title=title or "What drives churn: hazard ratios vs the reference level")
