@@ -584,10 +584,10 @@ class RevenueRetention:
 def _mrr_grid(ws, grain: str, p_first: int, p_obs: int, acc):
     """Dense account x period MRR at period ends, in the engine.
 
-    Returns an Ibis table ``account_id, p, mrr, prev, prev_end[, _g, c]`` over periods
-    ``p_first - 1 .. p_obs`` for every account with MRR coverage at any of those period
-    ends: ``mrr`` = sum of ``mrr`` of subscriptions covering the last day of ``p``;
-    ``prev`` = the same at the end of ``p - 1`` (null for the first period).
+    Returns an Ibis table ``account_id, p, d, prev_end, mrr[, c][, _g]`` over periods
+    ``p_first - 1 .. p_obs`` for every account with a subscription covering any of those
+    period ends: ``mrr`` = sum of ``mrr`` of the subscriptions covering ``d``, the last
+    day of ``p`` (0 when none); ``prev_end`` is the last day of ``p - 1``.
     """
     subs = _subscriptions(ws)
     ps = np.arange(p_first - 1, p_obs + 1, dtype="int64")
@@ -600,10 +600,17 @@ def _mrr_grid(ws, grain: str, p_first: int, p_obs: int, acc):
     payers = cov.select("account_id").distinct().join(acc, "account_id")
     grid = payers.cross_join(ends)
     grid = grid.left_join(cov, ["account_id", "p"]).drop("account_id_right", "p_right")
-    grid = grid.mutate(mrr=grid.mrr.fill_null(0.0))
-    grid = grid.mutate(prev=grid.mrr.lag().over(group_by=grid.account_id,
-                                                order_by=grid.p))
-    return grid
+    return grid.mutate(mrr=grid.mrr.fill_null(0.0))
+
+
+def _with_prev(grid):
+    """The grid with ``prev`` = MRR at the end of the previous period (first period dropped).
+
+    A self-join on ``(account_id, p - 1)`` rather than a window function: the grid is
+    dense, and hash joins are cheaper than ``LAG`` partitioned by a text key.
+    """
+    prev = grid.select(account_id=grid.account_id, p=grid.p + 1, prev=grid.mrr)
+    return grid.join(prev, ["account_id", "p"])
 
 
 def _first_paid(ws):
@@ -615,7 +622,7 @@ def _first_paid(ws):
 
 def _bridge(ws, grid, by, grain: str) -> pd.DataFrame:
     gcols = _group_cols(by)
-    g = grid.filter(grid.prev.notnull())
+    g = _with_prev(grid)
     g = g.left_join(_first_paid(ws), "account_id").drop("account_id_right")
     s, e = g.prev, g.mrr
     category = ibis.cases(
@@ -624,16 +631,18 @@ def _bridge(ws, grid, by, grain: str) -> pd.DataFrame:
         ((s > 0) & (e == 0), "churned"),
         ((s > 0) & (e > s), "expansion"),
         ((s > 0) & (e < s), "contraction"),
-        else_=ibis.null("string"),
+        else_=ibis.literal("unchanged"),
     )
-    g = g.mutate(component=category, change=e - s)
-    moves = (g.filter(g.component.notnull())
-             .group_by(["p", *gcols, "component"])
-             .agg(accounts=g.account_id.count(), mrr=g.change.sum()).to_pandas())
-    totals = (g.group_by(["p", *gcols])
-              .agg(start_accounts=(g.prev > 0).cast("int64").sum(), start=g.prev.sum(),
-                   end_accounts=(g.mrr > 0).cast("int64").sum(), end=g.mrr.sum())
-              .to_pandas())
+    g = g.mutate(component=category)
+    # one query: per (period, group, component) the movers and the start / end totals
+    agg = (g.group_by(["p", *gcols, "component"])
+           .agg(accounts=g.account_id.count(), mrr=(g.mrr - g.prev).sum(),
+                start_accounts=(g.prev > 0).cast("int64").sum(), start=g.prev.sum(),
+                end_accounts=(g.mrr > 0).cast("int64").sum(), end=g.mrr.sum())
+           .to_pandas())
+    moves = agg[agg["component"] != "unchanged"][["p", *gcols, "component", "accounts", "mrr"]]
+    totals = (agg.groupby(["p", *gcols], as_index=False)
+              [["start_accounts", "start", "end_accounts", "end"]].sum())
     if totals.empty:
         cols = ["period", "period_label", "period_end", *_by_list(by), "component",
                 "accounts", "mrr"]
