@@ -146,7 +146,8 @@ _EVENT_P = np.array([0.22, 0.25, 0.10, 0.10, 0.05, 0.06, 0.10, 0.06, 0.02, 0.02,
 PLANTED: dict = {
     # --- churn: proportional hazards (monthly hazard x these ratios) -------------------
     "segment_churn_hr": {"SMB": 2.5, "Mid-Market": 1.6, "Enterprise": 1.0},
-    "base_monthly_churn_hazard": 0.0075,  # Enterprise, promoter, fast onboarding, no events
+    # Enterprise promoter account, onboarded in time, no key departure, no P1 ticket:
+    "base_monthly_churn_hazard": 0.0075,
     "annual_contract_share": {"SMB": 0.15, "Mid-Market": 0.70, "Enterprise": 1.0},
     "annual_contract_hazard_factor": 1.5,
     "slow_onboarding_churn_hr": 2.0,
@@ -175,6 +176,7 @@ PLANTED: dict = {
     "ttv_employees_elasticity": -0.06,  # TTV ∝ employees ** -0.06 (bigger is faster)
     "stalled_onboarding_share": 0.07,
     "training_ttv_effect_days": -10,
+    # at the segment's median size; within a segment larger companies get it more often
     "training_share_by_segment": {"SMB": 0.10, "Mid-Market": 0.35, "Enterprise": 0.70},
     # --- surveys ------------------------------------------------------------------------
     "nps_driver_weights": {
@@ -1465,18 +1467,18 @@ def _feature_requests(b: _Book, rng, people: _People) -> pd.DataFrame:
 _EVENT_NAMES = tuple(EVENT_FEATURES)
 
 
-def _event_block(b: _Book, seed: int, block: int, per_month: float, norm: float):
+def _event_block(b: _Book, seed: int, block: int, per_month: float, norm: float,
+                 intervals=None):
     """Usage events of accounts ``[block * EVENT_BLOCK, (block + 1) * EVENT_BLOCK)``.
 
     Returns a pyarrow Table sorted by account and time, drawn from the block's own random
     stream (so chunking never changes the events).
     """
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     rng = np.random.default_rng([seed, 100, block])
     first, last = block * EVENT_BLOCK, min((block + 1) * EVENT_BLOCK, b.n)
-    acc_i, lo, hi = b.intervals()
+    acc_i, lo, hi = b.intervals() if intervals is None else intervals
     sel = (acc_i >= first) & (acc_i < last)
     acc_i, lo, hi = acc_i[sel], lo[sel], hi[sel]
     first_iv = np.r_[True, acc_i[1:] != acc_i[:-1]] if acc_i.size else np.zeros(0, bool)
@@ -1516,19 +1518,24 @@ def _event_block(b: _Book, seed: int, block: int, per_month: float, norm: float)
     name = np.where((name == wf) & ~b.automation[e_acc], dash, name)
     name = np.where((name == shared) & (day < b.value_day[e_acc]), created, name)
     user = np.floor(b.users[e_acc] * rng.random(n) ** 2).astype(np.int64) + 1
-    order = np.lexsort((sec, e_acc))
+    # sort by account, then time (one int64 key; stable, so ties keep their draw order)
+    order = np.argsort((e_acc - first) * (1 << 40) + sec.astype(np.int64), kind="stable")
     e_acc, sec, name, user = e_acc[order], sec[order], name[order], user[order]
-    ids = pa.array(b.ids[first:last].tolist(), type=pa.string())
-    account = ids.take(pa.array(e_acc - first))
-    user_s = pc.utf8_lpad(pa.array(user).cast(pa.string()), 3, "0")
-    features = np.asarray([EVENT_FEATURES[e] for e in _EVENT_NAMES], dtype=object)
+    local = e_acc - first
+    account = pa.array(b.ids[first:last].tolist(), type=pa.string()).take(pa.array(local))
+    # user ids ("A00042-U007"): each account's users spelled once, then looked up
+    n_users = b.users[first:last]
+    offset = np.r_[0, np.cumsum(n_users)[:-1]]
+    user_ids = pa.array([f"{b.ids[first + i]}-U{u:03d}" for i in range(last - first)
+                         for u in range(1, n_users[i] + 1)], type=pa.string())
+    name_idx = pa.array(name)
     return pa.table({
         "account_id": account,
         "event_at": pa.array((sec * 1_000_000).astype(np.int64), type=pa.timestamp("us")),
-        "user_id": pc.binary_join_element_wise(account, user_s, "-U"),
-        "event_name": pa.array(np.asarray(_EVENT_NAMES, dtype=object)[name].tolist(),
-                               type=pa.string()),
-        "feature": pa.array(features[name].tolist(), type=pa.string()),
+        "user_id": user_ids.take(pa.array(offset[local] + user - 1)),
+        "event_name": pa.array(list(_EVENT_NAMES), type=pa.string()).take(name_idx),
+        "feature": pa.array([EVENT_FEATURES[e] for e in _EVENT_NAMES],
+                            type=pa.string()).take(name_idx),
     })
 
 
@@ -1542,10 +1549,11 @@ def _blocks(b: _Book, seed: int, per_month: float, chunk_accounts: int):
     per_chunk = max(1, math.ceil(max(chunk_accounts, 1) / EVENT_BLOCK))
     n_blocks = math.ceil(b.n / EVENT_BLOCK)
     norm = _usage_norm(b)
+    intervals = b.intervals()
     for c0 in range(0, n_blocks, per_chunk):
         blocks = range(c0, min(c0 + per_chunk, n_blocks))
         yield (c0 * EVENT_BLOCK, min((c0 + per_chunk) * EVENT_BLOCK, b.n),
-               (_event_block(b, seed, k, per_month, norm) for k in blocks))
+               (_event_block(b, seed, k, per_month, norm, intervals) for k in blocks))
 
 
 def usage_event_chunks(accounts: int = 300, seed: int = 42, as_of: dt.date = DEMO_AS_OF,
