@@ -5,7 +5,8 @@ Public API (signatures are stable; notebooks and dashboards rely on them):
 - :func:`cohort_retention` -- logo retention per signup cohort and period (contract or
   activity basis, bounded or unbounded).
 - :func:`average_retention` / :func:`retention_curve` -- the cohort-size-weighted curve
-  over the cohorts observable at each period, with Wilson intervals.
+  over the cohorts observable at each period, with Wilson intervals;
+  :func:`compare_definitions` stacks the curves of contract and activity retention.
 - :func:`revenue_retention` -- MRR bridge (new, reactivated, expansion, contraction,
   churned), GRR / NRR per cohort and over trailing 12-month windows.
 - :func:`account_lifetimes` -- per-account lifetime, signup to churn or censored.
@@ -51,6 +52,7 @@ __all__ = [
     "average_retention",
     "churn_drivers",
     "cohort_retention",
+    "compare_definitions",
     "retention_curve",
     "revenue_retention",
     "survival",
@@ -486,6 +488,52 @@ def retention_curve(ws, grain: str = "month", basis: str = "contract", by: str |
     return average_retention(cells, small_sample=small_sample, alpha=alpha)
 
 
+#: The retention definitions compared by :func:`compare_definitions`: label -> (basis, kind).
+DEFINITIONS = {
+    "contract (covered at k)": ("contract", "bounded"),
+    "active at k": ("activity", "bounded"),
+    "active at k or later": ("activity", "unbounded"),
+}
+
+
+def compare_definitions(ws, grain: str = "month", periods: int | None = None, *,
+                        as_of=None, small_sample: int = 30,
+                        alpha: float = 0.05) -> pd.DataFrame:
+    """Average retention curves under several definitions, stacked for comparison.
+
+    For each entry of :data:`DEFINITIONS` (contract retention; activity retention
+    bounded, "active at k"; activity retention unbounded, "active at k or later"), the
+    cohort-size-weighted curve of :func:`retention_curve` over the cohorts observable at
+    each period (metrics.md).
+
+    Parameters
+    ----------
+    ws : Workspace
+        The (possibly scoped) workspace.
+    grain : {"month", "quarter"}
+        Calendar period.
+    periods : int, optional
+        Limit k to 0..periods.
+    as_of : date or str, optional
+        Default: the workspace's as-of date.
+    small_sample, alpha
+        As in :func:`average_retention`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`average_retention` columns plus ``definition`` (the label).
+    """
+    parts = []
+    for label, (basis, kind) in DEFINITIONS.items():
+        curve = retention_curve(ws, grain, basis, None, periods, kind=kind, as_of=as_of,
+                                small_sample=small_sample, alpha=alpha)
+        parts.append(curve.assign(definition=label))
+    out = pd.concat(parts, ignore_index=True)
+    out.attrs["by"] = "definition"
+    return out[["definition", *[c for c in out.columns if c != "definition"]]]
+
+
 # -- revenue retention -----------------------------------------------------------------
 @dataclass(frozen=True)
 class RevenueRetention:
@@ -534,7 +582,7 @@ class RevenueRetention:
             return t
         return t[t["window_end"] == t["window_end"].max()].reset_index(drop=True)
 
-    def window_bridge(self, start=None, end=None) -> pd.DataFrame:
+    def window_bridge(self, start=None, end=None, *, last: int | None = None) -> pd.DataFrame:
         """MRR bridge summed over the periods from ``start`` to ``end`` (inclusive).
 
         ``start`` is MRR at the start of the first period, ``end`` MRR at the end of the
@@ -545,6 +593,9 @@ class RevenueRetention:
         ----------
         start, end : date or str, optional
             Periods whose first day is within these dates are included.
+        last : int, optional
+            Only the last ``last`` periods of the bridge (e.g. ``last=12`` with monthly
+            grain: the same 12 months as the latest trailing window).
 
         Returns
         -------
@@ -554,6 +605,9 @@ class RevenueRetention:
             last day).
         """
         b = self.bridge
+        if last is not None:
+            periods = sorted(b["period"].unique())[-int(last):] if last > 0 else []
+            b = b[b["period"].isin(periods)]
         if start is not None:
             b = b[b["period"] >= pd.Timestamp(_to_date(start))]
         if end is not None:

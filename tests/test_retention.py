@@ -342,6 +342,17 @@ def test_retention_curve_is_average_of_cohort_retention(tiny_ws):
     assert (a["kind"] == "unbounded").all()
 
 
+def test_compare_definitions_stacks_the_three_curves(tmp_path):
+    tables = random_tables(21, n_accounts=40)
+    ws = make_ws(tables, tmp_path, as_of=dt.date(2024, 10, 20))
+    both = r.compare_definitions(ws, periods=8)
+    assert list(both["definition"].unique()) == list(r.DEFINITIONS)
+    for label, (basis, kind) in r.DEFINITIONS.items():
+        part = both[both["definition"] == label].drop(columns="definition")
+        want = r.retention_curve(ws, basis=basis, kind=kind, periods=8)
+        pd.testing.assert_frame_equal(part.reset_index(drop=True), want)
+
+
 # -- revenue retention ------------------------------------------------------------------------
 def brute_bridge(tables, as_of, grain, by=False):
     b = Brute(tables, as_of)
@@ -509,6 +520,12 @@ def test_revenue_retention_small_example_by_hand(tmp_path):
     assert whole["churned"] == pytest.approx(-250)
     assert whole["reactivated"] == pytest.approx(80)
     assert whole["end"] == pytest.approx(150 + 80 + 40)
+    # the last 12 monthly periods are the latest trailing window: Feb 2023 .. Jan 2024
+    year = res.window_bridge(last=12).set_index("component")
+    assert year["window_start"].iloc[0] == pd.Timestamp("2023-02-01")
+    assert year.loc["start", "mrr"] == pytest.approx(latest["start_mrr"])   # 350
+    assert year.loc["new", "mrr"] == pytest.approx(40)   # n; the others were new in Jan 2023
+    assert year.loc["end", "mrr"] == pytest.approx(latest["end_mrr"] + 40)
 
 
 # -- lifetimes and survival ----------------------------------------------------------------
