@@ -57,7 +57,8 @@ Keys of a table entry:
     title lines above the header.
 ``date_format``
     A :func:`~datetime.datetime.strptime` format, a list of them, or a mapping
-    ``column: format(s)``; replaces the default formats for those columns.
+    ``column: format(s)``, tried before the default formats (which stay accepted: they
+    are all year-first, so never ambiguous with a format such as ``%m/%d/%Y``).
 
 The ``workspace`` section accepts ``timezone`` (an IANA name, default ``UTC``),
 ``currency`` (default ``USD``), ``as_of`` (a date) and ``survey_scales``
@@ -82,9 +83,10 @@ Reading
   ``09:05:07.123``, separated by a space or ``T``) and, for timestamps, an offset
   (``Z``, ``+09:00``, ``+0900``); ``20240401``; and Excel serial dates of five digits
   (``45383`` is 2024-04-01, a fraction is the time of day, rounded to the millisecond).
-  Full-width digits are read as digits. Month-first (``4/1/2024``) and two-digit years
-  are not guessed: name them with ``date_format``. Years before 1900 are errors. Excel
-  cells holding dates, and Parquet date/timestamp columns, are used as they are.
+  Full-width digits are read as digits. Month-first (``4/1/2024``), day-first and
+  two-digit years are never guessed: name them with ``date_format``. Years before 1900
+  are errors. Excel cells holding dates, and Parquet date/timestamp columns, are used as
+  they are.
 - **A ``*_date`` column given a timestamp keeps the date as written** (``2024/4/1 23:30``
   is 2024-04-01, whatever the offset or time zone).
 - **Timestamps** without an offset are local times in the workspace time zone and are
@@ -326,6 +328,9 @@ class Report:
         Per table, how each file was read (kind, encoding).
     settings : dict
         Workspace settings from the mapping file.
+    notes : list of str
+        Observations that are not errors (e.g. a survey named ``NPS`` rather than
+        ``nps``, which gets no scale check and which analyses will not find as NPS).
     """
 
     mapping: str
@@ -336,6 +341,7 @@ class Report:
     skipped_blank: dict[str, int] = field(default_factory=dict)
     sources: dict[str, list[str]] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -398,8 +404,7 @@ class Report:
                 out.append("    " + _example_line(p))
         if self.rows:
             out.append("")
-            out.append("rows per table:" if self.ok else
-                       "tables read (rows that passed the file checks):")
+            out.append("rows per table:" if self.ok else "rows read per table:")
             width = max(len(t) for t in self.rows)
             for t, n in self.rows.items():
                 src = "; ".join(self.sources.get(t, []))
@@ -411,6 +416,8 @@ class Report:
                        f"accounts (ids: {', '.join(ids)}{more})")
         for t, n in self.skipped_blank.items():
             out.append(f"skipped {_plural(n, 'empty row')} in {t}")
+        for note in self.notes:
+            out.append(f"note: {note}")
         return "\n".join(out)
 
     def __str__(self) -> str:
@@ -1407,18 +1414,26 @@ def _parse_when_text(t: pd.Series, kind: str, formats: list[str] | None,
     in_utc = np.zeros(n, bool)
     if not t.notna().any():
         return local, local.copy(), in_utc
-    if formats:  # the mapping's formats, exactly
+    if formats:  # the mapping's formats first, then the default ones
         has_z = any("%z" in f for f in formats)
+        utcv = local.copy()
         if has_z and kind == "timestamp":
             utcv = _strptime_cascade(t, [f for f in formats if "%z" in f], None, utc=True)
             in_utc = ~np.isnat(utcv)
-            rest = t.mask(pd.Series(in_utc, index=t.index))
-            local = _strptime_cascade(rest, [f for f in formats if "%z" not in f], None)
-            return local, utcv, in_utc
-        plain = [f.replace("%z", "") for f in formats] if kind == "date" else formats
-        if kind == "date" and has_z:
-            t = t.str.replace(r"\s*(?:Z|z|[+-]\d\d(?::?\d\d)?)$", "", regex=True)
-        return _strptime_cascade(t, plain, None), local.copy(), in_utc
+            local = _strptime_cascade(t.mask(pd.Series(in_utc, index=t.index)),
+                                      [f for f in formats if "%z" not in f], None)
+        else:
+            plain = [f.replace("%z", "") for f in formats] if kind == "date" else formats
+            t_plain = t
+            if kind == "date" and has_z:
+                t_plain = t.str.replace(r"\s*(?:Z|z|[+-]\d\d(?::?\d\d)?)$", "", regex=True)
+            local = _strptime_cascade(t_plain, [f for f in plain if f], None)
+        rest = np.isnat(local) & ~in_utc & t.notna().to_numpy()
+        if rest.any():
+            idx = np.flatnonzero(rest)
+            lv, uv, iu = _parse_when_text(t.iloc[idx], kind, None, memo)
+            local[idx], utcv[idx], in_utc[idx] = lv, uv, iu
+        return local, utcv, in_utc
     t = _normalize_digits(t)
     if not bool(t.dropna().str.isascii().all()):
         t = (t.str.replace(r"^(\d{4})年(\d{1,2})月(\d{1,2})日", r"\1-\2-\3", regex=True))
@@ -1792,7 +1807,8 @@ class _TableRun:
                 fmts = tm.formats_for(c)
                 values, bad = _parse_when(s, colspec.dtype, fmts, ctx.timezone,
                                           self.memo.setdefault(c, []))
-                expected = (f"a {colspec.dtype} in the format {' or '.join(fmts)}" if fmts
+                expected = (f"a {colspec.dtype} in the format {' or '.join(fmts)} (from the "
+                            f"mapping), or {EXPECT[colspec.dtype]}" if fmts
                             else EXPECT[colspec.dtype])
             typed[c] = values
             if bad.any():
@@ -1872,6 +1888,13 @@ class _TableRun:
         for name in pd.unique(surveys.dropna()):
             rng = survey_scale(str(name), self.ctx.scales)
             if rng is None:
+                known = {**DEFAULT_SURVEY_SCALES, **self.ctx.scales}
+                lower = str(name).strip().lower()
+                note = (f"survey_responses: survey {name!r} gets no scale check and is not "
+                        f"{lower!r} to the analyses; if it is {lower.upper()}, map it with "
+                        f"`values: {{survey: {{{name}: {lower}}}}}`")
+                if lower in known and note not in self.ctx.notes:
+                    self.ctx.notes.append(note)
                 continue
             lo, hi = rng
             bad = (surveys == name).to_numpy(bool) & ((score < lo) | (score > hi))
@@ -2009,6 +2032,7 @@ class _Run:
     account_ids: pd.Index | None = None
     sources: list[_Source] = field(default_factory=list)
     schema_cache: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 def _run(config, base_dir, *, drop_unknown_accounts, max_examples, stage: Path,
@@ -2031,6 +2055,7 @@ def _run(config, base_dir, *, drop_unknown_accounts, max_examples, stage: Path,
                                if run.account_ids else
                                (pd.Index([], dtype="str") if run.columns else None))
     report = col.report(shown, mf.settings)
+    report.notes = list(ctx.notes)
     for name, run in runs.items():
         if run.columns is None:
             continue
