@@ -29,9 +29,10 @@ Slow onboarding costs customers
     An account whose "value realized" milestone (``first_report_shared``) comes after its
     segment's target (``ttv_target_days``, counted from the kickoff meeting, or from signup
     when there was none), or never, churns 2.0 times as fast (``slow_onboarding_churn_hr``).
-    The targets are set so that about a third of every segment is slow, which keeps this
-    driver independent of segment. Some onboardings stall for good
-    (``stalled_onboarding_share``).
+    Enterprise onboardings run on a CSM's 30-day plan, tech-touch SMB accounts get 45
+    days; with these targets 35-40% of every segment is slow, which keeps this driver
+    independent of segment. Some onboardings stall for good
+    (``stalled_onboarding_share``); accounts signed recently are still onboarding.
 Training looks better than it is
     A ``training`` session early in onboarding shortens time-to-value by 10 days
     (``training_ttv_effect_days``). CS gives it far more often to Enterprise and to large
@@ -1691,9 +1692,7 @@ def build_demo(out=None, accounts: int | None = None, seed: int = 42, parquet_di
         (``data/demo.duckdb``). Written atomically (an existing file is replaced only when
         the new one is complete).
     accounts : int, optional
-        Number of accounts (default :data:`DEFAULT_ACCOUNTS`). About
-        ``accounts × 14 × events_per_account_month`` usage events result (14 active months
-        per account on average with the default as-of date).
+        Number of accounts (default :data:`DEFAULT_ACCOUNTS`).
     seed : int
         Random seed; the same seed gives identical tables, whatever ``chunk_accounts``.
     parquet_dir : str or Path, optional
@@ -1705,8 +1704,10 @@ def build_demo(out=None, accounts: int | None = None, seed: int = 42, parquet_di
     as_of : datetime.date
         The data's as-of date (default :data:`DEMO_AS_OF`).
     events_per_account_month : float, optional
-        Usage volume (default :data:`DEFAULT_EVENTS_PER_ACCOUNT_MONTH`); e.g. at 3000
-        accounts the default gives about 1.7M events.
+        Usage volume (default :data:`DEFAULT_EVENTS_PER_ACCOUNT_MONTH`): about
+        ``accounts × 14 × events_per_account_month`` events with the default as-of date,
+        e.g. 3,000 × 40 → 1.7M (the default demo), 3,000 × 48 → 2.0M,
+        30,000 × 48 → 19.5M, 100,000 × 43 → 58M.
     chunk_accounts : int
         Accounts per usage-event chunk (rounded up to whole blocks of
         :data:`EVENT_BLOCK`); memory grows with it, the data do not change.
