@@ -47,7 +47,8 @@ Keys of a table entry:
     for an ``end_date`` meaning "no end"). Quote keys such as ``"yes"`` and ``"no"``
     (YAML would read them as booleans).
 ``encoding``
-    CSV only; detected otherwise (see below).
+    CSV only; detected otherwise (see below). ``shift_jis`` (or ``sjis``) is read as
+    ``cp932``, the superset Excel actually writes.
 ``sheet``
     Excel only: sheet name (default: the first sheet).
 ``delimiter``
@@ -928,7 +929,9 @@ def _csv_lines(src: _Source, recs: list[int]) -> dict[int, int]:
     """Line where each record starts, counting quoted line breaks (one pass, stops early)."""
     need, last = set(recs), recs[-1]
     out: dict[int, int] = {}
-    with open(src.path, encoding=src.encoding, newline="") as f:
+    # errors="replace": counting lines needs no exact text, and a file that cannot be
+    # decoded further on (reported separately) must not break the report
+    with open(src.path, encoding=src.encoding, errors="replace", newline="") as f:
         for _ in range(src.header_row - 1):
             f.readline()
         reader = csv.reader(f, delimiter=src.delimiter)
@@ -984,7 +987,10 @@ class _SourceError(ValueError):
 
 
 def _open_csv(src: _Source, tm: TableMapping) -> None:
-    if tm.encoding:
+    if tm.encoding and codecs.lookup(tm.encoding).name == "shift_jis":
+        # Excel's "Shift_JIS" is CP932, a superset that also decodes 髙, 﨑, ①, ㈱ ...
+        src.encoding, src.encoding_how = "cp932", f"{tm.encoding} in the mapping, read as cp932"
+    elif tm.encoding:
         src.encoding, src.encoding_how = tm.encoding, "from the mapping"
     else:
         try:

@@ -506,6 +506,20 @@ def test_unreadable_files_are_reported(tmp_path, name, content, fragment):
     assert "tables.accounts.file" in report.summary()
 
 
+def test_explicit_shift_jis_is_read_as_cp932(tmp_path):
+    folder = tmp_path / "x"
+    folder.mkdir()
+    (folder / "acc.csv").write_bytes("顧客ID,開始日,会社名\n001,2024/4/1,髙橋㈱\n".encode("cp932"))
+    (folder / "m.yml").write_text(yaml.safe_dump(
+        {"tables": {"accounts": {**ACC, "encoding": "shift_jis",
+                                 "columns": {**ACC["columns"], "account_name": "会社名"}}}},
+        allow_unicode=True), encoding="utf-8")
+    out = tmp_path / "w.duckdb"
+    report = load(folder / "m.yml", out)
+    assert "read as cp932" in report.sources["accounts"][0]
+    assert loaded(out, "accounts").account_name.tolist() == ["髙橋㈱"]
+
+
 def test_wrong_explicit_encoding_is_reported(tmp_path):
     folder = tmp_path / "x"
     folder.mkdir()
