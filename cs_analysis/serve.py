@@ -46,11 +46,14 @@ from pathlib import Path
 from cs_analysis.dashboard import LANDING, dashboards_dir
 
 __all__ = [
+    "CHART_BUNDLE_ENV",
     "CHROMIUM",
     "CHROMIUM_ARGS",
     "DashboardServer",
     "ServeError",
+    "cache_dir",
     "free_port",
+    "prepare_chart_bundle",
     "resolve_workspace",
     "serve",
     "template_root",
@@ -68,6 +71,58 @@ class ServeError(RuntimeError):
 def template_root() -> Path:
     """Folder to put on ``JUPYTER_PATH`` so Voila finds the ``cs`` template."""
     return Path(__file__).resolve().parent / "jupyter"
+
+
+#: Environment variable telling dashboard kernels where Voila serves the chart bundle.
+CHART_BUNDLE_ENV = "CS_ANALYSIS_CHART_BUNDLE"
+
+
+def cache_dir() -> Path:
+    """Where generated files live: ``$CS_ANALYSIS_CACHE``, else ``~/.cache/cs_analysis``."""
+    env = os.environ.get("CS_ANALYSIS_CACHE")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "cs_analysis"
+
+
+def prepare_chart_bundle(root=None) -> tuple[Path, str]:
+    """Write Altair's offline JupyterChart JavaScript once, for Voila to serve.
+
+    Each offline ``JupyterChart`` normally carries its own copy of the ~0.9 MB bundle of
+    Vega, Vega-Lite and vega-embed (built by vl-convert), which the browser parses once
+    per chart; on two busy cores five charts can exceed anywidget's 2-second start-up
+    limit. Served as one file from the ``cs`` template's static folder
+    (``/voila/templates/cs/static/<name>``), the browser fetches and parses it once per
+    page and each chart carries a few hundred bytes (see
+    :func:`cs_analysis.dashboard.use_served_chart_bundle`).
+
+    Parameters
+    ----------
+    root : str or Path, optional
+        A Jupyter data root to write under (default ``cache_dir() / "jupyter"``); put it
+        on ``JUPYTER_PATH`` so Voila finds ``voila/templates/cs/static``.
+
+    Returns
+    -------
+    (Path, str)
+        The root and the bundle's file name (versioned by Altair and vl-convert).
+    """
+    import altair as alt
+    import vl_convert
+
+    root = Path(root) if root is not None else cache_dir() / "jupyter"
+    name = f"jupyterchart-{alt.__version__}-{vl_convert.__version__}.js"
+    folder = root / "voila" / "templates" / TEMPLATE / "static"
+    path = folder / name
+    if not path.exists():
+        alt.JupyterChart.enable_offline()
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".jupyterchart-", suffix=".tmp", dir=folder)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(alt.JupyterChart._esm)
+        os.replace(tmp, path)
+    return root, name
 
 
 def is_loopback(host: str) -> bool:
@@ -221,11 +276,14 @@ def serve(workspace=None, port: int = 8866, host: str = "127.0.0.1", token: str 
     config = voila_config(port=port, host=host, token=token, preheat=preheat,
                           pool_size=pool_size, open_browser=open_browser,
                           show_tracebacks=show_tracebacks)
+    bundle_root, bundle = prepare_chart_bundle()
     env = dict(os.environ)
     env["CS_WORKSPACE"] = target
     env["CS_ANALYSIS_DASHBOARDS"] = str(folder)
+    env[CHART_BUNDLE_ENV] = f"templates/{TEMPLATE}/static/{bundle}"
     env["JUPYTER_PATH"] = os.pathsep.join(
-        p for p in (str(template_root()), os.environ.get("JUPYTER_PATH", "")) if p)
+        p for p in (str(template_root()), str(bundle_root), os.environ.get("JUPYTER_PATH", ""))
+        if p)
     env.pop("CS_ANALYSIS_TOKEN", None)  # kernels have no use for it
 
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "") else host

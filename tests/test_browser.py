@@ -76,7 +76,7 @@ class Recorder:
         page.on("request", lambda r: self.requests.append(r.url))
         page.on("console", lambda m: self.errors.append(f"console: {m.text}")
                 if m.type == "error" else None)
-        page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
+        page.on("pageerror", lambda e: self.errors.append(f"page error: {e} {e.stack}"))
 
     def external(self) -> list[str]:
         out = []
@@ -169,7 +169,9 @@ def test_dashboard_renders_and_responds(server, page, info):
         timeout=LOAD_MS)
     expect(page.locator(".cs-error")).to_have_count(0)
     assert page.locator(".cs-kpi").count() >= 1
-    # every chart panel is drawn at a readable size (or says it has nothing to show)
+    # every stage has arrived, every chart panel is drawn at a readable size (or says
+    # it has nothing to show)
+    expect(page.locator(".cs-pending")).to_have_count(0, timeout=LOAD_MS)
     page.wait_for_function(_ALL_DRAWN_JS, timeout=LOAD_MS)
     assert page.locator(".cs-kpi-value").first.inner_text() != ""
     page.wait_for_timeout(500)  # let every chart finish drawing before the screenshot
@@ -195,6 +197,8 @@ def test_dashboard_renders_and_responds(server, page, info):
     expect(page.locator(".cs-kpis")).not_to_have_text(kpis_before, timeout=UPDATE_MS)
     page.wait_for_function("before => " + _DIGEST_JS + " !== before", arg=charts_before,
                            timeout=UPDATE_MS)
+    expect(page.locator(".cs-pending")).to_have_count(0, timeout=UPDATE_MS)
+    page.wait_for_function(_ALL_DRAWN_JS, timeout=UPDATE_MS)
     expect(page.locator(".cs-error")).to_have_count(0)
     screenshot(page, f"{info.name}-filtered")
 

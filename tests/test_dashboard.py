@@ -14,6 +14,7 @@ import re
 
 import altair as alt
 import nbformat
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -484,3 +485,226 @@ def test_stages_draw_fast_parts_first_and_cache_the_complete_view(tiny_ws, tiny_
     app.drawn.clear()
     app.filters["segment"].value = ALL
     assert len(app.drawn) == 1 and not app.drawn[0].kpis[1].pending  # from the cache
+
+
+# -- the retention dashboard, against brute force on the small demo ----------------------------
+def _month(d) -> int:
+    d = pd.Timestamp(d)
+    return d.year * 12 + d.month - 1
+
+
+def _month_end(m: int) -> pd.Timestamp:
+    return pd.Timestamp(year=m // 12, month=m % 12 + 1, day=1) + pd.offsets.MonthEnd(0)
+
+
+def _quarter(d) -> int:
+    d = pd.Timestamp(d)
+    return d.year * 4 + (d.month - 1) // 3
+
+
+def _quarter_end(q: int) -> pd.Timestamp:
+    return pd.Timestamp(year=q // 4, month=(q % 4) * 3 + 1, day=1) + pd.offsets.QuarterEnd(0)
+
+
+class Raw:
+    """The small demo's tables in pandas, and the metrics computed by brute force."""
+
+    def __init__(self, ws):
+        self.as_of = pd.Timestamp(ws.as_of)
+        self.acc = ws.con.table("accounts").to_pandas()
+        self.subs = ws.con.table("subscriptions").to_pandas()
+        self.events = ws.con.table("usage_events").select("account_id", "event_at").to_pandas()
+
+    def accounts(self, segment=None, signup=None):
+        acc = self.acc[pd.to_datetime(self.acc["signup_date"]) <= self.as_of]
+        if segment:
+            acc = acc[acc["segment"] == segment]
+        if signup:
+            s = pd.to_datetime(acc["signup_date"])
+            acc = acc[(s >= pd.Timestamp(signup[0])) & (s <= pd.Timestamp(signup[1]))]
+        return acc
+
+    def covered(self, ids, day) -> set:
+        s = self.subs[self.subs["account_id"].isin(ids)]
+        start, end = pd.to_datetime(s["start_date"]), pd.to_datetime(s["end_date"])
+        ok = (start <= day) & (end.isna() | (day < end))
+        return set(s.loc[ok, "account_id"])
+
+    def mrr_at(self, ids, day) -> pd.Series:
+        s = self.subs[self.subs["account_id"].isin(ids)]
+        start, end = pd.to_datetime(s["start_date"]), pd.to_datetime(s["end_date"])
+        ok = (start <= day) & (end.isna() | (day < end))
+        return s[ok].groupby("account_id")["mrr"].sum().reindex(list(ids), fill_value=0.0)
+
+    def logo_12(self, acc, grain="month", basis="contract"):
+        """Bounded retention at month 12 / quarter 4, pooled over observable cohorts."""
+        period, end = (_month, _month_end) if grain == "month" else (_quarter, _quarter_end)
+        k = 12 if grain == "month" else 4
+        accounts = retained = 0
+        for _, a in acc.iterrows():
+            target = period(a["signup_date"]) + k
+            if end(target) > self.as_of:
+                continue  # not observable: censored, not counted
+            accounts += 1
+            if basis == "contract":
+                retained += a["account_id"] in self.covered([a["account_id"]], end(target))
+            else:
+                ev = self.events[self.events["account_id"] == a["account_id"]]["event_at"]
+                retained += bool((ev.map(period) == target).any())
+        return retained / accounts, accounts
+
+    def trailing(self, acc):
+        m = _month(self.as_of) if _month_end(_month(self.as_of)) <= self.as_of \
+            else _month(self.as_of) - 1
+        ids = list(acc["account_id"])
+        start = self.mrr_at(ids, _month_end(m - 12))
+        end = self.mrr_at(ids, _month_end(m))
+        paying = start[start > 0].index
+        s, e = start[paying], end[paying]
+        return (np.minimum(s, e).sum() / s.sum(), e.sum() / s.sum(), len(paying))
+
+    def median_lifetime(self, acc):
+        times, events = [], []
+        for _, a in acc.iterrows():
+            s = self.subs[(self.subs["account_id"] == a["account_id"])]
+            start, end = pd.to_datetime(s["start_date"]), pd.to_datetime(s["end_date"])
+            s = s[(start <= self.as_of) & (end.isna() | (end > start))]
+            if s.empty:
+                continue  # never a customer
+            end = pd.to_datetime(s["end_date"])
+            alive = (end.isna() | (end > self.as_of)).any()
+            stop = self.as_of if alive else end.max()
+            times.append(max((stop - pd.Timestamp(a["signup_date"])).days, 0))
+            events.append(0 if alive else 1)
+        # Kaplan-Meier by hand: S(t) = prod over event times t_i <= t of (1 - d_i / n_i);
+        # the median is the first event time where S drops below 0.5.
+        t, e = np.array(times), np.array(events)
+        surv = 1.0
+        for ti in np.unique(t[e == 1]):
+            n_at_risk = (t >= ti).sum()
+            d = ((t == ti) & (e == 1)).sum()
+            surv *= 1 - d / n_at_risk
+            if surv < 0.5:
+                return float(ti), len(t)
+        return float("nan"), len(t)
+
+
+@pytest.fixture(scope="module")
+def raw(small_demo):
+    return Raw(small_demo)
+
+
+@pytest.fixture(scope="module")
+def retention_app(small_demo):
+    from cs_analysis.dashboard import RetentionDashboard
+
+    return RetentionDashboard(small_demo)
+
+
+def check_retention_kpis(app, raw, segment=None, signup=None, grain="month",
+                         basis="contract"):
+    acc = raw.accounts(segment, signup)
+    assert app.error is None
+    rate, n = raw.logo_12(acc, grain, basis)
+    logo = app.kpi("Logo retention at 12 months")
+    assert logo.value == pytest.approx(rate) and logo.n == n
+    grr, nrr, paying = raw.trailing(acc)
+    assert app.kpi("GRR").value == pytest.approx(grr)
+    assert app.kpi("NRR").value == pytest.approx(nrr)
+    assert app.kpi("GRR").n == paying == app.kpi("NRR").n
+    median, customers = raw.median_lifetime(acc)
+    life = app.kpi("Median customer lifetime")
+    assert life.n == customers
+    if median == median:
+        assert life.value == pytest.approx(median)
+    assert not any(k.pending for k in app.kpis)
+
+
+def test_retention_dashboard_matches_brute_force_as_filters_change(retention_app, raw):
+    app = retention_app
+    assert {"segment", "plan", "region", "cohorts", "grain", "basis",
+            "compare"} <= set(app.filters)
+    check_retention_kpis(app, raw)
+    app.filters["segment"].value = "SMB"
+    check_retention_kpis(app, raw, segment="SMB")
+    app.filters["grain"].value = "quarter"
+    check_retention_kpis(app, raw, segment="SMB", grain="quarter")
+    app.filters["grain"].value = "month"
+    app.filters["basis"].value = "activity"
+    check_retention_kpis(app, raw, segment="SMB", basis="activity")
+    app.filters["basis"].value = "contract"
+    app.filters["segment"].value = ALL
+    months = [v for _, v in app.filters["cohorts"].options]
+    app.filters["cohorts"].value = (months[6], months[17])
+    lo, hi = _month_end(months[6]) - pd.offsets.MonthBegin(1), _month_end(months[17])
+    check_retention_kpis(app, raw, signup=(lo, hi))
+    app.filters["cohorts"].value = (months[0], months[-1])
+    check_retention_kpis(app, raw)
+
+
+def test_retention_summary_table_has_a_row_per_group_and_the_counts(retention_app, raw):
+    app = retention_app
+    app.filters["compare"].value = "segment"
+    table = app.table
+    groups = sorted(raw.accounts()["segment"].dropna().unique())
+    assert list(table["segment"]) == [*groups, "All accounts"]
+    per, total = table[table["segment"] != "All accounts"], table.iloc[-1]
+    assert per["customers"].sum() == total["customers"]
+    assert per["paying_at_start"].sum() == total["paying_at_start"]
+    assert total["logo_retention_12m"] == pytest.approx(app.kpi("Logo retention").value)
+    assert total["grr_12m"] == pytest.approx(app.kpi("GRR").value)
+    for seg in groups:
+        row = table[table["segment"] == seg].iloc[0]
+        rate, n = raw.logo_12(raw.accounts(seg))
+        assert row["logo_retention_12m"] == pytest.approx(rate) and row["accounts_at_12m"] == n
+        assert row["logo_ci_lower"] <= rate <= row["logo_ci_upper"]
+    csv = decode_csv(app.csv_href)
+    assert list(csv.columns) == list(table.columns) and len(csv) == len(table)
+    app.filters["compare"].value = "plan"
+    assert list(app.table["plan"])[-1] == "All accounts"
+    assert app.table["customers"].iloc[-1] == total["customers"]
+    app.filters["compare"].value = "segment"
+
+
+def test_retention_dashboard_draws_every_chart(retention_app):
+    import altair as alt
+
+    charts = retention_app.charts
+    assert set(charts) == {"triangle", "curves", "survival", "bridge", "trend"}
+    for key, chart in charts.items():
+        assert isinstance(chart, alt.TopLevelMixin), key
+        spec = chart.to_dict()
+        assert "title" not in spec  # the panel shows the title
+    assert "Log-rank" in retention_app._panel_boxes["survival"].children[2].value
+
+
+def test_combined_groups_equal_the_ungrouped_analyses(small_demo):
+    from cs_analysis import retention as rt
+    from cs_analysis.dashboard import combine_bridge, combine_cohort_cells, combine_trailing
+
+    cells = combine_cohort_cells(rt.cohort_retention(small_demo, by="segment"), "segment")
+    direct = rt.cohort_retention(small_demo)
+    pd.testing.assert_frame_equal(cells, direct[cells.columns], check_dtype=False)
+    rev_by = rt.revenue_retention(small_demo, by="segment")
+    rev = rt.revenue_retention(small_demo)
+    t = combine_trailing(rev_by.trailing, "segment")
+    pd.testing.assert_frame_equal(t, rev.trailing[t.columns], check_dtype=False)
+    start = sorted(rev.bridge["period"].unique())[-12]
+    b = combine_bridge(rev_by.window_bridge(start=start), "segment")
+    direct_b = rev.window_bridge(start=start)
+    assert list(b["component"]) == list(direct_b["component"])
+    assert b["mrr"].to_numpy() == pytest.approx(direct_b["mrr"].to_numpy())
+
+
+def test_retention_dashboard_without_usage_or_region(tmp_path, tiny_tables):
+    from cs_analysis.dashboard import RetentionDashboard
+
+    tables = {k: v for k, v in tiny_tables.items() if k != "usage_events"}
+    ws = __import__("cs_analysis").open_workspace(write_workspace(tmp_path / "w.duckdb", tables))
+    app = RetentionDashboard(ws)
+    assert "region" not in app.filters and app.error is None
+    app.filters["basis"].value = "activity"
+    assert "has no usage_events table" in app.error
+    assert 'class="cs-error"' in app._message.value
+    app.filters["basis"].value = "contract"
+    assert app.error is None and app.kpis
