@@ -37,6 +37,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -390,29 +391,104 @@ class DashboardServer:
             return ""
 
     def processes(self) -> list[int]:
-        """Ids of the live processes of the server's group (server, Voila, kernels)."""
+        """Ids of the server's live processes: the command, Voila and its kernels.
+
+        Kernels run in sessions of their own (jupyter_client starts them so), so they are
+        found as descendants, and remembered (as psutil handles, safe against pid reuse)
+        so that ones orphaned by a dying parent are still found.
+        """
         if self.proc is None:
             return []
+        import psutil
+
+        known = getattr(self, "_procs", {})
         try:
-            import psutil
-        except ImportError:  # pragma: no cover - psutil comes with jupyter
-            return []
-        out = []
-        for p in psutil.process_iter(["pid", "status"]):
+            root = psutil.Process(self.proc.pid)
+            for p in [root, *root.children(recursive=True)]:
+                known.setdefault(p.pid, p)
+        except psutil.Error:
+            pass
+        alive = {}
+        for pid, p in known.items():
             try:
-                if (os.getpgid(p.pid) == self.proc.pid
-                        and p.info["status"] != psutil.STATUS_ZOMBIE):
-                    out.append(p.pid)
-            except (ProcessLookupError, PermissionError, psutil.Error):
+                if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                    alive[pid] = p
+            except psutil.Error:
+                continue
+        self._procs = alive
+        return sorted(alive)
+
+    def wait_idle(self, timeout: float = 300.0, window: float = 1.5,
+                  cpu_fraction: float = 0.05) -> float:
+        """Wait until the server and its kernels use (almost) no CPU; return seconds waited.
+
+        Voila reports a kernel pool "filled" when the kernels are started, not when they
+        have run their notebook; benchmarks wait for this instead, so a viewer gets a
+        kernel that has finished preheating.
+
+        Parameters
+        ----------
+        timeout : float
+            Give up (and return) after this many seconds.
+        window : float
+            Length of the quiet period required.
+        cpu_fraction : float
+            CPU seconds per second (all server processes together) counted as quiet.
+        """
+        import time
+
+        import psutil
+
+        def cpu_total() -> float:
+            total = 0.0
+            for pid in self.processes():
+                try:
+                    t = psutil.Process(pid).cpu_times()
+                    total += t.user + t.system + t.children_user + t.children_system
+                except psutil.Error:
+                    continue
+            return total
+
+        start = time.monotonic()
+        previous = cpu_total()
+        while time.monotonic() - start < timeout:
+            time.sleep(window)
+            now = cpu_total()
+            if now - previous < cpu_fraction * window:
+                return time.monotonic() - start
+            previous = now
+        return time.monotonic() - start
+
+    def kernel_memory(self) -> dict[str, dict[str, float]]:
+        """RSS and USS (MB) of each running kernel, by kernel id."""
+        import psutil
+
+        out = {}
+        for pid in self.processes():
+            try:
+                proc = psutil.Process(pid)
+                cmd = " ".join(proc.cmdline())
+                if "ipykernel" not in cmd:
+                    continue
+                m = re.search(r"kernel-([0-9a-f-]+)\.json", cmd)
+                info = proc.memory_full_info()
+                out[m.group(1) if m else str(pid)] = {"rss_mb": info.rss / 2**20,
+                                                      "uss_mb": info.uss / 2**20}
+            except psutil.Error:
                 continue
         return out
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop the server's whole process group: SIGTERM, then SIGKILL after ``timeout``."""
+        """Stop the server and everything it started.
+
+        SIGTERM to the command's process group (Voila then shuts its kernels down), then
+        SIGKILL to any of its processes still alive after ``timeout`` seconds.
+        """
         import time
 
         if self.proc is None:
             return
+        self.processes()  # remember the kernels before their parent goes away
         try:
             os.killpg(self.proc.pid, signal.SIGTERM)
         except ProcessLookupError:
@@ -424,11 +500,12 @@ class DashboardServer:
         deadline = time.monotonic() + timeout
         while self.processes() and time.monotonic() < deadline:
             time.sleep(0.2)
-        if self.processes():
+        for pid in self.processes():
             try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
+                self._procs[pid].kill()
+            except Exception:  # noqa: BLE001 - already gone
                 pass
+        if self.proc.poll() is None:
             self.proc.wait(timeout=10)
         if getattr(self, "_log", None) is not None:
             self._log.close()

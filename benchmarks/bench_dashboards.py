@@ -1,0 +1,194 @@
+"""Dashboards in a real browser: time to the first chart, filter response, memory per viewer.
+
+For every notebook in dashboards/ (discovered), served by ``cs-analysis serve`` with
+preheated kernels on the default demo workspace (3000 accounts; ``--quick``: 300) and
+driven by Playwright with Debian's Chromium:
+
+- ``first chart``: from the request to the first chart drawn (an SVG or canvas inside
+  ``.cs-chart``), with a preheated kernel that has finished its notebook; ``cold`` is a
+  fresh browser profile (nothing cached), ``warm`` a second visit (JavaScript cached).
+  ``complete`` is until every stage has arrived and every chart is drawn.
+- ``filter``: from choosing another value in the first dropdown filter (segment) to the
+  first chart changing on screen, and to the view being complete (all stages). Measured
+  with the server otherwise idle, and once right after the page opened, while Voila
+  refills the kernel pool (the realistic worst case on two cores).
+- ``memory``: the viewer's kernel, RSS and USS (memory no other process shares), after
+  loading and after the filter changes: what each connected viewer costs.
+
+Targets on 2 cores: first chart within 2 s (preheated), filter change within 0.3 s.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+FIRST_CHART_TARGET = 2.0
+FILTER_TARGET = 0.3
+_DRAWN = ".cs-chart svg.marks, .cs-chart canvas"
+_DIGEST = ("() => Array.from(document.querySelectorAll('.cs-chart svg.marks, "
+           ".cs-chart canvas')).map(e => e.tagName === 'CANVAS' ? e.toDataURL() : "
+           "e.innerHTML).join('|')")
+_COMPLETE = """() => document.querySelectorAll('.cs-pending').length === 0 &&
+  Array.from(document.querySelectorAll('.cs-chart')).every(p =>
+    p.querySelector('.cs-chart-empty') || p.querySelector('svg.marks, canvas'))"""
+
+
+def _workspace(args) -> tuple[Path, int]:
+    from cs_analysis.demo import build_demo
+    from cs_analysis.workspace import default_workspace_path
+
+    if args.quick:
+        path = Path(args.data_dir) / "dashboards-demo-300.duckdb"
+        accounts = 300
+        if not path.exists():
+            build_demo(path, accounts=accounts, seed=7)
+        return path, accounts
+    path = default_workspace_path()
+    if not path.exists():
+        build_demo(path)
+    return path, 3000
+
+
+def _row(case, seconds=None, size=None, peak_mb=None, note="", **extra) -> dict:
+    return {"bench": "dashboards", "size": size, "case": case, "seconds": seconds,
+            "peak_mb": peak_mb, "note": note, **extra}
+
+
+def _kernel_id(page) -> str | None:
+    return page.evaluate(
+        "() => { const e = document.getElementById('jupyter-config-data');"
+        " return e ? JSON.parse(e.textContent).kernelId : null; }")
+
+
+def _open(browser, url: str):
+    ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = ctx.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return ctx, page, errors
+
+
+def _visit(page, url: str) -> tuple[float, float]:
+    """Seconds to the first drawn chart and to the complete view."""
+    from playwright.sync_api import expect
+
+    t0 = time.perf_counter()
+    page.goto(url)
+    expect(page.locator(_DRAWN).first).to_be_visible(timeout=180_000)
+    first = time.perf_counter() - t0
+    page.wait_for_function(_COMPLETE, timeout=180_000, polling=20)
+    return first, time.perf_counter() - t0
+
+
+def _change_filter(page, label: str) -> tuple[float, float]:
+    """Seconds from choosing ``label`` to the first chart change and to completion."""
+    before = page.evaluate(_DIGEST)
+    select = page.locator(".cs-filter select").first
+    t0 = time.perf_counter()
+    select.select_option(label=label)
+    page.wait_for_function(f"before => ({_DIGEST})() !== before", arg=before,
+                           timeout=120_000, polling="raf")
+    first = time.perf_counter() - t0
+    page.wait_for_function(_COMPLETE, timeout=120_000, polling=20)
+    return first, time.perf_counter() - t0
+
+
+def run(args) -> list[dict]:
+    from cs_analysis.dashboard import discover
+    from cs_analysis.serve import CHROMIUM, CHROMIUM_ARGS, DashboardServer
+
+    if not Path(CHROMIUM).exists():
+        return [_row("skipped", note=f"{CHROMIUM} missing")]
+    from playwright.sync_api import sync_playwright
+
+    workspace, size = _workspace(args)
+    repeat = max(1, getattr(args, "repeat", 3))
+    rows: list[dict] = []
+    with DashboardServer(workspace) as srv, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
+        try:
+            waited = srv.wait_idle()
+            print(f"  preheated kernels ready after {waited:.1f} s", flush=True)
+            for info in discover():
+                url = f"{srv.url}voila/render/{info.href}"
+                cold, warm, complete = [], [], []
+                filt_first, filt_done, busy_first, busy_done = [], [], [], []
+                mem_loaded, mem_after = [], []
+                errors_seen = []
+                for _ in range(repeat):
+                    srv.wait_idle()
+                    ctx, page, errors = _open(browser, url)
+                    first, done = _visit(page, url)
+                    cold.append(first)
+                    complete.append(done)
+                    kid = _kernel_id(page)
+                    options = page.locator(".cs-filter select").first.locator(
+                        "option").all_inner_texts()
+                    # right after opening: Voila is refilling the pool meanwhile
+                    if len(options) > 1:
+                        f, d = _change_filter(page, options[1])
+                        busy_first.append(f)
+                        busy_done.append(d)
+                    srv.wait_idle()
+                    mem_loaded.append(srv.kernel_memory().get(kid, {}))
+                    for label in options[2:] + options[:1]:
+                        f, d = _change_filter(page, label)
+                        filt_first.append(f)
+                        filt_done.append(d)
+                    mem_after.append(srv.kernel_memory().get(kid, {}))
+                    # second visit, JavaScript cached (a new preheated kernel)
+                    srv.wait_idle()
+                    page2 = ctx.new_page()
+                    page2.on("pageerror", lambda e, errs=errors: errs.append(str(e)))
+                    w_first, _ = _visit(page2, url)
+                    warm.append(w_first)
+                    errors_seen += errors
+                    ctx.close()
+                name = info.name
+                med = statistics.median
+                rows += [
+                    _row(f"{name}: first chart, cold browser", med(cold), size,
+                         note=f"target {FIRST_CHART_TARGET} s; max {max(cold):.2f} s"),
+                    _row(f"{name}: first chart, warm browser", med(warm), size,
+                         note=f"max {max(warm):.2f} s"),
+                    _row(f"{name}: complete view, cold browser", med(complete), size,
+                         note="every stage and chart"),
+                ]
+                if filt_first:
+                    rows += [
+                        _row(f"{name}: filter -> first chart", med(filt_first), size,
+                             note=f"target {FILTER_TARGET} s; n={len(filt_first)}, "
+                                  f"max {max(filt_first):.2f} s"),
+                        _row(f"{name}: filter -> complete view", med(filt_done), size,
+                             note=f"all stages; max {max(filt_done):.2f} s"),
+                        _row(f"{name}: filter while pool refills -> first chart",
+                             med(busy_first), size, note=f"n={len(busy_first)}"),
+                        _row(f"{name}: filter while pool refills -> complete",
+                             med(busy_done), size, note=f"n={len(busy_done)}"),
+                    ]
+                for label, mems in (("after load", mem_loaded), ("after filters", mem_after)):
+                    rss = [m["rss_mb"] for m in mems if m]
+                    uss = [m["uss_mb"] for m in mems if m]
+                    if rss:
+                        rows.append(_row(f"{name}: viewer kernel memory {label}", None, size,
+                                         peak_mb=med(rss),
+                                         note=f"RSS; USS {med(uss):.0f} MB"))
+                if errors_seen:
+                    rows.append(_row(f"{name}: page errors", None, size,
+                                     note="; ".join(sorted(set(errors_seen)))[:300]))
+                for r in rows[-8:]:
+                    print("  ", r["case"], r["seconds"], r["peak_mb"], r["note"], flush=True)
+        finally:
+            browser.close()
+    return rows
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m benchmarks --only dashboards`
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from benchmarks.__main__ import main
+
+    sys.exit(main(["--only", "dashboards", *sys.argv[1:]]))
