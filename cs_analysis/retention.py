@@ -301,40 +301,53 @@ def cohort_retention(ws, grain: str = "month", basis: str = "contract", by: str 
     as_of = _resolve_as_of(ws, as_of)
     gcols = _group_cols(by)
     acc = _accounts(ws, as_of, by, grain)
-    sizes = acc.group_by(["c", *gcols]).agg(accounts=acc.account_id.count()).to_pandas()
-    if sizes.empty:
-        return _empty_cohort_frame(by)
     p_asof = _period_of(as_of, grain)
     p_obs = _last_observable(as_of, grain)
-    k_max = int(periods) if periods is not None else p_asof - int(sizes["c"].min())
 
+    # One engine query returns both the cohort sizes (rows with k = -1) and the counts:
+    # for bounded kinds, accounts retained at each k; for unbounded ones, accounts whose
+    # last retained period offset is k (summed from the top in pandas).
     if basis == "activity":
         active = _active_periods(ws, grain, as_of, events)
-    else:
-        active = None
-        intervals = _coverage_intervals(ws, grain, p_obs)
-
-    if kind == "bounded":
-        if basis == "activity":
+        if kind == "bounded":
             j = active.join(acc, "account_id")
             j = j.mutate(k=j.p - j.c)
-            j = j.filter(j.k >= 0, j.k <= k_max, j.p <= p_obs)
+            j = j.filter(j.k >= 0, j.p <= p_obs)
         else:
-            ks = ibis.memtable({"k": np.arange(k_max + 1, dtype="int64")})
-            j = intervals.join(acc, "account_id")
-            j = j.join(ks, [j.lo <= j.c + ks.k, j.c + ks.k <= j.hi])
-        counts = (j.group_by(["c", *gcols, "k"])
-                  .agg(retained=j.account_id.nunique()).to_pandas())
-    else:
-        if basis == "activity":
             last = active.group_by("account_id").agg(last=active.p.max())
+    else:
+        intervals = _coverage_intervals(ws, grain, p_obs)
+        if kind == "bounded":
+            j = intervals.join(acc, "account_id")
+            lo_k = ibis.greatest(j.lo - j.c, 0)
+            hi_k = j.hi - j.c
+            j = j.filter(lo_k <= hi_k)
+            j = j.select("account_id", "c", *gcols,
+                         k=ibis.range(lo_k, hi_k + 1).unnest().cast("int64"))
         else:
             last = intervals.group_by("account_id").agg(last=intervals.hi.max())
+    if kind == "bounded":
+        if periods is not None:
+            j = j.filter(j.k <= int(periods))
+        counts_e = j.group_by(["c", *gcols, "k"]).agg(n=j.account_id.nunique())
+    else:
         j = last.join(acc, "account_id")
-        j = j.mutate(lastk=j["last"] - j.c)
-        j = j.filter(j.lastk >= 0)
-        lastk = j.group_by(["c", *gcols, "lastk"]).agg(n=j.account_id.count()).to_pandas()
-        counts = _unbounded_counts(lastk, gcols, k_max)
+        j = j.mutate(k=(j["last"] - j.c).cast("int64"))
+        j = j.filter(j.k >= 0)
+        counts_e = j.group_by(["c", *gcols, "k"]).agg(n=j.account_id.count())
+    sizes_e = acc.group_by(["c", *gcols]).agg(n=acc.account_id.count())
+    sizes_e = sizes_e.mutate(k=ibis.literal(-1, "int64"))
+    cols = ["c", *gcols, "k", "n"]
+    both = sizes_e.select(*cols).union(counts_e.select(*cols)).to_pandas()
+    sizes = both[both["k"] == -1].drop(columns="k").rename(columns={"n": "accounts"})
+    if sizes.empty:
+        return _empty_cohort_frame(by)
+    k_max = int(periods) if periods is not None else p_asof - int(sizes["c"].min())
+    counts = both[both["k"] >= 0]
+    if kind == "bounded":
+        counts = counts.rename(columns={"n": "retained"})
+    else:
+        counts = _unbounded_counts(counts.rename(columns={"k": "lastk"}), gcols, k_max)
 
     cells = sizes.merge(pd.DataFrame({"k": np.arange(k_max + 1, dtype="int64")}), how="cross")
     cells = cells.merge(counts, on=["c", *gcols, "k"], how="left")
@@ -576,11 +589,16 @@ class RevenueRetention:
 
     @property
     def latest(self) -> pd.DataFrame:
-        """Trailing-12-month GRR / NRR for the window ending at the last complete month."""
+        """Trailing-12-month GRR / NRR for the window ending at the last complete month.
+
+        Empty when no account was paying at the start of that window.
+        """
         t = self.trailing
-        if t.empty:
+        if t.empty or self.as_of is None:
             return t
-        return t[t["window_end"] == t["window_end"].max()].reset_index(drop=True)
+        end = pd.Timestamp(_period_end(_last_observable(self.as_of, "month"), "month"))
+        # empty when nobody was paying at the start of that window
+        return t[t["window_end"] == end].reset_index(drop=True)
 
     def window_bridge(self, start=None, end=None, *, last: int | None = None) -> pd.DataFrame:
         """MRR bridge summed over the periods from ``start`` to ``end`` (inclusive).
