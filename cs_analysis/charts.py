@@ -451,3 +451,413 @@ def hazard_ratios(drivers, *, title: str | None = None) -> alt.Chart:
     rule = alt.Chart().mark_rule(color="#999999", strokeDash=[2, 2]).encode(x=alt.datum(1))
     return alt.layer(bars, points, rule).properties(
         title=title or "What drives churn: hazard ratios vs the reference level")
+
+
+# == Surveys (cs_analysis.surveys) =========================================================
+# Charts of the surveys module's tidy frames: score trends with their interval band, scores
+# by group, the promoter / passive / detractor mix, comment themes, drivers, comparisons,
+# outcomes after the survey and weighted feature requests. Each takes an already-aggregated
+# frame (one row per period, group, theme, rating, comparison, category or request).
+
+#: Colours of response categories (NPS, and top-2 / middle / bottom-2 box of other surveys).
+CATEGORY_COLOURS = {"promoter": GOOD, "passive": NEUTRAL, "detractor": BAD,
+                    "positive": GOOD, "neutral": NEUTRAL, "negative": BAD}
+_SCORE_TITLES = {"nps": "NPS", "csat": "CSAT (top-2 box)", "ces": "CES (mean score)"}
+_SCORE_FORMATS = {"nps": "+.1f", "csat": ".1%", "ces": ".2f"}
+
+
+def _score_metric(frame) -> str:
+    """Which score a frame of ``cs_analysis.surveys.nps / csat / ces`` holds."""
+    metric = frame.attrs.get("metric") if hasattr(frame, "attrs") else None
+    if metric in _SCORE_TITLES and metric in frame.columns:
+        return metric
+    for metric in _SCORE_TITLES:
+        if metric in frame.columns:
+            return metric
+    raise ValueError("expected a frame from cs_analysis.surveys.nps, csat or ces "
+                     "(with an 'nps', 'csat' or 'ces' column)")
+
+
+def _score_encoding(metric: str, frame, title: str | None = None):
+    """Axis and scale of a score: NPS -100..100, CSAT 0-100%, CES on its scale."""
+    title = title or _SCORE_TITLES[metric]
+    if metric == "nps":  # -100..100 would flatten every trend; keep 0 in view instead
+        return alt.Axis(title=title), alt.Scale(zero=True)
+    if metric == "csat":
+        return _pct_axis(title), alt.Scale(domain=[0, 1])
+    scale = frame.attrs.get("scale") if hasattr(frame, "attrs") else None
+    domain = [float(scale[0]), float(scale[1])] if scale else alt.Undefined
+    return alt.Axis(title=title), alt.Scale(domain=domain, zero=False)
+
+
+def _score_group(frame) -> str | None:
+    by = [c for c in (frame.attrs.get("by") or []) if c in frame.columns]
+    return by[0] if by else None
+
+
+def _category_scale(values) -> alt.Scale:
+    present = [c for c in CATEGORY_COLOURS if c in set(values)]
+    return alt.Scale(domain=present, range=[CATEGORY_COLOURS[c] for c in present])
+
+
+def score_trend(frame, *, title: str | None = None) -> alt.LayerChart:
+    """A survey score per period with its confidence band.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        :func:`cs_analysis.surveys.nps` (or ``csat`` / ``ces``) split by period, e.g.
+        ``nps(ws, period="quarter")``; with one ``by`` column, one line per group.
+    title : str, optional
+        Chart title.
+
+    Returns
+    -------
+    altair.LayerChart
+        x = period start, y = score, band = ``lower`` / ``upper``; points of small
+        samples are hollow; a dashed rule at 0 for NPS.
+    """
+    metric = _score_metric(frame)
+    if "period_start" not in frame.columns:
+        raise ValueError("score_trend needs a frame split by period, e.g. "
+                         "nps(ws, period='quarter')")
+    group = _score_group(frame)
+    keep = ["period_start", "period_label", "responses", "accounts", metric, "lower", "upper",
+            "small_sample", "promoters", "detractors", "top2_box", group]
+    data = frame[[c for c in dict.fromkeys(keep) if c is not None and c in frame.columns]]
+    data = data[data["responses"] > 0]
+    _check_rows(data, "score_trend", "use a coarser period")
+    axis, scale = _score_encoding(metric, frame)
+    x = alt.X("period_start:T", title=None, axis=alt.Axis(format="%b %Y", labelAngle=0))
+    enc_color = {"color": alt.Color(f"{group}:N", title=group)} if group else {}
+    base = alt.Chart(data)
+    band = base.mark_area(opacity=0.18, color=PALETTE[0]).encode(
+        x=x, y=alt.Y("lower:Q", scale=scale, axis=axis), y2="upper:Q", **enc_color)
+    line = base.mark_line(color=PALETTE[0]).encode(
+        x=x, y=alt.Y(f"{metric}:Q", scale=scale, axis=axis), **enc_color)
+    fmt = _SCORE_FORMATS[metric]
+    tooltip = [alt.Tooltip("period_label:N", title="period"),
+               alt.Tooltip(f"{metric}:Q", format=fmt, title=_SCORE_TITLES[metric]),
+               alt.Tooltip("lower:Q", format=fmt), alt.Tooltip("upper:Q", format=fmt),
+               alt.Tooltip("responses:Q"), alt.Tooltip("accounts:Q")]
+    tooltip += [alt.Tooltip(f"{c}:Q") for c in ("promoters", "detractors", "top2_box")
+                if c in data.columns]
+    if group:
+        tooltip.insert(0, alt.Tooltip(f"{group}:N"))
+    points = base.mark_point(filled=True, size=40, color=PALETTE[0]).encode(
+        x=x, y=alt.Y(f"{metric}:Q", scale=scale, axis=axis), tooltip=tooltip,
+        fill=alt.condition("datum.small_sample", alt.value("white"),
+                           alt.Color(f"{group}:N", title=group) if group
+                           else alt.value(PALETTE[0])),
+        **enc_color)
+    layers = [band, line, points]
+    if metric == "nps":
+        layers.append(alt.Chart().mark_rule(color="#999999", strokeDash=[2, 2]).encode(
+            y=alt.datum(0)))
+    return alt.layer(*layers).properties(
+        title=title or f"{_SCORE_TITLES[metric]} per period, with its 95% interval")
+
+
+def score_by_group(frame, *, title: str | None = None) -> alt.LayerChart:
+    """A survey score per group (segment, role, ...) with its interval, best first.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        :func:`cs_analysis.surveys.nps` (or ``csat`` / ``ces``) with one ``by`` column.
+    title : str, optional
+        Chart title.
+
+    Returns
+    -------
+    altair.LayerChart
+        One row per group: a point at the score, a rule across the interval; groups with
+        few responses are drawn hollow and say so in the tooltip.
+    """
+    metric = _score_metric(frame)
+    group = _score_group(frame)
+    if group is None:
+        raise ValueError("score_by_group needs a frame with one by column, e.g. "
+                         "nps(ws, by='segment')")
+    data = frame[[group, "responses", "accounts", metric, "lower", "upper", "small_sample"]]
+    data = data[data["responses"] > 0].sort_values(metric, ascending=False)
+    _check_rows(data, "score_by_group", "use fewer groups")
+    axis, scale = _score_encoding(metric, frame)
+    y = alt.Y(f"{group}:N", sort=list(data[group]), title=None)
+    fmt = _SCORE_FORMATS[metric]
+    base = alt.Chart(data)
+    ci = base.mark_rule(strokeWidth=2, color=PALETTE[0]).encode(
+        y=y, x=alt.X("lower:Q", scale=scale, axis=axis), x2="upper:Q")
+    point = base.mark_point(filled=True, size=80, color=PALETTE[0]).encode(
+        y=y, x=alt.X(f"{metric}:Q", scale=scale, axis=axis),
+        fill=alt.condition("datum.small_sample", alt.value("white"), alt.value(PALETTE[0])),
+        tooltip=[alt.Tooltip(f"{group}:N"),
+                 alt.Tooltip(f"{metric}:Q", format=fmt, title=_SCORE_TITLES[metric]),
+                 alt.Tooltip("lower:Q", format=fmt), alt.Tooltip("upper:Q", format=fmt),
+                 "responses:Q", "accounts:Q", "small_sample:N"])
+    layers = [ci, point]
+    if metric == "nps":
+        layers.append(alt.Chart().mark_rule(color="#999999", strokeDash=[2, 2]).encode(
+            x=alt.datum(0)))
+    return alt.layer(*layers).properties(
+        title=title or f"{_SCORE_TITLES[metric]} by {group}, with 95% intervals")
+
+
+def nps_mix(frame, *, title: str | None = None) -> alt.Chart:
+    """Shares of promoters, passives and detractors per group or period (stacked bars).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        :func:`cs_analysis.surveys.nps` output: by one column, by period, or overall.
+    title : str, optional
+        Chart title.
+
+    Returns
+    -------
+    altair.Chart
+        One bar per group (or period), 100% wide, split into the three categories.
+    """
+    import pandas as pd
+
+    if "pct_promoters" not in frame.columns:
+        raise ValueError("nps_mix needs cs_analysis.surveys.nps output")
+    group = _score_group(frame)
+    label = group or ("period_label" if "period_label" in frame.columns else None)
+    data = frame[frame["responses"] > 0]
+    rows = []
+    for _, r in data.iterrows():
+        for cat, count, share in (("promoter", "promoters", "pct_promoters"),
+                                  ("passive", "passives", "pct_passives"),
+                                  ("detractor", "detractors", "pct_detractors")):
+            rows.append({"group": str(r[label]) if label else "All responses",
+                         "category": cat, "share": r[share], "count": int(r[count]),
+                         "responses": int(r["responses"]), "order": len(rows) % 3})
+    long = pd.DataFrame(rows, columns=["group", "category", "share", "count", "responses",
+                                       "order"])
+    _check_rows(long, "nps_mix", "use fewer groups")
+    return alt.Chart(long).mark_bar().encode(
+        y=alt.Y("group:N", title=None, sort=list(dict.fromkeys(long["group"]))),
+        x=alt.X("share:Q", stack="normalize", axis=_pct_axis("Share of responses")),
+        color=alt.Color("category:N", title=None, scale=_category_scale(long["category"]),
+                        sort=["promoter", "passive", "detractor"]),
+        order=alt.Order("order:Q"),
+        tooltip=["group:N", "category:N", alt.Tooltip("share:Q", format=".1%"), "count:Q",
+                 "responses:Q"],
+    ).properties(title=title or "Promoters, passives and detractors")
+
+
+def theme_bars(summary, *, title: str | None = None, unmatched: bool = True) -> alt.LayerChart:
+    """Share of comments mentioning each theme, per category (or group), with intervals.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        ``themes(...).summary`` of :func:`cs_analysis.surveys.themes` (grouped by at most
+        one column, e.g. ``category``).
+    title : str, optional
+        Chart title.
+    unmatched : bool
+        Keep the ``"(no theme)"`` bar (shows how much the dictionary misses).
+
+    Returns
+    -------
+    altair.LayerChart
+        Horizontal bars (themes by total mentions), one bar per group side by side,
+        with Wilson intervals as rules.
+    """
+    by = [c for c in (summary.attrs.get("by") or []) if c in summary.columns]
+    if len(by) > 1:
+        raise ValueError("theme_bars draws at most one group column; use by='category'")
+    group = by[0] if by else None
+    data = summary if unmatched else summary[summary["theme"] != "(no theme)"]
+    keep = ["theme", "label", "mentions", "comments", "share", "lower", "upper",
+            "small_sample", group]
+    data = data[[c for c in keep if c is not None]]
+    _check_rows(data, "theme_bars", "use fewer groups")
+    order = list(data.groupby("label", sort=False)["mentions"].sum()
+                 .sort_values(ascending=False).index)
+    y = alt.Y("label:N", sort=order, title=None)
+    enc = {}
+    if group:
+        colour = (_category_scale(data[group]) if group == "category" else alt.Undefined)
+        enc = {"color": alt.Color(f"{group}:N", title=group, scale=colour),
+               "yOffset": alt.YOffset(f"{group}:N")}
+    base = alt.Chart(data)
+    tooltip = ([f"{group}:N"] if group else []) + [
+        "label:N", alt.Tooltip("share:Q", format=".1%"), alt.Tooltip("lower:Q", format=".1%"),
+        alt.Tooltip("upper:Q", format=".1%"), "mentions:Q", "comments:Q"]
+    bars = base.mark_bar().encode(y=y, x=alt.X("share:Q", axis=_pct_axis("Share of comments")),
+                                  tooltip=tooltip, **enc)
+    rule_enc = {"yOffset": enc["yOffset"]} if group else {}
+    rules = base.mark_rule(color="#555555").encode(y=y, x="lower:Q", x2="upper:Q", **rule_enc)
+    return alt.layer(bars, rules).properties(
+        title=title or "What comments talk about (share of comments, 95% intervals)")
+
+
+def driver_effects(drivers, *, title: str | None = None) -> alt.LayerChart:
+    """Forest plot of :func:`cs_analysis.surveys.drivers`: each rating's effect and interval.
+
+    Parameters
+    ----------
+    drivers : pandas.DataFrame
+        :func:`cs_analysis.surveys.drivers` output.
+    title : str, optional
+        Chart title.
+
+    Returns
+    -------
+    altair.LayerChart
+        One row per rating (strongest standardized effect first); a dashed rule at no
+        effect (0 points, or odds ratio 1 on a log scale for the ordered model).
+    """
+    data = drivers[["attribute", "effect", "lower", "upper", "p_value", "std_effect",
+                    "mean_rating", "correlation", "responses", "model", "effect_unit"]]
+    ordered = (data["model"] == "ordered").any()
+    unit = str(data["effect_unit"].iloc[0]) if len(data) else "effect"
+    scale = alt.Scale(type="log") if ordered else alt.Scale(zero=True)
+    y = alt.Y("attribute:N", sort=list(data["attribute"]), title=None)
+    base = alt.Chart(data)
+    ci = base.mark_rule(strokeWidth=2, color=PALETTE[0]).encode(
+        y=y, x=alt.X("lower:Q", scale=scale), x2="upper:Q")
+    point = base.mark_point(filled=True, size=80, color=PALETTE[0]).encode(
+        y=y, x=alt.X("effect:Q", scale=scale, title=unit[:1].upper() + unit[1:]),
+        tooltip=["attribute:N", alt.Tooltip("effect:Q", format=".2f"),
+                 alt.Tooltip("lower:Q", format=".2f"), alt.Tooltip("upper:Q", format=".2f"),
+                 alt.Tooltip("p_value:Q", format=".2g"),
+                 alt.Tooltip("std_effect:Q", format=".2f", title="per SD of the rating"),
+                 alt.Tooltip("correlation:Q", format=".2f"), "responses:Q"])
+    rule = alt.Chart().mark_rule(color="#999999", strokeDash=[2, 2]).encode(
+        x=alt.datum(1 if ordered else 0))
+    return alt.layer(ci, point, rule).properties(
+        title=title or "Which ratings go with a higher score (95% intervals)")
+
+
+def compare_differences(comparisons, *, title: str | None = None) -> alt.LayerChart:
+    """Forest plot of :func:`cs_analysis.surveys.compare`: differences and intervals.
+
+    Parameters
+    ----------
+    comparisons : pandas.DataFrame
+        :func:`cs_analysis.surveys.compare` output.
+    title : str, optional
+        Chart title.
+
+    Returns
+    -------
+    altair.LayerChart
+        One row per comparison ("a − b"); filled points are significant after the
+        multiple-comparison correction, hollow ones are not; a dashed rule at 0.
+    """
+    data = comparisons.copy()
+    prefix = ""
+    if "period_label" in data.columns and data["by"].iloc[0:1].ne("period").all():
+        prefix = data["period_label"].astype(str) + ": "
+    data["pair"] = prefix + data["group_a"].astype(str) + " − " + data["group_b"].astype(str)
+    data = data[["pair", "difference", "lower", "upper", "p_value", "p_adjusted",
+                 "significant", "responses_a", "responses_b", "small_sample", "note"]]
+    _check_rows(data, "compare_differences", "compare fewer groups")
+    y = alt.Y("pair:N", sort=list(data["pair"]), title=None)
+    base = alt.Chart(data)
+    ci = base.mark_rule(strokeWidth=2, color=PALETTE[0]).encode(y=y, x="lower:Q", x2="upper:Q")
+    point = base.mark_point(filled=True, size=80, color=PALETTE[0]).encode(
+        y=y, x=alt.X("difference:Q", title="Difference (a − b)"),
+        fill=alt.condition("datum.significant", alt.value(PALETTE[0]), alt.value("white")),
+        tooltip=["pair:N", alt.Tooltip("difference:Q", format=".3g"),
+                 alt.Tooltip("lower:Q", format=".3g"), alt.Tooltip("upper:Q", format=".3g"),
+                 alt.Tooltip("p_value:Q", format=".2g"),
+                 alt.Tooltip("p_adjusted:Q", format=".2g"), "significant:N",
+                 "responses_a:Q", "responses_b:Q", "note:N"])
+    rule = alt.Chart().mark_rule(color="#999999", strokeDash=[2, 2]).encode(x=alt.datum(0))
+    return alt.layer(ci, point, rule).properties(
+        title=title or "Differences between groups (filled: significant after correction)")
+
+
+def outcome_rates(rates, *, title: str | None = None) -> alt.LayerChart:
+    """Churn and expansion after the survey per category, with intervals.
+
+    Parameters
+    ----------
+    rates : pandas.DataFrame
+        ``survey_outcomes(...).rates`` of :func:`cs_analysis.surveys.survey_outcomes`.
+    title : str, optional
+        Chart title.
+
+    Returns
+    -------
+    altair.LayerChart
+        Per category, a churn bar and an expansion bar side by side with their intervals.
+    """
+    import pandas as pd
+
+    rows = []
+    for _, r in rates.iterrows():
+        for outcome, rate, lo, hi, count in (
+                ("churned", "churn_rate", "churn_lower", "churn_upper", "churned"),
+                ("expanded", "expansion_rate", "expansion_lower", "expansion_upper",
+                 "expanded")):
+            rows.append({"category": r["category"], "outcome": outcome, "rate": r[rate],
+                         "lower": r[lo], "upper": r[hi], "count": int(r[count]),
+                         "observations": int(r["observations"])})
+    data = pd.DataFrame(rows, columns=["category", "outcome", "rate", "lower", "upper",
+                                       "count", "observations"])
+    horizon = rates.attrs.get("horizon_days")
+    x = alt.X("category:N", sort=list(rates["category"]), title=None,
+              axis=alt.Axis(labelAngle=0))
+    colour = alt.Color("outcome:N", title=None,
+                       scale=alt.Scale(domain=["churned", "expanded"], range=[BAD, GOOD]))
+    base = alt.Chart(data)
+    bars = base.mark_bar().encode(
+        x=x, xOffset="outcome:N", y=alt.Y("rate:Q", axis=_pct_axis("Share of accounts")),
+        color=colour, tooltip=["category:N", "outcome:N", alt.Tooltip("rate:Q", format=".1%"),
+                               alt.Tooltip("lower:Q", format=".1%"),
+                               alt.Tooltip("upper:Q", format=".1%"), "count:Q",
+                               "observations:Q"])
+    rules = base.mark_rule(color="#333333").encode(x=x, xOffset="outcome:N", y="lower:Q",
+                                                   y2="upper:Q")
+    within = f" within {horizon} days" if horizon else ""
+    return alt.layer(bars, rules).properties(
+        title=title or f"What happened{within} after the survey, by category")
+
+
+def request_bars(priorities, *, top: int = 15, title: str | None = None) -> alt.Chart:
+    """The top feature requests of :func:`cs_analysis.surveys.request_priorities`.
+
+    Parameters
+    ----------
+    priorities : pandas.DataFrame
+        :func:`cs_analysis.surveys.request_priorities` output (ranked).
+    top : int
+        How many requests to draw.
+    title : str, optional
+        Chart title.
+
+    Returns
+    -------
+    altair.Chart
+        One bar per request (rank order): accounts asking, split into detractor accounts
+        and the others; the tooltip has MRR, at-risk accounts and status.
+    """
+    import pandas as pd
+
+    data = priorities.head(top)
+    rows = []
+    for _, r in data.iterrows():
+        det = r["detractor_accounts"]
+        det = 0 if pd.isna(det) else int(det)
+        for kind, n in (("detractor accounts", det), ("other accounts", int(r["accounts"]) - det)):
+            rows.append({"request": str(r["request"]), "rank": int(r["rank"]), "kind": kind,
+                         "count": n, "accounts": int(r["accounts"]), "mrr": float(r["mrr"]),
+                         "at_risk_accounts": None if pd.isna(r["at_risk_accounts"])
+                         else int(r["at_risk_accounts"]),
+                         "status": r["latest_status"]})
+    long = pd.DataFrame(rows, columns=["request", "rank", "kind", "count", "accounts", "mrr",
+                                       "at_risk_accounts", "status"])
+    return alt.Chart(long).mark_bar().encode(
+        y=alt.Y("request:N", sort=list(dict.fromkeys(long["request"])), title=None),
+        x=alt.X("count:Q", title="Accounts asking", stack="zero"),
+        color=alt.Color("kind:N", title=None, scale=alt.Scale(
+            domain=["detractor accounts", "other accounts"], range=[BAD, NEUTRAL])),
+        tooltip=["rank:Q", "request:N", "accounts:Q", alt.Tooltip("mrr:Q", format=",.0f"),
+                 "kind:N", "count:Q", "at_risk_accounts:Q", "status:N"],
+    ).properties(title=title or "Most requested, weighed by accounts (detractors in red)")
