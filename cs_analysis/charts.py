@@ -453,6 +453,281 @@ def hazard_ratios(drivers, *, title: str | None = None) -> alt.Chart:
         title=title or "What drives churn: hazard ratios vs the reference level")
 
 
+# == Onboarding (cs_analysis.onboarding) ===================================================
+# Charts of the onboarding module's tidy frames (time-to-value curves and summaries, stalled
+# onboardings, TTV vs retention, onboarding tickets, activity effects). Each takes an
+# already-aggregated frame (one row per curve step, group, bucket or category).
+
+
+def _carry_to(frame, x: str, limit: float, keys: list[str]):
+    """Rows with ``x <= limit``, plus a row per group at ``limit`` repeating the last one.
+
+    So a step curve drawn up to ``limit`` does not stop short; values are not recomputed.
+    """
+    import pandas as pd
+
+    parts = []
+    for _, g in frame.groupby(keys, sort=True) if keys else [(None, frame)]:
+        g = g[g[x] <= limit]
+        if g.empty:
+            continue
+        if g[x].max() < limit:
+            last = g.iloc[[-1]].copy()
+            last[x] = limit
+            if "events" in last:
+                last["events"] = 0
+            g = pd.concat([g, last])
+        parts.append(g)
+    return pd.concat(parts, ignore_index=True) if parts else frame.iloc[0:0]
+
+
+def ttv_curves(curves, *, max_days: float | None = None, band: bool = True,
+               title: str | None = None) -> alt.LayerChart:
+    """Share of accounts at an onboarding stage after each number of days (step curves).
+
+    Parameters
+    ----------
+    curves : pandas.DataFrame
+        :func:`cs_analysis.onboarding.ttv_curves` output (``group``, ``days``,
+        ``reached_share``, ``lower``, ``upper``, ``at_risk``, ``events``,
+        ``target_days``).
+    max_days : float, optional
+        Draw up to this many days; default three times the largest target (the whole
+        follow-up when there is no target).
+    band : bool
+        Draw the pointwise interval.
+    title : str, optional
+        Chart title.
+
+    Returns
+    -------
+    altair.LayerChart
+        x = days since the clock start, y = share reached, colour = group; dashed
+        vertical rules at each group's target.
+    """
+    import pandas as pd
+
+    targets = curves[["group", "target_days"]].dropna().drop_duplicates()
+    if max_days is None:
+        max_days = (3 * float(targets["target_days"].max()) if len(targets)
+                    else float(curves["days"].max()) if len(curves) else 1.0)
+    data = _carry_to(curves[["group", "days", "reached_share", "lower", "upper", "at_risk",
+                             "events"]], "days", max_days, ["group"])
+    _check_rows(data, "ttv_curves", "pass max_days or fewer groups")
+    x = alt.X("days:Q", title="Days since the onboarding clock started",
+              scale=alt.Scale(domain=[0, max_days], nice=False))
+    color = alt.Color("group:N", title=None)
+    base = alt.Chart(data)
+    layers = []
+    if band:
+        layers.append(base.mark_area(opacity=0.15, interpolate="step-after").encode(
+            x=x, y="lower:Q", y2="upper:Q", color=color))
+    layers.append(base.mark_line(interpolate="step-after").encode(
+        x=x, y=alt.Y("reached_share:Q", axis=_pct_axis("Reached the stage"),
+                     scale=alt.Scale(domain=[0, 1])),
+        color=color,
+        tooltip=["group:N", "days:Q", alt.Tooltip("reached_share:Q", format=".1%"),
+                 alt.Tooltip("lower:Q", format=".1%"), alt.Tooltip("upper:Q", format=".1%"),
+                 "at_risk:Q", "events:Q"]))
+    if len(targets):
+        layers.append(alt.Chart(pd.DataFrame(targets)).mark_rule(strokeDash=[4, 3]).encode(
+            x="target_days:Q", color=color,
+            tooltip=["group:N", alt.Tooltip("target_days:Q", title="target (days)")]))
+    return alt.layer(*layers).properties(
+        title=title or "Time to value: share of accounts at the stage (Kaplan-Meier)")
+
+
+def ttv_targets(summary, *, title: str | None = None) -> alt.LayerChart:
+    """Median days to a stage per group, with its interval, against the target.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        :func:`cs_analysis.onboarding.ttv_summary` output.
+    title : str, optional
+        Chart title.
+
+    Returns
+    -------
+    altair.LayerChart
+        One row per group: the median (point) with its interval (rule), the target
+        (red tick) and the share within target (text).
+    """
+    data = summary[["group", "accounts", "reached", "median_days", "median_lower",
+                    "median_upper", "target_days", "share_within_target", "within_lower",
+                    "within_upper"]].copy()
+    data["label"] = [("–" if v != v else f"{v:.0%} within target")
+                     for v in data["share_within_target"]]
+    y = alt.Y("group:N", title=None, sort=list(data["group"]))
+    base = alt.Chart(data)
+    tooltip = ["group:N", "accounts:Q", "reached:Q",
+               alt.Tooltip("median_days:Q", title="median days"),
+               alt.Tooltip("median_lower:Q", title="median, lower"),
+               alt.Tooltip("median_upper:Q", title="median, upper"),
+               alt.Tooltip("target_days:Q", title="target days"),
+               alt.Tooltip("share_within_target:Q", format=".1%", title="within target"),
+               alt.Tooltip("within_lower:Q", format=".1%", title="within, lower"),
+               alt.Tooltip("within_upper:Q", format=".1%", title="within, upper")]
+    ci = base.mark_rule(strokeWidth=2, color=PALETTE[0]).encode(
+        y=y, x=alt.X("median_lower:Q", title="Days"), x2="median_upper:Q")
+    point = base.mark_point(filled=True, size=80, color=PALETTE[0]).encode(
+        y=y, x="median_days:Q", tooltip=tooltip)
+    target = base.mark_tick(color=BAD, thickness=2, size=22).encode(
+        y=y, x="target_days:Q", tooltip=tooltip)
+    text = base.mark_text(align="left", dx=10, dy=-10, fontSize=11, color="#486581").encode(
+        y=y, x="median_days:Q", text="label:N")
+    return alt.layer(ci, point, target, text).properties(
+        title=title or "Median days to the stage (95% CI) vs target (red)")
+
+
+def stalled_by_owner(frame, *, title: str | None = None) -> alt.Chart:
+    """Stalled onboardings per CSM, stacked by reason.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        ``csm_owner``, ``reason``, ``accounts`` (one row per owner and reason), e.g. counted
+        from :func:`cs_analysis.onboarding.stalled_accounts`.
+    title : str, optional
+        Chart title.
+
+    Returns
+    -------
+    altair.Chart
+        Horizontal stacked bars, owners with the most stalled onboardings on top.
+    """
+    order = (frame.groupby("csm_owner")["accounts"].sum().sort_values(ascending=False)
+             .index.tolist())
+    reasons = ["past target and idle", "past target", "no recent milestone"]
+    return alt.Chart(frame).mark_bar().encode(
+        y=alt.Y("csm_owner:N", sort=order, title=None),
+        x=alt.X("accounts:Q", title="Stalled onboardings", stack="zero",
+                axis=alt.Axis(tickMinStep=1)),
+        color=alt.Color("reason:N", title=None, sort=reasons,
+                        scale=alt.Scale(domain=reasons, range=[BAD, "#f28e2b", "#edc948"])),
+        tooltip=["csm_owner:N", "reason:N", "accounts:Q"],
+    ).properties(title=title or "Stalled onboardings per CSM")
+
+
+def ttv_retention_buckets(buckets, *, title: str | None = None) -> alt.LayerChart:
+    """Churn rate after the landmark by time-to-value bucket, with exact intervals.
+
+    Parameters
+    ----------
+    buckets : pandas.DataFrame
+        ``TTVRetention.buckets`` of :func:`cs_analysis.onboarding.ttv_vs_retention`.
+    title : str, optional
+        Chart title.
+
+    Returns
+    -------
+    altair.LayerChart
+        One bar per bucket (fastest first): churns per account-year after the landmark,
+        with its interval; small buckets drawn lighter.
+    """
+    data = buckets[["bucket", "order", "accounts", "churned", "account_years", "churn_rate",
+                    "rate_lower", "rate_upper", "retained_12m", "hazard_ratio", "hr_lower",
+                    "hr_upper", "small_sample"]]
+    x = alt.X("bucket:N", sort=alt.EncodingSortField("order"), title="Days to value",
+              axis=alt.Axis(labelAngle=0))
+    base = alt.Chart(data)
+    bars = base.mark_bar(color=PALETTE[0]).encode(
+        x=x, y=alt.Y("churn_rate:Q", title="Churns per account-year after the landmark"),
+        opacity=alt.condition("datum.small_sample", alt.value(0.4), alt.value(0.9)),
+        tooltip=["bucket:N", "accounts:Q", "churned:Q",
+                 alt.Tooltip("account_years:Q", format=".0f"),
+                 alt.Tooltip("churn_rate:Q", format=".3f"),
+                 alt.Tooltip("rate_lower:Q", format=".3f"),
+                 alt.Tooltip("rate_upper:Q", format=".3f"),
+                 alt.Tooltip("retained_12m:Q", format=".1%", title="retained 12 months"),
+                 alt.Tooltip("hazard_ratio:Q", format=".2f", title="hazard ratio"),
+                 alt.Tooltip("hr_lower:Q", format=".2f"),
+                 alt.Tooltip("hr_upper:Q", format=".2f")])
+    ci = base.mark_rule(color="#333333").encode(x=x, y="rate_lower:Q", y2="rate_upper:Q")
+    return alt.layer(bars, ci).properties(
+        width=alt.Step(70),
+        title=title or "Churn after onboarding by time to value (landmark analysis)")
+
+
+def onboarding_ticket_rates(tickets, *, title: str | None = None) -> alt.LayerChart:
+    """Support tickets per account-week during onboarding, by category.
+
+    Parameters
+    ----------
+    tickets : pandas.DataFrame
+        :func:`cs_analysis.onboarding.onboarding_tickets` output (one group).
+    title : str, optional
+        Chart title.
+
+    Returns
+    -------
+    altair.LayerChart
+        Horizontal bars (during onboarding) with exact intervals, most frequent on top;
+        a grey tick marks the rate after onboarding.
+    """
+    data = tickets[["category", "tickets", "accounts_with_tickets", "per_account_week",
+                    "lower", "upper", "share", "after_per_account_week", "rate_ratio"]]
+    _check_rows(data, "onboarding_ticket_rates", "pass one group")
+    order = data.sort_values("per_account_week", ascending=False)["category"].tolist()
+    y = alt.Y("category:N", sort=order, title=None)
+    base = alt.Chart(data)
+    tooltip = ["category:N", "tickets:Q", "accounts_with_tickets:Q",
+               alt.Tooltip("per_account_week:Q", format=".3f", title="during onboarding"),
+               alt.Tooltip("lower:Q", format=".3f"), alt.Tooltip("upper:Q", format=".3f"),
+               alt.Tooltip("share:Q", format=".0%", title="share of onboarding tickets"),
+               alt.Tooltip("after_per_account_week:Q", format=".3f", title="after onboarding"),
+               alt.Tooltip("rate_ratio:Q", format=".1f", title="during / after")]
+    bars = base.mark_bar(color=PALETTE[1]).encode(
+        y=y, x=alt.X("per_account_week:Q", title="Tickets per account-week"),
+        tooltip=tooltip)
+    ci = base.mark_rule(color="#333333").encode(y=y, x="lower:Q", x2="upper:Q")
+    after = base.mark_tick(color="#666666", thickness=2).encode(
+        y=y, x="after_per_account_week:Q", tooltip=tooltip)
+    return alt.layer(bars, ci, after).properties(
+        title=title or "Tickets during onboarding (bars) vs after (grey ticks)")
+
+
+def activity_effect(result, *, title: str | None = None) -> alt.LayerChart:
+    """Naive and adjusted difference of an outcome with and without a CS activity.
+
+    Parameters
+    ----------
+    result : ActivityEffect or pandas.DataFrame
+        :func:`cs_analysis.onboarding.activity_effect` output or its ``summary``.
+    title : str, optional
+        Chart title.
+
+    Returns
+    -------
+    altair.LayerChart
+        One row per estimate (naive, adjusted): the difference with its interval and a
+        rule at zero (no difference).
+    """
+    summary = getattr(result, "summary", result)
+    data = summary[["estimate", "activity", "outcome", "measure", "treated_accounts",
+                    "control_accounts", "treated_value", "control_value", "difference",
+                    "lower", "upper", "p_value", "adjusted_for"]].copy()
+    data["estimate"] = data["estimate"].map(
+        {"naive": "naive (all accounts)",
+         "adjusted": "adjusted (" + data["adjusted_for"].iloc[0] + ")"})
+    y = alt.Y("estimate:N", title=None, sort=list(data["estimate"]))
+    base = alt.Chart(data)
+    ci = base.mark_rule(strokeWidth=2, color=PALETTE[0]).encode(
+        y=y, x=alt.X("lower:Q", title=f"Difference, {data['measure'].iloc[0]}"), x2="upper:Q")
+    point = base.mark_point(filled=True, size=90, color=PALETTE[0]).encode(
+        y=y, x="difference:Q",
+        tooltip=["estimate:N", "treated_accounts:Q", "control_accounts:Q",
+                 alt.Tooltip("treated_value:Q", format=".3g"),
+                 alt.Tooltip("control_value:Q", format=".3g"),
+                 alt.Tooltip("difference:Q", format=".3g"),
+                 alt.Tooltip("lower:Q", format=".3g"), alt.Tooltip("upper:Q", format=".3g"),
+                 alt.Tooltip("p_value:Q", format=".2g")])
+    zero = alt.Chart().mark_rule(color="#999999", strokeDash=[2, 2]).encode(x=alt.datum(0))
+    activity = data["activity"].iloc[0]
+    return alt.layer(ci, point, zero).properties(
+        title=title or f"Accounts with {activity} vs without: naive and adjusted difference")
+
+
 # == Surveys (cs_analysis.surveys) =========================================================
 # Charts of the surveys module's tidy frames: score trends with their interval band, scores
 # by group, the promoter / passive / detractor mix, comment themes, drivers, comparisons,
