@@ -439,7 +439,7 @@ _CSS = """
 .cs-kpi-detail { font-size: 12.5px; color: #486581; min-height: 1em; }
 .cs-kpi-n { font-size: 12px; color: #829ab1; margin-top: 4px; }
 .cs-kpi-warning { font-size: 12px; color: #b44d12; margin-top: 4px; }
-.cs-notes { display: flex; flex-direction: column; gap: 6px; }
+.cs-notes { display: flex; flex-direction: column; gap: 6px; margin-top: 8px; }
 .cs-note { background: #fffbea; border: 1px solid #f7d070; color: #8d2b0b; border-radius: 8px;
   padding: 8px 12px; font-size: 13px; }
 .cs-charts { display: grid !important; grid-template-columns: repeat(2, minmax(0, 1fr));
@@ -489,13 +489,6 @@ _CSS = """
 @media (max-width: 900px) { .cs-charts { grid-template-columns: minmax(0, 1fr); } }
 </style>
 """
-
-
-def _style_widget() -> widgets.HTML:
-    w = widgets.HTML(_CSS)
-    w.add_class("cs-style")
-    w.layout.display = "none"
-    return w
 
 
 # -- filters -----------------------------------------------------------------------------
@@ -585,8 +578,8 @@ class ErrorPanel:
 
     def __init__(self, message: str, hint: str = "", title: str = "This dashboard cannot open"):
         self.message, self.hint = message, hint
-        box = widgets.HTML(_error_html(message, hint, title))
-        self.widget = widgets.VBox([_style_widget(), box])
+        box = widgets.HTML(_CSS + _error_html(message, hint, title))
+        self.widget = widgets.VBox([box])
         self.widget.add_class("cs-app")
 
     @property
@@ -652,30 +645,27 @@ class Dashboard:
         self.error: str | None = None
         self._chart_widgets: dict[str, Any] = {}
         self._panel_boxes: dict[str, widgets.Box] = {}
+        self._panel_texts: dict[str, widgets.HTML] = {}
 
+        # Few widgets on purpose: each is 2-3 models the browser must restore before the
+        # page shows (style + header in one HTML, scope + notes in one, the table in one).
         self.filters: dict[str, widgets.Widget] = dict(self.make_filters())
-        self._header = widgets.HTML(self._header_html())
+        self._header = widgets.HTML(_CSS + self._header_html())
         self._header.add_class("cs-header-box")
         self._filter_bar = widgets.HBox(list(self.filters.values()))
         self._filter_bar.add_class("cs-filters")
         if not self.filters:
             self._filter_bar.layout.display = "none"
-        self._scope = widgets.HTML("")
-        self._scope.add_class("cs-scope")
         self._message = widgets.HTML("")
         self._message.add_class("cs-message")
         self._kpis = widgets.HTML("")
         self._kpis.add_class("cs-kpis")
         self._charts = widgets.Box([])
         self._charts.add_class("cs-charts")
-        self._table_head = widgets.HTML("")
-        self._table_body = widgets.HTML("")
-        self._table = widgets.VBox([self._table_head, self._table_body])
+        self._table = widgets.HTML("")
         self._table.add_class("cs-table")
-        self.widget = widgets.VBox([
-            _style_widget(), self._header, self._filter_bar, self._scope, self._message,
-            self._kpis, self._charts, self._table,
-        ])
+        self.widget = widgets.VBox([self._header, self._filter_bar, self._message,
+                                    self._kpis, self._charts, self._table])
         self.widget.add_class("cs-app")
         self.refresh()
         for w in self.filters.values():
@@ -742,7 +732,7 @@ class Dashboard:
     @property
     def csv_href(self) -> str:
         """The ``data:`` URI of the download link ('' when there is no table)."""
-        m = re.search(r'href="(data:[^"]+)"', self._table_head.value)
+        m = re.search(r'href="(data:[^"]+)"', self._table.value)
         return html.unescape(m.group(1)) if m else ""
 
     def kpi(self, label: str) -> KPI:
@@ -834,7 +824,6 @@ class Dashboard:
         self.view = None
         self.error = message
         self._message.value = _error_html(message, hint)
-        self._scope.value = ""
         for w in (self._kpis, self._charts, self._table):
             w.layout.display = "none"
 
@@ -842,8 +831,8 @@ class Dashboard:
         self.view = view
         self.error = None
         notes = "".join(f'<div class="cs-note">{esc(n)}</div>' for n in view.notes)
-        self._message.value = f'<div class="cs-notes">{notes}</div>' if notes else ""
-        self._scope.value = esc(view.scope)
+        scope = f'<div class="cs-scope">{esc(view.scope)}</div>' if view.scope else ""
+        self._message.value = scope + (f'<div class="cs-notes">{notes}</div>' if notes else "")
         self._kpis.value = ('<div class="cs-kpis-grid">'
                             + "".join(k.html() for k in view.kpis) + "</div>")
         self._kpis.layout.display = None if view.kpis else "none"
@@ -855,42 +844,41 @@ class Dashboard:
 
         boxes = []
         for p in panels:
+            # a panel is one VBox: [title + caption (HTML), chart or placeholder]
             box = self._panel_boxes.get(p.key)
             if box is None:
-                title, caption, body = widgets.HTML(), widgets.HTML(), widgets.VBox()
-                box = widgets.VBox([title, body, caption])
+                text = widgets.HTML('<div class="cs-chart-empty">Computing…</div>')
+                self._panel_texts[p.key] = text
+                box = widgets.VBox([widgets.HTML(), text])
                 box.add_class("cs-chart")
                 box.add_class(f"cs-chart-{p.key}")
                 self._panel_boxes[p.key] = box
-            title, body, caption = box.children
+            head = box.children[0]
             mark = ' <span class="cs-updating">updating…</span>' if p.pending else ""
-            title.value = f'<div class="cs-chart-title">{esc(p.title)}{mark}</div>'
-            caption.value = (f'<div class="cs-chart-caption">{esc(p.caption)}</div>'
-                             if p.caption else "")
+            caption = (f'<div class="cs-chart-caption">{esc(p.caption)}</div>'
+                       if p.caption else "")
+            head.value = f'<div class="cs-chart-title">{esc(p.title)}{mark}</div>{caption}'
             if p.wide:
                 box.add_class("cs-wide")
             else:
                 box.remove_class("cs-wide")
-            if p.pending:
+            boxes.append(box)
+            if p.pending:  # keep what is drawn, dimmed, until the next stage
                 box.add_class("cs-pending")
-                if not body.children:
-                    body.children = (widgets.HTML(
-                        '<div class="cs-chart-empty">Computing…</div>'),)
-                boxes.append(box)
                 continue
             box.remove_class("cs-pending")
             if p.chart is None:
-                empty = widgets.HTML(f'<div class="cs-chart-empty">{esc(p.empty)}</div>')
-                body.children = (empty,)
+                body = self._panel_texts[p.key]
+                body.value = f'<div class="cs-chart-empty">{esc(p.empty)}</div>'
             else:
-                jc = self._chart_widgets.get(p.key)
-                if jc is None:
-                    jc = alt.JupyterChart(p.chart, embed_options={"actions": False})
-                    self._chart_widgets[p.key] = jc
+                body = self._chart_widgets.get(p.key)
+                if body is None:
+                    body = alt.JupyterChart(p.chart, embed_options={"actions": False})
+                    self._chart_widgets[p.key] = body
                 else:
-                    jc.chart = p.chart
-                body.children = (jc,)
-            boxes.append(box)
+                    body.chart = p.chart
+            if box.children[1] is not body:
+                box.children = (head, body)
         self._charts.children = tuple(boxes)
         self._charts.layout.display = None if boxes else "none"
 
@@ -902,7 +890,7 @@ class Dashboard:
         self._table.remove_class("cs-pending")
         if frame.empty:
             self._table.layout.display = "none"
-            self._table_head.value = self._table_body.value = ""
+            self._table.value = ""
             return
         self._table.layout.display = None
         shown = frame.head(self.max_table_rows)
@@ -911,12 +899,12 @@ class Dashboard:
         body = table_html(shown, view.table_formats, view.table_labels)
         more = (f'<div class="cs-table-more">Showing {len(shown):,} of {len(frame):,} rows; '
                 "the CSV has them all.</div>" if len(frame) > len(shown) else "")
-        self._table_body.value = f'<div class="cs-table-scroll">{body}</div>{more}'
-        self._table_head.value = (
+        self._table.value = (
             f'<div class="cs-table-head"><span class="cs-table-title">'
             f'{esc(view.table_title)}</span><a class="cs-download" download="'
             f'{esc(view.csv_name)}" href="{esc(csv_data_uri(frame))}">Download CSV '
-            f'({len(frame):,} rows)</a></div>')
+            f'({len(frame):,} rows)</a></div>'
+            f'<div class="cs-table-scroll">{body}</div>{more}')
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)

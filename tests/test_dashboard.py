@@ -258,7 +258,7 @@ def test_table_on_screen_is_capped_but_the_csv_has_every_row(tiny_ws):
             return View(table=pd.DataFrame({"i": range(12)}))
 
     app = Many(tiny_ws)
-    assert "Showing 5 of 12 rows" in app._table_body.value
+    assert "Showing 5 of 12 rows" in app._table.value
     assert len(decode_csv(app.csv_href)) == 12
 
 
@@ -301,7 +301,7 @@ def test_launch_reports_a_missing_workspace_without_a_traceback(tmp_path):
     panel = CountsDashboard.launch(str(tmp_path / "nope.duckdb"))
     assert isinstance(panel, ErrorPanel)
     assert "no workspace at" in panel.error
-    html = panel.widget.children[1].value
+    html = panel.widget.children[0].value
     assert 'class="cs-error"' in html and "cs-app" in panel.widget._dom_classes
 
 
@@ -396,11 +396,16 @@ def test_serve_passes_workspace_template_and_token_to_voila(monkeypatch, tmp_pat
             return 0
 
     monkeypatch.setattr(srv.subprocess, "Popen", FakeProc)
+    monkeypatch.setenv("CS_ANALYSIS_CACHE", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
     rc = srv.serve(workspace=str(path.name), host="0.0.0.0", port=9123, token="s3cret")
     assert rc == 0
     assert seen["env"]["CS_WORKSPACE"] == str(path.resolve())  # absolute for kernels
-    assert seen["env"]["JUPYTER_PATH"].split(":")[0] == str(srv.template_root())
+    jupyter_path = seen["env"]["JUPYTER_PATH"].split(":")
+    assert jupyter_path[:2] == [str(srv.template_root()), str(tmp_path / "cache" / "jupyter")]
+    bundle = seen["env"][srv.CHART_BUNDLE_ENV]
+    assert bundle.startswith("templates/cs/static/jupyterchart-")
+    assert (tmp_path / "cache" / "jupyter" / "voila" / bundle).exists()
     assert seen["cmd"][1:3] == ["-m", "voila"]
     assert seen["cmd"][3] == str(dash.dashboards_dir())
     assert "s3cret" not in " ".join(seen["cmd"])  # never on a command line
@@ -675,7 +680,7 @@ def test_retention_dashboard_draws_every_chart(retention_app):
         assert isinstance(chart, alt.TopLevelMixin), key
         spec = chart.to_dict()
         assert "title" not in spec  # the panel shows the title
-    assert "Log-rank" in retention_app._panel_boxes["survival"].children[2].value
+    assert "Log-rank" in retention_app._panel_boxes["survival"].children[0].value
 
 
 def test_combined_groups_equal_the_ungrouped_analyses(small_demo):
@@ -708,3 +713,31 @@ def test_retention_dashboard_without_usage_or_region(tmp_path, tiny_tables):
     assert 'class="cs-error"' in app._message.value
     app.filters["basis"].value = "contract"
     assert app.error is None and app.kpis
+
+
+def test_chart_bundle_is_written_once_and_charts_load_it(tmp_path, monkeypatch):
+    import altair as alt
+
+    from cs_analysis.dashboard import use_served_chart_bundle
+    from cs_analysis.serve import TEMPLATE, prepare_chart_bundle
+
+    root, name = prepare_chart_bundle(tmp_path)
+    path = root / "voila" / "templates" / TEMPLATE / "static" / name
+    text = path.read_text()
+    assert len(text) > 100_000 and "https://" not in text.split("\n", 1)[0]
+    mtime = path.stat().st_mtime_ns
+    assert prepare_chart_bundle(tmp_path) == (root, name)  # cached
+    assert path.stat().st_mtime_ns == mtime
+
+    saved = (alt.JupyterChart._esm, alt.JupyterChart._is_offline)
+    try:
+        monkeypatch.delenv("CS_ANALYSIS_CHART_BUNDLE", raising=False)
+        assert use_served_chart_bundle() is False
+        assert alt.JupyterChart._esm == saved[0]
+        monkeypatch.setenv("CS_ANALYSIS_CHART_BUNDLE", f"templates/cs/static/{name}")
+        assert use_served_chart_bundle() is True
+        chart = alt.JupyterChart(alt.Chart(pd.DataFrame({"x": [1]})).mark_point())
+        assert len(chart._esm) < 1000 and f'"templates/cs/static/{name}"' in chart._esm
+        assert "import(" in chart._esm and "export default" in chart._esm
+    finally:
+        alt.JupyterChart._esm, alt.JupyterChart._is_offline = saved
