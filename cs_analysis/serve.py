@@ -170,7 +170,8 @@ def resolve_workspace(workspace=None) -> str:
 
 def voila_config(*, port: int = 8866, host: str = "127.0.0.1", token: str | None = None,
                  preheat: bool = True, pool_size: int = 1, open_browser: bool = False,
-                 show_tracebacks: bool = False, fill_delay: float = 1.0) -> dict:
+                 show_tracebacks: bool = False, fill_delay: float = 1.0,
+                 cull_idle: float = 600.0) -> dict:
     """The Voila configuration :func:`serve` writes to ``voila.json`` (pure; tested).
 
     Parameters
@@ -191,6 +192,12 @@ def voila_config(*, port: int = 8866, host: str = "127.0.0.1", token: str | None
         friendly errors of their own).
     fill_delay : float
         Seconds before a used preheated kernel is replaced.
+    cull_idle : float
+        Shut down a viewer's kernel this many seconds after its page went away (closed
+        tab, lost connection) and it went idle; 0 keeps kernels until the server stops.
+        Voila does not shut kernels down when a page closes, so without this every visit
+        would keep its kernel (hundreds of MB) for good. Kernels with a page still
+        connected, and preheated ones, are never culled.
     """
     config: dict = {
         "Voila": {
@@ -210,6 +217,13 @@ def voila_config(*, port: int = 8866, host: str = "127.0.0.1", token: str | None
             "default_pool_size": max(int(pool_size), 0) if preheat else 0,
         },
     }
+    if cull_idle and cull_idle > 0:
+        config["MappingKernelManager"] = {
+            "cull_idle_timeout": int(cull_idle),
+            "cull_interval": max(5, min(60, int(cull_idle) // 4)),
+            "cull_connected": False,
+            "cull_busy": False,
+        }
     if preheat:
         config["VoilaKernelManager"] = {
             "fill_delay": float(fill_delay),
@@ -273,10 +287,11 @@ def serve(workspace=None, port: int = 8866, host: str = "127.0.0.1", token: str 
         return 2
     if pool_size is None:
         pool_size = int(os.environ.get("CS_ANALYSIS_POOL_SIZE", "1"))
+    cull_idle = float(os.environ.get("CS_ANALYSIS_CULL_IDLE", "600"))
 
     config = voila_config(port=port, host=host, token=token, preheat=preheat,
                           pool_size=pool_size, open_browser=open_browser,
-                          show_tracebacks=show_tracebacks)
+                          show_tracebacks=show_tracebacks, cull_idle=cull_idle)
     bundle_root, bundle = prepare_chart_bundle()
     env = dict(os.environ)
     env["CS_WORKSPACE"] = target

@@ -350,6 +350,9 @@ def test_voila_config_keeps_everything_local_and_preheated():
     assert vc["show_tracebacks"] is False and vc["strip_sources"] is True
     pools = cfg["VoilaKernelManager"]["kernel_pools_config"]
     assert pools["default"]["pool_size"] == 2 and pools[dash.LANDING]["pool_size"] == 1
+    cull = cfg["MappingKernelManager"]
+    assert cull["cull_idle_timeout"] == 600 and cull["cull_connected"] is False
+    assert "MappingKernelManager" not in voila_config(cull_idle=0)
     cold = voila_config(preheat=False, token="s3cret")
     assert cold["VoilaConfiguration"]["preheat_kernel"] is False
     assert "VoilaKernelManager" not in cold and cold["Voila"]["token"] == "s3cret"
