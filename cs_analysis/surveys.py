@@ -1771,13 +1771,19 @@ def curated_voices(ws, accounts: Sequence[str] | None = None,
 def _md_cell(value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
         return ""
-    if isinstance(value, pd.Timestamp):
-        value = value.date().isoformat() if value == value.normalize() else str(value)
+    if isinstance(value, pd.Timestamp | dt.datetime):
+        value = value.date().isoformat()  # a day is precise enough for a meeting document
     elif isinstance(value, float):
         value = f"{value:,.2f}".rstrip("0").rstrip(".") if abs(value) < 1000 else \
             f"{value:,.0f}"
     text = str(value).replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
     return text.replace("|", "\\|")
+
+
+#: Columns of :func:`request_priorities` output shown by :func:`to_markdown`.
+_REQUEST_MD_COLUMNS = ("rank", "request", "theme", "accounts", "mrr", "requests", "people",
+                       "detractor_accounts", "at_risk_accounts", "former_customers",
+                       "latest_status", "last_asked", "segments", "top_accounts")
 
 
 def to_markdown(frame: pd.DataFrame, title: str | None = None,
@@ -1788,8 +1794,9 @@ def to_markdown(frame: pd.DataFrame, title: str | None = None,
     ----------
     frame : pandas.DataFrame
         :func:`curated_voices` output (rendered as block quotes with who said it, when
-        and the score), or any other frame such as :func:`request_priorities` output
-        (rendered as a table; ``|`` and line breaks in cells are escaped).
+        and the score), :func:`request_priorities` output (a table of the columns a
+        roadmap meeting needs; the CSV export has them all), or any other frame (a table
+        of every column). ``|`` and line breaks in cells are escaped; times show as days.
     title : str, optional
         A ``##`` heading (default from the frame's kind).
     max_rows : int, optional
@@ -1843,6 +1850,9 @@ def to_markdown(frame: pd.DataFrame, title: str | None = None,
                       + (" · " + " · ".join(_md_cell(t) for t in tail) if tail else ""), ""]
     else:
         cols = list(shown.columns)
+        if kind == "requests":  # the meeting's columns; the CSV export keeps them all
+            cols = [c for c in _REQUEST_MD_COLUMNS if c in cols]
+            shown = shown[cols]
         lines.append("| " + " | ".join(_md_cell(c) for c in cols) + " |")
         lines.append("|" + "|".join("---:" if pd.api.types.is_numeric_dtype(shown[c])
                                     and not pd.api.types.is_bool_dtype(shown[c]) else "---"
@@ -2412,9 +2422,10 @@ class VoiceOfCustomerDashboard(Dashboard):
       t) and the responses behind it; for NPS the shares of promoters and detractors;
       the change from the previous quarter with its p-value (z / two-proportion / Welch
       test, see :func:`compare`).
-    - Charts: the score per quarter with its interval band; the score by segment (or by
-      role when one segment is chosen) and by role, with the largest gap tested
-      (Holm-corrected); comment themes by category (:func:`themes`, ``data/themes.yml``).
+    - Charts: the score per quarter with its interval band; the score by segment (when no
+      segment is chosen) and by role, with the largest gap tested (account-bootstrap
+      standard errors, since respondents of one account answer alike; Holm-corrected);
+      comment themes by category (:func:`themes`, ``data/themes.yml``).
     - Table: the comments, newest first, with their themes; the search keeps comments
       (or accounts, roles, themes) containing the text; downloadable as CSV.
     """
@@ -2425,6 +2436,8 @@ class VoiceOfCustomerDashboard(Dashboard):
     small_sample: ClassVar[int] = SMALL_SAMPLE
     #: Theme dictionary (None: ``data/themes.yml``).
     dictionary: ClassVar[Any] = None
+    #: Bootstrap replicates of the group comparisons.
+    n_boot: ClassVar[int] = 500
     _order: ClassVar[tuple[str, ...]] = ("nps", "csat", "ces")
 
     # -- filters ------------------------------------------------------------------------
@@ -2441,8 +2454,14 @@ class VoiceOfCustomerDashboard(Dashboard):
                                                       if x in self._order else 0, x))
         if not surveys:
             raise WorkspaceError("this workspace's survey_responses table is empty")
-        filters: dict[str, Any] = {"survey": choice_filter("survey", "Survey", surveys,
-                                                           all_label=None)}
+        names = {"nps": "NPS", "csat": "CSAT", "ces": "CES"}
+        pick = widgets.Dropdown(options=[(names.get(x, x), x) for x in surveys],
+                                value=surveys[0], description="Survey",
+                                layout=widgets.Layout(width="220px"))
+        pick.style.description_width = "initial"
+        pick.add_class("cs-filter")
+        pick.add_class("cs-filter-survey")
+        filters: dict[str, Any] = {"survey": pick}
         filters.update(account_filters(self.ws, ("segment",)))
         for name, col, label in (("role", "respondent_role", "Role"),
                                  ("touchpoint", "touchpoint", "Touchpoint")):
@@ -2477,7 +2496,25 @@ class VoiceOfCustomerDashboard(Dashboard):
 
     # -- the view -------------------------------------------------------------------------
     def compute(self, params):
-        """KPIs, trend, groups, themes and the comment table for these filter values."""
+        """KPIs, trend, groups, themes and the comment table for these filter values.
+
+        Everything but the comment search is kept per filter values, so typing in the
+        search box only filters the table again.
+        """
+        import dataclasses
+
+        cache = self.__dict__.setdefault("_voc_cache", {})
+        key = tuple(sorted((k, str(v)) for k, v in params.items() if k != "search"))
+        if key not in cache:
+            if len(cache) >= 8:
+                cache.pop(next(iter(cache)))
+            cache[key] = self._compute_all(params)
+        view, comments = cache[key]
+        table = (self._comment_table(comments, params.get("search") or "")
+                 if comments is not None else pd.DataFrame())
+        return dataclasses.replace(view, table=table)
+
+    def _compute_all(self, params) -> tuple[View, pd.DataFrame | None]:
         ws = self.scoped(params)
         survey = params["survey"]
         metric = metric_of(survey)
@@ -2520,22 +2557,23 @@ class VoiceOfCustomerDashboard(Dashboard):
             if col is None or col not in df.columns:
                 continue
             panels.append(self._group_panel(key, df, col, metric, name, survey, notes))
-        table = pd.DataFrame()
+        comments = None
         if "comment" in df.columns:
             th = themes(df, self.dictionary, by="category", quotes=0,
                         small_sample=self.small_sample)
             panels.append(Panel(
                 "themes", "What the comments talk about",
-                _chart(_charts().theme_bars(th.summary), 260) if len(th.comments) else None,
+                _chart(_charts().theme_bars(th.summary), 120 + 10 * len(th.summary))
+                if len(th.comments) else None,
                 caption=f"Share of the {len(th.comments):,} comments mentioning each theme, "
                         "by category (a comment can mention several); 95% Wilson intervals. "
                         "Themes come from an editable dictionary (data/themes.yml).",
                 wide=True, empty="No comments in this selection."))
-            table = self._comment_table(th.comments, params.get("search") or "")
-        return View(kpis=kpis, panels=panels, table=table,
+            comments = th.comments
+        return View(kpis=kpis, panels=panels, table=pd.DataFrame(),
                     table_title="Comments, newest first", scope=scope, notes=notes,
                     csv_name=f"{survey}_comments.csv",
-                    table_formats={"score": lambda x: f"{x:g}"})
+                    table_formats={"score": lambda x: f"{x:g}"}), comments
 
     def _kpi_tiles(self, metric: str, name: str, r, df: pd.DataFrame,
                    survey: str) -> list[KPI]:
@@ -2600,16 +2638,19 @@ class VoiceOfCustomerDashboard(Dashboard):
         label = col.replace("respondent_", "").replace("_", " ")
         caption = "Not enough groups to compare."
         if len(scores) >= 2:
-            comp = compare(df, col, survey, small_sample=self.small_sample)
+            # respondents of one account answer alike: test with account-bootstrap errors
+            comp = compare(df, col, survey, small_sample=self.small_sample,
+                           ci="account_bootstrap", n_boot=self.n_boot)
             if len(comp):
                 top = comp.reindex(comp["difference"].abs().sort_values(ascending=False).index)
                 t = top.iloc[0]
-                sig = ("a real difference" if t["significant"] else "could be chance")
+                sig = ("unlikely to be chance" if t["significant"] else "could be chance")
                 fmt = _fmt_score(metric, signed=True)
+                p = "–" if pd.isna(t["p_adjusted"]) else f"{t['p_adjusted']:.2g}"
                 caption = (f"Largest gap: {t['group_a']} − {t['group_b']} = "
-                           f"{fmt(t['difference'])} (Holm-adjusted p = {t['p_adjusted']:.2g} "
-                           f"over {len(comp)} comparisons: {sig}). Hollow: fewer than "
-                           f"{self.small_sample} responses.")
+                           f"{fmt(t['difference'])} (p = {p}, account-level bootstrap, "
+                           f"Holm-adjusted over {len(comp)} comparisons: {sig}). Lines: 95% "
+                           f"intervals; hollow: fewer than {self.small_sample} responses.")
             small = scores.loc[scores["small_sample"], col].astype(str).tolist()
             if small:
                 notes.append(f"{', '.join(small)}: fewer than {self.small_sample} responses, "

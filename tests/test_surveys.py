@@ -656,7 +656,9 @@ def test_export_csv_and_markdown(sws, tmp_path):
     req = sv.request_priorities(sws)
     table = sv.to_markdown(req.assign(request=req["request"] + " | pipe"), max_rows=1)
     assert "\\| pipe" in table and "more rows in the CSV export" in table
-    assert table.splitlines()[4].startswith("| rank | request |")
+    header = table.splitlines()[4]
+    assert header.startswith("| rank | request |") and "sources" not in header
+    assert "| 2024-03-01 |" in sv.to_markdown(pd.DataFrame({"d": [ts("2024-03-01 09:30")]}))
 
 
 # == what the scores predict ===================================================================
@@ -985,7 +987,10 @@ def test_dashboard_filters_drive_every_number(voc, small_demo):
         voc.filters["period"].index = (0, len(voc.filters["period"].options) - 1)
 
 
-def test_dashboard_search_filters_the_comment_table_and_csv(voc):
+def test_dashboard_search_filters_the_comment_table_and_csv(voc, monkeypatch):
+    calls = []
+    heavy = voc._compute_all
+    monkeypatch.setattr(voc, "_compute_all", lambda p: calls.append(p) or heavy(p))
     try:
         everything = len(voc.table)
         voc.filters["search"].value = "料金"
@@ -998,6 +1003,7 @@ def test_dashboard_search_filters_the_comment_table_and_csv(voc):
         assert voc.table["comment"].str.lower().str.contains("price").all()
         voc.filters["search"].value = "<script>no match</script>"
         assert voc.table.empty and voc.error is None
+        assert calls == []  # searching re-filters the table only
     finally:
         voc.filters["search"].value = ""
 
