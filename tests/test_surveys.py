@@ -426,6 +426,17 @@ def test_compare_periods_consecutive_and_reference(sws):
     assert set(w["period_label"]) == {"2024"} and len(w) == 3
 
 
+def test_compare_periods_within_each_segment(small_demo):
+    c = sv.compare(small_demo, "period", period="year", within="segment")
+    per = sv.nps(small_demo, by="segment", period="year")
+    for _, row in c.iterrows():
+        g = per[per["segment"] == row["segment"]].set_index("period_label")
+        assert row["difference"] == pytest.approx(g.loc[row["group_a"], "nps"]
+                                                  - g.loc[row["group_b"], "nps"])
+        assert int(row["group_a"]) == int(row["group_b"]) + 1
+    assert len(c) == sum(len(g) - 1 for _, g in per.groupby("segment"))
+
+
 def test_account_bootstrap_comparison_is_more_cautious(small_demo):
     a = sv.compare(small_demo, "segment")
     b = sv.compare(small_demo, "segment", ci="account_bootstrap", n_boot=1000)
@@ -756,6 +767,16 @@ def test_request_priorities_union_of_segments_and_strategic_accounts(sws):
     only = sv.request_priorities(sws, segments=["SMB"], status="open")
     assert set(only["request"]) == {"SSO (SAML)", "Slack alerts"}
     assert r.attrs["filters"] == ["segments Enterprise", "1 strategic accounts"]
+
+
+def test_request_priorities_say_unknown_rather_than_zero(tmp_path, tables):
+    slim = {k: tables[k] for k in ("accounts", "subscriptions", "feature_requests")}
+    ws = open_workspace(write_workspace(tmp_path / "req.duckdb", slim,
+                                        config={"as_of": AS_OF.isoformat()}))
+    r = sv.request_priorities(ws)
+    assert r["detractor_accounts"].isna().all() and r["at_risk_accounts"].isna().all()
+    assert r["detractor_mrr"].isna().all()
+    assert (r["accounts"] > 0).all()
 
 
 def test_request_priorities_match_brute_force_on_the_demo(small_demo):
