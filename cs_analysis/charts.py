@@ -574,7 +574,7 @@ def ttv_targets(summary, *, title: str | None = None) -> alt.LayerChart:
         y=y, x="median_days:Q", tooltip=tooltip)
     target = base.mark_tick(color=BAD, thickness=2, size=22).encode(
         y=y, x="target_days:Q", tooltip=tooltip)
-    text = base.mark_text(align="left", dx=10, dy=-10, fontSize=11, color="#486581").encode(
+    text = base.mark_text(align="center", dy=-14, fontSize=11, color="#486581").encode(
         y=y, x="median_days:Q", text="label:N")
     return alt.layer(ci, point, target, text).properties(
         title=title or "Median days to the stage (95% CI) vs target (red)")

@@ -90,6 +90,7 @@ __all__ = [
     "load_criteria",
     "onboarding_tickets",
     "stalled_accounts",
+    "stalled_per_owner",
     "time_to_value",
     "ttv_curves",
     "ttv_summary",
@@ -279,6 +280,33 @@ class Criteria:
         if self.if_no_clock_start:
             cols.append(self.if_no_clock_start)
         return list(dict.fromkeys(cols))
+
+    def to_frame(self) -> pd.DataFrame:
+        """The criteria as a table: one row per stage and condition (for reading).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``stage``, ``label``, ``combine`` ("all of" / "any of"), ``condition`` (in
+            words), ``kind``, ``requires``, ``targets`` (e.g. ``SMB 45 · default 40``),
+            ``clock_start``.
+        """
+        clock = self.clock_start + "".join(f" ({seg}: {col})" for seg, col
+                                           in self.clock_by_segment.items())
+        if self.if_no_clock_start:
+            clock += f"; {self.if_no_clock_start} when missing"
+        rows = []
+        for s in self.stages:
+            targets = [f"{seg} {t:g}" for seg, t in s.targets.items()]
+            if s.default_target is not None:
+                targets.append(f"{'default ' if s.targets else ''}{s.default_target:g}")
+            for c in s.conditions:
+                rows.append({"stage": s.name, "label": s.label,
+                             "combine": "all of" if s.mode == "all" else "any of",
+                             "condition": c.describe(), "kind": c.kind,
+                             "requires": s.requires or "", "targets": " · ".join(targets),
+                             "clock_start": clock})
+        return pd.DataFrame(rows)
 
     def line(self, *path) -> int | None:
         """Line of a key path in the file (None when unknown)."""
@@ -2299,7 +2327,7 @@ class OnboardingDashboard(Dashboard):
                           detail=f"past target or no milestone for {self.idle_days} days",
                           n=onboarding, n_label="still onboarding")
 
-        stalled_by_csm = _stalled_per_csm(stalled)
+        stalled_by_csm = stalled_per_owner(stalled)
         panels = [
             Panel("curves", f"Accounts at {label} after each number of days",
                   _fit(charts.ttv_curves(curves)) if not curves.empty else None,
@@ -2319,12 +2347,16 @@ class OnboardingDashboard(Dashboard):
         ]
         table = stalled.sort_values(["csm_owner", "risk_rank"], na_position="last") if (
             "csm_owner" in stalled) else stalled
-        shown = [c for c in ("csm_owner", "risk_rank", "account_id", "account_name",
-                             "segment", "days_in_onboarding", "target_days",
-                             "days_over_target", "last_milestone", "last_milestone_at",
-                             "days_since_progress", "next_step", "open_tickets", "reasons")
-                 if c in table]
-        table = table[shown].reset_index(drop=True)
+        why = np.select([table["past_target"] & table["idle"], table["past_target"]],
+                        ["past target, idle", "past target"], "idle") if len(table) else []
+        table = table.assign(why=pd.Series(why, index=table.index, dtype="str"))
+        table = table.reset_index(drop=True)
+        labels = {"csm_owner": "CSM", "risk_rank": "Risk rank", "account_name": "Account",
+                  "segment": "Segment", "days_in_onboarding": "Days onboarding",
+                  "target_days": "Target days", "days_since_progress": "Days idle",
+                  "last_milestone": "Last milestone", "next_step": "Next step",
+                  "open_tickets": "Open tickets", "why": "Stalled because"}
+        on_screen = [c for c in labels if c in table]
         notes = []
         small = per[per["small_sample"].astype(bool)]["group"].tolist() if by else []
         if small and len(per) > 1:
@@ -2340,13 +2372,26 @@ class OnboardingDashboard(Dashboard):
                  f"{crit.clock_start.replace('_', ' ')} · data as of {as_of_d:%d %b %Y}")
         return View(kpis=[median, within, still, stalled_kpi], panels=panels, table=table,
                     table_title="Stalled onboardings by CSM, riskiest first",
-                    table_formats={"days_in_onboarding": _days, "target_days": _days,
-                                   "days_over_target": _days, "days_since_progress": _days},
+                    table_columns=on_screen, table_labels=labels,
+                    table_formats={"days_in_onboarding": fmt_int, "target_days": fmt_int,
+                                   "days_since_progress": fmt_int},
                     scope=scope, notes=notes, csv_name="stalled_onboardings.csv")
 
 
-def _stalled_per_csm(stalled: pd.DataFrame) -> pd.DataFrame:
-    """Stalled onboardings per CSM and reason (for the bar chart)."""
+def stalled_per_owner(stalled: pd.DataFrame) -> pd.DataFrame:
+    """Stalled onboardings per CSM and reason, for :func:`cs_analysis.charts.stalled_by_owner`.
+
+    Parameters
+    ----------
+    stalled : pandas.DataFrame
+        :func:`stalled_accounts` output.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``csm_owner`` (``"(no CSM)"`` when null), ``reason`` ("past target and idle",
+        "past target" or "no recent milestone"), ``accounts``.
+    """
     if stalled.empty:
         return pd.DataFrame({"csm_owner": [], "reason": [], "accounts": []})
     owner = (stalled["csm_owner"].astype("str").where(stalled["csm_owner"].notna(),

@@ -320,6 +320,12 @@ def test_criteria_from_a_mapping_and_condition_words():
     assert crit.stage("value").target_for("SMB") == 30.0
     assert math.isnan(crit.stage("adopted").target_for("SMB"))
     assert crit.stage("setup").target_for(None) == 15.0
+    table = crit.to_frame()
+    assert len(table) == 3 + 3 + 1
+    assert table["combine"].tolist()[:4] == ["all of"] * 3 + ["any of"]
+    assert table["targets"].iloc[0] == "SMB 20 · Enterprise 10 · default 15"
+    assert table["requires"].iloc[-1] == "value"
+    assert table["clock_start"].iloc[0] == "kickoff_date (SMB: signup_date)"
 
 
 BAD = [  # (file text, substrings the message must hold)
@@ -1080,10 +1086,10 @@ def test_onboarding_charts_render_their_frames(small_demo):
     spec = _spec(charts.ttv_targets(summary))
     assert len(spec["layer"]) == 4
     stalled = ob.stalled_accounts(small_demo)
-    from cs_analysis.onboarding import _stalled_per_csm
-
-    per = _stalled_per_csm(stalled)
+    per = ob.stalled_per_owner(stalled)
     assert per["accounts"].sum() == len(stalled)
+    both = per[per["reason"] == "past target and idle"]["accounts"].sum()
+    assert both == int((stalled["past_target"] & stalled["idle"]).sum())
     _spec(charts.stalled_by_owner(per))
     res = ob.ttv_vs_retention(small_demo)
     _spec(charts.ttv_retention_buckets(res.buckets))
