@@ -82,6 +82,7 @@ __all__ = [
     "Condition",
     "Criteria",
     "CriteriaError",
+    "OUTCOMES",
     "OnboardingDashboard",
     "Stage",
     "TTVRetention",
@@ -1988,8 +1989,11 @@ def activity_effect(ws, activity: str, outcome: str = "ttv",
             continue
         base[lab] = _quantile_bins(base, col, cat, int(bins))
     labs = [lab for _, lab in strata_cols]
-    base["stratum"] = (base[labs].astype("str").agg(" · ".join, axis=1) if labs
-                       else ALL_ACCOUNTS)
+    stratum = pd.Series(ALL_ACCOUNTS, index=base.index, dtype="str")
+    for k, lab in enumerate(labs):
+        part = base[lab].astype("str")
+        stratum = part if k == 0 else stratum + " · " + part
+    base["stratum"] = stratum
 
     def arm(frame):
         if outcome == "ttv":
