@@ -1136,3 +1136,174 @@ def request_bars(priorities, *, top: int = 15, title: str | None = None) -> alt.
         tooltip=["rank:Q", "request:N", "accounts:Q", alt.Tooltip("mrr:Q", format=",.0f"),
                  "kind:N", "count:Q", "at_risk_accounts:Q", "status:N"],
     ).properties(title=title or "Most requested, weighed by accounts (detractors in red)")
+
+
+# == Journey alignment (cs_analysis.journey) ===============================================
+# Charts of the journey module's tidy frames: the stage flow of a journey map (reach and
+# stalls per stage, days between stages), shared goals over time against their targets, and
+# which stakeholder gaps go with churn. Each takes an already-aggregated frame (one row per
+# stage, goal period or gap).
+
+
+def _journey_group(frame) -> str | None:
+    by = frame.attrs.get("by") if hasattr(frame, "attrs") else None
+    return by if by and by in frame.columns else None
+
+
+def journey_funnel(flow, *, title: str | None = None) -> alt.LayerChart:
+    """Accounts reaching each stage of a journey, with those stalled before it.
+
+    Parameters
+    ----------
+    flow : pandas.DataFrame
+        :func:`cs_analysis.journey.stage_flow` output (stages without a data signal are
+        left out; with ``by`` one bar per group, side by side).
+    title : str, optional
+
+    Returns
+    -------
+    altair.LayerChart
+        Bars = share of accounts that reached the stage; red ticks = share of the
+        previous stage's accounts stalled before it; the tooltip has the counts.
+    """
+    by = _journey_group(flow)
+    data = flow[flow["has_signal"]].copy()
+    data["label"] = data["position"].astype(int).astype(str) + ". " + data["stage"]
+    keep = ["label", "position", "stage", "from_stage", "accounts", "reached", "reached_share",
+            "from_reached", "converted", "conversion", "stalled", "stalled_share",
+            *([by] if by else [])]
+    data = data[keep].astype({"accounts": "float", "reached": "float", "from_reached": "float",
+                              "converted": "float", "stalled": "float"})
+    order = list(dict.fromkeys(data.sort_values("position")["label"]))
+    x = alt.X("label:N", sort=order, title=None, axis=alt.Axis(labelAngle=-30, labelLimit=160))
+    tip = ["stage:N", "from_stage:N", "accounts:Q", "reached:Q",
+           alt.Tooltip("reached_share:Q", format=".0%"), "from_reached:Q", "converted:Q",
+           alt.Tooltip("conversion:Q", format=".0%"), "stalled:Q",
+           alt.Tooltip("stalled_share:Q", format=".0%")] + ([f"{by}:N"] if by else [])
+    enc = {"x": x, "tooltip": tip}
+    if by:
+        enc["xOffset"] = alt.XOffset(f"{by}:N")
+        enc["color"] = alt.Color(f"{by}:N", title=by.replace("_", " "))
+    base = alt.Chart(data).encode(**enc)
+    bars = base.mark_bar(opacity=0.85).encode(
+        y=alt.Y("reached_share:Q", axis=_pct_axis("Accounts that reached the stage"),
+                scale=alt.Scale(domain=[0, 1])))
+    ticks = base.mark_tick(color=BAD, thickness=3, size=18).encode(y="stalled_share:Q")
+    return alt.layer(bars, ticks).properties(
+        title=title or "Where accounts get to (bars) and stall (red: share stalled before it)")
+
+
+def journey_days(flow, *, title: str | None = None) -> alt.LayerChart:
+    """Median days from the previous stage to each stage, with the quartiles.
+
+    Parameters
+    ----------
+    flow : pandas.DataFrame
+        :func:`cs_analysis.journey.stage_flow` output.
+    title : str, optional
+
+    Returns
+    -------
+    altair.LayerChart
+        A point at the Kaplan-Meier median and a rule from the 25th to the 75th
+        percentile (open to the right when the 75th is not reached within follow-up).
+    """
+    by = _journey_group(flow)
+    data = flow[flow["has_signal"]].copy()
+    data["label"] = data["position"].astype(int).astype(str) + ". " + data["stage"]
+    data = data[["label", "position", "from_stage", "median_days", "p25_days", "p75_days",
+                 "from_reached", *([by] if by else [])]].astype({"from_reached": "float"})
+    order = list(dict.fromkeys(data.sort_values("position")["label"]))
+    enc = {"y": alt.Y("label:N", sort=order, title=None),
+           "tooltip": ["label:N", "from_stage:N", "median_days:Q", "p25_days:Q", "p75_days:Q",
+                       "from_reached:Q"] + ([f"{by}:N"] if by else [])}
+    if by:
+        enc["yOffset"] = alt.YOffset(f"{by}:N")
+        enc["color"] = alt.Color(f"{by}:N", title=by.replace("_", " "))
+    base = alt.Chart(data).encode(**enc)
+    rule = base.mark_rule(strokeWidth=2).encode(
+        x=alt.X("p25_days:Q", title="Days from the previous stage (median, quartiles)"),
+        x2="p75_days:Q")
+    point = base.mark_point(filled=True, size=70).encode(x="median_days:Q")
+    return alt.layer(rule, point).properties(
+        title=title or "Days between stages (censoring-aware)")
+
+
+def goal_trend(progress, *, title: str | None = None) -> alt.LayerChart:
+    """One goal metric over time against its target.
+
+    Parameters
+    ----------
+    progress : pandas.DataFrame
+        :func:`cs_analysis.journey.goal_progress` rows of one goal (with ``by``, one line
+        per group).
+    title : str, optional
+
+    Returns
+    -------
+    altair.LayerChart
+        Line of ``value`` by ``period_start`` (points filled when the target is met),
+        interval band when the metric has one, dashed rule at the target.
+    """
+    import pandas as pd
+
+    by = _journey_group(progress)
+    metric = str(progress["metric"].iloc[0]) if len(progress) else "stage_share"
+    share = metric in ("stage_share", "active_share", "csat")
+    data = progress[[c for c in ("period_start", "period_label", "value", "numerator",
+                                 "denominator", "lower", "upper", "target", "met",
+                                 *([by] if by else [])) if c in progress.columns]].copy()
+    data["met"] = data["met"].astype("object").where(data["met"].notna(), None)
+    data["status"] = data["met"].map({True: "target met", False: "below target"})
+    axis = _pct_axis(metric.replace("_", " ")) if share else alt.Axis(title=metric.upper())
+    tip = ["period_label:N", alt.Tooltip("value:Q", format=".1%" if share else ".1f"),
+           "numerator:Q", "denominator:Q", "target:Q", "status:N"] + ([f"{by}:N"] if by else [])
+    enc = {"x": alt.X("period_start:T", title=None), "tooltip": tip}
+    if by:
+        enc["color"] = alt.Color(f"{by}:N", title=by.replace("_", " "))
+    base = alt.Chart(data).encode(**enc)
+    layers = []
+    if data["lower"].notna().any() and not by:
+        layers.append(base.mark_area(opacity=0.15).encode(y="lower:Q", y2="upper:Q"))
+    layers.append(base.mark_line().encode(y=alt.Y("value:Q", axis=axis)))
+    layers.append(base.mark_point(size=50, filled=True).encode(
+        y="value:Q", shape=alt.Shape("status:N", title=None)))
+    target = float(progress["target"].iloc[0]) if len(progress) else 0.0
+    rule = alt.Chart(pd.DataFrame({"target": [target]})).mark_rule(
+        color=BAD, strokeDash=[6, 4]).encode(y="target:Q")
+    layers.append(rule)
+    return alt.layer(*layers).properties(title=title or "Goal against its target (dashed)")
+
+
+def coverage_ratios(coverage, *, title: str | None = None) -> alt.LayerChart:
+    """Churn rate ratio of each stakeholder gap, with its interval.
+
+    Parameters
+    ----------
+    coverage : pandas.DataFrame
+        :func:`cs_analysis.journey.stakeholder_coverage` output.
+    title : str, optional
+
+    Returns
+    -------
+    altair.LayerChart
+        Point = rate ratio (log scale), rule = interval, grey line at 1 (no difference).
+    """
+    import pandas as pd
+
+    data = coverage[["gap", "accounts", "churned", "rate_ratio", "lower", "upper",
+                     "churn_per_year", "churn_per_year_without"]].dropna(subset=["rate_ratio"])
+    data = data[data["rate_ratio"] > 0]
+    base = alt.Chart(data).encode(
+        y=alt.Y("gap:N", sort="-x", title=None),
+        tooltip=["gap:N", "accounts:Q", "churned:Q", alt.Tooltip("rate_ratio:Q", format=".2f"),
+                 alt.Tooltip("lower:Q", format=".2f"), alt.Tooltip("upper:Q", format=".2f"),
+                 alt.Tooltip("churn_per_year:Q", format=".1%"),
+                 alt.Tooltip("churn_per_year_without:Q", format=".1%")])
+    rule = base.mark_rule().encode(x=alt.X("lower:Q", scale=alt.Scale(type="log"),
+                                           title="Churn rate ratio (with / without the gap)"),
+                                   x2="upper:Q")
+    point = base.mark_point(filled=True, size=60).encode(x="rate_ratio:Q")
+    one = alt.Chart(pd.DataFrame({"x": [1.0]})).mark_rule(color=NEUTRAL).encode(x="x:Q")
+    return alt.layer(one, rule, point).properties(
+        title=title or "Which stakeholder gaps go with churn")
