@@ -172,7 +172,7 @@ def _rename_group(frame: pd.DataFrame, by) -> pd.DataFrame:
 
 # -- cohort retention ------------------------------------------------------------------
 def _active_periods(ws, grain: str, as_of: dt.date, events):
-    """Distinct ``(account_id, p)`` with at least one usage event in period ``p``.
+    """``(account_id, p)`` rows for accounts with at least one usage event in period ``p``.
 
     Only events on or before ``as_of`` count. Uses the workspace's account x month
     rollup when it exists and no event set is chosen (exact for whole months before the
@@ -196,7 +196,7 @@ def _active_periods(ws, grain: str, as_of: dt.date, events):
             late = ev.filter(ev.event_at >= _ts(start),
                              ev.event_at < _ts(as_of + dt.timedelta(days=1)))
             late = late.select("account_id", m=ibis.literal(m_asof, "int64")).distinct()
-            months = early.union(late)
+            months = early.union(late, distinct=False)
     else:
         need = ["account_id", "event_at"] + (["event_name"] if events is not None else [])
         ev = ws.table("usage_events", columns=need)
@@ -205,9 +205,11 @@ def _active_periods(ws, grain: str, as_of: dt.date, events):
             ev = ev.filter(ev.event_name.isin([str(e) for e in events]))
         months = ev.select("account_id",
                            m=_period_expr(ev.event_at, "month").cast("int64")).distinct()
+    # rows are distinct per (account, month); callers count distinct accounts or take a
+    # max, so (account, quarter) duplicates need no DISTINCT pass here
     if grain == "month":
-        return months.select("account_id", p=months.m).distinct()
-    return months.select("account_id", p=(months.m // 3).cast("int64")).distinct()
+        return months.select("account_id", p=months.m)
+    return months.select("account_id", p=(months.m // 3).cast("int64"))
 
 
 def _coverage_intervals(ws, grain: str, p_obs: int):
