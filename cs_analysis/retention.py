@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import ibis
 import numpy as np
 import pandas as pd
+from ibis.common.exceptions import OperationNotDefinedError
 
 from cs_analysis.workspace import WorkspaceError, _to_date
 
@@ -114,7 +115,8 @@ def _period_expr(col, grain: str):
     """Ibis expression: period number of a date or timestamp column."""
     if grain == "month":
         return col.year() * 12 + col.month() - 1
-    return col.year() * 4 + col.quarter() - 1
+    # not .quarter(): Ibis compiles it to a REAL division on SQLite
+    return col.year() * 4 + (col.month() - 1) // 3
 
 
 def _resolve_as_of(ws, as_of) -> dt.date:
@@ -226,6 +228,14 @@ def _coverage_intervals(ws, grain: str, p_obs: int):
         ibis.least(_period_expr(subs.end_date, grain).cast("int64") - 1, p_obs))
     iv = subs.select("account_id", lo=lo, hi=hi)
     return iv.filter(iv.lo <= iv.hi)
+
+
+def _contract_bounded_fallback(intervals, acc, gcols: list[str], k_max: int):
+    """Accounts covered at the end of period k, joining a table of offsets 0..k_max."""
+    ks = ibis.memtable({"k": np.arange(k_max + 1, dtype="int64")})
+    j = intervals.join(acc, "account_id")
+    j = j.join(ks, [j.lo <= j.c + ks.k, j.c + ks.k <= j.hi])
+    return j.group_by(["c", *gcols, "k"]).agg(n=j.account_id.nunique())
 
 
 def _empty_cohort_frame(by) -> pd.DataFrame:
@@ -340,7 +350,16 @@ def cohort_retention(ws, grain: str = "month", basis: str = "contract", by: str 
     sizes_e = acc.group_by(["c", *gcols]).agg(n=acc.account_id.count())
     sizes_e = sizes_e.mutate(k=ibis.literal(-1, "int64"))
     cols = ["c", *gcols, "k", "n"]
-    both = sizes_e.select(*cols).union(counts_e.select(*cols)).to_pandas()
+    try:
+        both = sizes_e.select(*cols).union(counts_e.select(*cols), distinct=False).to_pandas()
+    except OperationNotDefinedError:
+        # a backend without integer ranges (e.g. SQLite): sizes first, then join the
+        # coverage intervals with a table of offsets k = 0..k_max
+        both = sizes_e.select(*cols).to_pandas()
+        if not both.empty:
+            k_top = int(periods) if periods is not None else p_asof - int(both["c"].min())
+            both = pd.concat([both, _contract_bounded_fallback(
+                intervals, acc, gcols, k_top).select(*cols).to_pandas()], ignore_index=True)
     sizes = both[both["k"] == -1].drop(columns="k").rename(columns={"n": "accounts"})
     if sizes.empty:
         return _empty_cohort_frame(by)

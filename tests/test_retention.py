@@ -252,6 +252,34 @@ def test_rollup_and_raw_events_agree_when_as_of_cuts_a_month(tmp_path):
         compare_cohorts(a, brute_cohorts(tables, as_of, "month", "activity", kind))
 
 
+@pytest.mark.parametrize("grain", ["month", "quarter"])
+def test_another_ibis_backend_without_rollup_gives_the_same_answers(tmp_path, grain):
+    # SQLite through Ibis: no usage rollup, no integer ranges, dates stored as text
+    pytest.importorskip("ibis.backends.sqlite")
+    import ibis
+
+    from cs_analysis.workspace import Workspace
+
+    tables = random_tables(8, n_accounts=30)
+    as_of = dt.date(2024, 9, 15)
+    duck = make_ws(tables, tmp_path, as_of=as_of)
+    con = ibis.sqlite.connect()
+    for name, frame in tables.items():
+        con.create_table(name, frame)
+    lite = Workspace(con, config={"as_of": as_of})
+    assert lite.usage_rollup() is None
+    for basis in ("contract", "activity"):
+        for kind in ("bounded", "unbounded"):
+            a = r.cohort_retention(duck, grain, basis, by="segment", kind=kind)
+            b = r.cohort_retention(lite, grain, basis, by="segment", kind=kind)
+            pd.testing.assert_frame_equal(a, b)
+    ra, rb = r.revenue_retention(duck, grain), r.revenue_retention(lite, grain)
+    for part in ("bridge", "by_cohort", "trailing"):
+        pd.testing.assert_frame_equal(getattr(ra, part), getattr(rb, part), check_dtype=False)
+    pd.testing.assert_frame_equal(r.account_lifetimes(duck), r.account_lifetimes(lite),
+                                  check_dtype=False)
+
+
 def test_subscription_ending_on_a_boundary_and_accounts_without_events(tmp_path):
     d = dt.date
     tables = {
