@@ -331,6 +331,9 @@ class Panel:
     pending : bool
         Still being computed: the panel keeps its previous chart, dimmed and marked
         "updating", until the next stage of :meth:`Dashboard.stages` replaces it.
+    renderer : {"svg", "canvas"}
+        How the browser draws the chart; canvas is faster for thousands of marks (a
+        monthly cohort triangle), SVG crisper for the rest.
     """
 
     key: str
@@ -340,6 +343,7 @@ class Panel:
     wide: bool = False
     empty: str = "Nothing to show for this selection."
     pending: bool = False
+    renderer: str = "svg"
 
 
 @dataclass
@@ -871,12 +875,14 @@ class Dashboard:
                 body = self._panel_texts[p.key]
                 body.value = f'<div class="cs-chart-empty">{esc(p.empty)}</div>'
             else:
+                chart = _fixed_width(p.chart, p.wide)
                 body = self._chart_widgets.get(p.key)
                 if body is None:
-                    body = alt.JupyterChart(p.chart, embed_options={"actions": False})
+                    body = alt.JupyterChart(chart, embed_options={
+                        "actions": False, "renderer": p.renderer})
                     self._chart_widgets[p.key] = body
                 else:
-                    body.chart = p.chart
+                    body.chart = chart
             if box.children[1] is not body:
                 box.children = (head, body)
         self._charts.children = tuple(boxes)
@@ -953,6 +959,21 @@ def table_html(frame: pd.DataFrame, formats: Mapping[str, Callable[[Any], str]] 
         rows.append(f"<tr>{tds}</tr>")
     return (f'<table class="cs-table-grid"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table>')
+
+
+#: Plot widths replacing ``width="container"`` in half and full-width panels.
+PANEL_WIDTH, WIDE_PANEL_WIDTH = 440, 1040
+
+
+def _fixed_width(chart, wide: bool):
+    """``chart`` with a pixel width instead of ``"container"``.
+
+    Voila keeps the page hidden while it renders; vega-embed then measures a zero-width
+    container and draws nothing until the window is resized. A fixed width is robust.
+    """
+    if getattr(chart, "width", None) == "container":
+        return chart.properties(width=WIDE_PANEL_WIDTH if wide else PANEL_WIDTH)
+    return chart
 
 
 #: An ES module standing in for Altair's offline JupyterChart bundle: it imports the one
@@ -1045,11 +1066,14 @@ HORIZON_MONTHS = 12
 _PERIODS_PER_YEAR = {"month": 12, "quarter": 4}
 
 
-def _fit(chart, width="container", height: int = 260):
-    """A chart from :mod:`cs_analysis.charts` laid out for a dashboard panel.
+def _fit(chart, width: int | None = PANEL_WIDTH, height: int = 260):
+    """A chart from :mod:`cs_analysis.charts` laid out for a half-width dashboard panel.
 
-    The panel shows the title, so the chart's own is dropped; single (layered) charts
-    fill the panel's width. Faceted or concatenated charts keep their sizes.
+    The panel shows the title, so the chart's own is dropped. Single (layered) charts get
+    a fixed plot size that, with a legend, fits a half-width panel on a laptop screen;
+    faceted or concatenated charts keep their sizes. (Not ``width="container"``: Voila
+    keeps the page hidden while it renders, so vega-embed can measure a zero-width
+    container and draw nothing until the window is resized.)
     """
     import altair as alt
 
@@ -1331,7 +1355,8 @@ class RetentionDashboard(Dashboard):
                   _fit(charts.cohort_heatmap(cells), width=None)
                   if not cells.empty else None,
                   caption=f"Share of each signup cohort retained ({basis_text}) at each "
-                          f"{unit}; blank cells are not observable yet.", wide=True),
+                          f"{unit}; blank cells are not observable yet.", wide=True,
+                  renderer="canvas"),
             Panel("curves", f"Retention curve by {by}" if by else "Retention curve",
                   _fit(charts.retention_curves(drawn)) if not drawn.empty else None,
                   caption="Cohort-size-weighted average over the cohorts observable at each "

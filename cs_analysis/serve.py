@@ -171,7 +171,7 @@ def resolve_workspace(workspace=None) -> str:
 def voila_config(*, port: int = 8866, host: str = "127.0.0.1", token: str | None = None,
                  preheat: bool = True, pool_size: int = 1, open_browser: bool = False,
                  show_tracebacks: bool = False, fill_delay: float = 1.0,
-                 cull_idle: float = 600.0) -> dict:
+                 cull_idle: float = 600.0, chart_bundle: str | None = None) -> dict:
     """The Voila configuration :func:`serve` writes to ``voila.json`` (pure; tested).
 
     Parameters
@@ -198,6 +198,10 @@ def voila_config(*, port: int = 8866, host: str = "127.0.0.1", token: str | None
         Voila does not shut kernels down when a page closes, so without this every visit
         would keep its kernel (hundreds of MB) for good. Kernels with a page still
         connected, and preheated ones, are never culled.
+    chart_bundle : str, optional
+        Path (under ``{base_url}voila/``) of the served chart JavaScript
+        (:func:`prepare_chart_bundle`); the template then asks the browser to fetch and
+        compile it while the page starts, before the first chart needs it.
     """
     config: dict = {
         "Voila": {
@@ -217,6 +221,8 @@ def voila_config(*, port: int = 8866, host: str = "127.0.0.1", token: str | None
             "default_pool_size": max(int(pool_size), 0) if preheat else 0,
         },
     }
+    if chart_bundle:
+        config["VoilaConfiguration"]["resources"] = {"cs_chart_bundle": chart_bundle}
     if cull_idle and cull_idle > 0:
         config["MappingKernelManager"] = {
             "cull_idle_timeout": int(cull_idle),
@@ -289,14 +295,16 @@ def serve(workspace=None, port: int = 8866, host: str = "127.0.0.1", token: str 
         pool_size = int(os.environ.get("CS_ANALYSIS_POOL_SIZE", "1"))
     cull_idle = float(os.environ.get("CS_ANALYSIS_CULL_IDLE", "600"))
 
+    bundle_root, bundle = prepare_chart_bundle()
+    bundle_path = f"templates/{TEMPLATE}/static/{bundle}"
     config = voila_config(port=port, host=host, token=token, preheat=preheat,
                           pool_size=pool_size, open_browser=open_browser,
-                          show_tracebacks=show_tracebacks, cull_idle=cull_idle)
-    bundle_root, bundle = prepare_chart_bundle()
+                          show_tracebacks=show_tracebacks, cull_idle=cull_idle,
+                          chart_bundle=bundle_path)
     env = dict(os.environ)
     env["CS_WORKSPACE"] = target
     env["CS_ANALYSIS_DASHBOARDS"] = str(folder)
-    env[CHART_BUNDLE_ENV] = f"templates/{TEMPLATE}/static/{bundle}"
+    env[CHART_BUNDLE_ENV] = bundle_path
     env["JUPYTER_PATH"] = os.pathsep.join(
         p for p in (str(template_root()), str(bundle_root), os.environ.get("JUPYTER_PATH", ""))
         if p)

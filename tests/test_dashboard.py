@@ -413,6 +413,7 @@ def test_serve_passes_workspace_template_and_token_to_voila(monkeypatch, tmp_pat
     assert seen["cmd"][3] == str(dash.dashboards_dir())
     assert "s3cret" not in " ".join(seen["cmd"])  # never on a command line
     assert seen["config"]["Voila"]["token"] == "s3cret"
+    assert seen["config"]["VoilaConfiguration"]["resources"]["cs_chart_bundle"] == bundle
     assert seen["config"]["Voila"]["ip"] == "0.0.0.0"
     assert "http://127.0.0.1:9123/" in capsys.readouterr().out
 
@@ -744,3 +745,18 @@ def test_chart_bundle_is_written_once_and_charts_load_it(tmp_path, monkeypatch):
         assert "import(" in chart._esm and "export default" in chart._esm
     finally:
         alt.JupyterChart._esm, alt.JupyterChart._is_offline = saved
+
+
+def test_container_width_charts_get_a_fixed_width_in_panels(tiny_ws):
+    # vega-embed measures 0 px for width="container" while Voila keeps the page hidden
+    class Container(Dashboard):
+        def compute(self, params):
+            c = alt.Chart(pd.DataFrame({"x": [1, 2]})).mark_bar().encode(x="x:Q")
+            return View(panels=[Panel("half", "Half", c.properties(width="container")),
+                                Panel("wide", "Wide", c.properties(width="container"),
+                                      wide=True),
+                                Panel("fixed", "Fixed", c.properties(width=123))])
+
+    app = Container(tiny_ws)
+    widths = {k: w.chart.to_dict()["width"] for k, w in app._chart_widgets.items()}
+    assert widths == {"half": dash.PANEL_WIDTH, "wide": dash.WIDE_PANEL_WIDTH, "fixed": 123}
