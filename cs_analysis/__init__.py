@@ -5,10 +5,29 @@ Open a workspace, then call an analysis::
     import cs_analysis as cs
     ws = cs.open_workspace()          # the demo workspace, built on first use
     cs.retention.cohort_retention(ws, grain="month")
+    cs.onboarding.ttv_summary(ws, by="segment")
+    cs.surveys.nps(ws, by="segment")
+
+Modules: :mod:`~cs_analysis.contract` (the data contract), :mod:`~cs_analysis.io`
+(read, map, validate, load exports), :mod:`~cs_analysis.workspace`,
+:mod:`~cs_analysis.demo`, the analyses :mod:`~cs_analysis.retention`,
+:mod:`~cs_analysis.onboarding`, :mod:`~cs_analysis.surveys`, :mod:`~cs_analysis.journey`,
+and :mod:`~cs_analysis.charts`. Dashboards (widgets) live in :mod:`cs_analysis.dashboard`,
+imported on demand.
 """
 
-from cs_analysis import contract
+from cs_analysis import charts, contract, journey, onboarding, retention, surveys
 from cs_analysis.workspace import Workspace, WorkspaceError, open_workspace
 
-__all__ = ["Workspace", "WorkspaceError", "contract", "open_workspace"]
+__all__ = [
+    "Workspace",
+    "WorkspaceError",
+    "charts",
+    "contract",
+    "journey",
+    "onboarding",
+    "open_workspace",
+    "retention",
+    "surveys",
+]
 __version__ = "0.1.0"
