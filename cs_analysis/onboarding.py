@@ -55,24 +55,13 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import ibis
 import numpy as np
 import pandas as pd
 
-from cs_analysis.dashboard import (
-    KPI,
-    Dashboard,
-    ErrorPanel,
-    Panel,
-    View,
-    account_filters,
-    fmt_int,
-    fmt_pct,
-    range_filter,
-    toggle_filter,
-)
+from cs_analysis.formatting import is_missing
 from cs_analysis.workspace import WorkspaceError, _to_date
 
 __all__ = [
@@ -83,7 +72,6 @@ __all__ = [
     "Criteria",
     "CriteriaError",
     "OUTCOMES",
-    "OnboardingDashboard",
     "Stage",
     "TTVRetention",
     "activity_effect",
@@ -217,7 +205,7 @@ class Stage:
 
     def target_for(self, segment) -> float:
         """Target days of a segment (NaN when there is none)."""
-        if segment is not None and not _isna(segment) and str(segment) in self.targets:
+        if segment is not None and not is_missing(segment) and str(segment) in self.targets:
             return float(self.targets[str(segment)])
         return float(self.default_target) if self.default_target is not None else math.nan
 
@@ -643,13 +631,6 @@ def _short(value, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _isna(x) -> bool:
-    try:
-        return bool(pd.isna(x))
-    except (TypeError, ValueError):
-        return False
-
-
 def _known(ws, table: str, column: str) -> list[str]:
     """Distinct non-null values of a column over the whole (unscoped) workspace."""
     t = ws.con.table(table)
@@ -896,7 +877,7 @@ def _collect(ws, criteria, as_of=None, extra: Sequence[str] = ()) -> _Data:
     # clock start
     seg = acc["segment"] if "segment" in acc else pd.Series(pd.NA, index=acc.index)
     chosen = seg.map(lambda s: crit.clock_by_segment.get(str(s), crit.clock_start)
-                     if not _isna(s) else crit.clock_start).astype("str")
+                     if not is_missing(s) else crit.clock_start).astype("str")
     start = pd.Series(pd.NaT, index=acc.index, dtype="datetime64[us]")
     for col in CLOCK_COLUMNS:
         if col in acc:
@@ -1269,11 +1250,12 @@ def _within_share(obs: pd.DataFrame, z: float) -> dict[str, float]:
                       np.where(days > 0, 2.0, 0.0))
     km = _km(scaled, ok["reached"])
     s, se = km.at(1.0)
-    if _isna(s):
+    if is_missing(s):
         return nan
     lo, hi = _loglog(s, se, z)
-    return {"share_within_target": 1 - s, "within_lower": 1 - hi if not _isna(hi) else math.nan,
-            "within_upper": 1 - lo if not _isna(lo) else math.nan}
+    return {"share_within_target": 1 - s,
+            "within_lower": 1 - hi if not is_missing(hi) else math.nan,
+            "within_upper": 1 - lo if not is_missing(lo) else math.nan}
 
 
 def ttv_curves(ws, criteria=None, by: str | None = "segment", *, stage: str | None = None,
@@ -1320,9 +1302,9 @@ def ttv_curves(ws, criteria=None, by: str | None = "segment", *, stage: str | No
             at_risk.append(int((obs["days"] >= km.max_time).sum()))
             events.append(0)
         bands = [_loglog(s, e, z) for s, e in zip(surv, se, strict=True)]
-        lower = [1 - (hi if not _isna(hi) else s) for (lo, hi), s in zip(bands, surv,
+        lower = [1 - (hi if not is_missing(hi) else s) for (lo, hi), s in zip(bands, surv,
                                                                            strict=True)]
-        upper = [1 - (lo if not _isna(lo) else s) for (lo, hi), s in zip(bands, surv,
+        upper = [1 - (lo if not is_missing(lo) else s) for (lo, hi), s in zip(bands, surv,
                                                                            strict=True)]
         targets = obs["target_days"].dropna().unique()
         parts.append(pd.DataFrame({
@@ -2001,7 +1983,7 @@ def activity_effect(ws, activity: str, outcome: str = "ttv",
         if outcome == "retention_12m":
             km = _km(frame["_time"], frame["_event"])
             s, se = km.at(365.0)
-            return s, se ** 2 if not _isna(se) else math.nan
+            return s, se ** 2 if not is_missing(se) else math.nan
         return _nps(frame)
 
     z = _z(alpha)
@@ -2022,7 +2004,7 @@ def activity_effect(ws, activity: str, outcome: str = "ttv",
                    used=False)
         if len(t) >= 2 and len(c) >= 2:
             (a_v, a_var), (b_v, b_var) = arm(t), arm(c)
-            if not any(_isna(v) for v in (a_v, a_var, b_v, b_var)):
+            if not any(is_missing(v) for v in (a_v, a_var, b_v, b_var)):
                 row.update(treated_value=a_v, control_value=b_v, difference=a_v - b_v,
                            se=math.sqrt(a_var + b_var), used=True)
         strata_rows.append(row)
@@ -2061,7 +2043,7 @@ def activity_effect(ws, activity: str, outcome: str = "ttv",
 def _effect_row(estimate, tv, cv, diff, se, nt, nc, z) -> dict:
     from scipy.stats import norm
 
-    ok = not (_isna(diff) or _isna(se)) and se > 0
+    ok = not (is_missing(diff) or is_missing(se)) and se > 0
     return {"estimate": estimate, "treated_accounts": int(nt), "control_accounts": int(nc),
             "treated_value": tv, "control_value": cv, "difference": diff,
             "lower": diff - z * se if ok else math.nan,
@@ -2151,7 +2133,7 @@ def _effect_statement(summary, activity, outcome, adjust_for, window_days, alpha
     scale = 100.0 if outcome == "retention_12m" else 1.0
 
     def fmt(r):
-        if _isna(r["difference"]):
+        if is_missing(r["difference"]):
             return "not computable"
         return (f"{r['difference'] * scale:+.1f}{unit} ({level} CI "
                 f"{r['lower'] * scale:+.1f} to {r['upper'] * scale:+.1f})")
@@ -2166,220 +2148,6 @@ def _effect_statement(summary, activity, outcome, adjust_for, window_days, alpha
             f"{adj_text}: {fmt(adj)}. This is an association, not proof that {activity} "
             "causes the difference: accounts that received it may differ in other ways "
             f"that are not adjusted for.")
-
-
-# ======================================================================================
-# The onboarding dashboard (dashboards/onboarding.ipynb)
-# ======================================================================================
-def _month_text(index: int) -> str:
-    return dt.date(index // 12, index % 12 + 1, 1).strftime("%b %Y")
-
-
-def _month_range(first: int, last: int) -> tuple[dt.date, dt.date]:
-    lo = dt.date(first // 12, first % 12 + 1, 1)
-    nxt = last + 1
-    return lo, dt.date(nxt // 12, nxt % 12 + 1, 1) - dt.timedelta(days=1)
-
-
-def _days(x) -> str:
-    return "–" if _isna(x) else f"{x:.0f} days"
-
-
-class OnboardingDashboard(Dashboard):
-    """Onboarding dashboard: how fast customers reach value, which onboardings need help.
-
-    Filters: segment, CSM (``csm_owner``), signup cohorts, and the stage ("set-up" or
-    "value", from the criteria file). KPI tiles (with intervals and sample sizes):
-
-    - **Median days to <stage>**: Kaplan-Meier median of :func:`ttv_summary`.
-    - **Within target**: 1 - S(target) from the same estimate.
-    - **Still onboarding** and **stalled** (:func:`stalled_accounts`, default
-      ``idle_days``).
-
-    Charts: the share of accounts at the stage after each number of days by segment
-    (:func:`ttv_curves`, targets marked), median vs target per segment, stalled
-    onboardings per CSM. Table: the stalled onboardings, per CSM and riskiest first,
-    with the next step; downloadable as CSV.
-
-    Parameters
-    ----------
-    ws : Workspace
-    criteria : Criteria, str, Path or mapping, optional
-        Default :func:`default_criteria_path`.
-    idle_days : int
-        Days without a milestone that make an onboarding stalled.
-    **kwargs
-        Passed to :class:`~cs_analysis.dashboard.Dashboard`.
-    """
-
-    notebook = "onboarding.ipynb"
-    fallback_title = "Onboarding and time to value"
-    small_sample: ClassVar[int] = 30
-
-    def __init__(self, ws, criteria=None, *, idle_days: int = 14, **kwargs):
-        self.criteria = load_criteria(criteria).check(ws)
-        self.idle_days = int(idle_days)
-        super().__init__(ws, **kwargs)
-
-    @classmethod
-    def launch(cls, workspace=None, criteria=None, **kwargs):
-        """Open the workspace and criteria, or a friendly error panel.
-
-        A criteria file that cannot be read, or whose names do not fit the workspace,
-        shows its own message (file, line, what is wrong) instead of a generic error.
-
-        Parameters
-        ----------
-        workspace : str, Path, Workspace or None
-            As for :meth:`Dashboard.launch`.
-        criteria : str, Path, mapping or Criteria, optional
-            '' or None: :func:`default_criteria_path`.
-        **kwargs
-            Passed to the class.
-        """
-        from cs_analysis.workspace import Workspace, open_workspace
-
-        hint = "Fix the onboarding criteria file (the message names the line), then reload."
-        try:
-            crit = load_criteria(criteria or None)
-        except CriteriaError as exc:
-            return ErrorPanel(str(exc), hint)
-        try:
-            ws = workspace if isinstance(workspace, Workspace) else open_workspace(
-                workspace or None)
-            crit.check(ws)
-        except CriteriaError as exc:
-            return ErrorPanel(str(exc), hint)
-        except Exception:  # noqa: BLE001 - the base class words other errors for people
-            return super().launch(workspace, criteria=crit, **kwargs)
-        return super().launch(ws, criteria=crit, **kwargs)
-
-    # -- filters ------------------------------------------------------------------
-    def make_filters(self):
-        """Segment, CSM, signup cohorts and stage."""
-        filters = dict(account_filters(self.ws, ("segment", "csm_owner"),
-                                       labels={"csm_owner": "CSM"}))
-        months = self._cohort_months()
-        if len(months) > 1:
-            filters["cohorts"] = range_filter("cohorts", "Signup cohorts",
-                                              [(_month_text(m), m) for m in months])
-        if len(self.criteria.stages) > 1:
-            filters["stage"] = toggle_filter(
-                "stage", "Stage", [(s.label, s.name) for s in self.criteria.stages],
-                value=self.criteria.stages[-1].name)
-        return filters
-
-    def _cohort_months(self) -> list[int]:
-        acc = self.ws.table("accounts", columns=["signup_date"])
-        row = acc.aggregate(lo=acc.signup_date.min(), hi=acc.signup_date.max()).to_pandas()
-        lo, hi = row["lo"].iloc[0], row["hi"].iloc[0]
-        if _isna(lo) or _isna(hi):
-            return []
-        as_of = _to_date(self.as_of) if self.as_of else self.ws.as_of
-        lo, hi = pd.Timestamp(lo).date(), min(pd.Timestamp(hi).date(), as_of)
-        return list(range(lo.year * 12 + lo.month - 1, hi.year * 12 + hi.month))
-
-    def _where(self, params) -> dict:
-        where = {k: params.get(k) for k in ("segment", "csm_owner")}
-        cohorts = params.get("cohorts")
-        if cohorts and "cohorts" in self.filters:
-            options = [v for _, v in self.filters["cohorts"].options]
-            if tuple(cohorts) != (options[0], options[-1]):
-                where["signup_between"] = _month_range(cohorts[0], cohorts[1])
-        return where
-
-    # -- the view ------------------------------------------------------------------
-    def compute(self, params):
-        """KPI tiles, TTV curves, median vs target, stalled per CSM, stalled table."""
-        from cs_analysis import charts
-        from cs_analysis.dashboard import _fit
-
-        ws = self.scoped(self._where(params))
-        crit = self.criteria
-        st = crit.stage(params.get("stage") or None)
-        as_of = self.as_of
-        by = "segment" if ws.has("accounts", "segment") else None
-        ttv = time_to_value(ws, crit, st.name, as_of=as_of)
-        overall = ttv_summary(ws, crit, by=None, stage=st.name, as_of=as_of, ttv=ttv)
-        per = ttv_summary(ws, crit, by=by, stage=st.name, as_of=as_of, ttv=ttv)
-        curves = ttv_curves(ws, crit, by=by, stage=st.name, as_of=as_of, ttv=ttv)
-        stalled = stalled_accounts(ws, crit, self.idle_days, stage=st.name, as_of=as_of)
-
-        row = overall.iloc[0] if len(overall) else None
-        n = int(row["accounts"]) if row is not None else 0
-        warn = "Too few accounts to conclude" if 0 < n < self.small_sample else ""
-        label = st.label.lower()
-        if row is None or n == 0:
-            median = KPI(f"Median days to {label}", None, detail="No onboarding in scope")
-            within = KPI("Reached within target", None, detail="No onboarding in scope")
-        else:
-            ci = (f"95% CI {_days(row['median_lower'])}–{_days(row['median_upper'])}"
-                  if not _isna(row["median_lower"]) else "interval not bounded")
-            median = KPI(f"Median days to {label}", row["median_days"], format=_days,
-                         detail=f"{ci} · {int(row['reached']):,} reached",
-                         n=n, warning=warn)
-            wci = (f"95% CI {fmt_pct(row['within_lower'])}–{fmt_pct(row['within_upper'])}"
-                   if not _isna(row["within_lower"]) else "")
-            within = KPI("Reached within target", row["share_within_target"],
-                         detail=f"{wci} · Kaplan-Meier, censoring-aware".strip(" ·"), n=n,
-                         warning=warn)
-        onboarding = int((ttv["status"] == "in_progress").sum())
-        still = KPI("Still onboarding", onboarding, format=fmt_int,
-                    detail=f"{int((ttv['status'] == 'churned_before').sum()):,} churned "
-                           f"before {label}", n=n)
-        stalled_kpi = KPI("Stalled onboardings", len(stalled), format=fmt_int,
-                          detail=f"past target or no milestone for {self.idle_days} days",
-                          n=onboarding, n_label="still onboarding")
-
-        stalled_by_csm = stalled_per_owner(stalled)
-        panels = [
-            Panel("curves", f"Accounts at {label} after each number of days",
-                  _fit(charts.ttv_curves(curves)) if not curves.empty else None,
-                  caption="Kaplan-Meier: share that reached the stage, counting accounts "
-                          "still onboarding (or churned) only while observed. Dashed "
-                          "lines: targets.", wide=True),
-            Panel("targets", "Median days vs target",
-                  _fit(charts.ttv_targets(per)) if per["accounts"].sum() else None,
-                  caption="Median with its 95% interval; ticks mark each segment's target; "
-                          "labels: share within target."),
-            Panel("stalled", "Stalled onboardings per CSM",
-                  _fit(charts.stalled_by_owner(stalled_by_csm))
-                  if not stalled_by_csm.empty else None,
-                  caption="Past the target, or no new milestone for "
-                          f"{self.idle_days} days.",
-                  empty="No stalled onboarding in this selection."),
-        ]
-        table = stalled.sort_values(["csm_owner", "risk_rank"], na_position="last") if (
-            "csm_owner" in stalled) else stalled
-        why = np.select([table["past_target"] & table["idle"], table["past_target"]],
-                        ["past target, idle", "past target"], "idle") if len(table) else []
-        table = table.assign(why=pd.Series(why, index=table.index, dtype="str"))
-        table = table.reset_index(drop=True)
-        labels = {"csm_owner": "CSM", "risk_rank": "Risk rank", "account_name": "Account",
-                  "segment": "Segment", "days_in_onboarding": "Days onboarding",
-                  "target_days": "Target days", "days_since_progress": "Days idle",
-                  "last_milestone": "Last milestone", "next_step": "Next step",
-                  "open_tickets": "Open tickets", "why": "Stalled because"}
-        on_screen = [c for c in labels if c in table]
-        notes = []
-        small = per[per["small_sample"].astype(bool)]["group"].tolist() if by else []
-        if small and len(per) > 1:
-            notes.append(f"{', '.join(map(str, small))}: fewer than {self.small_sample} "
-                         "onboardings, so differences with other segments are not "
-                         "conclusive.")
-        no_clock = int((ttv["status"] == "no_clock_start").sum())
-        if no_clock:
-            notes.append(f"{no_clock:,} accounts have no {crit.clock_start} and are left out "
-                         "(see the criteria file's if_no_clock_start).")
-        as_of_d = _to_date(as_of) if as_of else ws.as_of
-        scope = (f"{n:,} onboardings in scope · clock starts at "
-                 f"{crit.clock_start.replace('_', ' ')} · data as of {as_of_d:%d %b %Y}")
-        return View(kpis=[median, within, still, stalled_kpi], panels=panels, table=table,
-                    table_title="Stalled onboardings by CSM, riskiest first",
-                    table_columns=on_screen, table_labels=labels,
-                    table_formats={"days_in_onboarding": fmt_int, "target_days": fmt_int,
-                                   "days_since_progress": fmt_int},
-                    scope=scope, notes=notes, csv_name="stalled_onboardings.csv")
 
 
 def stalled_per_owner(stalled: pd.DataFrame) -> pd.DataFrame:

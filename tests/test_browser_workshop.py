@@ -4,7 +4,7 @@ Reuses the helpers of tests/test_browser.py (Recorder, screenshots, time limits,
 Chromium check) with its own server, whose workshop folder ($CS_ANALYSIS_WORKSHOP) is a
 temporary directory, so the test never writes into data/workshop/. The server runs with
 preheated kernels, so the reload is served by a kernel that ran before the edit: the
-dashboard must re-read the autosaved draft when the viewer arrives (journey.resume).
+dashboard must re-read the autosaved draft when the viewer arrives (cs_analysis.dashboard.resume).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import cs_analysis
 from cs_analysis import dashboard as dash
 from cs_analysis.dashboard import (
     ALL,
@@ -134,7 +135,7 @@ def test_dashboards_dir_is_found_from_the_package_or_the_environment(tmp_path, m
     monkeypatch.delenv("CS_ANALYSIS_DASHBOARDS", raising=False)
     monkeypatch.chdir(tmp_path)  # the working directory must not matter
     assert dash.dashboards_dir() == (
-        __import__("pathlib").Path(dash.__file__).resolve().parent.parent / "dashboards")
+        __import__("pathlib").Path(cs_analysis.__file__).resolve().parent.parent / "dashboards")
     monkeypatch.setenv("CS_ANALYSIS_DASHBOARDS", str(tmp_path))
     assert dash.dashboards_dir() == tmp_path.resolve()
 

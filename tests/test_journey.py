@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from cs_analysis import journey as j
+from cs_analysis.dashboard import JourneyWorkshopDashboard, SharedGoalsDashboard
 from cs_analysis.workspace import open_workspace, write_workspace
 
 D = dt.date.fromisoformat
@@ -562,7 +563,7 @@ def test_handout_has_persona_journey_data_and_goals(flow_ws, tmp_path):
 
 
 def test_workshop_dashboard_edits_and_saves(small_demo, tmp_path):
-    app = j.JourneyWorkshopDashboard(small_demo, folder=tmp_path)
+    app = JourneyWorkshopDashboard(small_demo, folder=tmp_path)
     assert app.error is None and app.kpi("Accounts in scope").value == 300
     before = app.kpis[1].value
     app._stage.value = app.session.map.stage_names[1]
@@ -579,13 +580,13 @@ def test_workshop_dashboard_edits_and_saves(small_demo, tmp_path):
     assert app.kpi("Accounts in scope").value < 300 and app.kpis[1].value != before
     app._guard(app._on_save)
     assert (tmp_path / "agreed-v1.yml").exists()
-    again = j.JourneyWorkshopDashboard(small_demo, folder=tmp_path)
+    again = JourneyWorkshopDashboard(small_demo, folder=tmp_path)
     assert again.session.map.stage_names[1] == "Everything set up"
 
 
 def test_shared_goals_dashboard(small_demo):
     m = j.merge_maps(*j.default_maps())
-    app = j.SharedGoalsDashboard(small_demo, journey=m)
+    app = SharedGoalsDashboard(small_demo, journey=m)
     assert app.error is None
     assert [k.label for k in app.kpis] == [g.name for g in m.goals]
     assert len(app.charts) == len(m.goals)

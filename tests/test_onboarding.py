@@ -25,6 +25,7 @@ import pandas as pd
 import pytest
 
 from cs_analysis import onboarding as ob
+from cs_analysis.dashboard import ErrorPanel, OnboardingDashboard
 from cs_analysis.workspace import WorkspaceError, open_workspace, write_workspace
 
 AS_OF = pd.Timestamp("2024-06-30")
@@ -1109,7 +1110,7 @@ def test_ttv_curves_chart_stops_at_three_targets(small_demo):
 
 
 def test_dashboard_kpis_table_and_filters(small_demo):
-    dash = ob.OnboardingDashboard(small_demo)
+    dash = OnboardingDashboard(small_demo)
     assert dash.error is None, dash.error
     summary = ob.ttv_summary(small_demo, by=None).iloc[0]
     median = dash.kpi("Median days to value")
@@ -1136,10 +1137,10 @@ def test_dashboard_reports_a_bad_criteria_file(small_demo, tmp_path):
     bad = tmp_path / "c.yml"
     bad.write_text("clock_start: kickoff_date\nstages:\n  - name: v\n    all:\n"
                    "      - milestone: first_report_share\n", encoding="utf-8")
-    panel = ob.OnboardingDashboard.launch(small_demo, criteria=str(bad))
-    assert isinstance(panel, ob.ErrorPanel)
+    panel = OnboardingDashboard.launch(small_demo, criteria=str(bad))
+    assert isinstance(panel, ErrorPanel)
     assert "unknown milestone(s) 'first_report_share'" in panel.error
     assert "first_report_shared" in panel.error
     bad.write_text("clock_start: [", encoding="utf-8")
-    panel = ob.OnboardingDashboard.launch(small_demo, criteria=str(bad))
+    panel = OnboardingDashboard.launch(small_demo, criteria=str(bad))
     assert "not valid YAML" in panel.error

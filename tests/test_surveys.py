@@ -21,6 +21,7 @@ from scipy import stats
 
 from cs_analysis import charts, demo
 from cs_analysis import surveys as sv
+from cs_analysis.dashboard import ALL, VoiceOfCustomerDashboard
 from cs_analysis.surveys import SurveyError, ThemeDictionaryError
 from cs_analysis.workspace import WorkspaceError, open_workspace, write_workspace
 
@@ -967,7 +968,7 @@ def decode_csv(uri: str) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def voc(small_demo):
-    return sv.VoiceOfCustomerDashboard(small_demo)
+    return VoiceOfCustomerDashboard(small_demo)
 
 
 def test_dashboard_kpis_match_the_analyses(voc, small_demo):
@@ -1003,8 +1004,8 @@ def test_dashboard_filters_drive_every_number(voc, small_demo):
         assert voc.error is None
     finally:
         voc.filters["survey"].value = "nps"
-        voc.filters["segment"].value = sv.ALL
-        voc.filters["role"].value = sv.ALL
+        voc.filters["segment"].value = ALL
+        voc.filters["role"].value = ALL
         voc.filters["period"].index = (0, len(voc.filters["period"].options) - 1)
 
 
@@ -1037,10 +1038,10 @@ def test_dashboard_empty_selection_shows_a_note_not_an_error(voc):
         assert voc.kpi("CES").text == "–"
         assert any("No CES responses" in n for n in voc.view.notes)
     finally:
-        voc.filters["touchpoint"].value = sv.ALL
+        voc.filters["touchpoint"].value = ALL
         voc.filters["survey"].value = "nps"
 
 
 def test_dashboard_launch_reports_a_workspace_without_surveys(tiny_ws):
-    panel = sv.VoiceOfCustomerDashboard.launch(tiny_ws)
+    panel = VoiceOfCustomerDashboard.launch(tiny_ws)
     assert "has no survey_responses table" in panel.error

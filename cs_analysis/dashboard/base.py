@@ -1,8 +1,9 @@
-"""Building blocks shared by the dashboards that Voila serves (ipywidgets).
+"""The dashboard framework: building blocks shared by the dashboards Voila serves.
 
 Stakeholders open dashboards, not notebooks. A dashboard is two things:
 
-1. a :class:`Dashboard` subclass, here or in an analysis module, which declares its
+1. a :class:`Dashboard` subclass, in its own module of :mod:`cs_analysis.dashboard`
+   (e.g. :mod:`cs_analysis.dashboard.retention`), which declares its
    filters (:meth:`Dashboard.make_filters`) and turns the filter values into a
    :class:`View` (:meth:`Dashboard.compute`): KPI tiles, chart panels and one table. The
    base class draws them with one shared look (header, filter bar, KPI tiles, chart area,
@@ -31,7 +32,8 @@ Stable CSS classes for tests and styling: ``cs-app``, ``cs-header``, ``cs-filter
 
 Adding a dashboard
 ------------------
-Subclass :class:`Dashboard`, set ``notebook = "<name>.ipynb"``, implement
+Add a module to :mod:`cs_analysis.dashboard` (re-export the class from its
+``__init__``), subclass :class:`Dashboard` there, set ``notebook = "<name>.ipynb"``, implement
 ``make_filters`` (start from :func:`account_filters`) and ``compute`` (start from
 :meth:`Dashboard.scoped`), and add the thin notebook. The landing page, the notebook test
 and the browser test pick the notebook up by themselves. Treat filter values as
@@ -49,7 +51,7 @@ import os
 import re
 import sys
 import traceback
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +59,8 @@ from typing import Any, ClassVar
 
 import ipywidgets as widgets
 import pandas as pd
+
+from cs_analysis.formatting import esc, fmt_int, fmt_money, fmt_pct, is_missing
 
 #: Label of the "no filter" choice of a dropdown filter.
 ALL = "All"
@@ -77,11 +81,15 @@ __all__ = [
     "choice_filter",
     "csv_data_uri",
     "dashboards_dir",
+    "date_text",
     "discover",
     "esc",
+    "fit_chart",
     "friendly_error",
     "landing",
     "landing_html",
+    "month_label",
+    "month_range",
     "fmt_int",
     "fmt_money",
     "fmt_pct",
@@ -137,7 +145,7 @@ def dashboards_dir() -> Path:
     env = os.environ.get("CS_ANALYSIS_DASHBOARDS")
     if env:
         return Path(env).expanduser().resolve()
-    return Path(__file__).resolve().parent.parent / "dashboards"
+    return Path(__file__).resolve().parents[2] / "dashboards"
 
 
 _FIELD = re.compile(r"^\s*\*\*(question|for)\s*:?\s*\*\*\s*:?\s*(.+?)\s*$", re.I)
@@ -207,41 +215,6 @@ def discover(folder=None) -> list[DashboardInfo]:
     return [read_info(p) for p in paths]
 
 
-# -- small formatting helpers ------------------------------------------------------------
-def esc(value: Any) -> str:
-    """HTML-escape any value for display (data is untrusted)."""
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-def _missing(x) -> bool:
-    return x is None or (isinstance(x, float) and x != x) or (x is pd.NA) or (x is pd.NaT)
-
-
-def fmt_pct(x, digits: int = 0) -> str:
-    """``0.734`` → ``73%``; missing → ``–``."""
-    return "–" if _missing(x) else f"{x * 100:.{digits}f}%"
-
-
-def fmt_int(x) -> str:
-    """``12345`` → ``12,345``; missing → ``–``."""
-    return "–" if _missing(x) else f"{int(round(x)):,}"
-
-
-def fmt_money(x, currency: str = "USD") -> str:
-    """Money with a currency sign or code, compact (``$1.2M``, ``¥350K``)."""
-    if _missing(x):
-        return "–"
-    sign = {"USD": "$", "JPY": "¥", "EUR": "€", "GBP": "£"}.get(currency, "")
-    value = float(x)
-    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(value) >= div:
-            text = f"{value / div:.1f}{suffix}"
-            break
-    else:
-        text = f"{value:,.0f}"
-    return f"{sign}{text}" if sign else f"{text} {currency}"
-
-
 def csv_data_uri(frame: pd.DataFrame) -> str:
     """The frame as a CSV ``data:`` URI for an ``<a download>`` link.
 
@@ -293,7 +266,7 @@ class KPI:
         """The value as shown on the tile (``…`` while pending, ``–`` when missing)."""
         if self.pending:
             return "…"
-        return "–" if _missing(self.value) else self.format(self.value)
+        return "–" if is_missing(self.value) else self.format(self.value)
 
     def html(self) -> str:
         """The tile's HTML (``div.cs-kpi``), every text escaped."""
@@ -791,7 +764,7 @@ class Dashboard:
             meta.append(f"For {esc(self.info.audience.rstrip('.'))}")
         try:
             as_of = self.as_of or self.ws.as_of
-            meta.append(f"Data as of {esc(_date_text(as_of))}")
+            meta.append(f"Data as of {esc(date_text(as_of))}")
         except Exception:  # noqa: BLE001 - a header must never fail
             pass
         question = (f'<p class="cs-question">{esc(self.info.question)}</p>'
@@ -936,7 +909,7 @@ def table_html(frame: pd.DataFrame, formats: Mapping[str, Callable[[Any], str]] 
                and not pd.api.types.is_bool_dtype(frame[c])}
 
     def cell(col, value) -> str:
-        if _missing(value):
+        if is_missing(value):
             return "–"
         if col in formats:
             return formats[col](value)
@@ -1018,7 +991,8 @@ def _freeze(value):
     return value
 
 
-def _date_text(d) -> str:
+def date_text(d) -> str:
+    """A date as ``"3 Mar 2024"`` (datetimes lose their time; anything else as text)."""
     if isinstance(d, dt.datetime):
         d = d.date()
     return d.strftime("%d %b %Y").lstrip("0") if isinstance(d, dt.date) else str(d)
@@ -1059,14 +1033,8 @@ def landing(folder=None) -> widgets.HTML:
     return w
 
 
-# == The retention dashboard (dashboards/retention.ipynb) ===================================
-#: Months in the retention dashboard's headline horizon (logo retention "at 12 months",
-#: trailing-12-month GRR / NRR, the 12-month MRR bridge).
-HORIZON_MONTHS = 12
-_PERIODS_PER_YEAR = {"month": 12, "quarter": 4}
-
-
-def _fit(chart, width: int | None = PANEL_WIDTH, height: int = 260):
+# -- helpers shared by the analysis dashboards ---------------------------------------------
+def fit_chart(chart, width: int | None = PANEL_WIDTH, height: int = 260):
     """A chart from :mod:`cs_analysis.charts` laid out for a half-width dashboard panel.
 
     The panel shows the title, so the chart's own is dropped. Single (layered) charts get
@@ -1074,6 +1042,20 @@ def _fit(chart, width: int | None = PANEL_WIDTH, height: int = 260):
     faceted or concatenated charts keep their sizes. (Not ``width="container"``: Voila
     keeps the page hidden while it renders, so vega-embed can measure a zero-width
     container and draw nothing until the window is resized.)
+
+    Parameters
+    ----------
+    chart : altair.TopLevelMixin
+        The chart.
+    width : int or None
+        Plot width in pixels (default :data:`PANEL_WIDTH`); None keeps the chart's own.
+    height : int
+        Plot height in pixels.
+
+    Returns
+    -------
+    altair.TopLevelMixin
+        A shallow copy, untitled and sized.
     """
     import altair as alt
 
@@ -1084,387 +1066,14 @@ def _fit(chart, width: int | None = PANEL_WIDTH, height: int = 260):
     return chart
 
 
-def _months(days) -> str:
-    return f"{days / 30.4375:.1f} months"
-
-
-def _month_label(index: int) -> str:
+def month_label(index: int) -> str:
+    """``"Mar 2024"`` for a month index ``year * 12 + month - 1`` (as in the workspace)."""
     return dt.date(index // 12, index % 12 + 1, 1).strftime("%b %Y")
 
 
-def _month_bounds(index: int) -> tuple[dt.date, dt.date]:
-    first = dt.date(index // 12, index % 12 + 1, 1)
-    nxt = dt.date((index + 1) // 12, (index + 1) % 12 + 1, 1)
-    return first, nxt - dt.timedelta(days=1)
-
-
-def combine_cohort_cells(cells: pd.DataFrame, by: str | None) -> pd.DataFrame:
-    """Cohort cells of :func:`~cs_analysis.retention.cohort_retention` summed over groups.
-
-    Cohort sizes and retained counts add up across the groups of ``by`` (each account is
-    in one group), so the result equals ``cohort_retention`` without ``by``; computing it
-    this way saves a second query. ``rate`` = retained / accounts, NaN where the cell is
-    not observable.
-    """
-    if by is None or by not in cells.columns:
-        return cells
-    keys = ["cohort", "cohort_label", "period", "period_end", "observable"]
-    extra = [c for c in ("kind", "basis") if c in cells.columns]
-    out = (cells.assign(retained=cells["retained"].astype("Float64"))
-           .groupby(keys + extra, as_index=False, sort=True, dropna=False)
-           .agg(accounts=("accounts", "sum"), retained=("retained", "sum")))
-    obs = out["observable"].astype(bool)
-    out["retained"] = out["retained"].round().astype("Int64").where(obs, pd.NA)
-    out["rate"] = (out["retained"].astype("Float64") / out["accounts"]).astype(float)
-    out["rate"] = out["rate"].where(obs, float("nan"))
-    out = out[[c for c in cells.columns if c != by]].reset_index(drop=True)
-    out.attrs = {**cells.attrs, "by": None}
-    return out
-
-
-def combine_trailing(trailing: pd.DataFrame, by: str | None) -> pd.DataFrame:
-    """Trailing-12-month GRR / NRR windows summed over groups.
-
-    Input: ``RevenueRetention.trailing`` of :func:`~cs_analysis.retention.revenue_retention`.
-    Starting MRR, expansion, contraction, churned and ending MRR of the accounts paying at
-    a window's start add up across groups, so GRR = (start - contraction - churned) /
-    start and NRR = end / start of the sums equal the ungrouped numbers (metrics.md).
-    """
-    if by is None or by not in trailing.columns:
-        return trailing
-    sums = ["accounts", "start_mrr", "expansion", "contraction", "churned", "end_mrr"]
-    out = (trailing.groupby(["window_start", "window_end"], as_index=False, sort=True)[sums]
-           .sum())
-    out["grr"] = (out["start_mrr"] - out["contraction"] - out["churned"]) / out["start_mrr"]
-    out["nrr"] = out["end_mrr"] / out["start_mrr"]
-    return out
-
-
-def combine_bridge(bridge: pd.DataFrame, by: str | None) -> pd.DataFrame:
-    """A window MRR bridge (``RevenueRetention.window_bridge``) summed over groups."""
-    if by is None or by not in bridge.columns:
-        return bridge
-    out = (bridge.groupby("component", sort=False, as_index=False)
-           .agg(accounts=("accounts", lambda s: s.sum(min_count=1)), mrr=("mrr", "sum"),
-                window_start=("window_start", "min"), window_end=("window_end", "max")))
-    return out
-
-
-#: Columns of the retention summary shown on screen, with their headers (the CSV has all).
-_SUMMARY_LABELS = {
-    "customers": "Customers", "churned": "Churned",
-    "logo_retention_12m": "Logo retention 12 mo", "logo_ci_lower": "95% CI low",
-    "logo_ci_upper": "95% CI high", "grr_12m": "GRR 12 mo", "nrr_12m": "NRR 12 mo",
-    "paying_at_start": "Paying at start", "start_mrr": "MRR at start",
-    "median_lifetime_months": "Median lifetime (mo)",
-}
-_SUMMARY_SHOWN = ["segment", "plan", "region", "group", *_SUMMARY_LABELS]
-
-
-class RetentionDashboard(Dashboard):
-    """Do customers stay and grow? Logo and revenue retention with their sample sizes.
-
-    Filters: segment, plan, region (accounts columns present in the workspace), signup
-    cohort range, grain (month / quarter), basis (contract / product usage) and the
-    column to compare groups by. KPI tiles (each with its interval and sample size):
-
-    - **Logo retention at 12 months**: :func:`~cs_analysis.retention.average_retention`
-      of bounded :func:`~cs_analysis.retention.cohort_retention` at period 12 (month
-      grain) or 4 (quarter grain): the cohort-size-weighted share of accounts retained at
-      that period, over the cohorts observable there, with a Wilson interval.
-    - **GRR** and **NRR**, trailing 12 months to the last complete month
-      (:func:`~cs_analysis.retention.revenue_retention`): GRR = (MRR at the start of the
-      accounts paying at the start - their contraction - their churned MRR) / MRR at the
-      start; NRR = the same accounts' MRR at the end / their MRR at the start.
-    - **Median lifetime**: Kaplan-Meier median of signup-to-churn time, censored at the
-      as-of date (:func:`~cs_analysis.retention.survival`), with its interval.
-
-    Charts: cohort triangle, retention curves per group, Kaplan-Meier curves per group
-    (with the log-rank test in the caption), the MRR bridge of the last 12 months and the
-    GRR / NRR trend. Table: one row per group plus all accounts, with the counts behind
-    every rate; downloadable as CSV. Revenue numbers take longest, so they arrive in a
-    second stage (:meth:`Dashboard.stages`).
-    """
-
-    notebook = "retention.ipynb"
-    fallback_title = "Retention and revenue"
-    #: Accounts columns offered as filters and as "compare by" choices.
-    dimensions: ClassVar[tuple[str, ...]] = ("segment", "plan", "region")
-    #: Groups smaller than this are flagged as not conclusive.
-    small_sample: ClassVar[int] = 30
-    #: Points of a retention curve resting on fewer accounts are not drawn (noise).
-    min_curve_accounts: ClassVar[int] = 10
-
-    # -- filters ------------------------------------------------------------------
-    def make_filters(self):
-        filters: dict[str, widgets.Widget] = dict(account_filters(self.ws, self.dimensions))
-        months = self._cohort_months()
-        if len(months) > 1:
-            filters["cohorts"] = range_filter(
-                "cohorts", "Signup cohorts", [(_month_label(m), m) for m in months])
-        filters["grain"] = toggle_filter("grain", "Grain",
-                                         [("Month", "month"), ("Quarter", "quarter")])
-        filters["basis"] = toggle_filter(
-            "basis", "Retained by", [("Contract", "contract"), ("Product usage", "activity")])
-        present = [c for c in self.dimensions if c in filters]
-        if present:
-            filters["compare"] = toggle_filter(
-                "compare", "Compare", [(c.replace("_", " ").capitalize(), c)
-                                       for c in present])
-        return filters
-
-    def _cohort_months(self) -> list[int]:
-        acc = self.ws.table("accounts", columns=["signup_date"])
-        row = acc.aggregate(lo=acc.signup_date.min(), hi=acc.signup_date.max()).to_pandas()
-        lo, hi = row["lo"].iloc[0], row["hi"].iloc[0]
-        if _missing(lo) or _missing(hi):
-            return []
-        as_of = self.as_of or self.ws.as_of
-        lo, hi = pd.Timestamp(lo).date(), min(pd.Timestamp(hi).date(), as_of)
-        return list(range(lo.year * 12 + lo.month - 1, hi.year * 12 + hi.month))
-
-    def _where(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        where = {k: v for k, v in params.items() if k in self.dimensions}
-        cohorts = params.get("cohorts")
-        if cohorts and "cohorts" in self.filters:
-            options = [v for _, v in self.filters["cohorts"].options]
-            if tuple(cohorts) != (options[0], options[-1]):
-                where["signup_between"] = (_month_bounds(cohorts[0])[0],
-                                           _month_bounds(cohorts[1])[1])
-        return where
-
-    # -- the view ------------------------------------------------------------------
-    def compute(self, params):
-        """The complete view (the last of :meth:`stages`)."""
-        return deque(self.stages(params), maxlen=1)[0]
-
-    def stages(self, params):
-        """Three stages, fastest first: logo retention; survival; revenue retention."""
-        from cs_analysis import retention as rt
-
-        ws = self.scoped(self._where(params))
-        grain = params.get("grain", "month")
-        basis = params.get("basis", "contract")
-        by = params.get("compare")
-        if by is not None and not ws.has("accounts", by):
-            by = None
-        as_of = self.as_of or ws.as_of
-        horizon = _PERIODS_PER_YEAR[grain] * HORIZON_MONTHS // 12
-        unit = "month" if grain == "month" else "quarter"
-        basis_text = "contract in force" if basis == "contract" else "product usage"
-        csv_name = "retention_summary.csv"
-
-        # 1. logo retention: one query (per group, summed for the total)
-        cells_by = rt.cohort_retention(ws, grain, basis, by=by, as_of=as_of)
-        cells = combine_cohort_cells(cells_by, by)
-        curve = rt.average_retention(cells, small_sample=self.small_sample)
-        curve_by = (rt.average_retention(cells_by, small_sample=self.small_sample)
-                    if by else curve)
-        logo = self._logo_kpi(curve, horizon, unit, basis_text)
-        retention_panels = self._retention_panels(cells, curve_by, by, unit, basis_text)
-        labels = cells["cohort_label"] if not cells.empty else pd.Series([], dtype=str)
-        span = f"cohorts {labels.min()} – {labels.max()} · " if len(labels) else ""
-        tail = f"data as of {_date_text(as_of)} · retained = {basis_text}"
-        pending_median = KPI("Median customer lifetime", None, pending=True)
-        pending_revenue = [KPI("GRR, trailing 12 months", None, pending=True),
-                           KPI("NRR, trailing 12 months", None, pending=True)]
-        pending_panels = [
-            Panel("survival", "Customer survival", pending=True),
-            Panel("bridge", "MRR bridge, last 12 months", pending=True),
-            Panel("trend", "GRR and NRR, trailing 12 months", pending=True)]
-        yield View(kpis=[logo, *pending_revenue, pending_median],
-                   panels=[*retention_panels, *pending_panels], table=None,
-                   scope=span + tail, csv_name=csv_name)
-
-        # 2. survival: lifetimes in the engine, Kaplan-Meier in statsmodels
-        surv = rt.survival(ws, as_of=as_of, small_sample=self.small_sample)
-        surv_by = (rt.survival(ws, by=by, as_of=as_of, small_sample=self.small_sample)
-                   if by else surv)
-        median = self._median_kpi(surv)
-        survival_panel = self._survival_panel(surv_by, by)
-        accounts = int(surv.summary["accounts"].sum()) if not surv.summary.empty else 0
-        scope = f"{accounts:,} customers in scope · {span}{tail}"
-        notes = self._notes(surv_by, by, accounts)
-        yield View(kpis=[logo, *pending_revenue, median],
-                   panels=[*retention_panels, survival_panel, *pending_panels[1:]],
-                   table=None, scope=scope, notes=notes, csv_name=csv_name)
-
-        # 3. revenue retention: the slowest (MRR per account and period end)
-        rev = rt.revenue_retention(ws, grain, by=by, as_of=as_of)
-        revenue = self._revenue_parts(rev, by, horizon, ws.currency)
-        table = self._summary_table(by, horizon, curve, curve_by, surv, surv_by, rev)
-        yield View(
-            kpis=[logo, revenue["grr"], revenue["nrr"], median],
-            panels=[*retention_panels, survival_panel, *revenue["panels"]],
-            table=table, table_title=f"Summary by {by}" if by else "Summary",
-            table_formats=self._table_formats(ws.currency), table_columns=_SUMMARY_SHOWN,
-            table_labels={**_SUMMARY_LABELS, (by or "group"): (by or "group").capitalize()},
-            scope=scope, notes=notes, csv_name=csv_name)
-
-    def _logo_kpi(self, curve, horizon, unit, basis_text) -> KPI:
-        at = curve[curve["period"] == horizon]
-        if at.empty:
-            return KPI("Logo retention at 12 months", None,
-                       detail="No cohort in this selection is 12 months old yet")
-        r = at.iloc[0]
-        return KPI(
-            "Logo retention at 12 months", float(r["rate"]),
-            detail=f"95% CI {fmt_pct(r['lower'])}–{fmt_pct(r['upper'])} · "
-                   f"{int(r['cohorts'])} cohorts · {basis_text} at {unit} {horizon}",
-            n=int(r["accounts"]),
-            warning="Too few accounts to conclude" if bool(r["small_sample"]) else "")
-
-    def _median_kpi(self, surv) -> KPI:
-        s = surv.summary
-        label = "Median customer lifetime"
-        if s.empty:
-            return KPI(label, None, detail="No customers in scope")
-        row = s.iloc[0]
-        warn = "Too few accounts to conclude" if bool(row["small_sample"]) else ""
-        if _missing(row["median_days"]):
-            return KPI(label, "Not reached", format=str,
-                       detail="More than half are still customers", n=int(row["accounts"]),
-                       warning=warn)
-        lo, hi = row["median_lower"], row["median_upper"]
-        ci = (f"95% CI {lo / 30.4375:.1f}–{hi / 30.4375:.1f} months"
-              if not (_missing(lo) or _missing(hi)) else "interval not bounded")
-        return KPI(label, float(row["median_days"]), format=_months,
-                   detail=f"{ci} · {int(row['churned']):,} churned", n=int(row["accounts"]),
-                   warning=warn)
-
-    def _notes(self, surv_by, by, accounts) -> list[str]:
-        notes = []
-        summary = surv_by.summary
-        small = (summary.loc[summary["small_sample"].astype(bool), "group"].tolist()
-                 if by and not summary.empty else [])
-        if small:
-            notes.append(f"{', '.join(map(str, small))}: fewer than {self.small_sample} "
-                         "customers, so differences with other groups are not conclusive.")
-        if accounts and accounts < self.small_sample:
-            notes.append(f"Only {accounts} customers in this selection: treat every number "
-                         "as anecdotal.")
-        return notes
-
-    def _retention_panels(self, cells, curve_by, by, unit, basis_text) -> list[Panel]:
-        from cs_analysis import charts
-
-        drawn = curve_by[curve_by["accounts"] >= self.min_curve_accounts]
-
-        return [
-            Panel("triangle", "Cohort retention",
-                  _fit(charts.cohort_heatmap(cells), width=None)
-                  if not cells.empty else None,
-                  caption=f"Share of each signup cohort retained ({basis_text}) at each "
-                          f"{unit}; blank cells are not observable yet.", wide=True,
-                  renderer="canvas"),
-            Panel("curves", f"Retention curve by {by}" if by else "Retention curve",
-                  _fit(charts.retention_curves(drawn)) if not drawn.empty else None,
-                  caption="Cohort-size-weighted average over the cohorts observable at each "
-                          f"{unit}, with 95% Wilson intervals; hollow points: fewer than "
-                          f"{self.small_sample} accounts; {unit}s with fewer than "
-                          f"{self.min_curve_accounts} are not drawn."),
-        ]
-
-    def _survival_panel(self, surv_by, by) -> Panel:
-        from cs_analysis import charts
-
-        lr = surv_by.logrank
-        if by and not lr.empty:
-            p = float(lr["p_value"].iloc[0])
-            verdict = "unlikely to be chance" if p < 0.05 else "could be chance"
-            caption = (f"Log-rank test across {by} groups: p = {p:.2g}, so the difference "
-                       f"is {verdict}. Bands: 95% pointwise intervals.")
-        else:
-            caption = ("Share of customers still customers after each number of days; "
-                       "bands: 95% pointwise intervals.")
-        return Panel("survival", f"Customer survival by {by}" if by else "Customer survival",
-                     _fit(charts.km_curves(surv_by.curves))
-                     if not surv_by.curves.empty else None, caption=caption)
-
-    def _revenue_parts(self, rev, by, horizon, currency) -> dict:
-        from cs_analysis import charts
-
-        trailing = combine_trailing(rev.trailing, by)
-        if trailing.empty:
-            grr = KPI("GRR, trailing 12 months", None, detail="Not 12 months of revenue yet")
-            nrr = KPI("NRR, trailing 12 months", None, detail="Not 12 months of revenue yet")
-        else:
-            last = trailing.iloc[-1]
-            window = (f"{_date_text(last['window_start'])} – {_date_text(last['window_end'])}"
-                      f" · start MRR {fmt_money(last['start_mrr'], currency)}")
-            n = int(last["accounts"])
-            warn = "Too few accounts to conclude" if n < self.small_sample else ""
-            grr = KPI("GRR, trailing 12 months", float(last["grr"]), detail=window, n=n,
-                      n_label="paying accounts", warning=warn)
-            nrr = KPI("NRR, trailing 12 months", float(last["nrr"]), detail=window, n=n,
-                      n_label="paying accounts", warning=warn)
-        periods = sorted(rev.bridge["period"].unique()) if not rev.bridge.empty else []
-        bridge = (combine_bridge(rev.window_bridge(start=periods[-horizon:][0]), by)
-                  if periods else pd.DataFrame())
-        return {"grr": grr, "nrr": nrr, "panels": [
-            Panel("bridge", "MRR bridge, last 12 months",
-                  _fit(charts.mrr_waterfall(bridge)) if not bridge.empty else None,
-                  caption="MRR at the start, what new, reactivated, expanding, contracting "
-                          "and churned accounts changed, and MRR at the end."),
-            Panel("trend", "GRR and NRR, trailing 12 months",
-                  _fit(charts.grr_nrr_trend(trailing)) if not trailing.empty else None,
-                  caption="Each point: the 12 months ending that month, for the accounts "
-                          "paying at the window's start."),
-        ]}
-
-    def _summary_table(self, by, horizon, curve, curve_by, surv, surv_by, rev) -> pd.DataFrame:
-        """One row per group (and all accounts): the headline numbers and their counts."""
-        from cs_analysis.retention import ALL as ALL_ACCOUNTS
-
-        label = by or "group"
-
-        def rows(curve_frame, surv_frame, trailing, key):
-            at = curve_frame[curve_frame["period"] == horizon]
-            last = (trailing[trailing["window_end"] == trailing["window_end"].max()]
-                    if not trailing.empty else trailing)
-            groups = surv_frame.summary["group"].tolist()
-            out = []
-            for g in groups:
-                s = surv_frame.summary[surv_frame.summary["group"] == g].iloc[0]
-                a = at[at[key] == g] if key in at.columns else at
-                t = last[last[key] == g] if key in last.columns else last
-                a = a.iloc[0] if len(a) else None
-                t = t.iloc[0] if len(t) else None
-                out.append({
-                    label: g,
-                    "customers": int(s["accounts"]),
-                    "churned": int(s["churned"]),
-                    "logo_retention_12m": a["rate"] if a is not None else float("nan"),
-                    "logo_ci_lower": a["lower"] if a is not None else float("nan"),
-                    "logo_ci_upper": a["upper"] if a is not None else float("nan"),
-                    "accounts_at_12m": int(a["accounts"]) if a is not None else 0,
-                    "retained_at_12m": int(a["retained"]) if a is not None else 0,
-                    "grr_12m": t["grr"] if t is not None else float("nan"),
-                    "nrr_12m": t["nrr"] if t is not None else float("nan"),
-                    "paying_at_start": int(t["accounts"]) if t is not None else 0,
-                    "start_mrr": t["start_mrr"] if t is not None else float("nan"),
-                    "end_mrr": t["end_mrr"] if t is not None else float("nan"),
-                    "median_lifetime_months": s["median_days"] / 30.4375,
-                    "small_sample": bool(s["small_sample"]),
-                })
-            return out
-
-        total = rows(curve.assign(_k=ALL_ACCOUNTS), surv,
-                     combine_trailing(rev.trailing, by), "_k")
-        for r in total:
-            r[label] = ALL_ACCOUNTS
-        if not by:
-            return pd.DataFrame(total)
-        per = rows(curve_by, surv_by, rev.trailing, by)
-        return pd.DataFrame(per + total)
-
-    @staticmethod
-    def _table_formats(currency: str) -> dict:
-        def pct1(x):
-            return fmt_pct(x, 1)
-
-        return {"logo_retention_12m": pct1, "logo_ci_lower": pct1, "logo_ci_upper": pct1,
-                "grr_12m": pct1, "nrr_12m": pct1,
-                "start_mrr": lambda x: fmt_money(x, currency),
-                "end_mrr": lambda x: fmt_money(x, currency),
-                "median_lifetime_months": lambda x: f"{x:.1f}"}
+def month_range(first: int, last: int | None = None) -> tuple[dt.date, dt.date]:
+    """First day of month index ``first`` and last day of ``last`` (default ``first``)."""
+    last = first if last is None else last
+    nxt = last + 1
+    return (dt.date(first // 12, first % 12 + 1, 1),
+            dt.date(nxt // 12, nxt % 12 + 1, 1) - dt.timedelta(days=1))

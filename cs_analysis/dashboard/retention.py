@@ -1,0 +1,420 @@
+"""The retention dashboard (``dashboards/retention.ipynb``) and its small helpers.
+
+:class:`RetentionDashboard` calls :mod:`cs_analysis.retention`; the ``combine_*``
+helpers sum per-group results into the all-accounts view so one query serves both.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import ipywidgets as widgets
+import pandas as pd
+
+from cs_analysis.dashboard.base import (
+    KPI,
+    Dashboard,
+    Panel,
+    View,
+    account_filters,
+    date_text,
+    fit_chart,
+    fmt_money,
+    fmt_pct,
+    is_missing,
+    month_label,
+    month_range,
+    range_filter,
+    toggle_filter,
+)
+
+__all__ = [
+    "HORIZON_MONTHS",
+    "RetentionDashboard",
+    "combine_bridge",
+    "combine_cohort_cells",
+    "combine_trailing",
+]
+
+#: Months in the retention dashboard's headline horizon (logo retention "at 12 months",
+#: trailing-12-month GRR / NRR, the 12-month MRR bridge).
+HORIZON_MONTHS = 12
+_PERIODS_PER_YEAR = {"month": 12, "quarter": 4}
+
+
+def _months(days) -> str:
+    return f"{days / 30.4375:.1f} months"
+
+
+def combine_cohort_cells(cells: pd.DataFrame, by: str | None) -> pd.DataFrame:
+    """Cohort cells of :func:`~cs_analysis.retention.cohort_retention` summed over groups.
+
+    Cohort sizes and retained counts add up across the groups of ``by`` (each account is
+    in one group), so the result equals ``cohort_retention`` without ``by``; computing it
+    this way saves a second query. ``rate`` = retained / accounts, NaN where the cell is
+    not observable.
+    """
+    if by is None or by not in cells.columns:
+        return cells
+    keys = ["cohort", "cohort_label", "period", "period_end", "observable"]
+    extra = [c for c in ("kind", "basis") if c in cells.columns]
+    out = (cells.assign(retained=cells["retained"].astype("Float64"))
+           .groupby(keys + extra, as_index=False, sort=True, dropna=False)
+           .agg(accounts=("accounts", "sum"), retained=("retained", "sum")))
+    obs = out["observable"].astype(bool)
+    out["retained"] = out["retained"].round().astype("Int64").where(obs, pd.NA)
+    out["rate"] = (out["retained"].astype("Float64") / out["accounts"]).astype(float)
+    out["rate"] = out["rate"].where(obs, float("nan"))
+    out = out[[c for c in cells.columns if c != by]].reset_index(drop=True)
+    out.attrs = {**cells.attrs, "by": None}
+    return out
+
+
+def combine_trailing(trailing: pd.DataFrame, by: str | None) -> pd.DataFrame:
+    """Trailing-12-month GRR / NRR windows summed over groups.
+
+    Input: ``RevenueRetention.trailing`` of :func:`~cs_analysis.retention.revenue_retention`.
+    Starting MRR, expansion, contraction, churned and ending MRR of the accounts paying at
+    a window's start add up across groups, so GRR = (start - contraction - churned) /
+    start and NRR = end / start of the sums equal the ungrouped numbers (metrics.md).
+    """
+    if by is None or by not in trailing.columns:
+        return trailing
+    sums = ["accounts", "start_mrr", "expansion", "contraction", "churned", "end_mrr"]
+    out = (trailing.groupby(["window_start", "window_end"], as_index=False, sort=True)[sums]
+           .sum())
+    out["grr"] = (out["start_mrr"] - out["contraction"] - out["churned"]) / out["start_mrr"]
+    out["nrr"] = out["end_mrr"] / out["start_mrr"]
+    return out
+
+
+def combine_bridge(bridge: pd.DataFrame, by: str | None) -> pd.DataFrame:
+    """A window MRR bridge (``RevenueRetention.window_bridge``) summed over groups."""
+    if by is None or by not in bridge.columns:
+        return bridge
+    out = (bridge.groupby("component", sort=False, as_index=False)
+           .agg(accounts=("accounts", lambda s: s.sum(min_count=1)), mrr=("mrr", "sum"),
+                window_start=("window_start", "min"), window_end=("window_end", "max")))
+    return out
+
+
+#: Columns of the retention summary shown on screen, with their headers (the CSV has all).
+_SUMMARY_LABELS = {
+    "customers": "Customers", "churned": "Churned",
+    "logo_retention_12m": "Logo retention 12 mo", "logo_ci_lower": "95% CI low",
+    "logo_ci_upper": "95% CI high", "grr_12m": "GRR 12 mo", "nrr_12m": "NRR 12 mo",
+    "paying_at_start": "Paying at start", "start_mrr": "MRR at start",
+    "median_lifetime_months": "Median lifetime (mo)",
+}
+_SUMMARY_SHOWN = ["segment", "plan", "region", "group", *_SUMMARY_LABELS]
+
+
+class RetentionDashboard(Dashboard):
+    """Do customers stay and grow? Logo and revenue retention with their sample sizes.
+
+    Filters: segment, plan, region (accounts columns present in the workspace), signup
+    cohort range, grain (month / quarter), basis (contract / product usage) and the
+    column to compare groups by. KPI tiles (each with its interval and sample size):
+
+    - **Logo retention at 12 months**: :func:`~cs_analysis.retention.average_retention`
+      of bounded :func:`~cs_analysis.retention.cohort_retention` at period 12 (month
+      grain) or 4 (quarter grain): the cohort-size-weighted share of accounts retained at
+      that period, over the cohorts observable there, with a Wilson interval.
+    - **GRR** and **NRR**, trailing 12 months to the last complete month
+      (:func:`~cs_analysis.retention.revenue_retention`): GRR = (MRR at the start of the
+      accounts paying at the start - their contraction - their churned MRR) / MRR at the
+      start; NRR = the same accounts' MRR at the end / their MRR at the start.
+    - **Median lifetime**: Kaplan-Meier median of signup-to-churn time, censored at the
+      as-of date (:func:`~cs_analysis.retention.survival`), with its interval.
+
+    Charts: cohort triangle, retention curves per group, Kaplan-Meier curves per group
+    (with the log-rank test in the caption), the MRR bridge of the last 12 months and the
+    GRR / NRR trend. Table: one row per group plus all accounts, with the counts behind
+    every rate; downloadable as CSV. Revenue numbers take longest, so they arrive in a
+    second stage (:meth:`Dashboard.stages`).
+    """
+
+    notebook = "retention.ipynb"
+    fallback_title = "Retention and revenue"
+    #: Accounts columns offered as filters and as "compare by" choices.
+    dimensions: ClassVar[tuple[str, ...]] = ("segment", "plan", "region")
+    #: Groups smaller than this are flagged as not conclusive.
+    small_sample: ClassVar[int] = 30
+    #: Points of a retention curve resting on fewer accounts are not drawn (noise).
+    min_curve_accounts: ClassVar[int] = 10
+
+    # -- filters ------------------------------------------------------------------
+    def make_filters(self):
+        """Account filters, signup cohorts, grain, retained basis and split."""
+        filters: dict[str, widgets.Widget] = dict(account_filters(self.ws, self.dimensions))
+        months = self._cohort_months()
+        if len(months) > 1:
+            filters["cohorts"] = range_filter(
+                "cohorts", "Signup cohorts", [(month_label(m), m) for m in months])
+        filters["grain"] = toggle_filter("grain", "Grain",
+                                         [("Month", "month"), ("Quarter", "quarter")])
+        filters["basis"] = toggle_filter(
+            "basis", "Retained by", [("Contract", "contract"), ("Product usage", "activity")])
+        present = [c for c in self.dimensions if c in filters]
+        if present:
+            filters["compare"] = toggle_filter(
+                "compare", "Compare", [(c.replace("_", " ").capitalize(), c)
+                                       for c in present])
+        return filters
+
+    def _cohort_months(self) -> list[int]:
+        acc = self.ws.table("accounts", columns=["signup_date"])
+        row = acc.aggregate(lo=acc.signup_date.min(), hi=acc.signup_date.max()).to_pandas()
+        lo, hi = row["lo"].iloc[0], row["hi"].iloc[0]
+        if is_missing(lo) or is_missing(hi):
+            return []
+        as_of = self.as_of or self.ws.as_of
+        lo, hi = pd.Timestamp(lo).date(), min(pd.Timestamp(hi).date(), as_of)
+        return list(range(lo.year * 12 + lo.month - 1, hi.year * 12 + hi.month))
+
+    def _where(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        where = {k: v for k, v in params.items() if k in self.dimensions}
+        cohorts = params.get("cohorts")
+        if cohorts and "cohorts" in self.filters:
+            options = [v for _, v in self.filters["cohorts"].options]
+            if tuple(cohorts) != (options[0], options[-1]):
+                where["signup_between"] = month_range(cohorts[0], cohorts[1])
+        return where
+
+    # -- the view ------------------------------------------------------------------
+    def compute(self, params):
+        """The complete view (the last of :meth:`stages`)."""
+        return deque(self.stages(params), maxlen=1)[0]
+
+    def stages(self, params):
+        """Three stages, fastest first: logo retention; survival; revenue retention."""
+        from cs_analysis import retention as rt
+
+        ws = self.scoped(self._where(params))
+        grain = params.get("grain", "month")
+        basis = params.get("basis", "contract")
+        by = params.get("compare")
+        if by is not None and not ws.has("accounts", by):
+            by = None
+        as_of = self.as_of or ws.as_of
+        horizon = _PERIODS_PER_YEAR[grain] * HORIZON_MONTHS // 12
+        unit = "month" if grain == "month" else "quarter"
+        basis_text = "contract in force" if basis == "contract" else "product usage"
+        csv_name = "retention_summary.csv"
+
+        # 1. logo retention: one query (per group, summed for the total)
+        cells_by = rt.cohort_retention(ws, grain, basis, by=by, as_of=as_of)
+        cells = combine_cohort_cells(cells_by, by)
+        curve = rt.average_retention(cells, small_sample=self.small_sample)
+        curve_by = (rt.average_retention(cells_by, small_sample=self.small_sample)
+                    if by else curve)
+        logo = self._logo_kpi(curve, horizon, unit, basis_text)
+        retention_panels = self._retention_panels(cells, curve_by, by, unit, basis_text)
+        labels = cells["cohort_label"] if not cells.empty else pd.Series([], dtype=str)
+        span = f"cohorts {labels.min()} – {labels.max()} · " if len(labels) else ""
+        tail = f"data as of {date_text(as_of)} · retained = {basis_text}"
+        pending_median = KPI("Median customer lifetime", None, pending=True)
+        pending_revenue = [KPI("GRR, trailing 12 months", None, pending=True),
+                           KPI("NRR, trailing 12 months", None, pending=True)]
+        pending_panels = [
+            Panel("survival", "Customer survival", pending=True),
+            Panel("bridge", "MRR bridge, last 12 months", pending=True),
+            Panel("trend", "GRR and NRR, trailing 12 months", pending=True)]
+        yield View(kpis=[logo, *pending_revenue, pending_median],
+                   panels=[*retention_panels, *pending_panels], table=None,
+                   scope=span + tail, csv_name=csv_name)
+
+        # 2. survival: lifetimes in the engine, Kaplan-Meier in statsmodels
+        surv = rt.survival(ws, as_of=as_of, small_sample=self.small_sample)
+        surv_by = (rt.survival(ws, by=by, as_of=as_of, small_sample=self.small_sample)
+                   if by else surv)
+        median = self._median_kpi(surv)
+        survival_panel = self._survival_panel(surv_by, by)
+        accounts = int(surv.summary["accounts"].sum()) if not surv.summary.empty else 0
+        scope = f"{accounts:,} customers in scope · {span}{tail}"
+        notes = self._notes(surv_by, by, accounts)
+        yield View(kpis=[logo, *pending_revenue, median],
+                   panels=[*retention_panels, survival_panel, *pending_panels[1:]],
+                   table=None, scope=scope, notes=notes, csv_name=csv_name)
+
+        # 3. revenue retention: the slowest (MRR per account and period end)
+        rev = rt.revenue_retention(ws, grain, by=by, as_of=as_of)
+        revenue = self._revenue_parts(rev, by, horizon, ws.currency)
+        table = self._summary_table(by, horizon, curve, curve_by, surv, surv_by, rev)
+        yield View(
+            kpis=[logo, revenue["grr"], revenue["nrr"], median],
+            panels=[*retention_panels, survival_panel, *revenue["panels"]],
+            table=table, table_title=f"Summary by {by}" if by else "Summary",
+            table_formats=self._table_formats(ws.currency), table_columns=_SUMMARY_SHOWN,
+            table_labels={**_SUMMARY_LABELS, (by or "group"): (by or "group").capitalize()},
+            scope=scope, notes=notes, csv_name=csv_name)
+
+    def _logo_kpi(self, curve, horizon, unit, basis_text) -> KPI:
+        at = curve[curve["period"] == horizon]
+        if at.empty:
+            return KPI("Logo retention at 12 months", None,
+                       detail="No cohort in this selection is 12 months old yet")
+        r = at.iloc[0]
+        return KPI(
+            "Logo retention at 12 months", float(r["rate"]),
+            detail=f"95% CI {fmt_pct(r['lower'])}–{fmt_pct(r['upper'])} · "
+                   f"{int(r['cohorts'])} cohorts · {basis_text} at {unit} {horizon}",
+            n=int(r["accounts"]),
+            warning="Too few accounts to conclude" if bool(r["small_sample"]) else "")
+
+    def _median_kpi(self, surv) -> KPI:
+        s = surv.summary
+        label = "Median customer lifetime"
+        if s.empty:
+            return KPI(label, None, detail="No customers in scope")
+        row = s.iloc[0]
+        warn = "Too few accounts to conclude" if bool(row["small_sample"]) else ""
+        if is_missing(row["median_days"]):
+            return KPI(label, "Not reached", format=str,
+                       detail="More than half are still customers", n=int(row["accounts"]),
+                       warning=warn)
+        lo, hi = row["median_lower"], row["median_upper"]
+        ci = (f"95% CI {lo / 30.4375:.1f}–{hi / 30.4375:.1f} months"
+              if not (is_missing(lo) or is_missing(hi)) else "interval not bounded")
+        return KPI(label, float(row["median_days"]), format=_months,
+                   detail=f"{ci} · {int(row['churned']):,} churned", n=int(row["accounts"]),
+                   warning=warn)
+
+    def _notes(self, surv_by, by, accounts) -> list[str]:
+        notes = []
+        summary = surv_by.summary
+        small = (summary.loc[summary["small_sample"].astype(bool), "group"].tolist()
+                 if by and not summary.empty else [])
+        if small:
+            notes.append(f"{', '.join(map(str, small))}: fewer than {self.small_sample} "
+                         "customers, so differences with other groups are not conclusive.")
+        if accounts and accounts < self.small_sample:
+            notes.append(f"Only {accounts} customers in this selection: treat every number "
+                         "as anecdotal.")
+        return notes
+
+    def _retention_panels(self, cells, curve_by, by, unit, basis_text) -> list[Panel]:
+        from cs_analysis import charts
+
+        drawn = curve_by[curve_by["accounts"] >= self.min_curve_accounts]
+
+        return [
+            Panel("triangle", "Cohort retention",
+                  fit_chart(charts.cohort_heatmap(cells), width=None)
+                  if not cells.empty else None,
+                  caption=f"Share of each signup cohort retained ({basis_text}) at each "
+                          f"{unit}; blank cells are not observable yet.", wide=True,
+                  renderer="canvas"),
+            Panel("curves", f"Retention curve by {by}" if by else "Retention curve",
+                  fit_chart(charts.retention_curves(drawn)) if not drawn.empty else None,
+                  caption="Cohort-size-weighted average over the cohorts observable at each "
+                          f"{unit}, with 95% Wilson intervals; hollow points: fewer than "
+                          f"{self.small_sample} accounts; {unit}s with fewer than "
+                          f"{self.min_curve_accounts} are not drawn."),
+        ]
+
+    def _survival_panel(self, surv_by, by) -> Panel:
+        from cs_analysis import charts
+
+        lr = surv_by.logrank
+        if by and not lr.empty:
+            p = float(lr["p_value"].iloc[0])
+            verdict = "unlikely to be chance" if p < 0.05 else "could be chance"
+            caption = (f"Log-rank test across {by} groups: p = {p:.2g}, so the difference "
+                       f"is {verdict}. Bands: 95% pointwise intervals.")
+        else:
+            caption = ("Share of customers still customers after each number of days; "
+                       "bands: 95% pointwise intervals.")
+        return Panel("survival", f"Customer survival by {by}" if by else "Customer survival",
+                     fit_chart(charts.km_curves(surv_by.curves))
+                     if not surv_by.curves.empty else None, caption=caption)
+
+    def _revenue_parts(self, rev, by, horizon, currency) -> dict:
+        from cs_analysis import charts
+
+        trailing = combine_trailing(rev.trailing, by)
+        if trailing.empty:
+            grr = KPI("GRR, trailing 12 months", None, detail="Not 12 months of revenue yet")
+            nrr = KPI("NRR, trailing 12 months", None, detail="Not 12 months of revenue yet")
+        else:
+            last = trailing.iloc[-1]
+            window = (f"{date_text(last['window_start'])} – {date_text(last['window_end'])}"
+                      f" · start MRR {fmt_money(last['start_mrr'], currency)}")
+            n = int(last["accounts"])
+            warn = "Too few accounts to conclude" if n < self.small_sample else ""
+            grr = KPI("GRR, trailing 12 months", float(last["grr"]), detail=window, n=n,
+                      n_label="paying accounts", warning=warn)
+            nrr = KPI("NRR, trailing 12 months", float(last["nrr"]), detail=window, n=n,
+                      n_label="paying accounts", warning=warn)
+        periods = sorted(rev.bridge["period"].unique()) if not rev.bridge.empty else []
+        bridge = (combine_bridge(rev.window_bridge(start=periods[-horizon:][0]), by)
+                  if periods else pd.DataFrame())
+        return {"grr": grr, "nrr": nrr, "panels": [
+            Panel("bridge", "MRR bridge, last 12 months",
+                  fit_chart(charts.mrr_waterfall(bridge)) if not bridge.empty else None,
+                  caption="MRR at the start, what new, reactivated, expanding, contracting "
+                          "and churned accounts changed, and MRR at the end."),
+            Panel("trend", "GRR and NRR, trailing 12 months",
+                  fit_chart(charts.grr_nrr_trend(trailing)) if not trailing.empty else None,
+                  caption="Each point: the 12 months ending that month, for the accounts "
+                          "paying at the window's start."),
+        ]}
+
+    def _summary_table(self, by, horizon, curve, curve_by, surv, surv_by, rev) -> pd.DataFrame:
+        """One row per group (and all accounts): the headline numbers and their counts."""
+        from cs_analysis.retention import ALL as ALL_ACCOUNTS
+
+        label = by or "group"
+
+        def rows(curve_frame, surv_frame, trailing, key):
+            at = curve_frame[curve_frame["period"] == horizon]
+            last = (trailing[trailing["window_end"] == trailing["window_end"].max()]
+                    if not trailing.empty else trailing)
+            groups = surv_frame.summary["group"].tolist()
+            out = []
+            for g in groups:
+                s = surv_frame.summary[surv_frame.summary["group"] == g].iloc[0]
+                a = at[at[key] == g] if key in at.columns else at
+                t = last[last[key] == g] if key in last.columns else last
+                a = a.iloc[0] if len(a) else None
+                t = t.iloc[0] if len(t) else None
+                out.append({
+                    label: g,
+                    "customers": int(s["accounts"]),
+                    "churned": int(s["churned"]),
+                    "logo_retention_12m": a["rate"] if a is not None else float("nan"),
+                    "logo_ci_lower": a["lower"] if a is not None else float("nan"),
+                    "logo_ci_upper": a["upper"] if a is not None else float("nan"),
+                    "accounts_at_12m": int(a["accounts"]) if a is not None else 0,
+                    "retained_at_12m": int(a["retained"]) if a is not None else 0,
+                    "grr_12m": t["grr"] if t is not None else float("nan"),
+                    "nrr_12m": t["nrr"] if t is not None else float("nan"),
+                    "paying_at_start": int(t["accounts"]) if t is not None else 0,
+                    "start_mrr": t["start_mrr"] if t is not None else float("nan"),
+                    "end_mrr": t["end_mrr"] if t is not None else float("nan"),
+                    "median_lifetime_months": s["median_days"] / 30.4375,
+                    "small_sample": bool(s["small_sample"]),
+                })
+            return out
+
+        total = rows(curve.assign(_k=ALL_ACCOUNTS), surv,
+                     combine_trailing(rev.trailing, by), "_k")
+        for r in total:
+            r[label] = ALL_ACCOUNTS
+        if not by:
+            return pd.DataFrame(total)
+        per = rows(curve_by, surv_by, rev.trailing, by)
+        return pd.DataFrame(per + total)
+
+    @staticmethod
+    def _table_formats(currency: str) -> dict:
+        def pct1(x):
+            return fmt_pct(x, 1)
+
+        return {"logo_retention_12m": pct1, "logo_ci_lower": pct1, "logo_ci_upper": pct1,
+                "grr_12m": pct1, "nrr_12m": pct1,
+                "start_mrr": lambda x: fmt_money(x, currency),
+                "end_mrr": lambda x: fmt_money(x, currency),
+                "median_lifetime_months": lambda x: f"{x:.1f}"}

@@ -1,0 +1,329 @@
+"""The voice-of-customer dashboard (``dashboards/voice_of_customer.ipynb``).
+
+Calls :mod:`cs_analysis.surveys` (scores with intervals, themes, comments) with the
+filters' scope; all numbers come from there.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pandas as pd
+
+from cs_analysis.dashboard.base import (
+    ALL,
+    KPI,
+    Dashboard,
+    Panel,
+    View,
+    choice_filter,
+    fmt_int,
+    fmt_pct,
+    range_filter,
+)
+from cs_analysis.surveys import (
+    RESPONSE_COLUMNS,
+    SCORES,
+    SMALL_SAMPLE,
+    compare,
+    metric_of,
+    normalize_text,
+    period_bounds,
+    period_label,
+    responses,
+    themes,
+)
+from cs_analysis.workspace import WorkspaceError, _to_date
+
+__all__ = ["VoiceOfCustomerDashboard"]
+
+
+def _fmt_score(metric: str, signed: bool = False):
+    if metric == "nps":
+        return lambda x: f"{x:+.0f}" if signed or x != 0 else "0"
+    if metric == "csat":
+        return (lambda x: f"{x * 100:+.1f} pts") if signed else (lambda x: fmt_pct(x, 0))
+    return (lambda x: f"{x:+.2f}") if signed else (lambda x: f"{x:.2f}")
+
+
+def _chart(chart, height: int = 240):
+    """A chart laid out for a dashboard panel: the panel shows the title, full width."""
+    import altair as alt
+
+    chart = chart.copy(deep=False)
+    chart.title = alt.Undefined
+    return chart.properties(width="container", height=height)
+
+
+class VoiceOfCustomerDashboard(Dashboard):
+    """What customers tell us: survey scores with their uncertainty, themes and comments.
+
+    Filters: survey (NPS, CSAT, CES, ...), segment, respondent role, touchpoint, period
+    (a range of quarters) and a text search over the comments. Every number follows the
+    definitions of :mod:`cs_analysis.surveys` (one response per respondent per quarter,
+    the latest):
+
+    - KPI tiles: the score with its 95% interval (NPS: delta method; CSAT: Wilson; CES:
+      t) and the responses behind it; for NPS the shares of promoters and detractors;
+      the change from the previous quarter with its p-value (z / two-proportion / Welch
+      test, see :func:`compare`).
+    - Charts: the score per quarter with its interval band; the score by segment (when no
+      segment is chosen) and by role, with the largest gap tested (account-bootstrap
+      standard errors, since respondents of one account answer alike; Holm-corrected);
+      comment themes by category (:func:`themes`, ``data/themes.yml``).
+    - Table: the comments, newest first, with their themes; the search keeps comments
+      (or accounts, roles, themes) containing the text; downloadable as CSV.
+    """
+
+    notebook = "voice_of_customer.ipynb"
+    fallback_title = "Voice of the customer"
+    #: Groups with fewer responses are flagged as not conclusive.
+    small_sample: ClassVar[int] = SMALL_SAMPLE
+    #: Theme dictionary (None: ``data/themes.yml``).
+    dictionary: ClassVar[Any] = None
+    #: Bootstrap replicates of the group comparisons.
+    n_boot: ClassVar[int] = 500
+    _order: ClassVar[tuple[str, ...]] = ("nps", "csat", "ces")
+
+    # -- filters ------------------------------------------------------------------------
+    def make_filters(self):
+        """Survey, segment, role, touchpoint, quarter range and a comment search."""
+        import ipywidgets as widgets
+
+        from cs_analysis.dashboard import account_filters
+
+        sr = self.ws.table("survey_responses", columns=list(RESPONSE_COLUMNS))
+        surveys = sorted(sr.select("survey").distinct().to_pandas()["survey"].dropna()
+                         .astype(str), key=lambda x: (x not in self._order,
+                                                      self._order.index(x)
+                                                      if x in self._order else 0, x))
+        if not surveys:
+            raise WorkspaceError("this workspace's survey_responses table is empty")
+        names = {"nps": "NPS", "csat": "CSAT", "ces": "CES"}
+        pick = widgets.Dropdown(options=[(names.get(x, x), x) for x in surveys],
+                                value=surveys[0], description="Survey",
+                                layout=widgets.Layout(width="220px"))
+        pick.style.description_width = "initial"
+        pick.add_class("cs-filter")
+        pick.add_class("cs-filter-survey")
+        filters: dict[str, Any] = {"survey": pick}
+        filters.update(account_filters(self.ws, ("segment",)))
+        for name, col, label in (("role", "respondent_role", "Role"),
+                                 ("touchpoint", "touchpoint", "Touchpoint")):
+            if self.ws.has("survey_responses", col):
+                values = (self.ws.table("survey_responses").select(col).distinct()
+                          .to_pandas()[col].dropna().astype(str))
+                filters[name] = choice_filter(name, label, sorted(values))
+        quarters = self._quarters()
+        if len(quarters) > 1:
+            filters["period"] = range_filter(
+                "period", "Quarters", [(period_label(q, "quarter"), q) for q in quarters])
+        search = widgets.Text(value="", description="Search comments",
+                              placeholder="e.g. pricing, 料金", continuous_update=False,
+                              layout=widgets.Layout(width="300px"))
+        search.style.description_width = "initial"
+        search.add_class("cs-filter")
+        search.add_class("cs-filter-search")
+        filters["search"] = search
+        return filters
+
+    def _quarters(self) -> list[int]:
+        sr = self.ws.table("survey_responses", columns=["responded_at"])
+        row = sr.aggregate(lo=sr.responded_at.min(), hi=sr.responded_at.max()).to_pandas()
+        lo, hi = row["lo"].iloc[0], row["hi"].iloc[0]
+        if pd.isna(lo) or pd.isna(hi):
+            return []
+        as_of = self.as_of or self.ws.as_of
+        hi = min(pd.Timestamp(hi), pd.Timestamp(as_of))
+        lo = pd.Timestamp(lo)
+        first, last = lo.year * 4 + lo.quarter - 1, hi.year * 4 + hi.quarter - 1
+        return list(range(first, last + 1))
+
+    # -- the view -------------------------------------------------------------------------
+    def compute(self, params):
+        """KPIs, trend, groups, themes and the comment table for these filter values.
+
+        Everything but the comment search is kept per filter values, so typing in the
+        search box only filters the table again.
+        """
+        import dataclasses
+
+        cache = self.__dict__.setdefault("_voc_cache", {})
+        key = tuple(sorted((k, str(v)) for k, v in params.items() if k != "search"))
+        if key not in cache:
+            if len(cache) >= 8:
+                cache.pop(next(iter(cache)))
+            cache[key] = self._compute_all(params)
+        view, comments = cache[key]
+        table = (self._comment_table(comments, params.get("search") or "")
+                 if comments is not None else pd.DataFrame())
+        return dataclasses.replace(view, table=table)
+
+    def _compute_all(self, params) -> tuple[View, pd.DataFrame | None]:
+        ws = self.scoped(params)
+        survey = params["survey"]
+        metric = metric_of(survey)
+        score_fn = SCORES[metric]
+        as_of = self.as_of or ws.as_of
+        role = params.get("role")
+        touch = params.get("touchpoint")
+        period = params.get("period")
+        since = until = None
+        span = "all quarters"
+        if period and "period" in self.filters:
+            options = [v for _, v in self.filters["period"].options]
+            if tuple(period) != (options[0], options[-1]):
+                since = period_bounds(period[0], "quarter")[0]
+                until = period_bounds(period[1], "quarter")[1]
+            span = f"{period_label(period[0], 'quarter')}–{period_label(period[1], 'quarter')}"
+        df = responses(ws, survey, as_of=as_of, since=since, until=until,
+                       roles=None if role in (None, ALL) else [role],
+                       touchpoints=None if touch in (None, ALL) else [touch])
+        n = len(df)
+        name = {"nps": "NPS", "csat": "CSAT", "ces": "CES"}[metric] if survey in self._order \
+            else survey
+        scope = (f"{n:,} responses · {df['account_id'].nunique():,} accounts · {span} · "
+                 "one response per respondent per quarter (the latest)")
+        notes = []
+        if n == 0:
+            notes.append(f"No {name} responses in this selection.")
+        elif n < self.small_sample:
+            notes.append(f"Only {n} responses in this selection: treat the score as "
+                         "anecdotal, not as a trend.")
+        overall = score_fn(df, survey=survey, small_sample=self.small_sample).iloc[0]
+        trend = score_fn(df, period="quarter", survey=survey, small_sample=self.small_sample)
+        kpis = self._kpi_tiles(metric, name, overall, df, survey)
+        panels = [Panel("trend", f"{name} per quarter",
+                        _chart(_charts().score_trend(trend), 220) if len(trend) else None,
+                        caption=self._trend_caption(metric), wide=True)]
+        group_col = "segment" if (params.get("segment") in (None, ALL)
+                                  and "segment" in df.columns) else None
+        for key, col in (("groups", group_col), ("roles", "respondent_role")):
+            if col is None or col not in df.columns:
+                continue
+            panels.append(self._group_panel(key, df, col, metric, name, survey, notes))
+        comments = None
+        if "comment" in df.columns:
+            th = themes(df, self.dictionary, by="category", quotes=0,
+                        small_sample=self.small_sample)
+            panels.append(Panel(
+                "themes", "What the comments talk about",
+                _chart(_charts().theme_bars(th.summary), 120 + 10 * len(th.summary))
+                if len(th.comments) else None,
+                caption=f"Share of the {len(th.comments):,} comments mentioning each theme, "
+                        "by category (a comment can mention several); 95% Wilson intervals. "
+                        "Themes come from an editable dictionary (data/themes.yml).",
+                wide=True, empty="No comments in this selection."))
+            comments = th.comments
+        return View(kpis=kpis, panels=panels, table=pd.DataFrame(),
+                    table_title="Comments, newest first", scope=scope, notes=notes,
+                    csv_name=f"{survey}_comments.csv",
+                    table_formats={"score": lambda x: f"{x:g}"}), comments
+
+    def _kpi_tiles(self, metric: str, name: str, r, df: pd.DataFrame,
+                   survey: str) -> list[KPI]:
+        n = int(r["responses"])
+        warn = (f"Fewer than {self.small_sample} responses: cannot conclude"
+                if n < self.small_sample else "")
+        fmt = _fmt_score(metric)
+        value = r[metric]
+        ci = ("–" if pd.isna(r["lower"]) else f"95% CI {fmt(r['lower'])} to {fmt(r['upper'])}")
+        head = KPI(name, None if pd.isna(value) else float(value), format=fmt, detail=ci, n=n,
+                   n_label="responses", warning=warn)
+        if metric == "nps":
+            second = [KPI("Promoters (9-10)", r["pct_promoters"],
+                          detail=f"{int(r['promoters']):,} of {n:,} responses", n=n,
+                          n_label="responses"),
+                      KPI("Detractors (0-6)", r["pct_detractors"],
+                          detail=f"{int(r['detractors']):,} of {n:,} responses", n=n,
+                          n_label="responses")]
+        elif metric == "csat":
+            second = [KPI("Mean score", r["mean_score"], format=lambda x: f"{x:.2f}",
+                          detail=f"{int(r['top2_box']):,} of {n:,} in the top-2 box", n=n,
+                          n_label="responses")]
+        else:
+            second = [KPI("Top-2 box", r["pct_top2_box"],
+                          detail=f"{int(r['top2_box']):,} of {n:,} responses", n=n,
+                          n_label="responses")]
+        change = KPI("Change vs previous quarter", None,
+                     detail="Fewer than two quarters in this selection")
+        if df["wave"].nunique() >= 2:
+            c = compare(df, "period", survey, period="quarter", correction="none",
+                        small_sample=self.small_sample)
+            if len(c):
+                last = c.iloc[-1]
+                p = last["p_value"]
+                verdict = ("could be chance" if pd.isna(p) or p >= 0.05
+                           else "unlikely to be chance")
+                ptxt = "p = –" if pd.isna(p) else f"p = {p:.2g}"
+                latest = int(df["wave"].max())
+                partial = period_bounds(latest, "quarter")[1] > _to_date(
+                    df.attrs.get("as_of") or self.ws.as_of)
+                to_date = " (to date)" if partial else ""
+                change = KPI("Change vs previous quarter", float(last["difference"]),
+                             format=_fmt_score(metric, signed=True),
+                             detail=f"{last['group_a']}{to_date} vs {last['group_b']} · "
+                                    f"{ptxt}: {verdict}",
+                             n=int(last["responses_a"]), n_label="responses this quarter",
+                             warning="Small quarter: cannot conclude"
+                             if bool(last["small_sample"]) else "")
+        accounts = KPI("Accounts answering", float(df["account_id"].nunique()),
+                       format=fmt_int, detail=f"{n:,} responses")
+        tiles = [head, *second, change]
+        return tiles if len(tiles) >= 4 else [*tiles, accounts]
+
+    @staticmethod
+    def _trend_caption(metric: str) -> str:
+        how = {"nps": "delta method", "csat": "Wilson", "ces": "t interval"}[metric]
+        return (f"Band: 95% interval ({how}). Hollow points: fewer than {SMALL_SAMPLE} "
+                "responses that quarter.")
+
+    def _group_panel(self, key, df, col, metric, name, survey, notes) -> Panel:
+        scores = SCORES[metric](df, by=col, survey=survey, small_sample=self.small_sample)
+        label = col.replace("respondent_", "").replace("_", " ")
+        caption = "Not enough groups to compare."
+        if len(scores) >= 2:
+            # respondents of one account answer alike: test with account-bootstrap errors
+            comp = compare(df, col, survey, small_sample=self.small_sample,
+                           ci="account_bootstrap", n_boot=self.n_boot)
+            if len(comp):
+                top = comp.reindex(comp["difference"].abs().sort_values(ascending=False).index)
+                t = top.iloc[0]
+                sig = ("unlikely to be chance" if t["significant"] else "could be chance")
+                fmt = _fmt_score(metric, signed=True)
+                p = "–" if pd.isna(t["p_adjusted"]) else f"{t['p_adjusted']:.2g}"
+                caption = (f"Largest gap: {t['group_a']} − {t['group_b']} = "
+                           f"{fmt(t['difference'])} (p = {p}, account-level bootstrap, "
+                           f"Holm-adjusted over {len(comp)} comparisons: {sig}). Lines: 95% "
+                           f"intervals; hollow: fewer than {self.small_sample} responses.")
+            small = scores.loc[scores["small_sample"], col].astype(str).tolist()
+            if small:
+                notes.append(f"{', '.join(small)}: fewer than {self.small_sample} responses, "
+                             f"so differences by {label} are not conclusive.")
+        return Panel(key, f"{name} by {label}",
+                     _chart(_charts().score_by_group(scores), 200) if len(scores) else None,
+                     caption=caption)
+
+    @staticmethod
+    def _comment_table(comments: pd.DataFrame, search: str) -> pd.DataFrame:
+        cols = [c for c in ("responded_at", "account_name", "account_id", "segment",
+                            "respondent_role", "touchpoint", "score", "category", "themes",
+                            "comment") if c in comments.columns]
+        out = comments[cols].copy()
+        text = search.strip()[:200]
+        if text:
+            needle = normalize_text(text)
+            hay = out[[c for c in ("comment", "account_name", "respondent_role", "themes",
+                                   "segment") if c in out.columns]].astype("str").agg(
+                " ".join, axis=1)
+            out = out[[needle in normalize_text(h) for h in hay]]
+        if "responded_at" in out.columns:
+            out["responded_at"] = pd.to_datetime(out["responded_at"]).dt.date
+            out = out.rename(columns={"responded_at": "date"})
+        return out.reset_index(drop=True)
+
+
+def _charts():
+    from cs_analysis import charts
+
+    return charts
