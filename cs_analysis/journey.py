@@ -69,6 +69,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cs_analysis.config import YamlContext, read_text, read_yaml, short
 from cs_analysis.workspace import _to_date
 
 __all__ = [
@@ -127,6 +128,8 @@ DECISION_STYLES = ("top_down", "bottom_up", "balanced")
 #: Layers a shared goal metric can come from.
 LAYERS = ("adoption", "outcome", "experience")
 #: Kinds of a stage's data signal.
+#: What a journey map file is called in messages.
+_LABEL = "journey map"
 SIGNAL_KINDS = ("milestone", "events", "active_users", "survey")
 #: Roles whose positive, present holder counts as a champion.
 CHAMPION_ROLES = ("executive sponsor", "decision maker", "owner")
@@ -476,27 +479,9 @@ _GOAL_KEYS = ("name", "layer", "metric", "target", "direction", "stage", "within
               "events", "at_least", "description")
 
 
-class _Ctx:
-    def __init__(self, source: str, lines: Mapping, keys: Mapping):
-        self.source, self.lines, self.keys = source, lines, keys
-
-    def error(self, path: tuple, message: str, *, key_line: bool = False) -> JourneyMapError:
-        line = (self.keys.get(path) if key_line else None) or self.lines.get(path)
-        p = path
-        while line is None and p:
-            p = p[:-1]
-            line = self.lines.get(p)
-        where = ""
-        for part in path:
-            where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else part)
-        at = f", line {line}" if line else ""
-        loc = f" ({where})" if where else ""
-        return JourneyMapError(f"journey map {self.source}{at}{loc}: {message}")
-
-
-def _short(value, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _ctx(source: str) -> YamlContext:
+    """Context for a map given in code (no file, no line numbers)."""
+    return YamlContext(_LABEL, source, {}, {}, JourneyMapError)
 
 
 def load_map(source) -> JourneyMap:
@@ -532,42 +517,23 @@ def load_map(source) -> JourneyMap:
     if isinstance(source, JourneyMap):
         return source
     if isinstance(source, Mapping):
-        return _parse(dict(source), _Ctx("<mapping>", {}, {}))
+        return _parse(dict(source), _ctx("<mapping>"))
     path = Path(source)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise JourneyMapError(f"journey map {path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise JourneyMapError(f"journey map {path}: cannot read the file ({exc})") from exc
-    return _loads(text, str(path))
+    return _loads(read_text(path, _LABEL, JourneyMapError), str(path))
 
 
 def _loads(text: str, source: str) -> JourneyMap:
-    import yaml
-
-    from cs_analysis.onboarding import _yaml_lines
-
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise JourneyMapError(f"journey map {source}{line}: not valid YAML ({problem})"
-                              ) from None
-    values, keys = _yaml_lines(text)
-    return _parse(data, _Ctx(source, values, keys))
+    return _parse(*read_yaml(text, _LABEL, source, JourneyMapError))
 
 
-def _check_keys(raw: Mapping, allowed: Sequence[str], path: tuple, ctx: _Ctx, what: str):
+def _check_keys(raw: Mapping, allowed: Sequence[str], path: tuple, ctx: YamlContext, what: str):
     for k in raw:
         if k not in allowed:
             raise ctx.error(path + (k,), f"unknown key {k!r} in {what}; expected one of "
                                          f"{', '.join(allowed)}", key_line=True)
 
 
-def _text(raw: Mapping, key: str, path: tuple, ctx: _Ctx, *, required: bool = False,
+def _text(raw: Mapping, key: str, path: tuple, ctx: YamlContext, *, required: bool = False,
           what: str = "") -> str:
     if key not in raw or raw[key] is None:
         if required:
@@ -575,14 +541,14 @@ def _text(raw: Mapping, key: str, path: tuple, ctx: _Ctx, *, required: bool = Fa
         return ""
     value = raw[key]
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ctx.error(path + (key,), f"`{key}` must be text, got {_short(value)}")
+        raise ctx.error(path + (key,), f"`{key}` must be text, got {short(value)}")
     value = str(value).strip()
     if required and not value:
         raise ctx.error(path + (key,), f"`{key}` must not be empty")
     return value
 
 
-def _texts(raw: Mapping, key: str, path: tuple, ctx: _Ctx, *, single: bool = False
+def _texts(raw: Mapping, key: str, path: tuple, ctx: YamlContext, *, single: bool = False
            ) -> tuple[str, ...]:
     if key not in raw or raw[key] is None:
         return ()
@@ -591,32 +557,32 @@ def _texts(raw: Mapping, key: str, path: tuple, ctx: _Ctx, *, single: bool = Fal
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         raise ctx.error(path + (key,), f"`{key}` must be a list of non-empty texts, got "
-                                       f"{_short(value)}")
+                                       f"{short(value)}")
     return tuple(v.strip() for v in value)
 
 
-def _whole(raw: Mapping, key: str, path: tuple, ctx: _Ctx, default=None):
+def _whole(raw: Mapping, key: str, path: tuple, ctx: YamlContext, default=None):
     if key not in raw or raw[key] is None:
         return default
     value = raw[key]
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ctx.error(path + (key,), f"`{key}` must be a whole number >= 1, got "
-                                       f"{_short(value)}")
+                                       f"{short(value)}")
     return int(value)
 
 
-def _number(raw: Mapping, key: str, path: tuple, ctx: _Ctx, *, required=False, what=""):
+def _number(raw: Mapping, key: str, path: tuple, ctx: YamlContext, *, required=False, what=""):
     if key not in raw or raw[key] is None:
         if required:
             raise ctx.error(path, f"{what} has no `{key}` (required)")
         return None
     value = raw[key]
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ctx.error(path + (key,), f"`{key}` must be a number, got {_short(value)}")
+        raise ctx.error(path + (key,), f"`{key}` must be a number, got {short(value)}")
     return float(value) if isinstance(value, float) else int(value)
 
 
-def _choice(raw: Mapping, key: str, allowed: Sequence[str], path: tuple, ctx: _Ctx, *,
+def _choice(raw: Mapping, key: str, allowed: Sequence[str], path: tuple, ctx: YamlContext, *,
             required: bool = False, what: str = "") -> str | None:
     value = _text(raw, key, path, ctx, required=required, what=what)
     if not value:
@@ -627,10 +593,10 @@ def _choice(raw: Mapping, key: str, allowed: Sequence[str], path: tuple, ctx: _C
     return value
 
 
-def _parse(data, ctx: _Ctx) -> JourneyMap:
+def _parse(data, ctx: YamlContext) -> JourneyMap:
     if not isinstance(data, Mapping):
         raise ctx.error((), "expected a mapping with `title`, `team`, `persona` and `stages` "
-                            f"at the top level, got {type(data).__name__}: {_short(data)}")
+                            f"at the top level, got {type(data).__name__}: {short(data)}")
     _check_keys(data, _TOP_KEYS, (), ctx, "the map")
     title = _text(data, "title", (), ctx, required=True, what="the map")
     team = _text(data, "team", (), ctx, required=True, what="the map")
@@ -643,7 +609,7 @@ def _parse(data, ctx: _Ctx) -> JourneyMap:
     if not isinstance(raw_stages, list) or not raw_stages:
         raise ctx.error(("stages",) if "stages" in data else (),
                         "`stages` must be a non-empty list of stages, got "
-                        f"{_short(raw_stages)}")
+                        f"{short(raw_stages)}")
     stages: list[Stage] = []
     seen: dict[str, tuple[str, int]] = {}
     for i, raw in enumerate(raw_stages):
@@ -661,7 +627,7 @@ def _parse(data, ctx: _Ctx) -> JourneyMap:
     raw_goals = data.get("goals")
     if raw_goals is not None:
         if not isinstance(raw_goals, list):
-            raise ctx.error(("goals",), f"`goals` must be a list, got {_short(raw_goals)}")
+            raise ctx.error(("goals",), f"`goals` must be a list, got {short(raw_goals)}")
         names = set()
         for i, raw in enumerate(raw_goals):
             goal = _parse_goal(raw, ("goals", i), stages, ctx)
@@ -674,9 +640,9 @@ def _parse(data, ctx: _Ctx) -> JourneyMap:
                       source=ctx.source)
 
 
-def _parse_persona(raw, path: tuple, ctx: _Ctx) -> Persona:
+def _parse_persona(raw, path: tuple, ctx: YamlContext) -> Persona:
     if not isinstance(raw, Mapping):
-        raise ctx.error(path, f"`persona` must be a mapping, got {_short(raw)}")
+        raise ctx.error(path, f"`persona` must be a mapping, got {short(raw)}")
     _check_keys(raw, _PERSONA_KEYS, path, ctx, "the persona")
     return Persona(
         name=_text(raw, "name", path, ctx, required=True, what="the persona"),
@@ -691,10 +657,10 @@ def _parse_persona(raw, path: tuple, ctx: _Ctx) -> Persona:
     )
 
 
-def _parse_stage(raw, path: tuple, ctx: _Ctx) -> Stage:
+def _parse_stage(raw, path: tuple, ctx: YamlContext) -> Stage:
     if not isinstance(raw, Mapping):
         raise ctx.error(path, f"a stage must be a mapping with at least `name`, got "
-                              f"{_short(raw)}")
+                              f"{short(raw)}")
     _check_keys(raw, _STAGE_KEYS, path, ctx, "a stage")
     name = _text(raw, "name", path, ctx, required=True, what="the stage")
     signal = None
@@ -714,10 +680,10 @@ _KIND_KEYS = {
 }
 
 
-def _parse_signal(raw, path: tuple, stage: str, ctx: _Ctx) -> Signal:
+def _parse_signal(raw, path: tuple, stage: str, ctx: YamlContext) -> Signal:
     if not isinstance(raw, Mapping):
         raise ctx.error(path, f"stage {stage!r}: `signal` must be a mapping such as "
-                              f"{{milestone: data_imported}}, got {_short(raw)}")
+                              f"{{milestone: data_imported}}, got {short(raw)}")
     _check_keys(raw, _SIGNAL_KEYS, path, ctx, f"the signal of stage {stage!r}")
     kinds = [k for k in ("milestone", "active_users", "survey") if k in raw]
     if "events" in raw and "active_users" not in raw:
@@ -753,9 +719,9 @@ def _parse_signal(raw, path: tuple, stage: str, ctx: _Ctx) -> Signal:
                   within_days=_whole(raw, "within_days", path, ctx))
 
 
-def _parse_goal(raw, path: tuple, stages: Sequence[Stage], ctx: _Ctx) -> Goal:
+def _parse_goal(raw, path: tuple, stages: Sequence[Stage], ctx: YamlContext) -> Goal:
     if not isinstance(raw, Mapping):
-        raise ctx.error(path, f"a goal must be a mapping, got {_short(raw)}")
+        raise ctx.error(path, f"a goal must be a mapping, got {short(raw)}")
     _check_keys(raw, _GOAL_KEYS, path, ctx, "a goal")
     what = "the goal"
     name = _text(raw, "name", path, ctx, required=True, what=what)
@@ -964,7 +930,7 @@ def set_signal(journey: JourneyMap, name: str, signal: Signal | Mapping | None) 
     i = journey.index(name)
     s = journey.stages[i]
     if isinstance(signal, Mapping):
-        signal = _parse_signal(dict(signal), ("signal",), s.name, _Ctx("<edit>", {}, {}))
+        signal = _parse_signal(dict(signal), ("signal",), s.name, _ctx("<edit>"))
     if signal is None:
         used = [g.name for g in journey.goals if g.metric == "stage_share"
                 and g.stage and _norm(g.stage) in s.names()]
@@ -982,7 +948,7 @@ def add_goal(journey: JourneyMap, goal: Goal | Mapping) -> JourneyMap:
     raw = {k: (list(v) if isinstance(v, tuple) else v) for k, v in raw.items()
            if v not in (None, "", ())}
     checked = _parse_goal(raw, ("goals", len(journey.goals)), journey.stages,
-                          _Ctx("<edit>", {}, {}))
+                          _ctx("<edit>"))
     if _norm(checked.name) in [_norm(g.name) for g in journey.goals]:
         raise JourneyMapError(f"goal name {checked.name!r} is used twice")
     return dataclasses.replace(journey, goals=(*journey.goals, checked))

@@ -61,6 +61,7 @@ import ibis
 import numpy as np
 import pandas as pd
 
+from cs_analysis.config import YamlContext, read_text, read_yaml, short
 from cs_analysis.formatting import is_missing
 from cs_analysis.workspace import WorkspaceError, _to_date
 
@@ -333,58 +334,9 @@ _STAGE_KEYS = ("name", "label", "description", "all", "any", "target_days", "req
 _COND_KEYS = {"milestone": ("milestone",),
               "events": ("events", "at_least", "within_days"),
               "active_users": ("active_users", "events")}
+#: What an onboarding criteria file is called in messages.
+_LABEL = "onboarding criteria"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
-
-
-class _Ctx:
-    """Where we are in the file, for messages."""
-
-    def __init__(self, source: str, lines: Mapping[tuple, int], keys: Mapping[tuple, int]):
-        self.source, self.lines, self.keys = source, lines, keys
-
-    def error(self, path: tuple, message: str, *, key_line: bool = False) -> CriteriaError:
-        line = (self.keys.get(path) if key_line else None) or self.lines.get(path)
-        while line is None and path:
-            path = path[:-1]
-            line = self.lines.get(path)
-        where = _path_text(path)
-        at = f", line {line}" if line else ""
-        loc = f" ({where})" if where else ""
-        return CriteriaError(f"onboarding criteria {self.source}{at}{loc}: {message}")
-
-
-def _path_text(path: tuple) -> str:
-    out = ""
-    for p in path:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out
-
-
-def _yaml_lines(text: str) -> tuple[dict, dict]:
-    """Line numbers (1-based) of every value and every mapping key, by key path."""
-    import yaml
-
-    values: dict[tuple, int] = {}
-    keys: dict[tuple, int] = {}
-
-    def walk(node, path):
-        values[path] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                sub = path + (k.value,)
-                keys[sub] = k.start_mark.line + 1
-                walk(v, sub)
-        elif isinstance(node, yaml.SequenceNode):
-            for i, v in enumerate(node.value):
-                walk(v, path + (i,))
-
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return values, keys
-    if root is not None:
-        walk(root, ())
-    return values, keys
 
 
 def load_criteria(source=None) -> Criteria:
@@ -414,37 +366,21 @@ def load_criteria(source=None) -> Criteria:
         non-negative numbers. Names are checked against a workspace by
         :meth:`Criteria.check`.
     """
-    import yaml
-
     if isinstance(source, Criteria):
         return source
     if source is None or (isinstance(source, str) and source.strip() == ""):
         source = default_criteria_path()
     if isinstance(source, Mapping):
-        return _parse(dict(source), _Ctx("<mapping>", {}, {}))
+        return _parse(dict(source), YamlContext(_LABEL, "<mapping>", {}, {}, CriteriaError))
     path = Path(source)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise CriteriaError(f"onboarding criteria {path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CriteriaError(f"onboarding criteria {path}: cannot read the file ({exc})") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise CriteriaError(f"onboarding criteria {path}{line}: not valid YAML ({problem})"
-                            ) from None
-    values, keys = _yaml_lines(text)
-    return _parse(data, _Ctx(str(path), values, keys))
+    text = read_text(path, _LABEL, CriteriaError)
+    return _parse(*read_yaml(text, _LABEL, str(path), CriteriaError))
 
 
-def _parse(data, ctx: _Ctx) -> Criteria:
+def _parse(data, ctx: YamlContext) -> Criteria:
     if not isinstance(data, Mapping):
         raise ctx.error((), "expected a mapping with `clock_start` and `stages` at the top "
-                            f"level, got {type(data).__name__}: {_short(data)}")
+                            f"level, got {type(data).__name__}: {short(data)}")
     unknown = [k for k in data if k not in _TOP_KEYS]
     if unknown:
         raise ctx.error((unknown[0],), f"unknown key {unknown[0]!r}; the allowed keys are "
@@ -463,7 +399,7 @@ def _parse(data, ctx: _Ctx) -> Criteria:
                             "or `any:` conditions)")
     if not isinstance(stages_raw, list) or not stages_raw:
         raise ctx.error(("stages",), "`stages` must be a non-empty list of stages, got "
-                                     f"{_short(stages_raw)}")
+                                     f"{short(stages_raw)}")
     stages: list[Stage] = []
     for i, raw in enumerate(stages_raw):
         stages.append(_parse_stage(raw, i, stages, ctx))
@@ -473,7 +409,7 @@ def _parse(data, ctx: _Ctx) -> Criteria:
                     lines=dict(ctx.lines))
 
 
-def _parse_clock(data, ctx: _Ctx) -> tuple[str, dict[str, str]]:
+def _parse_clock(data, ctx: YamlContext) -> tuple[str, dict[str, str]]:
     raw = data.get("clock_start")
     expected = f"one of {', '.join(CLOCK_COLUMNS)}"
     if raw is None:
@@ -485,7 +421,7 @@ def _parse_clock(data, ctx: _Ctx) -> tuple[str, dict[str, str]]:
         return raw, {}
     if not isinstance(raw, Mapping) or not raw:
         raise ctx.error(("clock_start",), f"clock_start must be {expected} or a mapping "
-                                          f"segment -> date column, got {_short(raw)}")
+                                          f"segment -> date column, got {short(raw)}")
     by_segment = {}
     for seg, col in raw.items():
         if col not in CLOCK_COLUMNS:
@@ -499,11 +435,11 @@ def _parse_clock(data, ctx: _Ctx) -> tuple[str, dict[str, str]]:
     return default, by_segment
 
 
-def _parse_stage(raw, i: int, earlier: list[Stage], ctx: _Ctx) -> Stage:
+def _parse_stage(raw, i: int, earlier: list[Stage], ctx: YamlContext) -> Stage:
     here = ("stages", i)
     if not isinstance(raw, Mapping):
         raise ctx.error(here, f"each stage must be a mapping (name, label, all/any), got "
-                              f"{_short(raw)}")
+                              f"{short(raw)}")
     unknown = [k for k in raw if k not in _STAGE_KEYS]
     if unknown:
         raise ctx.error(here + (unknown[0],), f"unknown stage key {unknown[0]!r}; the allowed "
@@ -526,7 +462,7 @@ def _parse_stage(raw, i: int, earlier: list[Stage], ctx: _Ctx) -> Stage:
     conds_raw = raw[mode]
     if not isinstance(conds_raw, list) or not conds_raw:
         raise ctx.error(here + (mode,), f"stage {name!r}: `{mode}` must be a non-empty list "
-                                        f"of conditions, got {_short(conds_raw)}")
+                                        f"of conditions, got {short(conds_raw)}")
     conditions = tuple(_parse_condition(c, here + (mode, j), name, ctx)
                        for j, c in enumerate(conds_raw))
     targets, default = _parse_targets(raw.get("target_days"), here + ("target_days",), name,
@@ -545,7 +481,7 @@ def _parse_stage(raw, i: int, earlier: list[Stage], ctx: _Ctx) -> Stage:
                  description=str(raw.get("description") or "").strip())
 
 
-def _parse_condition(raw, path: tuple, stage: str, ctx: _Ctx) -> Condition:
+def _parse_condition(raw, path: tuple, stage: str, ctx: YamlContext) -> Condition:
     line = ctx.lines.get(path)
     kinds_text = "`milestone: <name>`, `events: [<event names>]` or `active_users: <K>`"
     if isinstance(raw, str):
@@ -553,13 +489,13 @@ def _parse_condition(raw, path: tuple, stage: str, ctx: _Ctx) -> Condition:
                               f"`- milestone: {raw}` ({kinds_text})")
     if not isinstance(raw, Mapping):
         raise ctx.error(path, f"stage {stage!r}: each condition must be a mapping: "
-                              f"{kinds_text}; got {_short(raw)}")
+                              f"{kinds_text}; got {short(raw)}")
     primary = [k for k in ("milestone", "active_users") if k in raw]
     if not primary and "events" in raw:
         primary = ["events"]
     if len(primary) != 1:
         what = "conditions of two kinds" if primary else "no known condition"
-        raise ctx.error(path, f"stage {stage!r}: {what} in {_short(raw)}; one condition per "
+        raise ctx.error(path, f"stage {stage!r}: {what} in {short(raw)}; one condition per "
                               f"list item: {kinds_text}")
     kind = primary[0]
     unknown = [k for k in raw if k not in _COND_KEYS[kind]]
@@ -571,7 +507,7 @@ def _parse_condition(raw, path: tuple, stage: str, ctx: _Ctx) -> Condition:
         name = raw["milestone"]
         if not isinstance(name, str) or not name.strip():
             raise ctx.error(path + ("milestone",), f"stage {stage!r}: a milestone must be a "
-                                                   f"name (text), got {_short(name)}")
+                                                   f"name (text), got {short(name)}")
         return Condition("milestone", milestone=name.strip(), line=line)
     events = _parse_events(raw.get("events", "any"), path + ("events",), stage, ctx)
     if kind == "events":
@@ -593,7 +529,7 @@ def _parse_events(raw, path, stage, ctx) -> tuple[str, ...]:
     if (not isinstance(raw, list) or not raw
             or not all(isinstance(e, str) and e.strip() for e in raw)):
         raise ctx.error(path, f"stage {stage!r}: `events` must be a list of event names (or "
-                              f"`any`), got {_short(raw)}")
+                              f"`any`), got {short(raw)}")
     return tuple(dict.fromkeys(e.strip() for e in raw))
 
 
@@ -601,7 +537,7 @@ def _whole(value, path, key, stage, ctx) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value) \
             or value < 1:
         raise ctx.error(path, f"stage {stage!r}: {key} must be a whole number >= 1, got "
-                              f"{_short(value)}")
+                              f"{short(value)}")
     return int(value)
 
 
@@ -613,7 +549,7 @@ def _parse_targets(raw, path, stage, ctx) -> tuple[dict[str, float], float | Non
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) \
                 or v < 0:
             raise ctx.error(p, f"stage {stage!r}: target of {who} must be a number of days "
-                               f">= 0, got {_short(v)}")
+                               f">= 0, got {short(v)}")
         return float(v)
 
     if isinstance(raw, Mapping):
@@ -624,11 +560,6 @@ def _parse_targets(raw, path, stage, ctx) -> tuple[dict[str, float], float | Non
         default = targets.pop("default", None)
         return targets, default
     return {}, number(raw, path, "every segment")
-
-
-def _short(value, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _known(ws, table: str, column: str) -> list[str]:
