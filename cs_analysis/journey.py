@@ -1365,7 +1365,7 @@ def _reach_times(ws, journey: JourneyMap, as_of: dt.date, by: Sequence[str]
 
 def _flow_rows(acc: pd.DataFrame, stages, as_of: dt.date, stall_days: int, small: int,
                journey: JourneyMap) -> list[dict]:
-    from cs_analysis.onboarding import _km
+    from cs_analysis.survival import kaplan_meier
 
     as_of_ts = pd.Timestamp(as_of)
     churned = acc["churn_date"].notna()
@@ -1389,7 +1389,7 @@ def _flow_rows(acc: pd.DataFrame, stages, as_of: dt.date, stall_days: int, small
         cens_days = (end - prev_day).dt.days.clip(lower=0)
         time = event_days.where(this, cens_days)[prev].to_numpy(dtype=float)
         event = this[prev].to_numpy(dtype=int)
-        km = _km(time, event) if len(time) else None
+        km = kaplan_meier(time, event) if len(time) else None
         waiting = prev & ~this & ~churned
         since = (as_of_ts - prev_day).dt.days
         n_prev = int(prev.sum())

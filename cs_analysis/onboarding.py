@@ -63,6 +63,7 @@ import pandas as pd
 
 from cs_analysis.config import YamlContext, read_text, read_yaml, short
 from cs_analysis.formatting import is_missing
+from cs_analysis.survival import kaplan_meier, loglog_interval
 from cs_analysis.workspace import WorkspaceError, _to_date
 
 __all__ = [
@@ -988,71 +989,7 @@ def _by_list(by) -> list[str]:
     return [by] if isinstance(by, str) else list(by)
 
 
-# -- Kaplan-Meier helpers ---------------------------------------------------------------
-@dataclass
-class _KM:
-    """Product-limit estimate at the distinct event times (statsmodels SurvfuncRight)."""
-
-    times: np.ndarray
-    surv: np.ndarray
-    se: np.ndarray
-    n_risk: np.ndarray
-    n_events: np.ndarray
-    max_time: float
-    fit: Any = None
-
-    def at(self, t: float) -> tuple[float, float]:
-        """(S(t), se) as a right-continuous step function; NaN beyond follow-up."""
-        if not len(self.times) and self.max_time < t:
-            return math.nan, math.nan
-        i = np.searchsorted(self.times, t, side="right") - 1
-        s, se = (1.0, 0.0) if i < 0 else (float(self.surv[i]), float(self.se[i]))
-        if t > self.max_time and s > 0:
-            return math.nan, math.nan
-        return s, se
-
-    def quantile(self, p: float) -> float:
-        """Smallest time with S(t) <= 1 - p (NaN when the curve stays above)."""
-        idx = np.flatnonzero(self.surv <= 1 - p + 1e-12)
-        return float(self.times[idx[0]]) if len(idx) else math.nan
-
-    def quantile_ci(self, p: float, alpha: float) -> tuple[float, float]:
-        """Interval of statsmodels (inverted tests, cloglog scale); NaN if unbounded."""
-        if self.fit is None:
-            return math.nan, math.nan
-        with np.errstate(divide="ignore", invalid="ignore"):
-            lo, hi = self.fit.quantile_ci(p, alpha=alpha)
-        return _finite(lo), _finite(hi)
-
-
-def _km(time, event) -> _KM:
-    from statsmodels.duration.survfunc import SurvfuncRight
-
-    time = np.asarray(time, dtype=float)
-    event = np.asarray(event, dtype=int)
-    max_time = float(time.max()) if len(time) else math.nan
-    if event.sum() == 0:
-        empty = np.zeros(0)
-        return _KM(empty, empty, empty, empty, empty, max_time)
-    sf = SurvfuncRight(time, event)
-    return _KM(np.asarray(sf.surv_times, float), np.asarray(sf.surv_prob, float),
-               np.nan_to_num(np.asarray(sf.surv_prob_se, float)),
-               np.asarray(sf.n_risk, float), np.asarray(sf.n_events, float), max_time, sf)
-
-
-def _finite(x) -> float:
-    x = float(x)
-    return x if math.isfinite(x) else math.nan
-
-
-def _loglog(s: float, se: float, z: float) -> tuple[float, float]:
-    """Interval of S on the log(-log S) scale (stays within [0, 1]); NaN at 0 or 1."""
-    if not (0 < s < 1) or not se > 0:
-        return math.nan, math.nan
-    half = z * se / (s * abs(math.log(s)))
-    return s ** math.exp(half), s ** math.exp(-half)
-
-
+# -- Kaplan-Meier: cs_analysis.survival (one convention: median = first t with S(t) <= 0.5)
 def _z(alpha: float) -> float:
     from scipy.stats import norm
 
@@ -1145,7 +1082,7 @@ def ttv_summary(ws, criteria=None, by: str | None = "segment", *, stage: str | N
         row["target_days"] = float(targets[0]) if len(targets) == 1 and obs[
             "target_days"].notna().all() else math.nan
         row.update(_within_share(obs, z))
-        km = _km(obs["days"], obs["reached"]) if len(obs) else None
+        km = kaplan_meier(obs["days"], obs["reached"]) if len(obs) else None
         for p in (0.5, *percentiles):
             name = "median" if p == 0.5 else f"p{round(p * 100):d}"
             if km is None:
@@ -1179,11 +1116,11 @@ def _within_share(obs: pd.DataFrame, z: float) -> dict[str, float]:
     # days / target; a 0-day target: 0 when reached on day 0, else past it (2 > 1)
     scaled = np.where(target > 0, days / np.where(target > 0, target, 1.0),
                       np.where(days > 0, 2.0, 0.0))
-    km = _km(scaled, ok["reached"])
+    km = kaplan_meier(scaled, ok["reached"])
     s, se = km.at(1.0)
     if is_missing(s):
         return nan
-    lo, hi = _loglog(s, se, z)
+    lo, hi = loglog_interval(s, se, z)
     return {"share_within_target": 1 - s,
             "within_lower": 1 - hi if not is_missing(hi) else math.nan,
             "within_upper": 1 - lo if not is_missing(lo) else math.nan}
@@ -1220,7 +1157,7 @@ def ttv_curves(ws, criteria=None, by: str | None = "segment", *, stage: str | No
         obs = g[g["status"].isin(_OBSERVED)]
         if obs.empty:
             continue
-        km = _km(obs["days"], obs["reached"])
+        km = kaplan_meier(obs["days"], obs["reached"])
         days = [0.0, *km.times]
         surv = [1.0, *km.surv]
         se = [0.0, *km.se]
@@ -1232,7 +1169,7 @@ def ttv_curves(ws, criteria=None, by: str | None = "segment", *, stage: str | No
             se.append(se[-1])
             at_risk.append(int((obs["days"] >= km.max_time).sum()))
             events.append(0)
-        bands = [_loglog(s, e, z) for s, e in zip(surv, se, strict=True)]
+        bands = [loglog_interval(s, e, z) for s, e in zip(surv, se, strict=True)]
         lower = [1 - (hi if not is_missing(hi) else s) for (lo, hi), s in zip(bands, surv,
                                                                            strict=True)]
         upper = [1 - (lo if not is_missing(lo) else s) for (lo, hi), s in zip(bands, surv,
@@ -1529,9 +1466,9 @@ def ttv_vs_retention(ws, criteria=None, *, stage: str | None = None,
         g = bk[bk["order"] == i]
         k, years = int(g["churned"].sum()), float(g["days_after"].sum()) / 365.25
         lo, hi = _poisson_ci(k, years, alpha)
-        km = _km(g["days_after"], g["churned"])
+        km = kaplan_meier(g["days_after"], g["churned"])
         s, se = km.at(365.0)
-        slo, shi = _loglog(s, se, z)
+        slo, shi = loglog_interval(s, se, z)
         r = hr.get(labels[i], {})
         rows.append({"bucket": labels[i], "order": int(i), "accounts": len(g), "churned": k,
                      "account_years": years,
@@ -1912,7 +1849,7 @@ def activity_effect(ws, activity: str, outcome: str = "ttv",
         if outcome == "ttv":
             return _rmst(frame["_time"], frame["_event"], float(horizon_days))
         if outcome == "retention_12m":
-            km = _km(frame["_time"], frame["_event"])
+            km = kaplan_meier(frame["_time"], frame["_event"])
             s, se = km.at(365.0)
             return s, se ** 2 if not is_missing(se) else math.nan
         return _nps(frame)
@@ -2011,7 +1948,7 @@ def _rmst(time, event, tau: float) -> tuple[float, float]:
     event = np.asarray(event, dtype=int)
     if len(time) == 0:
         return math.nan, math.nan
-    km = _km(time, event)
+    km = kaplan_meier(time, event)
     keep = km.times < tau
     t, s = km.times[keep], km.surv[keep]
     n, d = km.n_risk[keep], km.n_events[keep]

@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 from ibis.common.exceptions import OperationNotDefinedError
 
+from cs_analysis.survival import kaplan_meier, loglog_interval
 from cs_analysis.workspace import WorkspaceError, _to_date
 
 __all__ = [
@@ -983,19 +984,6 @@ def _groups(lt: pd.DataFrame, by: str | None) -> pd.Series:
     return lt[by].astype("str").where(lt[by].notna(), MISSING)
 
 
-def _loglog_band(surv: np.ndarray, se: np.ndarray, z: float):
-    """Pointwise interval on the log(-log S) scale (stays within [0, 1])."""
-    surv = np.asarray(surv, dtype=float)
-    se = np.asarray(se, dtype=float)
-    lower, upper = surv.copy(), surv.copy()
-    ok = (surv > 0) & (surv < 1) & (se > 0)
-    log_s = np.log(surv[ok])
-    half = z * se[ok] / (surv[ok] * np.abs(log_s))
-    lower[ok] = surv[ok] ** np.exp(half)
-    upper[ok] = surv[ok] ** np.exp(-half)
-    return lower, upper
-
-
 @dataclass(frozen=True)
 class SurvivalResult:
     """Result of :func:`survival`.
@@ -1011,7 +999,8 @@ class SurvivalResult:
     summary : pandas.DataFrame
         One row per group: ``group``, ``accounts``, ``churned``, ``censored``,
         ``median_days``, ``median_lower``, ``median_upper`` (NaN when the curve, or the
-        interval's bound, does not reach 50% within follow-up), ``small_sample``.
+        interval's bound, does not reach 50% within follow-up; the median is the first
+        day with S <= 0.5), ``small_sample``.
     logrank : pandas.DataFrame
         Log-rank test that all groups share one survival curve: ``statistic``
         (chi-square), ``df`` (groups - 1), ``p_value``, ``groups``. Empty when there are
@@ -1036,11 +1025,11 @@ def survival(ws, by: str | None = None, as_of=None, *, small_sample: int = 30,
     The curve is the Kaplan-Meier product-limit estimate
     ``S(t) = prod_{t_i <= t} (1 - d_i / n_i)`` (statsmodels ``SurvfuncRight``) with
     Greenwood standard errors; the pointwise band is computed on the log(-log S) scale,
-    ``S ** exp(+-z * se / (S * |log S|))``. The median lifetime is the first event time
-    at which S falls below 0.5 (strictly, the SAS / statsmodels convention: when S
-    equals 0.5 exactly, the next event time is taken), with the statsmodels
-    ``quantile_ci`` interval (cloglog transform). The log-rank test is statsmodels
-    ``survdiff``.
+    ``S ** exp(+-z * se / (S * |log S|))`` (the band equals S where S is 0 or 1). The
+    median lifetime is the first event time ``t`` with ``S(t) <= 0.5`` (the textbook /
+    R / lifelines rule shared by the package, :mod:`cs_analysis.survival`), with the
+    statsmodels ``quantile_ci`` interval (cloglog transform); NaN when S stays above 0.5.
+    The log-rank test is statsmodels ``survdiff``.
 
     Parameters
     ----------
@@ -1061,7 +1050,7 @@ def survival(ws, by: str | None = None, as_of=None, *, small_sample: int = 30,
         ``curves``, ``summary``, ``logrank`` and ``lifetimes`` (see the class).
     """
     from scipy.stats import norm
-    from statsmodels.duration.survfunc import SurvfuncRight, survdiff
+    from statsmodels.duration.survfunc import survdiff
 
     z = float(norm.ppf(1 - alpha / 2))
     lt = account_lifetimes(ws, as_of=as_of, by=by)
@@ -1078,17 +1067,14 @@ def survival(ws, by: str | None = None, as_of=None, *, small_sample: int = 30,
         days, surv, se = [0.0], [1.0], [0.0]
         at_risk, events = [n], [0]
         if status.sum() > 0:
-            sf = SurvfuncRight(time, status)
-            days += list(sf.surv_times)
-            surv += list(sf.surv_prob)
-            se += list(np.nan_to_num(sf.surv_prob_se))
-            at_risk += [int(x) for x in sf.n_risk]
-            events += [int(x) for x in sf.n_events]
-            med = sf.quantile(0.5)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                lo, hi = sf.quantile_ci(0.5, alpha=alpha)
-            row.update(median_days=_finite(med), median_lower=_finite(lo),
-                       median_upper=_finite(hi))
+            km = kaplan_meier(time, status)
+            days += list(km.times)
+            surv += list(km.surv)
+            se += list(km.se)
+            at_risk += [int(x) for x in km.n_risk]
+            events += [int(x) for x in km.n_events]
+            lo, hi = km.quantile_ci(0.5, alpha)
+            row.update(median_days=km.quantile(0.5), median_lower=lo, median_upper=hi)
         t_max = float(time.max())
         if t_max > days[-1]:
             days.append(t_max)
@@ -1096,7 +1082,9 @@ def survival(ws, by: str | None = None, as_of=None, *, small_sample: int = 30,
             se.append(se[-1])
             at_risk.append(int((time >= t_max).sum()))
             events.append(0)
-        lower, upper = _loglog_band(np.array(surv), np.array(se), z)
+        lower, upper = loglog_interval(surv, se, z)   # NaN where S is 0 or 1: the band is S
+        lower, upper = np.where(np.isnan(lower), surv, lower), np.where(np.isnan(upper), surv,
+                                                                         upper)
         curves.append(pd.DataFrame({"group": group, "days": days, "survival": surv,
                                     "lower": lower, "upper": upper, "at_risk": at_risk,
                                     "events": events}))
@@ -1116,11 +1104,6 @@ def survival(ws, by: str | None = None, as_of=None, *, small_sample: int = 30,
                                 "p_value": [float(p)],
                                 "groups": [", ".join(sorted(lt["group"].unique()))]})
     return SurvivalResult(curves_df, summary_df, logrank, lt)
-
-
-def _finite(x) -> float:
-    x = float(x)
-    return x if math.isfinite(x) else np.nan
 
 
 # -- churn drivers ---------------------------------------------------------------------

@@ -587,14 +587,15 @@ class Raw:
             times.append(max((stop - pd.Timestamp(a["signup_date"])).days, 0))
             events.append(0 if alive else 1)
         # Kaplan-Meier by hand: S(t) = prod over event times t_i <= t of (1 - d_i / n_i);
-        # the median is the first event time where S drops below 0.5.
+        # the median is the first event time where S(t) <= 0.5 (cs_analysis.survival's
+        # textbook rule; 1e-12 absorbs the rounding of a product that is exactly 1/2).
         t, e = np.array(times), np.array(events)
         surv = 1.0
         for ti in np.unique(t[e == 1]):
             n_at_risk = (t >= ti).sum()
             d = ((t == ti) & (e == 1)).sum()
             surv *= 1 - d / n_at_risk
-            if surv < 0.5:
+            if surv <= 0.5 + 1e-12:
                 return float(ti), len(t)
         return float("nan"), len(t)
 

@@ -641,6 +641,24 @@ def test_kaplan_meier_by_hand(tmp_path):
     assert res.logrank.empty   # one group
 
 
+def test_median_lifetime_where_the_curve_lands_on_one_half(tmp_path):
+    # four accounts, churning after 10, 20, 30 and 40 days (none censored):
+    # S(10) = 3/4, S(20) = 3/4 * 2/3 = 1/2, S(30) = 1/4, S(40) = 0.
+    # Median = first t with S(t) <= 0.5 = 20 (textbook / R / lifelines; statsmodels'
+    # own SurvfuncRight.quantile, S < 0.5, would give 30).
+    as_of = dt.date(2024, 12, 31)
+    signup = dt.date(2024, 6, 1)
+    acc = pd.DataFrame({"account_id": list("abcd"), "signup_date": [signup] * 4})
+    subs = pd.DataFrame({"account_id": list("abcd"), "start_date": [signup] * 4,
+                         "end_date": [signup + dt.timedelta(days=d) for d in (10, 20, 30, 40)],
+                         "mrr": 10.0})
+    ws = make_ws({"accounts": acc, "subscriptions": subs}, tmp_path, as_of=as_of)
+    res = r.survival(ws)
+    curve = res.curves.set_index("days")
+    assert curve.loc[20, "survival"] == pytest.approx(0.5)
+    assert res.summary.iloc[0]["median_days"] == 20
+
+
 def test_survival_by_group_and_logrank(tmp_path):
     tables, as_of = km_tables()
     ws = make_ws(tables, tmp_path, as_of=as_of)
@@ -752,3 +770,4 @@ def test_demo_survival_differs_by_segment(demo_ws):
     assert res.logrank.iloc[0]["p_value"] < 0.001
     med = res.summary.set_index("group")["median_days"]
     assert not (med.get("SMB", np.nan) > med.get("Enterprise", np.inf))
+

@@ -1,0 +1,141 @@
+"""Kaplan-Meier helpers shared by retention, onboarding and journey.
+
+One convention for every survival curve of the package:
+
+- the curve is the product-limit estimate ``S(t) = prod_{t_i <= t} (1 - d_i / n_i)`` at
+  the distinct event times, with Greenwood standard errors (statsmodels
+  ``SurvfuncRight``);
+- the ``p`` quantile (the time by which a share ``p`` has had the event; the median is
+  ``p = 0.5``) is the smallest event time ``t`` with ``S(t) <= 1 - p``: the textbook /
+  R ``survival`` / lifelines rule. (statsmodels' own ``SurvfuncRight.quantile`` takes
+  ``S(t) < 1 - p``, which moves to the next event time when the curve lands exactly on
+  ``1 - p``.) NaN when the curve never gets that low within follow-up;
+- its interval is statsmodels' ``quantile_ci`` (inverted tests on the cloglog scale);
+- a pointwise interval of ``S`` is computed on the log(-log S) scale,
+  ``S ** exp(+-z * se / (S * |log S|))``, which stays within [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["KaplanMeier", "finite", "kaplan_meier", "loglog_interval"]
+
+#: Tolerance of ``S(t) <= 1 - p``: a product of fractions landing on 0.5 may be 0.5 + 1e-16.
+_TOL = 1e-12
+
+
+@dataclass
+class KaplanMeier:
+    """Product-limit estimate at the distinct event times (see the module docstring).
+
+    Attributes
+    ----------
+    times, surv, se, n_risk, n_events : numpy.ndarray
+        Event times, S(t) just after each, its Greenwood standard error, the number at
+        risk and the number of events there. Empty when no event was observed.
+    max_time : float
+        Longest follow-up (event or censoring); NaN without observations.
+    fit : statsmodels.duration.survfunc.SurvfuncRight or None
+        The underlying fit (None without events).
+    """
+
+    times: np.ndarray
+    surv: np.ndarray
+    se: np.ndarray
+    n_risk: np.ndarray
+    n_events: np.ndarray
+    max_time: float
+    fit: Any = None
+
+    def at(self, t: float) -> tuple[float, float]:
+        """``(S(t), se)`` as a right-continuous step function; NaN beyond follow-up."""
+        if not len(self.times) and self.max_time < t:
+            return math.nan, math.nan
+        i = np.searchsorted(self.times, t, side="right") - 1
+        s, se = (1.0, 0.0) if i < 0 else (float(self.surv[i]), float(self.se[i]))
+        if t > self.max_time and s > 0:
+            return math.nan, math.nan
+        return s, se
+
+    def quantile(self, p: float) -> float:
+        """Smallest event time with ``S(t) <= 1 - p``; NaN when the curve stays above."""
+        idx = np.flatnonzero(self.surv <= 1 - p + _TOL)
+        return float(self.times[idx[0]]) if len(idx) else math.nan
+
+    def quantile_ci(self, p: float, alpha: float = 0.05) -> tuple[float, float]:
+        """Interval of the ``p`` quantile (statsmodels, cloglog); NaN where unbounded."""
+        if self.fit is None:
+            return math.nan, math.nan
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lo, hi = self.fit.quantile_ci(p, alpha=alpha)
+        return finite(lo), finite(hi)
+
+
+def kaplan_meier(time, event) -> KaplanMeier:
+    """Fit the Kaplan-Meier estimate of right-censored durations.
+
+    Parameters
+    ----------
+    time : array-like of float
+        Duration to the event, or to censoring.
+    event : array-like of bool or int
+        1 / True where the event was observed, 0 / False where censored.
+
+    Returns
+    -------
+    KaplanMeier
+        Curve, quantiles (``S(t) <= 1 - p``) and their intervals.
+    """
+    from statsmodels.duration.survfunc import SurvfuncRight
+
+    time = np.asarray(time, dtype=float)
+    event = np.asarray(event, dtype=int)
+    max_time = float(time.max()) if len(time) else math.nan
+    if event.sum() == 0:
+        empty = np.zeros(0)
+        return KaplanMeier(empty, empty, empty, empty, empty, max_time)
+    sf = SurvfuncRight(time, event)
+    return KaplanMeier(np.asarray(sf.surv_times, float), np.asarray(sf.surv_prob, float),
+                       np.nan_to_num(np.asarray(sf.surv_prob_se, float)),
+                       np.asarray(sf.n_risk, float), np.asarray(sf.n_events, float),
+                       max_time, sf)
+
+
+def loglog_interval(surv, se, z: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise interval of S on the log(-log S) scale: ``S ** exp(+-z se / (S |log S|))``.
+
+    Parameters
+    ----------
+    surv, se : float or array-like
+        Survival probabilities and their standard errors.
+    z : float
+        Normal quantile (1.96 for 95%).
+
+    Returns
+    -------
+    (lower, upper) : tuple of numpy.ndarray, or of float for scalar input
+        NaN where the interval is undefined (S = 0, S = 1 or se = 0).
+    """
+    scalar = np.ndim(surv) == 0 and np.ndim(se) == 0
+    surv = np.atleast_1d(np.asarray(surv, dtype=float))
+    se = np.atleast_1d(np.asarray(se, dtype=float))
+    lower = np.full(surv.shape, np.nan)
+    upper = np.full(surv.shape, np.nan)
+    ok = (surv > 0) & (surv < 1) & (se > 0)
+    half = z * se[ok] / (surv[ok] * np.abs(np.log(surv[ok])))
+    lower[ok] = surv[ok] ** np.exp(half)
+    upper[ok] = surv[ok] ** np.exp(-half)
+    if scalar:
+        return float(lower[0]), float(upper[0])
+    return lower, upper
+
+
+def finite(x) -> float:
+    """``float(x)``, or NaN when it is infinite or NaN (an unbounded interval end)."""
+    x = float(x)
+    return x if math.isfinite(x) else math.nan
