@@ -55,6 +55,7 @@ __all__ = [
     "churn_drivers",
     "cohort_retention",
     "compare_definitions",
+    "mrr_at",
     "retention_curve",
     "revenue_retention",
     "survival",
@@ -163,6 +164,55 @@ def _subscriptions(ws):
     if not has_end:
         subs = subs.mutate(end_date=ibis.null("date"))
     return subs
+
+
+def mrr_at(ws, date) -> pd.DataFrame:
+    """MRR of each account on a date (or on its own date), computed in the engine.
+
+    metrics.md: the **MRR of an account at a date** is the sum of ``mrr`` of the
+    subscriptions covering it: ``start_date <= d < end_date`` (a null ``end_date``, or
+    no ``end_date`` column, means still running). Only subscriptions of the (scoped)
+    workspace count.
+
+    Parameters
+    ----------
+    ws : Workspace
+        The (possibly scoped) workspace.
+    date : date, str, or pandas.DataFrame
+        One date for every account, or a frame with ``account_id`` and ``date`` columns
+        (one date per row, e.g. each survey response's day).
+
+    Returns
+    -------
+    pandas.DataFrame
+        For one date: ``account_id`` (text), ``mrr``, one row per account with a
+        subscription covering the date (its MRR may be 0). For a frame: the frame with a
+        ``mrr`` column added (same index and order; 0 where nothing covers the date).
+    """
+    subs = _subscriptions(ws)
+    if not isinstance(date, pd.DataFrame):
+        d = _to_date(date)
+        live = subs.filter(subs.start_date <= d, subs.end_date.isnull() | (d < subs.end_date))
+        out = live.group_by("account_id").agg(mrr=live.mrr.sum()).to_pandas()
+        out["account_id"] = out["account_id"].astype("str")
+        out["mrr"] = out["mrr"].astype(float)
+        return out.sort_values("account_id").reset_index(drop=True)
+    pairs = date
+    if pairs.empty:
+        return pairs.assign(mrr=pd.Series([], dtype=float, index=pairs.index))
+    keys = pd.DataFrame({"k_account": pairs["account_id"].astype("str"),
+                         "k_d": pd.to_datetime(pairs["date"]).dt.date}).drop_duplicates()
+    mem = ibis.memtable(keys.reset_index(drop=True))
+    mem = mem.mutate(k_d=mem.k_d.cast("date"))
+    j = mem.join(subs, [mem.k_account == subs.account_id, subs.start_date <= mem.k_d,
+                        subs.end_date.isnull() | (mem.k_d < subs.end_date)])
+    agg = j.group_by(["k_account", "k_d"]).agg(mrr=j.mrr.sum()).to_pandas()
+    look = {(a, pd.Timestamp(d)): float(m)
+            for a, d, m in zip(agg["k_account"], agg["k_d"], agg["mrr"], strict=True)}
+    mrr = [look.get((a, d), 0.0) for a, d in zip(pairs["account_id"].astype("str"),
+                                                   pd.to_datetime(pairs["date"]).dt.normalize(),
+                                                   strict=True)]
+    return pairs.assign(mrr=pd.Series(mrr, index=pairs.index, dtype=float))
 
 
 def _group_cols(by) -> list[str]:

@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 
 from cs_analysis.contract import DEFAULT_SURVEY_SCALES, survey_scale
+from cs_analysis.retention import mrr_at
 from cs_analysis.workspace import Workspace, WorkspaceError, _to_date
 
 __all__ = [
@@ -1572,50 +1573,6 @@ def _wilson(k, n, alpha: float) -> tuple[float, float]:
     return max(float(lo), 0.0), min(float(hi), 1.0)
 
 
-# == money and churn per account ===============================================================
-def _mrr_at(ws, pairs: pd.DataFrame) -> pd.Series:
-    """MRR of accounts at dates, in the engine: one value per row of ``pairs``.
-
-    metrics.md: the **MRR of an account at a date** is the sum of ``mrr`` of the
-    subscriptions covering it (``start_date <= d < end_date``, null end = running).
-    ``pairs`` has ``account_id`` and ``d`` (dates); accounts with no coverage get 0.
-    """
-    if pairs.empty:
-        return pd.Series([], dtype=float, index=pairs.index)
-    has_end = ws.has("subscriptions", "end_date")
-    subs = ws.table("subscriptions", columns=["account_id", "start_date", "mrr"]
-                    + (["end_date"] if has_end else []))
-    if not has_end:
-        subs = subs.mutate(end_date=ibis.null("date"))
-    keys = pairs[["account_id", "d"]].drop_duplicates().reset_index(drop=True)
-    mem = ibis.memtable(pd.DataFrame({"k_account": keys["account_id"].astype("str"),
-                                      "k_d": pd.to_datetime(keys["d"]).dt.date}))
-    mem = mem.mutate(k_d=mem.k_d.cast("date"))
-    j = mem.join(subs, [mem.k_account == subs.account_id, subs.start_date <= mem.k_d,
-                        subs.end_date.isnull() | (mem.k_d < subs.end_date)])
-    agg = j.group_by(["k_account", "k_d"]).agg(mrr=j.mrr.sum()).to_pandas()
-    agg["k_d"] = pd.to_datetime(agg["k_d"])
-    look = {(a, d): m for a, d, m in zip(agg["k_account"], agg["k_d"], agg["mrr"], strict=True)}
-    ds = pd.to_datetime(pairs["d"])
-    return pd.Series([float(look.get((a, d), 0.0)) for a, d in
-                      zip(pairs["account_id"].astype("str"), ds, strict=True)],
-                     index=pairs.index, dtype=float)
-
-
-def _mrr_on(ws, day: dt.date) -> pd.DataFrame:
-    """``account_id, mrr``: MRR of every scoped account with coverage on ``day``."""
-    has_end = ws.has("subscriptions", "end_date")
-    subs = ws.table("subscriptions", columns=["account_id", "start_date", "mrr"]
-                    + (["end_date"] if has_end else []))
-    cover = subs.start_date <= day
-    if has_end:
-        cover &= subs.end_date.isnull() | (subs.end_date > day)
-    live = subs.filter(cover)
-    out = live.group_by("account_id").agg(mrr=live.mrr.sum()).to_pandas()
-    out["account_id"] = out["account_id"].astype("str")
-    return out
-
-
 # == curated voices =============================================================================
 def _check_values(name: str, given, present: Iterable, what: str) -> list[str]:
     values = [str(v) for v in _as_list(given)]
@@ -1732,7 +1689,7 @@ def curated_voices(ws, accounts: Sequence[str] | None = None,
                                  "survey_responses with a 'respondent_id' column")
         df = df[df["domain"] == domain]
         filters.append(f"{domain} stakeholders")
-    mrr = _mrr_on(scoped, as_of)
+    mrr = mrr_at(scoped, as_of)
     df = df.merge(mrr, on="account_id", how="left")
     df["mrr"] = df["mrr"].fillna(0.0).astype(float)
     if min_mrr is not None:
@@ -1994,9 +1951,10 @@ def survey_outcomes(ws, survey: str = "nps", horizon_days: int = 365, *,
     aw["complete"] = aw["window_end"] <= pd.Timestamp(as_of)
     aw["churned"] = aw["churn_date"].notna() & (aw["churn_date"] <= aw["window_end"])
     obs = aw[aw["complete"]]
-    starts = _mrr_at(ws, pd.DataFrame({"account_id": obs["account_id"], "d": t0[obs.index]}))
-    ends = _mrr_at(ws, pd.DataFrame({"account_id": obs["account_id"],
-                                     "d": obs["window_end"]}))
+    starts = mrr_at(ws, pd.DataFrame({"account_id": obs["account_id"],
+                                      "date": t0[obs.index]}))["mrr"]
+    ends = mrr_at(ws, pd.DataFrame({"account_id": obs["account_id"],
+                                    "date": obs["window_end"]}))["mrr"]
     aw["mrr_start"] = starts.reindex(aw.index)
     aw["mrr_end"] = ends.reindex(aw.index)
     aw["expanded"] = aw["complete"] & ~aw["churned"] & (aw["mrr_end"] > aw["mrr_start"])
@@ -2306,7 +2264,7 @@ def _account_context(ws, as_of: dt.date, at_risk_rating: int, survey: str,
     cols = [c for c in ("account_name", "segment") if ws.has("accounts", c)]
     info = ws.table("accounts").select("account_id", *cols).to_pandas()
     info["account_id"] = info["account_id"].astype("str")
-    info = info.merge(_mrr_on(ws, as_of), on="account_id", how="left")
+    info = info.merge(mrr_at(ws, as_of), on="account_id", how="left")
     info["mrr"] = info["mrr"].fillna(0.0)
     info["detractor"] = pd.array([pd.NA] * len(info), dtype="boolean")
     if ws.has("survey_responses"):

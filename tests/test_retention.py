@@ -771,3 +771,35 @@ def test_demo_survival_differs_by_segment(demo_ws):
     med = res.summary.set_index("group")["median_days"]
     assert not (med.get("SMB", np.nan) > med.get("Enterprise", np.inf))
 
+
+# -- MRR of an account at a date -------------------------------------------------------------
+@pytest.mark.parametrize("seed", [3, 11])
+def test_mrr_at_matches_day_by_day_coverage(tmp_path, seed):
+    tables = random_tables(seed)
+    as_of = dt.date(2024, 6, 30)
+    b = Brute(tables, as_of)
+    ws = make_ws(tables, tmp_path, as_of=as_of)
+    # subscription boundaries (start and end days) are where the half-open rule matters
+    days = sorted({d for d in tables["subscriptions"]["start_date"]}
+                  | {d for d in tables["subscriptions"]["end_date"] if isinstance(d, dt.date)})
+    for d in days[::3] + [BASE + dt.timedelta(days=200)]:
+        got = r.mrr_at(ws, d)
+        want = {a: b.mrr_at(a, d) for a in tables["accounts"]["account_id"] if b.covered(a, d)}
+        assert dict(zip(got["account_id"], got["mrr"], strict=True)) == pytest.approx(want), d
+    # one date per row: uncovered pairs get 0, order and index are kept
+    ids = list(tables["accounts"]["account_id"])
+    pairs = pd.DataFrame({"account_id": ids * 2,
+                          "date": [days[i % len(days)] for i in range(2 * len(ids))]},
+                         index=range(100, 100 + 2 * len(ids)))
+    got = r.mrr_at(ws, pairs)
+    assert list(got.index) == list(pairs.index)
+    assert got["mrr"].tolist() == pytest.approx([b.mrr_at(a, d) for a, d in
+                                                 zip(pairs["account_id"], pairs["date"],
+                                                     strict=True)])
+    assert r.mrr_at(ws, pairs.iloc[:0])["mrr"].empty
+    # scoped: only the scope's accounts
+    acc = tables["accounts"]
+    d = BASE + dt.timedelta(days=200)
+    want = {a for a in acc.loc[acc["segment"] == "SMB", "account_id"] if b.covered(a, d)}
+    assert want  # the seeds give covered SMB accounts on that day
+    assert set(r.mrr_at(ws.where(segment="SMB"), d)["account_id"]) == want

@@ -13,10 +13,12 @@ import pandas as pd
 from cs_analysis.dashboard.base import (
     ALL,
     KPI,
+    WIDE_PANEL_WIDTH,
     Dashboard,
     Panel,
     View,
     choice_filter,
+    fit_chart,
     fmt_int,
     fmt_pct,
     range_filter,
@@ -44,15 +46,6 @@ def _fmt_score(metric: str, signed: bool = False):
     if metric == "csat":
         return (lambda x: f"{x * 100:+.1f} pts") if signed else (lambda x: fmt_pct(x, 0))
     return (lambda x: f"{x:+.2f}") if signed else (lambda x: f"{x:.2f}")
-
-
-def _chart(chart, height: int = 240):
-    """A chart laid out for a dashboard panel: the panel shows the title, full width."""
-    import altair as alt
-
-    chart = chart.copy(deep=False)
-    chart.title = alt.Undefined
-    return chart.properties(width="container", height=height)
 
 
 class VoiceOfCustomerDashboard(Dashboard):
@@ -194,7 +187,8 @@ class VoiceOfCustomerDashboard(Dashboard):
         trend = score_fn(df, period="quarter", survey=survey, small_sample=self.small_sample)
         kpis = self._kpi_tiles(metric, name, overall, df, survey)
         panels = [Panel("trend", f"{name} per quarter",
-                        _chart(_charts().score_trend(trend), 220) if len(trend) else None,
+                        fit_chart(_charts().score_trend(trend), WIDE_PANEL_WIDTH, 220)
+                        if len(trend) else None,
                         caption=self._trend_caption(metric), wide=True)]
         group_col = "segment" if (params.get("segment") in (None, ALL)
                                   and "segment" in df.columns) else None
@@ -208,7 +202,7 @@ class VoiceOfCustomerDashboard(Dashboard):
                         small_sample=self.small_sample)
             panels.append(Panel(
                 "themes", "What the comments talk about",
-                _chart(_charts().theme_bars(th.summary), 120 + 10 * len(th.summary))
+                fit_chart(_charts().theme_bars(th.summary), height=120 + 10 * len(th.summary))
                 if len(th.comments) else None,
                 caption=f"Share of the {len(th.comments):,} comments mentioning each theme, "
                         "by category (a comment can mention several); 95% Wilson intervals. "
@@ -301,7 +295,8 @@ class VoiceOfCustomerDashboard(Dashboard):
                 notes.append(f"{', '.join(small)}: fewer than {self.small_sample} responses, "
                              f"so differences by {label} are not conclusive.")
         return Panel(key, f"{name} by {label}",
-                     _chart(_charts().score_by_group(scores), 200) if len(scores) else None,
+                     fit_chart(_charts().score_by_group(scores), height=200)
+                     if len(scores) else None,
                      caption=caption)
 
     @staticmethod
