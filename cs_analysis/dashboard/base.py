@@ -688,6 +688,35 @@ class Dashboard:
             where["signup_between"] = params["signup_between"]
         return self.ws.where(**where) if where else self.ws
 
+    def cohort_filter(self) -> widgets.Widget | None:
+        """A ``cohorts`` range filter over the signup months up to the as-of date.
+
+        None when the accounts span fewer than two months. :meth:`cohort_scope` turns
+        its value into ``signup_between``.
+        """
+        from cs_analysis.workspace import _to_date
+
+        acc = self.ws.table("accounts", columns=["signup_date"])
+        row = acc.aggregate(lo=acc.signup_date.min(), hi=acc.signup_date.max()).to_pandas()
+        lo, hi = row["lo"].iloc[0], row["hi"].iloc[0]
+        if is_missing(lo) or is_missing(hi):
+            return None
+        as_of = _to_date(self.as_of) if self.as_of else self.ws.as_of
+        lo, hi = pd.Timestamp(lo).date(), min(pd.Timestamp(hi).date(), as_of)
+        months = range(lo.year * 12 + lo.month - 1, hi.year * 12 + hi.month)
+        if len(months) < 2:
+            return None
+        return range_filter("cohorts", "Signup cohorts", [(month_label(m), m) for m in months])
+
+    def cohort_scope(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``{"signup_between": (first day, last day)}`` for a narrowed cohorts filter, else {}."""
+        cohorts = params.get("cohorts")
+        if cohorts and "cohorts" in self.filters:
+            options = [v for _, v in self.filters["cohorts"].options]
+            if tuple(cohorts) != (options[0], options[-1]):
+                return {"signup_between": month_range(cohorts[0], cohorts[1])}
+        return {}
+
     # -- state tests read ---------------------------------------------------------------
     @property
     def kpis(self) -> list[KPI]:

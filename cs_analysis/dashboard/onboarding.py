@@ -22,9 +22,6 @@ from cs_analysis.dashboard.base import (
     fmt_int,
     fmt_pct,
     is_missing,
-    month_label,
-    month_range,
-    range_filter,
     toggle_filter,
 )
 from cs_analysis.onboarding import (
@@ -119,34 +116,18 @@ class OnboardingDashboard(Dashboard):
         """Segment, CSM, signup cohorts and stage."""
         filters = dict(account_filters(self.ws, ("segment", "csm_owner"),
                                        labels={"csm_owner": "CSM"}))
-        months = self._cohort_months()
-        if len(months) > 1:
-            filters["cohorts"] = range_filter("cohorts", "Signup cohorts",
-                                              [(month_label(m), m) for m in months])
+        cohorts = self.cohort_filter()
+        if cohorts is not None:
+            filters["cohorts"] = cohorts
         if len(self.criteria.stages) > 1:
             filters["stage"] = toggle_filter(
                 "stage", "Stage", [(s.label, s.name) for s in self.criteria.stages],
                 value=self.criteria.stages[-1].name)
         return filters
 
-    def _cohort_months(self) -> list[int]:
-        acc = self.ws.table("accounts", columns=["signup_date"])
-        row = acc.aggregate(lo=acc.signup_date.min(), hi=acc.signup_date.max()).to_pandas()
-        lo, hi = row["lo"].iloc[0], row["hi"].iloc[0]
-        if is_missing(lo) or is_missing(hi):
-            return []
-        as_of = _to_date(self.as_of) if self.as_of else self.ws.as_of
-        lo, hi = pd.Timestamp(lo).date(), min(pd.Timestamp(hi).date(), as_of)
-        return list(range(lo.year * 12 + lo.month - 1, hi.year * 12 + hi.month))
-
     def _where(self, params) -> dict:
-        where = {k: params.get(k) for k in ("segment", "csm_owner")}
-        cohorts = params.get("cohorts")
-        if cohorts and "cohorts" in self.filters:
-            options = [v for _, v in self.filters["cohorts"].options]
-            if tuple(cohorts) != (options[0], options[-1]):
-                where["signup_between"] = month_range(cohorts[0], cohorts[1])
-        return where
+        return {**{k: params.get(k) for k in ("segment", "csm_owner")},
+                **self.cohort_scope(params)}
 
     # -- the view ------------------------------------------------------------------
     def compute(self, params):

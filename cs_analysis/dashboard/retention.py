@@ -24,9 +24,6 @@ from cs_analysis.dashboard.base import (
     fmt_money,
     fmt_pct,
     is_missing,
-    month_label,
-    month_range,
-    range_filter,
     toggle_filter,
 )
 
@@ -149,10 +146,9 @@ class RetentionDashboard(Dashboard):
     def make_filters(self):
         """Account filters, signup cohorts, grain, retained basis and split."""
         filters: dict[str, widgets.Widget] = dict(account_filters(self.ws, self.dimensions))
-        months = self._cohort_months()
-        if len(months) > 1:
-            filters["cohorts"] = range_filter(
-                "cohorts", "Signup cohorts", [(month_label(m), m) for m in months])
+        cohorts = self.cohort_filter()
+        if cohorts is not None:
+            filters["cohorts"] = cohorts
         filters["grain"] = toggle_filter("grain", "Grain",
                                          [("Month", "month"), ("Quarter", "quarter")])
         filters["basis"] = toggle_filter(
@@ -164,24 +160,9 @@ class RetentionDashboard(Dashboard):
                                        for c in present])
         return filters
 
-    def _cohort_months(self) -> list[int]:
-        acc = self.ws.table("accounts", columns=["signup_date"])
-        row = acc.aggregate(lo=acc.signup_date.min(), hi=acc.signup_date.max()).to_pandas()
-        lo, hi = row["lo"].iloc[0], row["hi"].iloc[0]
-        if is_missing(lo) or is_missing(hi):
-            return []
-        as_of = self.as_of or self.ws.as_of
-        lo, hi = pd.Timestamp(lo).date(), min(pd.Timestamp(hi).date(), as_of)
-        return list(range(lo.year * 12 + lo.month - 1, hi.year * 12 + hi.month))
-
     def _where(self, params: Mapping[str, Any]) -> dict[str, Any]:
         where = {k: v for k, v in params.items() if k in self.dimensions}
-        cohorts = params.get("cohorts")
-        if cohorts and "cohorts" in self.filters:
-            options = [v for _, v in self.filters["cohorts"].options]
-            if tuple(cohorts) != (options[0], options[-1]):
-                where["signup_between"] = month_range(cohorts[0], cohorts[1])
-        return where
+        return {**where, **self.cohort_scope(params)}
 
     # -- the view ------------------------------------------------------------------
     def compute(self, params):
