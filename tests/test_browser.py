@@ -74,7 +74,8 @@ class Recorder:
         self.requests: list[str] = []
         self.errors: list[str] = []
         page.on("request", lambda r: self.requests.append(r.url))
-        page.on("console", lambda m: self.errors.append(f"console: {m.text}")
+        page.on("console", lambda m: self.errors.append(
+            f"console: {m.text} @ {(m.location or {}).get('url', '')}")
                 if m.type == "error" else None)
         page.on("pageerror", lambda e: self.errors.append(f"page error: {e} {e.stack}"))
 

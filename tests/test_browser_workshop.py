@@ -98,6 +98,7 @@ def test_edit_save_reload_keeps_the_edit(server, page, workshop_folder):
     assert saved.stage_names[1] == NEW_NAME
     tb.screenshot(page, "journey_workshop-edited")
 
+    assert page.recorder.errors == [], "errors in the browser console before reload"
     page.reload()
     _open(page, server)
     expect(page.locator(".cs-journey-agreed")).to_contain_text(NEW_NAME, timeout=tb.LOAD_MS)
@@ -109,7 +110,12 @@ def test_edit_save_reload_keeps_the_edit(server, page, workshop_folder):
     tb.screenshot(page, "journey_workshop-reloaded")
 
     assert page.recorder.external() == [], "requests left localhost"
-    assert page.recorder.errors == [], "errors in the browser console"
+    # Leaving a Voila page posts /voila/api/shutdown/<kernel> without its _xsrf token;
+    # Voila answers 403 (seen in the server log on every reload, passing or not) and
+    # Chromium sometimes reports it in the console before the old page is gone. That
+    # is Voila's own unload request, not the dashboard: only it is excused.
+    errors = [e for e in page.recorder.errors if "/voila/api/shutdown/" not in e]
+    assert errors == [], "errors in the browser console"
     new_log = server.log_text()[log_start:]
     bad = [line for line in new_log.splitlines() if tb.BAD_LOG.search(line)]
     assert bad == [], "errors in the server log:\n" + new_log
