@@ -11,6 +11,7 @@ Needs /usr/bin/chromium: skipped locally without it, failed when CI=true.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -42,11 +43,11 @@ def _require_chromium() -> None:
         pytest.skip(reason)
 
 
-@pytest.fixture(scope="module")
-def server(small_demo_path, tmp_path_factory):
+@contextlib.contextmanager
+def serving(workspace, log, env=None):
+    """A `cs-analysis serve` for a test module; fails if processes are left behind."""
     _require_chromium()
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    srv = DashboardServer(small_demo_path, log_path=log)
+    srv = DashboardServer(workspace, log_path=log, env=env)
     srv.start()
     try:
         yield srv
@@ -55,8 +56,9 @@ def server(small_demo_path, tmp_path_factory):
         assert srv.processes() == [], "server processes left behind"
 
 
-@pytest.fixture(scope="module")
-def browser(server):
+@contextlib.contextmanager
+def chromium():
+    """Debian's Chromium driven by Playwright (never a downloaded browser)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -65,6 +67,18 @@ def browser(server):
             yield b
         finally:
             b.close()
+
+
+@pytest.fixture(scope="module")
+def server(small_demo_path, tmp_path_factory):
+    with serving(small_demo_path, tmp_path_factory.mktemp("serve") / "serve.log") as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    with chromium() as b:
+        yield b
 
 
 class Recorder:

@@ -13,7 +13,6 @@ import pytest
 import test_browser as tb  # noqa: I001 - the sibling test module (tests/ is on sys.path)
 
 from cs_analysis import journey
-from cs_analysis.serve import CHROMIUM, CHROMIUM_ARGS, DashboardServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
 
@@ -28,28 +27,16 @@ def workshop_folder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(small_demo_path, tmp_path_factory, workshop_folder):
-    tb._require_chromium()
     log = tmp_path_factory.mktemp("serve-workshop") / "serve.log"
-    srv = DashboardServer(small_demo_path, log_path=log,
-                          env={journey.WORKSHOP_ENV: str(workshop_folder)})
-    srv.start()
-    try:
+    with tb.serving(small_demo_path, log,
+                    env={journey.WORKSHOP_ENV: str(workshop_folder)}) as srv:
         yield srv
-    finally:
-        srv.stop()
-        assert srv.processes() == [], "server processes left behind"
 
 
 @pytest.fixture(scope="module")
 def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
-        try:
-            yield b
-        finally:
-            b.close()
+    with tb.chromium() as b:
+        yield b
 
 
 @pytest.fixture
