@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 
 from cs_analysis import onboarding as ob
-from cs_analysis.dashboard import ErrorPanel, OnboardingDashboard
+from cs_analysis.dashboard import ErrorPanel, OnboardingDashboard, month_range
 from cs_analysis.workspace import WorkspaceError, open_workspace, write_workspace
 
 AS_OF = pd.Timestamp("2024-06-30")
@@ -1144,3 +1144,40 @@ def test_dashboard_reports_a_bad_criteria_file(small_demo, tmp_path):
     bad.write_text("clock_start: [", encoding="utf-8")
     panel = OnboardingDashboard.launch(small_demo, criteria=str(bad))
     assert "not valid YAML" in panel.error
+
+
+def test_dashboard_narrows_whole_workspace_frames_exactly_like_a_scoped_workspace(small_demo):
+    # The dashboard computes time-to-value and the stalled list once for the workspace and
+    # narrows them on each filter change; every number must equal the analysis run on
+    # ws.where(<the same filters>).
+    dash = OnboardingDashboard(small_demo)
+    owner = sorted(v for v in dash.filters["csm_owner"].options if v != "All")[0]
+    cohorts = [v for _, v in dash.filters["cohorts"].options]
+    lo, hi = cohorts[len(cohorts) // 4], cohorts[3 * len(cohorts) // 4]
+    cases = [({"segment": "SMB"}, {"segment": "SMB"}),
+             ({"csm_owner": owner}, {"csm_owner": owner}),
+             ({"segment": "Mid-Market", "cohorts": (lo, hi)},
+              {"segment": "Mid-Market", "signup_between": month_range(lo, hi)})]
+    for values, where in cases:
+        defaults = {"segment": "All", "csm_owner": "All", "cohorts": (cohorts[0], cohorts[-1])}
+        for name, value in {**defaults, **values}.items():
+            dash.filters[name].value = value
+        scoped = small_demo.where(**where)
+        want = ob.stalled_accounts(scoped)
+        got = dash.table
+        assert list(got["account_id"]) == list(want["account_id"]), values
+        assert list(got["risk_rank"]) == list(range(1, len(want) + 1))
+        pd.testing.assert_frame_equal(got[want.columns].reset_index(drop=True), want,
+                                      check_dtype=False)
+        summary = ob.ttv_summary(scoped, by=None).iloc[0]
+        median = dash.kpi("Median days to value")
+        assert median.n == summary["accounts"] and median.value == summary["median_days"]
+        assert dash.kpi("Still onboarding").value == int(
+            (ob.time_to_value(scoped, stage="value_realized")["status"] == "in_progress").sum())
+        curves = ob.ttv_curves(scoped)
+        spec = dash.charts["curves"].to_dict()
+        plotted = {round(r["days"], 6) for v in spec["datasets"].values() for r in v
+                   if "reached_share" in r}
+        clip = 3 * curves["target_days"].max()  # the chart stops at 3x the target
+        assert {d for d in plotted if d < clip} == {round(d, 6) for d in curves["days"]
+                                                    if d < clip}

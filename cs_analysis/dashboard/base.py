@@ -44,6 +44,7 @@ widgets with fixed options, and escape any data shown as HTML (:func:`esc`).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import html
 import json
@@ -307,6 +308,11 @@ class Panel:
     renderer : {"svg", "canvas"}
         How the browser draws the chart; canvas is faster for thousands of marks (a
         monthly cohort triangle), SVG crisper for the rest.
+    build : callable, optional
+        Builds ``chart`` when the view is drawn (``chart`` stays None until then; the
+        callable may return None for an empty panel). Building Altair charts takes a
+        noticeable share of a filter change, so :meth:`Dashboard.stages` draws the first
+        such panel (with the KPI tiles) before building the others.
     """
 
     key: str
@@ -317,6 +323,13 @@ class Panel:
     empty: str = "Nothing to show for this selection."
     pending: bool = False
     renderer: str = "svg"
+    build: Callable[[], Any] | None = field(default=None, compare=False, repr=False)
+
+    def built(self) -> Panel:
+        """This panel with its chart built (itself when there is nothing to build)."""
+        if self.build is None:
+            return self
+        return dataclasses.replace(self, chart=self.build(), build=None)
 
 
 @dataclass
@@ -618,6 +631,7 @@ class Dashboard:
         self.info = info if info is not None else self._default_info()
         self._cache: OrderedDict[tuple, View] = OrderedDict()
         self._cache_size = cache_size
+        self._memo: OrderedDict[tuple, Any] = OrderedDict()
         self.view: View | None = None
         self.error: str | None = None
         self._chart_widgets: dict[str, Any] = {}
@@ -660,13 +674,25 @@ class Dashboard:
     def stages(self, params: Mapping[str, Any]) -> Iterator[View]:
         """Successive views for these filter values; the last one is complete.
 
-        The default yields :meth:`compute`. Override it to show fast parts first: yield
-        a view whose slow KPIs and panels are marked ``pending=True``, then the complete
-        view (and let :meth:`compute` return the last stage). Each stage is drawn as soon
-        as it is yielded, so a viewer sees the fast charts change while slow ones are
-        still being computed.
+        The default draws :meth:`compute` in up to two stages: when its panels have
+        charts still to build (:attr:`Panel.build`), first the KPI tiles with the first
+        such chart (the others ``pending``, the table kept), then everything. Override it
+        to show other fast parts first: yield a view whose slow KPIs and panels are
+        marked ``pending=True``, then the complete view (and let :meth:`compute` return
+        the last stage). Each stage is drawn as soon as it is yielded, so a viewer sees
+        the fast charts change while slow ones are still being computed.
         """
-        yield self.compute(params)
+        view = self.compute(params)
+        lazy = [i for i, p in enumerate(view.panels) if p.build is not None]
+        if lazy:
+            first = [p.built() if i == lazy[0] else
+                     dataclasses.replace(p, pending=True) if p.build is not None else p
+                     for i, p in enumerate(view.panels)]
+            yield dataclasses.replace(view, panels=first, table=None)
+            view = dataclasses.replace(view, panels=[first[lazy[0]] if i == lazy[0]
+                                                     else p.built()
+                                                     for i, p in enumerate(view.panels)])
+        yield view
 
     # -- helpers for subclasses -----------------------------------------------------
     def params(self) -> dict[str, Any]:
@@ -687,6 +713,56 @@ class Dashboard:
         if params.get("signup_between") is not None:
             where["signup_between"] = params["signup_between"]
         return self.ws.where(**where) if where else self.ws
+
+    def scope_ids(self, params: Mapping[str, Any]) -> pd.Index | None:
+        """Ids of the accounts :meth:`scoped` keeps for ``params``; None when it keeps all.
+
+        The workspace answers (one small query on ``accounts`` per scope, remembered), so
+        the scope means exactly what :meth:`Workspace.where` means. With
+        :meth:`in_scope`, a dashboard computes an account-level frame once for the whole
+        workspace and narrows it on each filter change instead of asking the engine
+        again: account-level results do not depend on which other accounts are in scope.
+        """
+        ws = self.scoped(params)
+        if not ws.filters or ws.filters == self.ws.filters:
+            return None
+
+        def ids():
+            acc = ws.table("accounts", columns=["account_id"]).select("account_id")
+            return pd.Index(acc.to_pandas()["account_id"].astype("str").unique())
+
+        return self.memo("scope", _freeze(ws.filters), ids)
+
+    @staticmethod
+    def in_scope(frame: pd.DataFrame, ids: pd.Index | None,
+                 column: str = "account_id") -> pd.DataFrame:
+        """The rows of ``frame`` whose ``column`` is among ``ids`` (all rows for None)."""
+        if ids is None:
+            return frame
+        return frame[frame[column].astype("str").isin(ids)]
+
+    def memo(self, name: str, key, compute: Callable[[], Any], size: int = 16):
+        """``compute()``, remembered under ``(name, key)`` (the ``size`` latest per name).
+
+        For what several views share: account-level frames for the whole workspace, the
+        accounts of a scope. :meth:`invalidate` forgets them (e.g. after an edit).
+        """
+        full = (name, key)
+        if full in self._memo:
+            self._memo.move_to_end(full)
+            return self._memo[full]
+        value = compute()
+        self._memo[full] = value
+        same = [k for k in self._memo if k[0] == name]
+        for k in same[:-size]:
+            del self._memo[k]
+        return value
+
+    def invalidate(self, name: str | None = None) -> None:
+        """Forget remembered views and :meth:`memo` values (of ``name``, or all)."""
+        self._cache.clear()
+        for k in [k for k in self._memo if name is None or k[0] == name]:
+            del self._memo[k]
 
     def cohort_filter(self) -> widgets.Widget | None:
         """A ``cohorts`` range filter over the signup months up to the as-of date.
@@ -769,11 +845,13 @@ class Dashboard:
         try:
             ws = workspace if isinstance(workspace, Workspace) else open_workspace(
                 workspace or None)
-            return cls(ws, **kwargs)
+            app = cls(ws, **kwargs)
         except Exception as exc:  # noqa: BLE001 - shown to people, logged for analysts
             _log_exception(exc)
             message, hint = friendly_error(exc)
             return ErrorPanel(message, hint)
+        _freeze_heap()
+        return app
 
     # -- drawing ------------------------------------------------------------------
     def _default_info(self) -> DashboardInfo:
@@ -1010,6 +1088,19 @@ def use_served_chart_bundle(path: str | None = None) -> bool:
     alt.JupyterChart._esm = _CHART_SHIM % json.dumps(path)
     alt.JupyterChart._is_offline = True
     return True
+
+
+def _freeze_heap() -> None:
+    """Exempt what exists now (libraries, the workspace, the first view) from the GC.
+
+    A dashboard kernel holds a few million long-lived objects (pandas, Ibis, Altair and
+    their schemas). Every full garbage collection walked all of them, 0.1-0.25 s in the
+    middle of a filter change; frozen, a collection only walks what the views create.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def _freeze(value):

@@ -130,19 +130,42 @@ class OnboardingDashboard(Dashboard):
                 **self.cohort_scope(params)}
 
     # -- the view ------------------------------------------------------------------
+    def accounts_at(self, stage: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Whole-workspace :func:`time_to_value` and :func:`stalled_accounts` of a stage.
+
+        Both are one row per account, so a filter change only narrows them
+        (:meth:`Dashboard.in_scope`); the engine is asked once per stage.
+        """
+        def run():
+            ttv = time_to_value(self.ws, self.criteria, stage, as_of=self.as_of)
+            stalled = stalled_accounts(self.ws, self.criteria, self.idle_days, stage=stage,
+                                       as_of=self.as_of)
+            return ttv, stalled
+
+        return self.memo("accounts_at", stage, run)
+
     def compute(self, params):
-        """KPI tiles, TTV curves, median vs target, stalled per CSM, stalled table."""
+        """KPI tiles, TTV curves, median vs target, stalled per CSM, stalled table.
+
+        Numbers are those of the analyses on ``ws.where(<filters>)``: the stage's
+        account-level frames narrowed to the accounts in scope, the stalled list
+        renumbered (its order is a total order, so the scope's order is the same).
+        """
         from cs_analysis import charts
-        ws = self.scoped(self._where(params))
+        where = self._where(params)
+        ws = self.scoped(where)
+        ids = self.scope_ids(where)
         crit = self.criteria
         st = crit.stage(params.get("stage") or None)
         as_of = self.as_of
         by = "segment" if ws.has("accounts", "segment") else None
-        ttv = time_to_value(ws, crit, st.name, as_of=as_of)
+        ttv_all, stalled_all = self.accounts_at(st.name)
+        ttv = self.in_scope(ttv_all, ids)
+        stalled = self.in_scope(stalled_all, ids).reset_index(drop=True)
+        stalled["risk_rank"] = np.arange(1, len(stalled) + 1)
         overall = ttv_summary(ws, crit, by=None, stage=st.name, as_of=as_of, ttv=ttv)
         per = ttv_summary(ws, crit, by=by, stage=st.name, as_of=as_of, ttv=ttv)
         curves = ttv_curves(ws, crit, by=by, stage=st.name, as_of=as_of, ttv=ttv)
-        stalled = stalled_accounts(ws, crit, self.idle_days, stage=st.name, as_of=as_of)
 
         row = overall.iloc[0] if len(overall) else None
         n = int(row["accounts"]) if row is not None else 0
@@ -173,16 +196,18 @@ class OnboardingDashboard(Dashboard):
         stalled_by_csm = stalled_per_owner(stalled)
         panels = [
             Panel("curves", f"Accounts at {label} after each number of days",
-                  fit_chart(charts.ttv_curves(curves)) if not curves.empty else None,
+                  build=lambda: fit_chart(charts.ttv_curves(curves)) if not curves.empty
+                  else None,
                   caption="Kaplan-Meier: share that reached the stage, counting accounts "
                           "still onboarding (or churned) only while observed. Dashed "
                           "lines: targets.", wide=True),
             Panel("targets", "Median days vs target",
-                  fit_chart(charts.ttv_targets(per)) if per["accounts"].sum() else None,
+                  build=lambda: fit_chart(charts.ttv_targets(per)) if per["accounts"].sum()
+                  else None,
                   caption="Median with its 95% interval; ticks mark each segment's target; "
                           "labels: share within target."),
             Panel("stalled", "Stalled onboardings per CSM",
-                  fit_chart(charts.stalled_by_owner(stalled_by_csm))
+                  build=lambda: fit_chart(charts.stalled_by_owner(stalled_by_csm))
                   if not stalled_by_csm.empty else None,
                   caption="Past the target, or no new milestone for "
                           f"{self.idle_days} days.",
