@@ -326,7 +326,7 @@ class Panel:
     build: Callable[[], Any] | None = field(default=None, compare=False, repr=False)
 
     def built(self) -> Panel:
-        """This panel with its chart built (itself when there is nothing to build)."""
+        """The panel with its chart built (itself when there is nothing to build)."""
         if self.build is None:
             return self
         return dataclasses.replace(self, chart=self.build(), build=None)
