@@ -17,6 +17,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hst
 from scipy import stats
 
 from cs_analysis import charts, demo
@@ -397,6 +399,15 @@ def test_compare_corrects_for_multiple_comparisons_with_holm(small_demo):
     none = sv.compare(small_demo, "respondent_role", correction="none")
     assert (none["p_adjusted"] == none["p_value"]).all()
     assert (c["p_adjusted"] >= c["p_value"] - 1e-15).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(hst.lists(hst.sampled_from([0.0, 1e-4, 0.01, 0.02, 0.04, 0.3, 0.5, 1.0])
+                | hst.floats(0, 1), min_size=1, max_size=30))
+def test_holm_matches_statsmodels_with_ties_and_extremes(p):
+    from statsmodels.stats.multitest import multipletests
+
+    assert sv.holm(p) == pytest.approx(multipletests(p, method="holm")[1], abs=1e-12)
 
 
 def test_compare_flags_small_groups_instead_of_hiding_them(small_demo):
@@ -1015,8 +1026,11 @@ def test_dashboard_search_filters_the_comment_table_and_csv(voc, monkeypatch):
     monkeypatch.setattr(voc, "_compute_all", lambda p: calls.append(p) or heavy(p))
     try:
         everything = len(voc.table)
+        charts_before = voc.charts
         voc.filters["search"].value = "料金"
         table = voc.table
+        # the charts are not rebuilt (nor sent to the browser again) for a search
+        assert all(voc.charts[k] is c for k, c in charts_before.items())
         assert 0 < len(table) < everything
         assert table["comment"].str.contains("料金").all()
         csv = decode_csv(voc.csv_href)
@@ -1028,6 +1042,45 @@ def test_dashboard_search_filters_the_comment_table_and_csv(voc, monkeypatch):
         assert calls == []  # searching re-filters the table only
     finally:
         voc.filters["search"].value = ""
+
+
+def test_dashboard_narrows_whole_workspace_responses_exactly_like_the_engine(voc, small_demo):
+    # The dashboard asks the engine once per role and touchpoint and narrows survey,
+    # segment and quarters in memory: each combination must match responses() on the
+    # scoped workspace with the same filters.
+    opts = [v for _, v in voc.filters["period"].options]
+    touch = sorted(v for v in voc.filters["touchpoint"].options if v != ALL)
+    assert {"support", "periodic", "onboarding"} <= set(touch)
+    cases = [("nps", "Enterprise", ALL, (opts[2], opts[-2])),
+             ("csat", "SMB", "support", (opts[0], opts[-1])),
+             ("nps", ALL, "periodic", (opts[-3], opts[-1])),
+             ("csat", "Mid-Market", "onboarding", (opts[0], opts[-1]))]  # none: empty
+    try:
+        for survey, segment, tp, period in cases:
+            voc.filters["survey"].value = survey
+            voc.filters["segment"].value = segment
+            voc.filters["touchpoint"].value = tp
+            voc.filters["period"].value = period
+            ws = small_demo.where(segment=None if segment == ALL else segment)
+            narrowed = period != (opts[0], opts[-1])
+            r = sv.responses(ws, survey,
+                             since=sv.period_bounds(period[0], "quarter")[0] if narrowed
+                             else None,
+                             until=sv.period_bounds(period[1], "quarter")[1] if narrowed
+                             else None,
+                             touchpoints=None if tp == ALL else [tp])
+            direct = sv.SCORES[survey](r, survey=survey).iloc[0]
+            k = voc.kpi(survey.upper())
+            assert k.n == len(r) == direct["responses"], (survey, segment, tp, period)
+            if pd.isna(direct[survey]):
+                assert k.value is None and k.text == "–"
+            else:
+                assert k.value == pytest.approx(direct[survey])
+    finally:
+        voc.filters["survey"].value = "nps"
+        voc.filters["segment"].value = ALL
+        voc.filters["touchpoint"].value = ALL
+        voc.filters["period"].value = (opts[0], opts[-1])
 
 
 def test_dashboard_empty_selection_shows_a_note_not_an_error(voc):

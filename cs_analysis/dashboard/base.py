@@ -310,9 +310,10 @@ class Panel:
         monthly cohort triangle), SVG crisper for the rest.
     build : callable, optional
         Builds ``chart`` when the view is drawn (``chart`` stays None until then; the
-        callable may return None for an empty panel). Building Altair charts takes a
-        noticeable share of a filter change, so :meth:`Dashboard.stages` draws the first
-        such panel (with the KPI tiles) before building the others.
+        callable may return None for an empty panel, or a whole :class:`Panel` when the
+        caption depends on the slow part too). Building Altair charts (and tests behind a
+        caption) takes a noticeable share of a filter change, so :meth:`Dashboard.stages`
+        draws the first such panel (with the KPI tiles) before building the others.
     """
 
     key: str
@@ -329,7 +330,10 @@ class Panel:
         """The panel with its chart built (itself when there is nothing to build)."""
         if self.build is None:
             return self
-        return dataclasses.replace(self, chart=self.build(), build=None)
+        out = self.build()
+        if isinstance(out, Panel):
+            return dataclasses.replace(out, build=None, pending=False)
+        return dataclasses.replace(self, chart=out, build=None)
 
 
 @dataclass
@@ -340,9 +344,11 @@ class View:
     ----------
     kpis : list of KPI
     panels : list of Panel
-    table : DataFrame or None
+    table : DataFrame, None or callable
         Shown (first rows) and downloadable as CSV (all rows). None in a partial stage:
-        the table on screen stays, dimmed, until the complete view arrives.
+        the table on screen stays, dimmed, until the complete view arrives. A callable
+        returning the frame is called after the first stage is drawn
+        (:meth:`Dashboard.stages`).
     table_title : str
     table_formats : dict
         Column → formatter for the on-screen table (the CSV keeps raw values).
@@ -360,7 +366,8 @@ class View:
 
     kpis: list[KPI] = field(default_factory=list)
     panels: list[Panel] = field(default_factory=list)
-    table: pd.DataFrame | None = field(default_factory=pd.DataFrame)
+    table: pd.DataFrame | Callable[[], pd.DataFrame] | None = field(
+        default_factory=pd.DataFrame)
     table_title: str = "Data"
     table_formats: dict[str, Callable[[Any], str]] = field(default_factory=dict)
     table_columns: list[str] | None = None
@@ -637,6 +644,7 @@ class Dashboard:
         self._chart_widgets: dict[str, Any] = {}
         self._panel_boxes: dict[str, widgets.Box] = {}
         self._panel_texts: dict[str, widgets.HTML] = {}
+        self._panel_captions: dict[str, str] = {}
 
         # Few widgets on purpose: each is 2-3 models the browser must restore before the
         # page shows (style + header in one HTML, scope + notes in one, the table in one).
@@ -684,14 +692,15 @@ class Dashboard:
         """
         view = self.compute(params)
         lazy = [i for i, p in enumerate(view.panels) if p.build is not None]
-        if lazy:
-            first = [p.built() if i == lazy[0] else
+        if lazy or callable(view.table):
+            first = [p.built() if lazy and i == lazy[0] else
                      dataclasses.replace(p, pending=True) if p.build is not None else p
                      for i, p in enumerate(view.panels)]
             yield dataclasses.replace(view, panels=first, table=None)
-            view = dataclasses.replace(view, panels=[first[lazy[0]] if i == lazy[0]
-                                                     else p.built()
-                                                     for i, p in enumerate(view.panels)])
+            table = view.table() if callable(view.table) else view.table
+            view = dataclasses.replace(view, table=table, panels=[
+                first[i] if lazy and i == lazy[0] else p.built()
+                for i, p in enumerate(view.panels)])
         yield view
 
     # -- helpers for subclasses -----------------------------------------------------
@@ -941,6 +950,9 @@ class Dashboard:
             mark = ' <span class="cs-updating">updating…</span>' if p.pending else ""
             caption = (f'<div class="cs-chart-caption">{esc(p.caption)}</div>'
                        if p.caption else "")
+            if p.pending and not p.caption:  # keep the caption drawn, until the next stage
+                caption = self._panel_captions.get(p.key, "")
+            self._panel_captions[p.key] = caption
             head.value = f'<div class="cs-chart-title">{esc(p.title)}{mark}</div>{caption}'
             if p.wide:
                 box.add_class("cs-wide")

@@ -6,6 +6,8 @@ filters' scope; all numbers come from there.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from typing import Any, ClassVar
 
 import pandas as pd
@@ -136,23 +138,20 @@ class VoiceOfCustomerDashboard(Dashboard):
     def compute(self, params):
         """KPIs, trend, groups, themes and the comment table for these filter values.
 
-        Everything but the comment search is kept per filter values, so typing in the
-        search box only filters the table again.
+        Everything but the comment search is kept per filter values (charts included, so
+        they are built once), and typing in the search box only filters the table again.
+        The theme tagging and the group tests run after the KPIs and the trend are drawn
+        (:attr:`Panel.build`, a callable ``View.table``).
         """
-        import dataclasses
-
-        cache = self.__dict__.setdefault("_voc_cache", {})
         key = tuple(sorted((k, str(v)) for k, v in params.items() if k != "search"))
-        if key not in cache:
-            if len(cache) >= 8:
-                cache.pop(next(iter(cache)))
-            cache[key] = self._compute_all(params)
-        view, comments = cache[key]
-        table = (self._comment_table(comments, params.get("search") or "")
-                 if comments is not None else pd.DataFrame())
-        return dataclasses.replace(view, table=table)
+        view, themed = self.memo("voc", key, lambda: self._compute_all(params), size=8)
+        if themed is None:
+            return dataclasses.replace(view, table=pd.DataFrame())
+        search = params.get("search") or ""
+        return dataclasses.replace(
+            view, table=lambda: self._comment_table(themed().comments, search))
 
-    def _compute_all(self, params) -> tuple[View, pd.DataFrame | None]:
+    def _compute_all(self, params) -> tuple[View, Any]:
         ws = self.scoped(params)
         survey = params["survey"]
         metric = metric_of(survey)
@@ -161,17 +160,14 @@ class VoiceOfCustomerDashboard(Dashboard):
         role = params.get("role")
         touch = params.get("touchpoint")
         period = params.get("period")
-        since = until = None
+        quarters = None
         span = "all quarters"
         if period and "period" in self.filters:
             options = [v for _, v in self.filters["period"].options]
             if tuple(period) != (options[0], options[-1]):
-                since = period_bounds(period[0], "quarter")[0]
-                until = period_bounds(period[1], "quarter")[1]
+                quarters = (period[0], period[1])
             span = f"{period_label(period[0], 'quarter')}–{period_label(period[1], 'quarter')}"
-        df = responses(ws, survey, as_of=as_of, since=since, until=until,
-                       roles=None if role in (None, ALL) else [role],
-                       touchpoints=None if touch in (None, ALL) else [touch])
+        df = self._responses(params, survey, as_of, role, touch, quarters)
         n = len(df)
         name = {"nps": "NPS", "csat": "CSAT", "ces": "CES"}[metric] if survey in self._order \
             else survey
@@ -187,8 +183,8 @@ class VoiceOfCustomerDashboard(Dashboard):
         trend = score_fn(df, period="quarter", survey=survey, small_sample=self.small_sample)
         kpis = self._kpi_tiles(metric, name, overall, df, survey)
         panels = [Panel("trend", f"{name} per quarter",
-                        fit_chart(_charts().score_trend(trend), WIDE_PANEL_WIDTH, 220)
-                        if len(trend) else None,
+                        build=lambda: fit_chart(_charts().score_trend(trend), WIDE_PANEL_WIDTH,
+                                                220) if len(trend) else None,
                         caption=self._trend_caption(metric), wide=True)]
         group_col = "segment" if (params.get("segment") in (None, ALL)
                                   and "segment" in df.columns) else None
@@ -196,23 +192,53 @@ class VoiceOfCustomerDashboard(Dashboard):
             if col is None or col not in df.columns:
                 continue
             panels.append(self._group_panel(key, df, col, metric, name, survey, notes))
-        comments = None
+        themed = None
         if "comment" in df.columns:
-            th = themes(df, self.dictionary, by="category", quotes=0,
-                        small_sample=self.small_sample)
-            panels.append(Panel(
-                "themes", "What the comments talk about",
-                fit_chart(_charts().theme_bars(th.summary), height=120 + 10 * len(th.summary))
-                if len(th.comments) else None,
-                caption=f"Share of the {len(th.comments):,} comments mentioning each theme, "
-                        "by category (a comment can mention several); 95% Wilson intervals. "
-                        "Themes come from an editable dictionary (data/themes.yml).",
-                wide=True, empty="No comments in this selection."))
-            comments = th.comments
-        return View(kpis=kpis, panels=panels, table=pd.DataFrame(),
-                    table_title="Comments, newest first", scope=scope, notes=notes,
-                    csv_name=f"{survey}_comments.csv",
-                    table_formats={"score": lambda x: f"{x:g}"}), comments
+            themed = functools.cache(lambda: themes(df, self.dictionary, by="category",
+                                                    quotes=0, small_sample=self.small_sample))
+
+            def theme_panel() -> Panel:
+                th = themed()
+                chart = (fit_chart(_charts().theme_bars(th.summary),
+                                   height=120 + 10 * len(th.summary))
+                         if len(th.comments) else None)
+                return Panel(
+                    "themes", "What the comments talk about", chart,
+                    caption=f"Share of the {len(th.comments):,} comments mentioning each "
+                            "theme, by category (a comment can mention several); 95% Wilson "
+                            "intervals. Themes come from an editable dictionary "
+                            "(data/themes.yml).",
+                    wide=True, empty="No comments in this selection.")
+
+            panels.append(Panel("themes", "What the comments talk about",
+                                build=theme_panel, wide=True))
+        # built once per filter values: a search change redraws the same chart objects
+        panels = [dataclasses.replace(p, build=functools.cache(p.build)) if p.build else p
+                  for p in panels]
+        return View(kpis=kpis, panels=panels, table_title="Comments, newest first",
+                    scope=scope, notes=notes, csv_name=f"{survey}_comments.csv",
+                    table_formats={"score": lambda x: f"{x:g}"}), themed
+
+    def _responses(self, params, survey, as_of, role, touch, quarters) -> pd.DataFrame:
+        """:func:`responses` of ``ws.where(<account filters>)`` for these filter values.
+
+        The engine is asked once per role and touchpoint (they apply before the
+        one-response-per-respondent-per-wave rule, so they change which response is a
+        respondent's latest); the survey, the accounts in scope and the quarters then
+        narrow that frame in memory. Exact: deduplication is per survey and respondent
+        (a respondent belongs to one account), and ``quarters`` (first, last) are whole
+        waves.
+        """
+        roles = None if role in (None, ALL) else [role]
+        touchpoints = None if touch in (None, ALL) else [touch]
+        base = self.memo("responses", (str(as_of), role, touch), lambda: responses(
+            self.ws, as_of=as_of, roles=roles, touchpoints=touchpoints))
+        df = base[base["survey"] == survey]
+        if quarters is not None:
+            df = df[(df["wave"] >= quarters[0]) & (df["wave"] <= quarters[1])]
+        df = self.in_scope(df, self.scope_ids(params)).reset_index(drop=True)
+        df.attrs = dict(base.attrs)
+        return df
 
     def _kpi_tiles(self, metric: str, name: str, r, df: pd.DataFrame,
                    survey: str) -> list[KPI]:
@@ -273,31 +299,37 @@ class VoiceOfCustomerDashboard(Dashboard):
                 "responses that quarter.")
 
     def _group_panel(self, key, df, col, metric, name, survey, notes) -> Panel:
+        """The score by ``col``; the gap test (a bootstrap) runs when the panel is built."""
         scores = SCORES[metric](df, by=col, survey=survey, small_sample=self.small_sample)
         label = col.replace("respondent_", "").replace("_", " ")
-        caption = "Not enough groups to compare."
         if len(scores) >= 2:
-            # respondents of one account answer alike: test with account-bootstrap errors
-            comp = compare(df, col, survey, small_sample=self.small_sample,
-                           ci="account_bootstrap", n_boot=self.n_boot)
-            if len(comp):
-                top = comp.reindex(comp["difference"].abs().sort_values(ascending=False).index)
-                t = top.iloc[0]
-                sig = ("unlikely to be chance" if t["significant"] else "could be chance")
-                fmt = _fmt_score(metric, signed=True)
-                p = "–" if pd.isna(t["p_adjusted"]) else f"{t['p_adjusted']:.2g}"
-                caption = (f"Largest gap: {t['group_a']} − {t['group_b']} = "
-                           f"{fmt(t['difference'])} (p = {p}, account-level bootstrap, "
-                           f"Holm-adjusted over {len(comp)} comparisons: {sig}). Lines: 95% "
-                           f"intervals; hollow: fewer than {self.small_sample} responses.")
             small = scores.loc[scores["small_sample"], col].astype(str).tolist()
             if small:
                 notes.append(f"{', '.join(small)}: fewer than {self.small_sample} responses, "
                              f"so differences by {label} are not conclusive.")
-        return Panel(key, f"{name} by {label}",
-                     fit_chart(_charts().score_by_group(scores), height=200)
-                     if len(scores) else None,
-                     caption=caption)
+
+        def build() -> Panel:
+            caption = "Not enough groups to compare."
+            if len(scores) >= 2:
+                # respondents of one account answer alike: account-bootstrap errors
+                comp = compare(df, col, survey, small_sample=self.small_sample,
+                               ci="account_bootstrap", n_boot=self.n_boot)
+                if len(comp):
+                    order = comp["difference"].abs().sort_values(ascending=False).index
+                    t = comp.reindex(order).iloc[0]
+                    sig = ("unlikely to be chance" if t["significant"] else "could be chance")
+                    fmt = _fmt_score(metric, signed=True)
+                    p = "–" if pd.isna(t["p_adjusted"]) else f"{t['p_adjusted']:.2g}"
+                    caption = (f"Largest gap: {t['group_a']} − {t['group_b']} = "
+                               f"{fmt(t['difference'])} (p = {p}, account-level bootstrap, "
+                               f"Holm-adjusted over {len(comp)} comparisons: {sig}). Lines: "
+                               f"95% intervals; hollow: fewer than {self.small_sample} "
+                               "responses.")
+            chart = (fit_chart(_charts().score_by_group(scores), height=200)
+                     if len(scores) else None)
+            return Panel(key, f"{name} by {label}", chart, caption=caption)
+
+        return Panel(key, f"{name} by {label}", build=build)
 
     @staticmethod
     def _comment_table(comments: pd.DataFrame, search: str) -> pd.DataFrame:
