@@ -99,6 +99,7 @@ __all__ = [
     "dump_map",
     "export_handout",
     "goal_progress",
+    "journey_reach",
     "handout_html",
     "journeys_dir",
     "load_map",
@@ -1422,8 +1423,37 @@ _FLOW_COLUMNS = ["position", "stage", "signal", "has_signal", "from_stage", "acc
                  "churned_before", "small_sample"]
 
 
+def journey_reach(ws, journey, by: str | Sequence[str] | None = None, *, as_of=None
+                  ) -> pd.DataFrame:
+    """When each account reached each stage of a journey that has a data signal.
+
+    One row per account (signed up by the as-of date): ``account_id``, ``signup_date``,
+    ``churn_date`` (NaT while a customer), the ``by`` columns (as for
+    :func:`stage_flow`) and ``stage_<i>`` per signal stage (``i`` its 0-based position
+    in the map): when it was reached while a customer, NaT otherwise. This is what
+    :func:`stage_flow` aggregates; the rows do not depend on which other accounts are in
+    scope, so a dashboard computes them once and narrows them (``reach=``).
+
+    Parameters
+    ----------
+    ws : Workspace
+    journey : JourneyMap or what :func:`load_map` accepts
+    by : str or list of str, optional
+        Split columns to carry (``segment``, ``decision_style``, ``champion_domain``, ...).
+    as_of : date or str, optional
+        Default: the workspace's as-of date.
+    """
+    journey = load_map(journey)
+    as_of = _resolve_as_of(ws, as_of)
+    by_cols = [by] if isinstance(by, str) else list(by or [])
+    acc, _ = _reach_times(ws, journey, as_of, by_cols)
+    acc.attrs = {"journey": journey.fingerprint(), "as_of": as_of, "by": by_cols}
+    return acc
+
+
 def stage_flow(ws, journey, by: str | None = None, *, as_of=None, stall_days: int = 30,
-               small_sample: int = _SMALL) -> pd.DataFrame:
+               small_sample: int = _SMALL, reach: pd.DataFrame | None = None
+               ) -> pd.DataFrame:
     """How accounts move through a journey's stages: reach, conversion, days, stalls.
 
     Definitions (module docstring): a stage is **reached** at the first moment its data
@@ -1457,6 +1487,9 @@ def stage_flow(ws, journey, by: str | None = None, *, as_of=None, stall_days: in
         Days of waiting after which an account counts as stalled.
     small_sample : int
         Rows whose ``from_reached`` is below this are flagged ``small_sample``.
+    reach : DataFrame, optional
+        :func:`journey_reach` of this journey and as-of date (with the ``by`` column),
+        possibly narrowed to some accounts: aggregated instead of asking the engine.
 
     Returns
     -------
@@ -1472,7 +1505,17 @@ def stage_flow(ws, journey, by: str | None = None, *, as_of=None, stall_days: in
     journey = load_map(journey)
     as_of = _resolve_as_of(ws, as_of)
     by_cols = [by] if by else []
-    acc, stages = _reach_times(ws, journey, as_of, by_cols)
+    if reach is None:
+        acc, stages = _reach_times(ws, journey, as_of, by_cols)
+    else:
+        stages = _signal_stages(journey)
+        made = reach.attrs.get("journey"), reach.attrs.get("as_of")
+        missing = [c for c in [*by_cols, *(f"stage_{i}" for i, _ in stages)]
+                   if c not in reach]
+        if made != (journey.fingerprint(), as_of) or missing:
+            raise ValueError("reach must be journey_reach() of this journey and as-of date"
+                             + (f" with the column(s) {missing}" if missing else ""))
+        acc = reach.copy()
     if by:
         acc[by] = acc[by].astype("object").where(acc[by].notna(), "(missing)").astype("str")
         groups = [(str(k), g) for k, g in acc.groupby(by, sort=True)]

@@ -12,6 +12,7 @@ import datetime as dt
 from typing import Any, ClassVar
 
 from cs_analysis.dashboard.base import (
+    ALL,
     KPI,
     Dashboard,
     Panel,
@@ -37,6 +38,7 @@ from cs_analysis.journey import (
     export_handout,
     format_target,
     goal_progress,
+    journey_reach,
     latest_agreed,
     load_map,
     merge_maps,
@@ -111,6 +113,17 @@ class JourneyWorkshopDashboard(Dashboard):
         """Filter values plus the agreed map's fingerprint (edits recompute the view)."""
         return {**super().params(), "_map": self.session.map.fingerprint()}
 
+    def reach(self, journey: JourneyMap):
+        """:func:`journey_reach` of ``journey`` over the whole workspace, every split carried.
+
+        Asked of the engine once per map version (an edit changes the fingerprint); a
+        filter change narrows it to the accounts in scope.
+        """
+        by = [v for _, v in _SPLITS if v and (self.ws.has("stakeholders") if v in (
+            "champion_domain", "decision_style") else self.ws.has("accounts", v))]
+        return self.memo("reach", journey.fingerprint(), lambda: journey_reach(
+            self.ws, journey, by=by, as_of=self.as_of), size=4)
+
     def compute(self, params):
         """Stage flow of the agreed map in the scope: KPIs, funnel, days, table."""
         from cs_analysis import charts
@@ -118,8 +131,9 @@ class JourneyWorkshopDashboard(Dashboard):
         ws = self.scoped(params)
         split = dict(_SPLITS).get(params.get("split"), "") or None
         m = self.session.map
-        flow = stage_flow(ws, m, by=split, as_of=self.as_of)
-        total = stage_flow(ws, m, as_of=self.as_of) if split else flow
+        reach = self.in_scope(self.reach(m), self.scope_ids(params))
+        flow = stage_flow(ws, m, by=split, as_of=self.as_of, reach=reach)
+        total = stage_flow(ws, m, as_of=self.as_of, reach=reach) if split else flow
         sig = total[total["has_signal"]]
         n = int(total["accounts"].iloc[0]) if len(total) else 0
         kpis = [KPI("Accounts in scope", n, fmt_int, n=None)]
@@ -136,12 +150,14 @@ class JourneyWorkshopDashboard(Dashboard):
         kpis.append(KPI("Stages in the agreed map", len(m.stages), fmt_int,
                         detail=f"{len(sig)} with a data signal · {len(m.goals)} goals"))
         panels = [
-            Panel("funnel", "Accounts per stage", charts.journey_funnel(flow) if not sig.empty
-                  else None, "Bars: share of accounts that reached the stage; red ticks: "
-                  "share stalled before it.", wide=True),
-            Panel("days", "Days between stages", charts.journey_days(flow) if not sig.empty
-                  else None, "Median and quartiles from the Kaplan-Meier estimate; accounts "
-                  "still on the way are censored, not dropped."),
+            Panel("funnel", "Accounts per stage",
+                  caption="Bars: share of accounts that reached the stage; red ticks: "
+                  "share stalled before it.", wide=True,
+                  build=lambda: charts.journey_funnel(flow) if not sig.empty else None),
+            Panel("days", "Days between stages",
+                  caption="Median and quartiles from the Kaplan-Meier estimate; accounts "
+                  "still on the way are censored, not dropped.",
+                  build=lambda: charts.journey_days(flow) if not sig.empty else None),
         ]
         self._last_flow = total
         scope = f"{fmt_int(n)} accounts · data as of {self.as_of or self.ws.as_of}"
@@ -433,6 +449,8 @@ class SharedGoalsDashboard(Dashboard):
             journey = latest_agreed() or merge_maps(*default_maps())
         self.journey = load_map(journey)
         super().__init__(ws, **kwargs)
+        for grain in ("quarter", "month"):  # both ready before a viewer toggles the grain
+            self.progress(grain)
 
     def make_filters(self):
         """Segment, grain, and whether to split the lines by segment."""
@@ -444,15 +462,39 @@ class SharedGoalsDashboard(Dashboard):
                                               [("All together", False), ("By segment", True)])
         return out
 
+    def progress(self, grain: str) -> tuple[Any, Any]:
+        """:func:`goal_progress` over the whole workspace: in total, and by segment.
+
+        Asked of the engine once per grain. Every goal metric is computed within each
+        segment on its own (shares of that segment's accounts, scores of its responses),
+        so the rows of one segment are the progress of ``ws.where(segment=...)`` (less
+        the periods in which that segment has no account or response, which have no
+        value either way); a filter change only picks rows.
+        """
+        def run():
+            total = goal_progress(self.ws, self.journey, grain=grain, as_of=self.as_of)
+            by = (goal_progress(self.ws, self.journey, grain=grain, by="segment",
+                                as_of=self.as_of)
+                  if self.ws.has("accounts", "segment") else None)
+            return total, by
+
+        return self.memo("progress", grain, run)
+
     def compute(self, params):
         """Goal progress in the scope: one KPI and one chart per goal."""
         from cs_analysis import charts
 
-        ws = self.scoped(params)
+        segment = params.get("segment")
         by = "segment" if params.get("by_segment") else None
         grain = params.get("grain") or "quarter"
-        prog = goal_progress(ws, self.journey, grain=grain, by=by, as_of=self.as_of)
-        total = goal_progress(ws, self.journey, grain=grain, as_of=self.as_of) if by else prog
+        total_all, by_segment = self.progress(grain)
+        if segment in (None, ALL, ""):
+            total = total_all
+            prog = by_segment if by else total_all
+        else:  # one segment: its rows of the split progress
+            rows = by_segment[by_segment["segment"] == str(segment)].reset_index(drop=True)
+            total = rows.drop(columns="segment")
+            prog = rows if by else total
         kpis, panels = [], []
         for g in self.journey.goals:
             t = total[(total["goal"] == g.name) & total["value"].notna()]
@@ -472,8 +514,9 @@ class SharedGoalsDashboard(Dashboard):
             d = prog[prog["goal"] == g.name]
             d.attrs = {"by": by}
             panels.append(Panel(f"goal-{slug(g.name)}", f"{g.name} ({g.layer})",
-                                charts.goal_trend(d) if d["value"].notna().any() else None,
-                                g.definition()))
+                                caption=g.definition(),
+                                build=lambda d=d: charts.goal_trend(d)
+                                if d["value"].notna().any() else None))
         return View(kpis=kpis, panels=panels, table=prog, table_title="Goal values per period",
                     scope=f"{len(self.journey.goals)} shared goals from '{self.journey.title}' "
                           f"(version {self.journey.version})",
