@@ -22,7 +22,8 @@ counts behind every rate):
 Definitions (metrics.md, "Surveys")
 -----------------------------------
 - **wave**: the survey's period, by default the calendar quarter of ``responded_at``
-  (``wave="month"`` or ``"year"`` to change it). When ``respondent_id`` is present, only
+  (``wave="month"`` or ``"year"`` to change it). When ``respondent_id`` is present (a
+  respondent is an account's person: ``account_id`` and ``respondent_id``), only
   each respondent's latest response per survey and wave counts (latest ``responded_at``;
   on a tie, the larger ``response_id``). Responses without a ``respondent_id`` all count.
 - **NPS** = (promoters - detractors) / responses x 100 on the 0-10 scale (promoter 9-10,
@@ -259,8 +260,9 @@ def responses(ws, survey: str | Sequence[str] | None = None, *, wave: str = "qua
     Deduplication (metrics.md): a **wave** is the calendar ``wave`` (default quarter) of
     ``responded_at``. When ``respondent_id`` is present, only each respondent's latest
     response per survey and wave counts: the one with the latest ``responded_at``, and on
-    a tie the larger ``response_id``. Responses with no ``respondent_id`` all count (there
-    is no way to tell who answered twice).
+    a tie the larger ``response_id`` (a respondent is an ``account_id`` and
+    ``respondent_id`` pair, as stakeholders are). Responses with no ``respondent_id``
+    all count (there is no way to tell who answered twice).
 
     Parameters
     ----------
@@ -335,7 +337,8 @@ def responses(ws, survey: str | Sequence[str] | None = None, *, wave: str = "qua
     t = t.mutate(wave=_period_expr(t.responded_at, wave))
     has_respondent = "respondent_id" in t.columns
     if dedup and has_respondent:
-        w = ibis.window(group_by=[t.survey, t.wave, t.respondent_id],
+        # a respondent is a person of one account (person ids are unique per account)
+        w = ibis.window(group_by=[t.survey, t.wave, t.account_id, t.respondent_id],
                         order_by=[ibis.desc(t.responded_at), ibis.desc(t.response_id)])
         t = t.mutate(_rn=ibis.row_number().over(w))
         t = t.filter((t._rn == 0) | t.respondent_id.isnull()).drop("_rn")
@@ -489,13 +492,16 @@ def _dedup_frame(df: pd.DataFrame, wave: str) -> pd.DataFrame:
     tie = df["response_id"] if "response_id" in df.columns else pd.Series(
         np.arange(len(df)), index=df.index)
     survey = df["survey"] if "survey" in df.columns else pd.Series("", index=df.index)
+    account = (df["account_id"] if "account_id" in df.columns
+               else pd.Series("", index=df.index))
     work = pd.DataFrame({"s": survey.to_numpy(), "w": w.to_numpy(),
+                         "a": account.astype("str").to_numpy(),
                          "r": df["respondent_id"].to_numpy(),
                          "t": pd.to_datetime(df["responded_at"]).to_numpy(),
                          "id": tie.to_numpy()}, index=df.index)
     work = work.sort_values(["t", "id"])
     known = work["r"].notna()
-    keep = work[known].drop_duplicates(["s", "w", "r"], keep="last").index
+    keep = work[known].drop_duplicates(["s", "w", "a", "r"], keep="last").index
     keep = keep.union(work[~known].index)
     return df.loc[df.index.isin(keep)]
 

@@ -497,6 +497,58 @@ def test_stages_draw_fast_parts_first_and_cache_the_complete_view(tiny_ws, tiny_
     assert len(app.drawn) == 1 and not app.drawn[0].kpis[1].pending  # from the cache
 
 
+class Lazy(CountsDashboard):
+    """The same view with its chart and table built lazily (Panel.build, callable table)."""
+
+    def __init__(self, ws, **kwargs):
+        self.drawn, self.built = [], 0
+        super().__init__(ws, **kwargs)
+
+    def compute(self, params):
+        full = super().compute(params)
+
+        def build():
+            self.built += 1
+            return full.panels[0].chart
+
+        return View(kpis=full.kpis, panels=[
+            Panel("plans", "Accounts by plan", build=build, caption="per plan"),
+            Panel("again", "Again", build=build)],
+            table=lambda: full.table, table_title=full.table_title, scope=full.scope)
+
+    def _draw(self, view):
+        self.drawn.append(view)
+        super()._draw(view)
+
+
+def test_lazy_panels_draw_the_first_chart_before_the_others(tiny_ws, tiny_tables):
+    app = Lazy(tiny_ws)
+    first, last = app.drawn
+    assert first.panels[0].chart is not None and first.panels[1].pending
+    assert first.table is None  # the table arrives with the complete view
+    assert app.built == 2  # each chart built once, none twice
+    assert all(p.chart is not None and p.build is None for p in app.view.panels)
+    assert isinstance(app.table, pd.DataFrame) and len(app.table)
+    assert "per plan" in app._panel_boxes["plans"].children[0].value
+    app.filters["segment"].value = "SMB"
+    assert app.kpi("Accounts").value == (tiny_tables["accounts"].segment == "SMB").sum()
+    app.filters["segment"].value = ALL  # from the cache: complete, nothing rebuilt
+    assert app.built == 4 and all(p.chart is not None for p in app.view.panels)
+
+
+def test_a_stages_override_passing_lazy_panels_on_still_draws_them(tiny_ws):
+    class Override(Lazy):
+        def stages(self, params):
+            yield self.compute(params)  # the documented override, with lazy panels
+
+    app = Override(tiny_ws)
+    assert all(p.chart is not None for p in app.view.panels)
+    assert isinstance(app.table, pd.DataFrame) and len(app.table)
+    app.filters["segment"].value = "SMB"
+    app.filters["segment"].value = ALL
+    assert all(p.chart is not None for p in app._cache[next(reversed(app._cache))].panels)
+
+
 # -- the retention dashboard, against brute force on the small demo ----------------------------
 def _month(d) -> int:
     d = pd.Timestamp(d)

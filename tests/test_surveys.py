@@ -165,7 +165,7 @@ def brute_dedup(sr: pd.DataFrame, as_of=AS_OF) -> pd.DataFrame:
     sr["q"] = sr["responded_at"].dt.to_period("Q")
     known = sr[sr["respondent_id"].notna()]
     latest = (known.sort_values(["responded_at", "response_id"])
-              .groupby(["respondent_id", "survey", "q"]).tail(1))
+              .groupby(["account_id", "respondent_id", "survey", "q"]).tail(1))
     return pd.concat([latest, sr[sr["respondent_id"].isna()]]).sort_index()
 
 
@@ -262,6 +262,32 @@ def test_responses_carry_account_and_stakeholder_columns(sws):
     assert list(r.loc[["R02", "R05", "R03"], "category"]) == ["promoter", "passive", "detractor"]
     c = sv.responses(sws, "csat").set_index("response_id")
     assert list(c.loc[["C02", "C03", "C01"], "category"]) == ["positive", "neutral", "negative"]
+
+
+def test_a_respondent_id_reused_by_another_account_is_another_respondent(tmp_path, tables):
+    # person ids are unique within an account (as stakeholders are): "p1" at two customers
+    # is two people, each with their own latest response, whatever the scope.
+    t = {k: v.copy() for k, v in tables.items()}
+    sr = t["survey_responses"]
+    a1, a2 = sorted(sr["account_id"].unique())[:2]
+    both = sr.index[(sr["survey"] == "nps") & sr["account_id"].isin([a1, a2])
+                    & sr["respondent_id"].notna()]
+    sr.loc[both, "respondent_id"] = "p1"
+    t["stakeholders"] = t["stakeholders"].iloc[0:0]
+    ws = open_workspace(write_workspace(tmp_path / "reuse.duckdb", t,
+                                        config={"as_of": AS_OF.isoformat()}))
+    kept = brute_dedup(sr)
+    kept = kept[kept["survey"] == "nps"]
+    got = sv.responses(ws, "nps")
+    assert sorted(got["response_id"]) == sorted(kept["response_id"])
+    assert set(got.loc[got["respondent_id"] == "p1", "account_id"]) == {a1, a2}
+    one = sv.responses(ws.where(accounts=[a1]), "nps")
+    assert sorted(one["response_id"]) == sorted(got.loc[got["account_id"] == a1,
+                                                        "response_id"])
+    upto = sr[(sr["survey"] == "nps")
+              & (sr["responded_at"] < pd.Timestamp(AS_OF) + pd.Timedelta(days=1))]
+    assert sorted(sv._dedup_frame(upto, "quarter")["response_id"]) == \
+        sorted(kept["response_id"])
 
 
 def test_dedup_of_a_frame_matches_the_engine(sws, tables):

@@ -703,6 +703,14 @@ class Dashboard:
                 for i, p in enumerate(view.panels)])
         yield view
 
+    def warm_up(self) -> None:
+        """Compute now what later filter choices will need (default: nothing).
+
+        :meth:`launch` calls it after the first view, so in a preheated Voila kernel it
+        runs before anyone opens the page. Must not raise for data problems: leave those
+        to the view that needs the data.
+        """
+
     # -- helpers for subclasses -----------------------------------------------------
     def params(self) -> dict[str, Any]:
         """Current filter values by name."""
@@ -855,6 +863,7 @@ class Dashboard:
             ws = workspace if isinstance(workspace, Workspace) else open_workspace(
                 workspace or None)
             app = cls(ws, **kwargs)
+            app.warm_up()
         except Exception as exc:  # noqa: BLE001 - shown to people, logged for analysts
             _log_exception(exc)
             message, hint = friendly_error(exc)
@@ -901,7 +910,7 @@ class Dashboard:
             if view is None:
                 for view in self.stages(params):
                     self._draw(view)
-                self._cache[key] = view
+                self._cache[key] = self.view  # complete: every chart built
                 while len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
             else:
@@ -921,6 +930,12 @@ class Dashboard:
             w.layout.display = "none"
 
     def _draw(self, view: View) -> None:
+        # a stage that overrides stages() may pass lazy parts on: build what is not pending
+        if any(p.build is not None and not p.pending for p in view.panels) or callable(
+                view.table):
+            view = dataclasses.replace(
+                view, table=view.table() if callable(view.table) else view.table,
+                panels=[p if p.pending else p.built() for p in view.panels])
         self.view = view
         self.error = None
         notes = "".join(f'<div class="cs-note">{esc(n)}</div>' for n in view.notes)

@@ -119,8 +119,9 @@ class JourneyWorkshopDashboard(Dashboard):
         Asked of the engine once per map version (an edit changes the fingerprint); a
         filter change narrows it to the accounts in scope.
         """
-        by = [v for _, v in _SPLITS if v and (self.ws.has("stakeholders") if v in (
-            "champion_domain", "decision_style") else self.ws.has("accounts", v))]
+        # stakeholder splits cope with a missing table ("(unknown)"); accounts columns not
+        by = [v for _, v in _SPLITS if v and (v in ("champion_domain", "decision_style")
+                                              or self.ws.has("accounts", v))]
         return self.memo("reach", journey.fingerprint(), lambda: journey_reach(
             self.ws, journey, by=by, as_of=self.as_of), size=4)
 
@@ -132,7 +133,10 @@ class JourneyWorkshopDashboard(Dashboard):
         split = dict(_SPLITS).get(params.get("split"), "") or None
         m = self.session.map
         reach = self.in_scope(self.reach(m), self.scope_ids(params))
-        flow = stage_flow(ws, m, by=split, as_of=self.as_of, reach=reach)
+        if split and split not in reach:  # not in this workspace: let the analysis say so
+            flow = stage_flow(ws, m, by=split, as_of=self.as_of)
+        else:
+            flow = stage_flow(ws, m, by=split, as_of=self.as_of, reach=reach)
         total = stage_flow(ws, m, as_of=self.as_of, reach=reach) if split else flow
         sig = total[total["has_signal"]]
         n = int(total["accounts"].iloc[0]) if len(total) else 0
@@ -449,8 +453,17 @@ class SharedGoalsDashboard(Dashboard):
             journey = latest_agreed() or merge_maps(*default_maps())
         self.journey = load_map(journey)
         super().__init__(ws, **kwargs)
-        for grain in ("quarter", "month"):  # both ready before a viewer toggles the grain
-            self.progress(grain)
+
+    def warm_up(self) -> None:
+        """Compute both grains now, so toggling the grain needs no query.
+
+        A grain that fails is left for its view to report.
+        """
+        for grain in ("quarter", "month"):
+            try:
+                self.progress(grain)
+            except Exception:  # noqa: BLE001, S112 - shown by the view that needs it
+                continue
 
     def make_filters(self):
         """Segment, grain, and whether to split the lines by segment."""

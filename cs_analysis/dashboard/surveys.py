@@ -219,21 +219,35 @@ class VoiceOfCustomerDashboard(Dashboard):
                     scope=scope, notes=notes, csv_name=f"{survey}_comments.csv",
                     table_formats={"score": lambda x: f"{x:g}"}), themed
 
+    def _fetch(self, survey, as_of, role=None, touch=None) -> pd.DataFrame:
+        roles = None if role in (None, ALL) else [role]
+        touchpoints = None if touch in (None, ALL) else [touch]
+        return self.memo("responses", (survey, str(as_of), role, touch), lambda: responses(
+            self.ws, survey, as_of=as_of, roles=roles, touchpoints=touchpoints))
+
+    def warm_up(self) -> None:
+        """Fetch every survey's responses now, so switching surveys needs no query.
+
+        A preheated kernel does it before anyone opens the page. A survey that cannot
+        be read is left for its view to report.
+        """
+        as_of = self.as_of or self.ws.as_of
+        for survey in [v for _, v in self.filters["survey"].options]:
+            try:
+                self._fetch(survey, as_of)
+            except Exception:  # noqa: BLE001, S112 - shown by the view that needs it
+                continue
+
     def _responses(self, params, survey, as_of, role, touch, quarters) -> pd.DataFrame:
         """:func:`responses` of ``ws.where(<account filters>)`` for these filter values.
 
-        The engine is asked once per role and touchpoint (they apply before the
-        one-response-per-respondent-per-wave rule, so they change which response is a
-        respondent's latest); the survey, the accounts in scope and the quarters then
-        narrow that frame in memory. Exact: deduplication is per survey and respondent
-        (a respondent belongs to one account), and ``quarters`` (first, last) are whole
-        waves.
+        The engine is asked once per survey, role and touchpoint (role and touchpoint
+        apply before the one-response-per-respondent-per-wave rule, so they change which
+        response is a respondent's latest); the accounts in scope and the quarters then
+        narrow that frame in memory. Exact: deduplication is per account and respondent,
+        and ``quarters`` (first, last) are whole waves.
         """
-        roles = None if role in (None, ALL) else [role]
-        touchpoints = None if touch in (None, ALL) else [touch]
-        base = self.memo("responses", (str(as_of), role, touch), lambda: responses(
-            self.ws, as_of=as_of, roles=roles, touchpoints=touchpoints))
-        df = base[base["survey"] == survey]
+        df = base = self._fetch(survey, as_of, role, touch)
         if quarters is not None:
             df = df[(df["wave"] >= quarters[0]) & (df["wave"] <= quarters[1])]
         df = self.in_scope(df, self.scope_ids(params)).reset_index(drop=True)
