@@ -192,7 +192,10 @@ def test_dashboard_renders_and_responds(server, page, info):
     page.wait_for_timeout(500)  # let every chart finish drawing before the screenshot
     screenshot(page, info.name)
 
-    # the CSV download works in standalone Voila
+    # the CSV download works in standalone Voila (a large one is prepared on request)
+    if page.locator(".cs-download-prepare:visible").count():
+        page.locator(".cs-download-prepare").click()
+        expect(page.locator(".cs-download")).to_have_count(1, timeout=LOAD_MS)
     if page.locator(".cs-download").count():
         with page.expect_download() as dl:
             page.locator(".cs-download").click()

@@ -497,6 +497,24 @@ def test_stages_draw_fast_parts_first_and_cache_the_complete_view(tiny_ws, tiny_
     assert len(app.drawn) == 1 and not app.drawn[0].kpis[1].pending  # from the cache
 
 
+def test_a_large_csv_is_prepared_on_request_not_carried_in_the_page(tiny_ws, tiny_tables):
+    class Big(CountsDashboard):
+        max_inline_csv = 10  # every table is "large" here
+
+    app = Big(tiny_ws)
+    assert app.csv_href == "" and "data:text/csv" not in app._table.value
+    assert app._prepare.layout.display is None and "rows" in app._prepare.description
+    app._prepare.click()
+    csv = decode_csv(app.csv_href)
+    assert [int(x) for x in csv["accounts"]] == list(app.table["accounts"])
+    assert app._prepare.layout.display == "none"
+    app.filters["segment"].value = "SMB"  # a new table: the old link goes
+    assert app.csv_href == "" and app._prepare.layout.display is None
+    app._prepare.click()
+    assert decode_csv(app.csv_href)["accounts"].astype(int).sum() == (
+        tiny_tables["accounts"].segment == "SMB").sum()
+
+
 class Lazy(CountsDashboard):
     """The same view with its chart and table built lazily (Panel.build, callable table)."""
 

@@ -630,6 +630,8 @@ class Dashboard:
     fallback_title: ClassVar[str] = "Dashboard"
     #: Rows of the table shown on screen (the CSV holds all rows).
     max_table_rows: ClassVar[int] = 200
+    #: Larger CSV downloads (characters of the data URI) are made when asked for.
+    max_inline_csv: ClassVar[int] = 262_144
 
     def __init__(self, ws, *, info: DashboardInfo | None = None, as_of=None,
                  cache_size: int = 32):
@@ -663,8 +665,19 @@ class Dashboard:
         self._charts.add_class("cs-charts")
         self._table = widgets.HTML("")
         self._table.add_class("cs-table")
+        # a large CSV is made on request: carried in the page, it would be sent with every
+        # redraw of the table and delay the first chart (8,000 comments: 1.9 MB)
+        self._download = widgets.HTML("")
+        self._download.add_class("cs-download-box")
+        self._prepare = widgets.Button(description="Prepare the CSV download")
+        self._prepare.add_class("cs-download-prepare")
+        self._prepare.layout.display = "none"
+        self._prepare.on_click(lambda _b: self._prepare_download())
+        self._download_frame: pd.DataFrame | None = None
+        self._download_name = "data.csv"
         self.widget = widgets.VBox([self._header, self._filter_bar, self._message,
-                                    self._kpis, self._charts, self._table])
+                                    self._kpis, self._charts, self._table,
+                                    widgets.HBox([self._prepare, self._download])])
         self.widget.add_class("cs-app")
         self.refresh()
         for w in self.filters.values():
@@ -831,7 +844,7 @@ class Dashboard:
     @property
     def csv_href(self) -> str:
         """The ``data:`` URI of the download link ('' when there is no table)."""
-        m = re.search(r'href="(data:[^"]+)"', self._table.value)
+        m = re.search(r'href="(data:[^"]+)"', self._table.value + self._download.value)
         return html.unescape(m.group(1)) if m else ""
 
     def kpi(self, label: str) -> KPI:
@@ -1001,6 +1014,9 @@ class Dashboard:
             self._table.add_class("cs-pending")
             return
         self._table.remove_class("cs-pending")
+        self._download.value = ""
+        self._prepare.layout.display = "none"
+        self._download_frame = None
         if frame.empty:
             self._table.layout.display = "none"
             self._table.value = ""
@@ -1012,15 +1028,35 @@ class Dashboard:
         body = table_html(shown, view.table_formats, view.table_labels)
         more = (f'<div class="cs-table-more">Showing {len(shown):,} of {len(frame):,} rows; '
                 "the CSV has them all.</div>" if len(frame) > len(shown) else "")
+        uri = csv_data_uri(frame)
+        if len(uri) <= self.max_inline_csv:
+            link = _download_link(view.csv_name, uri, len(frame))
+        else:
+            link = ""
+            self._download_frame, self._download_name = frame, view.csv_name
+            self._prepare.description = f"Prepare the CSV download ({len(frame):,} rows)"
+            self._prepare.layout.display = None
         self._table.value = (
             f'<div class="cs-table-head"><span class="cs-table-title">'
-            f'{esc(view.table_title)}</span><a class="cs-download" download="'
-            f'{esc(view.csv_name)}" href="{esc(csv_data_uri(frame))}">Download CSV '
-            f'({len(frame):,} rows)</a></div>'
+            f'{esc(view.table_title)}</span>{link}</div>'
             f'<div class="cs-table-scroll">{body}</div>{more}')
+
+    def _prepare_download(self) -> None:
+        """Put the link to the whole table's CSV on the page (the button's action)."""
+        frame = self._download_frame
+        if frame is None:
+            return
+        self._download.value = _download_link(self._download_name, csv_data_uri(frame),
+                                              len(frame))
+        self._prepare.layout.display = "none"
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
+
+
+def _download_link(name: str, uri: str, rows: int) -> str:
+    return (f'<a class="cs-download" download="{esc(name)}" href="{esc(uri)}">Download CSV '
+            f'({rows:,} rows)</a>')
 
 
 def table_html(frame: pd.DataFrame, formats: Mapping[str, Callable[[Any], str]] | None = None,
