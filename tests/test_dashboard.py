@@ -515,6 +515,22 @@ def test_a_large_csv_is_prepared_on_request_not_carried_in_the_page(tiny_ws, tin
         tiny_tables["accounts"].segment == "SMB").sum()
 
 
+def test_an_error_hides_the_download_of_the_previous_view(tiny_ws):
+    class BigFlaky(CountsDashboard):
+        max_inline_csv = 10
+
+        def compute(self, params):
+            if params["segment"] == "Enterprise":
+                raise ValueError("boom")
+            return super().compute(params)
+
+    app = BigFlaky(tiny_ws)
+    app._prepare.click()
+    assert app.csv_href
+    app.filters["segment"].value = "Enterprise"
+    assert app.error and app.csv_href == "" and app._prepare.layout.display == "none"
+
+
 class Lazy(CountsDashboard):
     """The same view with its chart and table built lazily (Panel.build, callable table)."""
 

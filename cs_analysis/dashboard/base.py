@@ -939,8 +939,10 @@ class Dashboard:
         self.view = None
         self.error = message
         self._message.value = _error_html(message, hint)
-        for w in (self._kpis, self._charts, self._table):
+        for w in (self._kpis, self._charts, self._table, self._prepare):
             w.layout.display = "none"
+        self._download.value = ""
+        self._download_frame = None
 
     def _draw(self, view: View) -> None:
         # a stage that overrides stages() may pass lazy parts on: build what is not pending
