@@ -28,7 +28,8 @@ other notebook of the folder (:func:`discover`) with the question it answers.
 
 Stable CSS classes for tests and styling: ``cs-app``, ``cs-header``, ``cs-filters``,
 ``cs-filter`` (plus ``cs-filter-<name>``), ``cs-kpis``, ``cs-kpi``, ``cs-chart``,
-``cs-table``, ``cs-download``, ``cs-error``, ``cs-note``, ``cs-landing``, ``cs-card``.
+``cs-table``, ``cs-download`` (or ``cs-download-prepare``), ``cs-error``, ``cs-note``,
+``cs-landing``, ``cs-card``.
 
 Adding a dashboard
 ------------------
