@@ -640,3 +640,15 @@ def test_shared_goals_dashboard_picks_rows_equal_to_a_scoped_workspace(small_dem
                 rows = want[(want["goal"] == g.name) & want["value"].notna()]
                 assert k.value == pytest.approx(rows["value"].iloc[-1]) if len(rows) else (
                     k.value is None)
+
+
+def test_shared_goals_launch_has_both_grains_ready(small_demo, monkeypatch):
+    from cs_analysis.dashboard import journey as dash_journey
+
+    m = j.merge_maps(*j.default_maps())
+    app = SharedGoalsDashboard.launch(small_demo, journey=m)
+    assert app.error is None
+    monkeypatch.setattr(dash_journey, "goal_progress",
+                        lambda *a, **k: (_ for _ in ()).throw(AssertionError("asked again")))
+    app.filters["grain"].value = "month"
+    assert app.error is None and (app.table["period_label"].str.len() == 7).all()

@@ -1124,3 +1124,21 @@ def test_dashboard_empty_selection_shows_a_note_not_an_error(voc):
 def test_dashboard_launch_reports_a_workspace_without_surveys(tiny_ws):
     panel = VoiceOfCustomerDashboard.launch(tiny_ws)
     assert "has no survey_responses table" in panel.error
+
+
+def test_launch_warms_every_survey_so_switching_asks_no_query(small_demo, monkeypatch):
+    from cs_analysis.dashboard import surveys as dash_surveys
+
+    app = VoiceOfCustomerDashboard.launch(small_demo)
+    assert app.error is None
+    direct = sv.csat(small_demo).iloc[0]
+
+    def no_query(*a, **k):
+        raise AssertionError("the engine was asked again")
+
+    monkeypatch.setattr(dash_surveys, "responses", no_query)
+    app.filters["survey"].value = "csat"
+    app.filters["segment"].value = "SMB"
+    assert app.error is None and app.kpi("CSAT").n < direct["responses"]
+    app.filters["segment"].value = ALL
+    assert app.kpi("CSAT").value == pytest.approx(direct["csat"])

@@ -220,8 +220,10 @@ class VoiceOfCustomerDashboard(Dashboard):
                     table_formats={"score": lambda x: f"{x:g}"}), themed
 
     def _fetch(self, survey, as_of, role=None, touch=None) -> pd.DataFrame:
-        roles = None if role in (None, ALL) else [role]
-        touchpoints = None if touch in (None, ALL) else [touch]
+        role = None if role in (None, ALL) else role  # one key for "no filter"
+        touch = None if touch in (None, ALL) else touch
+        roles = None if role is None else [role]
+        touchpoints = None if touch is None else [touch]
         return self.memo("responses", (survey, str(as_of), role, touch), lambda: responses(
             self.ws, survey, as_of=as_of, roles=roles, touchpoints=touchpoints))
 
