@@ -154,7 +154,7 @@ def screenshot(page, name: str) -> None:
 def test_landing_page_lists_every_dashboard(server, page):
     from playwright.sync_api import expect
 
-    page.goto(server.url)  # `/` sends the visitor to the landing page
+    page.goto(server.url, timeout=LOAD_MS)  # `/` sends the visitor to the landing page
     expect(page).to_have_url(re.compile(r"/voila/render/index\.ipynb"), timeout=LOAD_MS)
     cards = page.locator(".cs-card")
     expect(cards).to_have_count(len(DASHBOARDS), timeout=LOAD_MS)
@@ -174,7 +174,7 @@ def test_dashboard_renders_and_responds(server, page, info):
     from playwright.sync_api import expect
 
     log_start = len(server.log_text())
-    page.goto(f"{server.url}voila/render/{info.href}")
+    page.goto(f"{server.url}voila/render/{info.href}", timeout=LOAD_MS)
 
     # header, KPI tiles and at least one drawn chart
     expect(page.locator(".cs-header .cs-title")).to_have_text(info.title, timeout=LOAD_MS)

@@ -51,7 +51,7 @@ def page(browser):
 def _open(page, server):
     from playwright.sync_api import expect
 
-    page.goto(f"{server.url}{URL}")
+    page.goto(f"{server.url}{URL}", timeout=tb.LOAD_MS)  # may wait for a pool kernel
     expect(page.locator(".cs-journey-agreed")).to_be_visible(timeout=tb.LOAD_MS)
     expect(page.locator(".cs-kpi").first).to_be_visible(timeout=tb.LOAD_MS)
     expect(page.locator(".cs-pending")).to_have_count(0, timeout=tb.LOAD_MS)
