@@ -377,6 +377,14 @@ class View:
     notes: list[str] = field(default_factory=list)
     csv_name: str = "data.csv"
 
+    def resolved(self) -> View:
+        """The view with its lazy parts made: panels not ``pending`` built, the table called."""
+        if not callable(self.table) and all(p.build is None or p.pending for p in self.panels):
+            return self
+        return dataclasses.replace(
+            self, table=self.table() if callable(self.table) else self.table,
+            panels=[p if p.pending else p.built() for p in self.panels])
+
 
 def friendly_error(exc: BaseException) -> tuple[str, str]:
     """A (message, hint) pair a stakeholder can act on, for any exception.
@@ -711,11 +719,11 @@ class Dashboard:
                      dataclasses.replace(p, pending=True) if p.build is not None else p
                      for i, p in enumerate(view.panels)]
             yield dataclasses.replace(view, panels=first, table=None)
-            table = view.table() if callable(view.table) else view.table
-            view = dataclasses.replace(view, table=table, panels=[
-                first[i] if lazy and i == lazy[0] else p.built()
-                for i, p in enumerate(view.panels)])
-        yield view
+            if lazy:  # the first chart is built already
+                panels = list(view.panels)
+                panels[lazy[0]] = first[lazy[0]]
+                view = dataclasses.replace(view, panels=panels)
+        yield view.resolved()
 
     def warm_up(self) -> None:
         """Compute now what later filter choices will need (default: nothing).
@@ -755,7 +763,7 @@ class Dashboard:
         again: account-level results do not depend on which other accounts are in scope.
         """
         ws = self.scoped(params)
-        if not ws.filters or ws.filters == self.ws.filters:
+        if ws.filters == self.ws.filters:  # no filter beyond the dashboard's workspace
             return None
 
         def ids():
@@ -776,7 +784,8 @@ class Dashboard:
         """``compute()``, remembered under ``(name, key)`` (the ``size`` latest per name).
 
         For what several views share: account-level frames for the whole workspace, the
-        accounts of a scope. :meth:`invalidate` forgets them (e.g. after an edit).
+        accounts of a scope. Key on whatever the value depends on (a map's fingerprint,
+        a stage), so an edit never finds a stale value.
         """
         full = (name, key)
         if full in self._memo:
@@ -788,12 +797,6 @@ class Dashboard:
         for k in same[:-size]:
             del self._memo[k]
         return value
-
-    def invalidate(self, name: str | None = None) -> None:
-        """Forget remembered views and :meth:`memo` values (of ``name``, or all)."""
-        self._cache.clear()
-        for k in [k for k in self._memo if name is None or k[0] == name]:
-            del self._memo[k]
 
     def cohort_filter(self) -> widgets.Widget | None:
         """A ``cohorts`` range filter over the signup months up to the as-of date.
@@ -946,12 +949,7 @@ class Dashboard:
         self._download_frame = None
 
     def _draw(self, view: View) -> None:
-        # a stage that overrides stages() may pass lazy parts on: build what is not pending
-        if any(p.build is not None and not p.pending for p in view.panels) or callable(
-                view.table):
-            view = dataclasses.replace(
-                view, table=view.table() if callable(view.table) else view.table,
-                panels=[p if p.pending else p.built() for p in view.panels])
+        view = view.resolved()  # a stages() override may pass lazy parts on
         self.view = view
         self.error = None
         notes = "".join(f'<div class="cs-note">{esc(n)}</div>' for n in view.notes)
