@@ -1,8 +1,17 @@
-"""Reading the YAML files users edit (onboarding criteria, journey maps), with line numbers.
+"""Reading the YAML files users edit, with line numbers: the one configuration mechanism.
 
-Every mistake in such a file is reported with the file, the line, the key path and the
-value found: :func:`read_yaml` parses the text and records where each value and key
-sits (:func:`yaml_lines`); :class:`YamlContext` turns a key path into that message.
+Every YAML file the package reads (mappings, onboarding criteria, theme and expansion
+dictionaries, journey maps, health models, coverage rules, capacity models) goes through
+here, and every mistake in one is reported with the file, the line, the key path and the
+value found:
+
+- :func:`read_yaml` parses the text with a safe loader that refuses duplicate keys (both
+  lines named), alias bombs, very deep nesting and oversized files, and records where
+  each value and key sits (:func:`yaml_lines`);
+- :func:`validate` checks the parsed data against a pydantic model (the schema of that
+  file) and turns the first schema error into ``<label> <file>, line N (<path>): ...``
+  through :class:`YamlContext`; semantic checks that a schema cannot express raise
+  :meth:`YamlContext.error` themselves.
 """
 
 from __future__ import annotations
@@ -10,7 +19,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["YamlContext", "path_text", "read_text", "read_yaml", "short", "yaml_lines"]
+from cs_analysis.errors import short
+
+__all__ = ["MAX_ALIASES", "MAX_BYTES", "MAX_DEPTH", "YamlContext", "path_text", "read_text",
+           "read_yaml", "short", "validate", "yaml_lines"]
+
+#: Largest YAML file read (bytes): configuration files are small.
+MAX_BYTES = 5_000_000
+#: Most aliases (``*name``) one file may use: anchors expand, and a few nested ones blow up.
+MAX_ALIASES = 100
+#: Deepest nesting of mappings and sequences.
+MAX_DEPTH = 50
+#: Most values a file may hold once its aliases are expanded.
+MAX_NODES = 200_000
 
 
 def yaml_lines(text: str) -> tuple[dict, dict]:
@@ -32,8 +53,13 @@ def yaml_lines(text: str) -> tuple[dict, dict]:
     values: dict[tuple, int] = {}
     keys: dict[tuple, int] = {}
 
+    seen: set[int] = set()
+
     def walk(node, path):
         values[path] = node.start_mark.line + 1
+        if id(node) in seen:  # an alias: its lines are recorded where it was defined
+            return
+        seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
             for k, v in node.value:
                 sub = path + (k.value,)
@@ -44,8 +70,8 @@ def yaml_lines(text: str) -> tuple[dict, dict]:
                 walk(v, path + (i,))
 
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
+        root = _compose_checked(text)
+    except (yaml.YAMLError, _YamlLimit):
         return values, keys
     if root is not None:
         walk(root, ())
@@ -58,12 +84,6 @@ def path_text(path: tuple) -> str:
     for p in path:
         out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
     return out
-
-
-def short(value, limit: int = 60) -> str:
-    """``repr(value)``, cut to ``limit`` characters (for messages)."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class YamlContext:
@@ -126,8 +146,14 @@ def read_yaml(text: str, label: str, source: str, error: type[Exception]
     """
     import yaml
 
+    if len(text) > MAX_BYTES:
+        raise error(f"{label} {source}: the file is {len(text):,} characters long; a "
+                    f"configuration file may have at most {MAX_BYTES:,}")
     try:
-        data = yaml.safe_load(text)
+        root = _compose_checked(text)
+        data = yaml.SafeLoader(text).construct_document(root) if root is not None else None
+    except _YamlLimit as exc:
+        raise error(f"{label} {source}, line {exc.line}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -154,3 +180,155 @@ def read_text(path, label: str, error: type[Exception]) -> str:
         raise error(f"{label} {path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise error(f"{label} {path}: cannot read the file ({exc})") from exc
+
+
+class _YamlLimit(Exception):
+    def __init__(self, message: str, line: int):
+        super().__init__(message)
+        self.line = line
+
+
+def _compose_checked(text: str):
+    """Compose the YAML node graph, refusing duplicate keys, alias bombs and deep nesting.
+
+    Aliases are counted as the composer meets them (an anchor reused many times, or
+    anchors nesting anchors, expand exponentially when constructed); depth is checked on
+    the node tree before anything is constructed.
+    """
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        aliases = 0
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                Loader.aliases += 1
+                if Loader.aliases > MAX_ALIASES:
+                    mark = self.peek_event().start_mark
+                    raise _YamlLimit(f"more than {MAX_ALIASES} aliases (*name); expand "
+                                     "them by hand", mark.line + 1)
+            return super().compose_node(parent, index)
+
+    loader = Loader(text)
+    try:
+        root = loader.get_single_node()
+    except RecursionError:
+        raise _YamlLimit(f"nested deeper than {MAX_DEPTH} levels", 1) from None
+    finally:
+        loader.dispose()
+    if root is None:
+        return None
+    stack = [(root, 1)]
+    seen: set[int] = set()
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise _YamlLimit(f"nested deeper than {MAX_DEPTH} levels", node.start_mark.line + 1)
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict = {}
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode):
+                    if k.value in first:
+                        raise _YamlLimit(
+                            f"duplicate key {k.value!r} (first on line {first[k.value]}, "
+                            f"again on line {k.start_mark.line + 1}); keep one",
+                            k.start_mark.line + 1)
+                    first[k.value] = k.start_mark.line + 1
+                stack.append((v, depth + 1))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((v, depth + 1) for v in node.value)
+    sizes: dict[int, int] = {}
+
+    def size(node) -> int:  # values once aliases are expanded (depth already bounded)
+        if id(node) not in sizes:
+            if isinstance(node, yaml.MappingNode):
+                n = 1 + sum(size(v) for _, v in node.value)
+            elif isinstance(node, yaml.SequenceNode):
+                n = 1 + sum(size(v) for v in node.value)
+            else:
+                n = 1
+            sizes[id(node)] = min(n, MAX_NODES + 1)
+        return sizes[id(node)]
+
+    if size(root) > MAX_NODES:
+        raise _YamlLimit(f"the aliases (*name) expand to more than {MAX_NODES:,} values; "
+                         "write the values out instead", 1)
+    return root
+
+
+def validate(model, data, ctx: YamlContext, *, at: tuple = ()):
+    """Check ``data`` against a pydantic model; the first error names file and line.
+
+    Parameters
+    ----------
+    model : type of pydantic.BaseModel
+        The schema of the file (or of the part at ``at``). Models should set
+        ``extra="forbid"`` so an unknown key is an error, and ``strict`` where a text
+        must not pass for a number.
+    data : Any
+        The parsed YAML (or the part at ``at``).
+    ctx : YamlContext
+        Where the data came from.
+    at : tuple
+        Key path of ``data`` within the file.
+
+    Returns
+    -------
+    model instance
+
+    Raises
+    ------
+    ctx.error_type
+        ``"<label> <file>, line N (<path>): <what was expected>, got <value>"``.
+    """
+    import pydantic
+
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and (
+            p.startswith("function-") or p in {"tagged-union", "list", "dict", "int", "str",
+                                               "float", "bool"})))
+        path = at + loc
+        kind, msg = err["type"], err["msg"]
+        if kind == "extra_forbidden":
+            allowed = ", ".join(sorted(_fields_at(model, loc[:-1])))
+            message = f"unknown key {loc[-1]!r}; the allowed keys are {allowed}"
+            raise ctx.error(path, message, key_line=True) from None
+        if kind == "missing":
+            raise ctx.error(path, f"`{loc[-1]}` is required") from None
+        got = err.get("input")
+        message = msg[0].lower() + msg[1:] if msg else kind
+        if kind.startswith("value_error"):
+            message = msg.removeprefix("Value error, ")
+        raise ctx.error(path, f"{message}, got {short(got)}") from None
+
+
+def _fields_at(model, loc: tuple) -> list[str]:
+    """Field names of the (nested) model at ``loc``, for "allowed keys" messages."""
+    import typing
+
+    current = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        fields = getattr(current, "model_fields", {})
+        if part not in fields:
+            return []
+        ann = fields[part].annotation
+        found = None
+        stack = [ann]
+        while stack:
+            a = stack.pop()
+            if isinstance(a, type) and hasattr(a, "model_fields"):
+                found = a
+                break
+            stack.extend(typing.get_args(a))
+        if found is None:
+            return []
+        current = found
+    return [f.alias or name for name, f in getattr(current, "model_fields", {}).items()]

@@ -202,6 +202,10 @@ TABLES: dict[str, TableSpec] = {
                 _c("end_date", "date", description="first day without service; null = running"),
                 _c("product", "string"),
                 _c("subscription_id", "string"),
+                _c("renewal_date", "date",
+                   description="next renewal of a running contract"),
+                _c("term_months", "int", min=1, description="contract term in months"),
+                _c("seats", "int", min=0, description="licensed users"),
             ),
             ordered=(("start_date", "end_date"),),
         ),
@@ -321,11 +325,11 @@ TABLE_NAMES: tuple[str, ...] = tuple(TABLES)
 AS_OF_SOURCES: tuple[tuple[str, str], ...] = (
     ("usage_events", "event_at"),
     ("subscriptions", "start_date"),
-    ("subscriptions", "end_date"),
     ("onboarding_milestones", "completed_at"),
     ("survey_responses", "responded_at"),
     ("support_tickets", "opened_at"),
     ("support_tickets", "resolved_at"),
+    ("cs_activities", "occurred_at"),
 )
 
 

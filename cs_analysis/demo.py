@@ -918,6 +918,16 @@ def _subscriptions(b: _Book, rng) -> pd.DataFrame:
     order = np.lexsort((prod, start, acc))
     acc, start, stop_, prod = acc[order], start[order], stop_[order], prod[order]
     mrr = np.asarray(rows_mrr, dtype=float)[order]
+    # contract terms: annual lines renew every 12 months from their start, monthly ones
+    # every month; a line running at the as-of date renews next on its first anniversary
+    # after it (scheduled, so it never moves the as-of date)
+    term = np.where(b.annual[acc], 12, 1).astype(np.int64)
+    k = np.maximum((_month_of(b.as_of) - _month_of(start)) // term, 0)
+    for _ in range(3):  # the first anniversary strictly after the as-of date
+        k = np.where(_add_months(start, k * term) <= b.as_of, k + 1, k)
+    renew = np.where(stop_ > b.as_of, _add_months(start, k * term), _BIG)
+    seats = np.maximum(1, np.round(b.employees[acc] * np.where(prod == "Automation", 0.05, 0.25)
+                                   )).astype(np.int64)
     return _frame("subscriptions", {
         "account_id": _str(b.ids[acc]),
         "start_date": _to_dates(start),
@@ -925,6 +935,9 @@ def _subscriptions(b: _Book, rng) -> pd.DataFrame:
         "end_date": _to_dates(stop_),
         "product": _str(prod),
         "subscription_id": _str([f"S{k:07d}" for k in range(1, acc.size + 1)]),
+        "renewal_date": _to_dates(renew),
+        "term_months": term,
+        "seats": seats,
     })
 
 

@@ -26,6 +26,8 @@ from typing import Any
 import ibis
 
 from cs_analysis.contract import AS_OF_SOURCES, TABLE_NAMES, TABLES, create_table_sql
+from cs_analysis.errors import CSAnalysisError
+from cs_analysis.time import period_expr, period_of, to_date, zone
 
 #: Table holding the workspace's settings (key → JSON value).
 META_TABLE = "cs_workspace_meta"
@@ -44,7 +46,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
 }
 
 
-class WorkspaceError(RuntimeError):
+class WorkspaceError(CSAnalysisError, RuntimeError):
     """A workspace cannot be opened or lacks what an analysis needs."""
 
 
@@ -62,8 +64,11 @@ def default_workspace_path() -> Path:
 
 
 def month_index(year: int, month: int) -> int:
-    """Calendar month as one integer (``year * 12 + month - 1``), the rollup's key."""
-    return year * 12 + month - 1
+    """Calendar month as one integer (``year * 12 + month - 1``), the rollup's key.
+
+    The same numbering as :func:`cs_analysis.time.period_of` with ``grain="month"``.
+    """
+    return period_of(dt.date(year, month, 1), "month")
 
 
 class Workspace:
@@ -91,7 +96,8 @@ class Workspace:
         self.config = {**DEFAULT_CONFIG, **stored, **{k: v for k, v in (config or {}).items()
                                                       if v is not None}}
         self.filters = dict(filters or {})
-        self._as_of: dt.date | None = _to_date(self.config.get("as_of"))
+        zone(self.config.get("timezone"))  # an unknown zone fails here, not mid-analysis
+        self._as_of: dt.date | None = to_date(self.config.get("as_of"))
         self._cache: dict[str, Any] = {}
 
     # -- settings --------------------------------------------------------------------
@@ -103,13 +109,16 @@ class Workspace:
 
     @property
     def as_of(self) -> dt.date:
-        """The date up to which the workspace's data is complete.
+        """The date up to which the workspace's data is complete (metrics.md, Time).
 
-        Configured per workspace (``as_of`` setting); by default the latest date found in
-        ``usage_events.event_at``, ``subscriptions.start_date`` / ``end_date``,
-        ``onboarding_milestones.completed_at``, ``survey_responses.responded_at`` and
-        ``support_tickets.opened_at`` / ``resolved_at`` (metrics.md). Computed over the
-        whole workspace, not the scoped accounts: completeness is a property of the data.
+        Configured per workspace (``as_of`` setting); by default the latest date on which
+        something was *observed*: the maximum of ``usage_events.event_at``,
+        ``subscriptions.start_date``, ``onboarding_milestones.completed_at``,
+        ``survey_responses.responded_at``, ``support_tickets.opened_at`` /
+        ``resolved_at`` and ``cs_activities.occurred_at``, timestamps taken as dates in
+        the workspace's time zone. Scheduled dates (a contract ``end_date`` or
+        ``renewal_date`` in the future) never move it. Computed over the whole
+        workspace, not the scoped accounts: completeness is a property of the data.
         """
         if self._as_of is None:
             latest = []
@@ -117,22 +126,36 @@ class Workspace:
                 if table in self._available:
                     t = self.con.table(table)
                     if column in t.columns:
-                        latest.append(t[column].cast("date").max().name("d"))
+                        latest.append((t[column].max().name("d"), t[column].type().is_date()))
             if not latest:
                 raise WorkspaceError(
                     f"{self.source}: cannot derive the as-of date (no dated tables); "
                     "set `as_of` in the workspace settings"
                 )
-            values = [v for v in (self.con.execute(x) for x in latest) if _present(v)]
+            values = []
+            for expr, is_date in latest:
+                v = self.con.execute(expr)
+                if not _present(v):
+                    continue
+                if is_date:
+                    values.append(to_date(v))
+                else:  # the local date of the latest UTC instant (the shift is monotonic)
+                    ts = v.to_pydatetime() if hasattr(v, "to_pydatetime") else v
+                    if ts.tzinfo is None:
+                        ts = ts.replace(tzinfo=dt.UTC)
+                    values.append(ts.astimezone(zone(self.timezone)).date())
             if not values:
                 raise WorkspaceError(f"{self.source}: dated tables are empty; set `as_of`")
-            self._as_of = max(_to_date(v) for v in values)
+            self._as_of = max(values)
         return self._as_of
 
     @property
     def timezone(self) -> str:
-        """Time zone that naive source timestamps were read in."""
-        return self.config["timezone"]
+        """The workspace's time zone: every calendar operation happens in it (metrics.md).
+
+        Timestamps are stored in UTC; naive source timestamps were read in this zone.
+        """
+        return self.config.get("timezone") or "UTC"
 
     @property
     def currency(self) -> str:
@@ -197,11 +220,14 @@ class Workspace:
     def usage_rollup(self) -> ibis.Table | None:
         """Account × month event counts (``account_id, month, events``), scoped.
 
-        ``month`` is :func:`month_index` of the calendar month of ``event_at``. Returns
+        ``month`` is :func:`month_index` of the calendar month of ``event_at`` in the
+        workspace's time zone (a rollup built for another zone is not used). Returns
         None when the backend has no rollup (e.g. a warehouse), in which case callers
         aggregate ``usage_events`` themselves.
         """
         if USAGE_ROLLUP not in self._available:
+            return None
+        if (self.config.get("rollup_timezone") or "UTC") != self.timezone:
             return None
         return self.table(USAGE_ROLLUP)
 
@@ -256,9 +282,9 @@ class Workspace:
             elif key == "signup_between":
                 lo, hi = value
                 if lo is not None:
-                    preds.append(acc.signup_date >= _to_date(lo))
+                    preds.append(acc.signup_date >= to_date(lo))
                 if hi is not None:
-                    preds.append(acc.signup_date <= _to_date(hi))
+                    preds.append(acc.signup_date <= to_date(hi))
             elif key == "accounts":
                 preds.append(acc.account_id.isin([str(a) for a in value]))
         return acc.filter(*preds) if preds else acc
@@ -361,8 +387,9 @@ def write_workspace(path, tables: Mapping[str, Any], *, config: Mapping | None =
                 if bar is not None:
                     bar.set_postfix_str(name)
                     bar.update()
-            _build_rollups(con)
             meta = {**DEFAULT_CONFIG, **(config or {})}
+            _build_rollups(con, meta.get("timezone"))
+            meta["rollup_timezone"] = meta.get("timezone") or "UTC"
             con.execute(f'CREATE TABLE "{META_TABLE}" (key VARCHAR, value VARCHAR)')
             con.executemany(
                 f'INSERT INTO "{META_TABLE}" VALUES (?, ?)',
@@ -405,19 +432,23 @@ def _insert(con, name: str, data) -> None:
         con.unregister("_incoming")
 
 
-def _build_rollups(con) -> None:
-    """(Re)build the account × month usage rollup from ``usage_events``."""
+def _build_rollups(con, timezone: str | None = None) -> None:
+    """(Re)build the account × month usage rollup from ``usage_events``.
+
+    Months are cut in the workspace's time zone (:func:`cs_analysis.time.period_expr`,
+    the same expression the analyses use on raw events).
+    """
     con.execute(f'DROP TABLE IF EXISTS "{USAGE_ROLLUP}"')
     tables = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
     if "usage_events" not in tables:
         return
-    con.execute(
-        f'CREATE TABLE "{USAGE_ROLLUP}" AS '
-        "SELECT account_id, "
-        "CAST(year(event_at) * 12 + month(event_at) - 1 AS INTEGER) AS month, "
-        "count(*) AS events "
-        "FROM usage_events GROUP BY ALL ORDER BY account_id, month"
-    )
+    icon = ibis.duckdb.from_connection(con)
+    ev = icon.table("usage_events")
+    expr = (ev.select(account_id=ev.account_id,
+                      month=period_expr(ev.event_at, "month", timezone).cast("int32"))
+            .group_by(["account_id", "month"]).agg(events=ibis._.count())
+            .order_by(["account_id", "month"]))
+    con.execute(f'CREATE TABLE "{USAGE_ROLLUP}" AS {ibis.to_sql(expr, dialect="duckdb")}')
 
 
 # -- small helpers -----------------------------------------------------------------------
@@ -432,13 +463,5 @@ def _present(v) -> bool:
         return True
 
 
-def _to_date(v) -> dt.date | None:
-    if v is None:
-        return None
-    if isinstance(v, dt.datetime):
-        return v.date()
-    if isinstance(v, dt.date):
-        return v
-    if hasattr(v, "date") and callable(v.date):  # pandas Timestamp
-        return v.date()
-    return dt.date.fromisoformat(str(v)[:10])
+#: Kept for modules written before :func:`cs_analysis.time.to_date` was public.
+_to_date = to_date

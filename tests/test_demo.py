@@ -147,7 +147,10 @@ def test_tables_conform_to_the_contract(small, name):
             assert str(s.dtype) == "str", (name, col, s.dtype)
         elif c.dtype in ("date", "timestamp"):
             assert s.dtype == "datetime64[us]", (name, col, s.dtype)
-            assert (s.dropna() < AS_OF + pd.Timedelta(days=1)).all(), f"{name}.{col} after as-of"
+            if col == "renewal_date":  # scheduled: the next renewal lies after the as-of date
+                assert (s.dropna() > AS_OF).all(), f"{name}.{col} not after as-of"
+            else:
+                assert (s.dropna() < AS_OF + pd.Timedelta(days=1)).all(), f"{name}.{col} after as-of"
             assert (s.dropna() >= pd.Timestamp(demo.DEMO_START)).all(), (name, col)
             if c.dtype == "date":
                 assert (s.dropna() == s.dropna().dt.normalize()).all(), f"{name}.{col} has times"
@@ -608,7 +611,9 @@ def test_as_of_moves_the_whole_book():
     limit = pd.Timestamp(as_of) + pd.Timedelta(days=1)
     for name, frame in t.items():
         for col in frame.columns:
-            if frame[col].dtype == "datetime64[us]":
+            if col == "renewal_date":  # scheduled: after the as-of date
+                assert (frame[col].dropna() >= limit).all(), (name, col)
+            elif frame[col].dtype == "datetime64[us]":
                 assert (frame[col].dropna() < limit).all(), (name, col)
     assert t["accounts"].signup_date.max() > pd.Timestamp(as_of) - pd.Timedelta(days=30)
 

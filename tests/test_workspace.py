@@ -15,9 +15,58 @@ from cs_analysis.workspace import (
 )
 
 
-def test_as_of_is_latest_date_across_contract_sources(tiny_ws):
-    # latest: subscription end 2024-06-11 (after the last event 2024-05-01)
-    assert tiny_ws.as_of == dt.date(2024, 6, 11)
+def test_as_of_is_latest_observed_date_not_a_scheduled_end(tiny_ws):
+    # a subscription ends 2024-06-11, after the last event (2024-05-01 08:00): an end
+    # date is scheduled, not observed, so it never moves the as-of date (metrics.md)
+    assert tiny_ws.as_of == dt.date(2024, 5, 1)
+
+
+def test_as_of_ignores_contracts_ending_after_the_data(tmp_path, tiny_tables):
+    # a purchase log with 24-month contracts: every end date lies after the data end
+    subs = tiny_tables["subscriptions"].copy()
+    subs["end_date"] = [d + dt.timedelta(days=730) for d in subs["start_date"]]
+    ws = open_workspace(write_workspace(tmp_path / "w.duckdb",
+                                        {**tiny_tables, "subscriptions": subs}))
+    assert ws.as_of == dt.date(2024, 5, 1)
+    # an activity observed later does move it
+    acts = pd.DataFrame({"account_id": ["001"], "activity": ["qbr"],
+                         "occurred_at": pd.to_datetime(["2024-05-20 09:00"])})
+    ws = open_workspace(write_workspace(tmp_path / "w2.duckdb",
+                                        {**tiny_tables, "subscriptions": subs,
+                                         "cs_activities": acts}))
+    assert ws.as_of == dt.date(2024, 5, 20)
+
+
+@pytest.mark.parametrize(("tz", "expected"), [
+    ("UTC", dt.date(2024, 5, 1)),
+    ("Asia/Tokyo", dt.date(2024, 5, 2)),          # 2024-05-01 23:30 UTC is 08:30 on 2 May
+    ("America/Los_Angeles", dt.date(2024, 5, 1)),  # 16:30 on 1 May
+])
+def test_as_of_is_a_local_date(tmp_path, tiny_tables, tz, expected):
+    ev = tiny_tables["usage_events"].copy()
+    ev.loc[2, "event_at"] = pd.Timestamp("2024-05-01 23:30")
+    path = write_workspace(tmp_path / "w.duckdb", {**tiny_tables, "usage_events": ev},
+                           config={"timezone": tz})
+    assert open_workspace(path).as_of == expected
+
+
+def test_usage_rollup_cuts_months_in_the_workspace_zone(tmp_path, tiny_tables):
+    # 2024-04-30 22:00 UTC is 07:00 on 1 May in Tokyo: a May event of a Tokyo workspace
+    ev = pd.DataFrame({"account_id": ["001"], "event_at": pd.to_datetime(["2024-04-30 22:00"])})
+    tables = {**tiny_tables, "usage_events": ev}
+    for tz, month in (("UTC", 4), ("Asia/Tokyo", 5)):
+        ws = open_workspace(write_workspace(tmp_path / f"{tz[:4]}.duckdb", tables,
+                                            config={"timezone": tz}))
+        assert ws.usage_rollup().to_pandas()["month"].tolist() == [month_index(2024, month)]
+        # opened with another zone than it was built for, the rollup is not used
+        other = open_workspace(tmp_path / f"{tz[:4]}.duckdb",
+                               timezone="UTC" if tz != "UTC" else "Asia/Tokyo")
+        assert other.usage_rollup() is None
+
+
+def test_unknown_time_zone_is_a_clear_error(tiny_ws):
+    with pytest.raises(ValueError, match="unknown time zone 'Mars/Olympus'"):
+        open_workspace(tiny_ws.con, timezone="Mars/Olympus")
 
 
 def test_as_of_setting_overrides_data(tmp_path, tiny_tables):
