@@ -3,7 +3,7 @@
 Open a workspace, then call an analysis::
 
     import cs_analysis as cs
-    ws = cs.open_workspace()          # the demo workspace, built on first use
+    ws = cs.open_workspace()          # data/demo.duckdb (`make demo` builds it)
     cs.retention.cohort_retention(ws, grain="month")
     cs.onboarding.ttv_summary(ws, by="segment")
     cs.surveys.nps(ws, by="segment")

@@ -1686,6 +1686,25 @@ def generate(accounts: int = 300, seed: int = 42, as_of: dt.date = DEMO_AS_OF,
     return {name: tables[name] for name in TABLE_NAMES if name in tables}
 
 
+def demo_workspace(path=None, **build):
+    """Open the demo workspace, building it first if it is missing (explicit, for notebooks).
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        Where the demo lives; default ``data/demo.duckdb``
+        (:func:`cs_analysis.workspace.default_workspace_path`).
+    **build
+        Passed to :func:`build_demo` when the file has to be built.
+    """
+    from cs_analysis.workspace import default_workspace_path, open_workspace
+
+    path = Path(path) if path is not None else default_workspace_path()
+    if not path.exists():
+        build_demo(path, **build)
+    return open_workspace(path)
+
+
 def build_demo(out=None, accounts: int | None = None, seed: int = 42, parquet_dir=None,
                progress: bool = False, as_of: dt.date = DEMO_AS_OF,
                events_per_account_month: float | None = None,

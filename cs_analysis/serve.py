@@ -140,21 +140,23 @@ def resolve_workspace(workspace=None) -> str:
     """The workspace the dashboards read, as an absolute path or an Ibis URL.
 
     ``workspace`` (path or URL), else ``$CS_WORKSPACE``, else the demo workspace,
-    which is built if missing (through :func:`~cs_analysis.workspace.open_workspace`).
+    which is built if missing (through :func:`~cs_analysis.demo.build_demo`).
 
     Raises
     ------
     ServeError
         When an explicit path does not exist.
     """
-    from cs_analysis.workspace import default_workspace_path, open_workspace
+    from cs_analysis.workspace import default_workspace_path
 
     target = workspace or os.environ.get("CS_WORKSPACE") or None
     if target is None:
         path = default_workspace_path()
         if not path.exists():
             print(f"building the demo workspace at {path} (first run only)...", flush=True)
-            open_workspace(None)  # builds the demo when missing
+            from cs_analysis.demo import build_demo
+
+            build_demo(path)
         return str(path.resolve())
     text = str(target)
     if "://" in text:

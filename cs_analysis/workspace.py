@@ -301,8 +301,9 @@ def open_workspace(target=None, *, as_of=None, **config) -> Workspace:
     ----------
     target : None, str, Path or ibis backend
         None: ``$CS_WORKSPACE`` if set, else the demo workspace ``data/demo.duckdb``
-        (built on first use). A path to a ``.duckdb`` file (opened read-only so several
-        dashboards can share it). An Ibis connection URL (``postgres://…``,
+        (built by ``make demo``, ``cs-analysis demo`` or
+        :func:`cs_analysis.demo.demo_workspace`; the data layer never builds it). A
+        path to a ``.duckdb`` file (opened read-only so several dashboards can share it). An Ibis connection URL (``postgres://…``,
         ``pyspark://…``, ``duckdb://…``) or an already-made Ibis backend whose tables are
         named as in the contract.
     as_of : date or str, optional
@@ -315,9 +316,10 @@ def open_workspace(target=None, *, as_of=None, **config) -> Workspace:
     if target is None:
         path = default_workspace_path()
         if not path.exists():
-            from cs_analysis.demo import build_demo
-
-            build_demo(path)
+            raise WorkspaceError(
+                f"no workspace at {path}: build the demo with `make demo` (or "
+                f"`cs-analysis demo --out {path}`, or `cs_analysis.demo.demo_workspace()` "
+                "in a notebook), or pass the path of your own workspace")
         target = path
     config = {**config, "as_of": as_of}
     if isinstance(target, ibis.BaseBackend):

@@ -29,6 +29,7 @@ from cs_analysis.dashboard import (
     Panel,
     View,
     account_filters,
+    base,
     csv_data_uri,
     discover,
     landing,
@@ -278,8 +279,10 @@ def test_missing_table_shows_a_friendly_error(tiny_ws, capfd):
     assert "Traceback" not in shown
     assert app.kpis == [] and app.table.empty
     assert app._kpis.layout.display == "none" and app._charts.layout.display == "none"
-    # the details go to the server log (the kernel's real stderr), not to the page
-    assert "Traceback" in capfd.readouterr().err
+    # an explained error goes to the server log (the kernel's real stderr) as one line,
+    # not as a traceback, and never to the page
+    err = capfd.readouterr().err
+    assert "has no survey_responses table" in err and "Traceback" not in err
 
 
 def test_an_error_clears_when_a_filter_change_succeeds(tiny_ws):
@@ -325,6 +328,29 @@ def test_friendly_error_messages():
     assert msg == "this workspace (x) has no t table" and "cs-analysis load" in hint
     msg, hint = dash.friendly_error(KeyError("secret internals"))
     assert "KeyError" in msg and "secret" not in msg and "log" in hint
+    # any explained package error (a criteria file's line, a bad parameter) is shown as is
+    from cs_analysis.config import read_yaml
+    from cs_analysis.errors import ArgumentError, CSAnalysisError
+
+    class FileError(CSAnalysisError, ValueError):
+        pass
+
+    try:
+        read_yaml("stages: 1\nstages: 2\n", "onboarding criteria", "criteria.yml", FileError)
+    except FileError as exc:
+        msg, hint = dash.friendly_error(exc)
+    assert msg.startswith("onboarding criteria criteria.yml, line 2: duplicate key 'stages'")
+    assert "Something went wrong" not in msg and "file" in hint
+    msg, _ = dash.friendly_error(ArgumentError("alpha=1.5 must be a number between 0 and 1"))
+    assert msg == "alpha=1.5 must be a number between 0 and 1"
+
+
+def test_unexpected_errors_keep_their_traceback_in_the_log(capfd):
+    try:
+        {}["internals"]
+    except KeyError as exc:
+        base._log_exception(exc)
+    assert "Traceback" in capfd.readouterr().err
 
 
 def test_scoped_applies_account_filters_and_signup_range(tiny_ws, tiny_tables):

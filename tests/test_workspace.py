@@ -1,5 +1,6 @@
 import datetime as dt
 import hashlib
+from pathlib import Path
 
 import duckdb
 import ibis
@@ -148,3 +149,20 @@ def test_rows_round_trip(tiny_ws, tiny_tables):
     assert got.mrr.tolist() == exp.mrr.tolist()
     # Ibis returns DATE columns as datetime64 at midnight
     assert [None if pd.isna(x) else x.date() for x in got.end_date] == exp.end_date.tolist()
+
+
+def test_the_data_layer_never_builds_the_demo(tmp_path, monkeypatch):
+    monkeypatch.setenv("CS_ANALYSIS_DATA", str(tmp_path))
+    monkeypatch.delenv("CS_WORKSPACE", raising=False)
+    with pytest.raises(WorkspaceError, match="make demo"):
+        open_workspace()
+    assert list(tmp_path.iterdir()) == []
+    src = (Path(__file__).parents[1] / "cs_analysis" / "workspace.py").read_text("utf-8")
+    assert "from cs_analysis.demo import" not in src and "import cs_analysis.demo" not in src
+
+
+def test_demo_workspace_builds_when_missing(tmp_path):
+    from cs_analysis.demo import demo_workspace
+
+    ws = demo_workspace(tmp_path / "d.duckdb", accounts=40, seed=1)
+    assert (tmp_path / "d.duckdb").exists() and len(ws.accounts.to_pandas()) == 40

@@ -389,15 +389,20 @@ class View:
 def friendly_error(exc: BaseException) -> tuple[str, str]:
     """A (message, hint) pair a stakeholder can act on, for any exception.
 
-    :class:`~cs_analysis.workspace.WorkspaceError` messages are already written for
-    people ("this workspace (...) has no survey_responses table"); anything else is
-    reported by type only, with its details in the server log.
+    The package's own errors (:class:`~cs_analysis.errors.CSAnalysisError`: a workspace
+    without a table, a criteria file with a mistake on line 12, a group too small to
+    compare) are written for people and shown as they are; anything else is reported by
+    type only, with its details in the server log.
     """
+    from cs_analysis.errors import CSAnalysisError
     from cs_analysis.workspace import WorkspaceError
 
     if isinstance(exc, WorkspaceError):
         return (str(exc), "Ask your CS analyst to load the missing data with "
                           "`cs-analysis load`, or open another workspace.")
+    if isinstance(exc, CSAnalysisError):
+        return (str(exc), "Change the filters, or ask your CS analyst to fix the file or "
+                          "setting named above.")
     if isinstance(exc, FileNotFoundError):
         return (f"A file this dashboard needs is missing: {exc.filename or exc}",
                 "Ask your CS analyst to check the workspace path.")
@@ -406,9 +411,18 @@ def friendly_error(exc: BaseException) -> tuple[str, str]:
 
 
 def _log_exception(exc: BaseException) -> None:
-    # The kernel's real stderr ends up in the Voila server's log (sys.stderr would go to
-    # the browser as cell output).
+    """Log an error to the server log: one line for an explained error, else a traceback.
+
+    The kernel's real stderr ends up in the Voila server's log (``sys.stderr`` would go
+    to the browser as cell output).
+    """
+    from cs_analysis.errors import CSAnalysisError
+
     stream = sys.__stderr__ or sys.stderr
+    if isinstance(exc, CSAnalysisError):
+        one_line = " ".join(str(exc).split())
+        print(f"cs_analysis.dashboard: {type(exc).__name__}: {one_line}", file=stream)
+        return
     print("cs_analysis.dashboard: error while computing a view", file=stream)
     traceback.print_exception(exc, file=stream)
 
