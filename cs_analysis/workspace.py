@@ -303,9 +303,9 @@ def open_workspace(target=None, *, as_of=None, **config) -> Workspace:
         None: ``$CS_WORKSPACE`` if set, else the demo workspace ``data/demo.duckdb``
         (built by ``make demo``, ``cs-analysis demo`` or
         :func:`cs_analysis.demo.demo_workspace`; the data layer never builds it). A
-        path to a ``.duckdb`` file (opened read-only so several dashboards can share it). An Ibis connection URL (``postgres://…``,
-        ``pyspark://…``, ``duckdb://…``) or an already-made Ibis backend whose tables are
-        named as in the contract.
+        path to a ``.duckdb`` file (opened read-only so several dashboards can share it).
+        An Ibis connection URL (``postgres://…``, ``pyspark://…``, ``duckdb://…``) or an
+        already-made Ibis backend whose tables are named as in the contract.
     as_of : date or str, optional
         Override the workspace's as-of date.
     **config
