@@ -12,7 +12,10 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["esc", "fmt_int", "fmt_money", "fmt_pct", "is_missing"]
+__all__ = ["esc", "fmt_int", "fmt_money", "fmt_pct", "formula_safe", "is_missing", "to_csv"]
+
+#: First characters that make a spreadsheet read a cell as a formula (OWASP CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def esc(value: Any) -> str:
@@ -51,3 +54,42 @@ def fmt_money(x, currency: str = "USD") -> str:
     else:
         text = f"{value:,.0f}"
     return f"{sign}{text}" if sign else f"{text} {currency}"
+
+
+def formula_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose text cells cannot run as spreadsheet formulas (OWASP CSV injection).
+
+    Customer text (comments, names, ticket titles) reaches CSV exports that people open in
+    Excel; a cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is
+    prefixed with a single quote, so ``=HYPERLINK(...)`` or ``+cmd|' /C calc'!A0`` shows as
+    text. Numeric columns are left alone: a negative number stays a number. Column headers
+    are neutralised the same way.
+    """
+    out = frame.copy()
+    for col in out.columns:
+        s = out[col]
+        if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_datetime64_any_dtype(s) or \
+                pd.api.types.is_bool_dtype(s):
+            continue
+        out[col] = s.map(_neutralise)
+    out.columns = [_neutralise(c) if isinstance(c, str) else c for c in out.columns]
+    return out
+
+
+def _neutralise(value):
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def to_csv(frame: pd.DataFrame, path=None, *, index: bool = False) -> str | None:
+    """Write (or return) a frame as an export CSV: formula-safe, UTF-8 with BOM, CRLF.
+
+    The one CSV writer of every export (dashboards, survey voices, handout tables), so
+    each is safe to open in a spreadsheet and reads Japanese text in Excel.
+    """
+    safe = formula_safe(frame)
+    if path is None:
+        return "\ufeff" + safe.to_csv(index=index, lineterminator="\r\n")
+    safe.to_csv(path, index=index, encoding="utf-8-sig", lineterminator="\r\n")
+    return None

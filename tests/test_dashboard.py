@@ -189,6 +189,22 @@ def test_csv_data_uri_round_trips_japanese_text():
     pd.testing.assert_frame_equal(back, frame)
 
 
+PAYLOADS = ["=HYPERLINK(\"http://x\")", "+cmd|' /C calc'!A0", "@SUM(1+1)", "-2+3",
+            "\t=1+1", "\r=1+1"]
+
+
+def test_csv_exports_are_formula_safe_and_keep_negative_numbers():
+    frame = pd.DataFrame({"comment": PAYLOADS, "mrr_change": [-120.5, 3, -2, 0, 1, -1],
+                          "name": ["a-b", "Señor", "=x", "ok", "株式会社", "-"]})
+    back = decode_csv(csv_data_uri(frame))
+    # every payload is read back as text starting with a quote, never as a formula
+    assert all(v.startswith("'") for v in back["comment"])
+    assert back["comment"].str[1:].str.strip().tolist() == [p.strip() for p in PAYLOADS]
+    # numbers stay numbers, harmless text is untouched
+    assert back["mrr_change"].astype(float).tolist() == [-120.5, 3, -2, 0, 1, -1]
+    assert back["name"].tolist() == ["a-b", "Señor", "'=x", "ok", "株式会社", "'-"]
+
+
 # -- a dashboard driven through its filters --------------------------------------------------
 def brute_force(tables, **filters):
     acc = tables["accounts"]

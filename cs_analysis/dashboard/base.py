@@ -62,7 +62,7 @@ from typing import Any, ClassVar
 import ipywidgets as widgets
 import pandas as pd
 
-from cs_analysis.formatting import esc, fmt_int, fmt_money, fmt_pct, is_missing
+from cs_analysis.formatting import esc, fmt_int, fmt_money, fmt_pct, is_missing, to_csv
 
 #: Label of the "no filter" choice of a dropdown filter.
 ALL = "All"
@@ -222,9 +222,10 @@ def csv_data_uri(frame: pd.DataFrame) -> str:
 
     UTF-8 with a byte-order mark, so Excel (Japanese Windows included) reads Japanese
     text correctly. Works in standalone Voila, which refuses to execute code sent from the
-    browser: the file is built in the kernel and carried by the link itself.
+    browser: the file is built in the kernel and carried by the link itself. Text cells
+    are formula-safe (:func:`cs_analysis.formatting.to_csv`).
     """
-    payload = "\ufeff" + frame.to_csv(index=False, lineterminator="\r\n")
+    payload = to_csv(frame)
     encoded = base64.b64encode(payload.encode("utf-8")).decode("ascii")
     return f"data:text/csv;charset=utf-8;base64,{encoded}"
 
