@@ -26,7 +26,9 @@ Access control
 Voila listens on ``127.0.0.1`` by default and needs no token there. To share beyond this
 machine, bind another address *and* set a token (``--token`` or ``$CS_ANALYSIS_TOKEN``);
 viewers then open ``http://HOST:PORT/?token=...`` once (a cookie keeps them signed in).
-Binding a non-loopback address without a token is refused unless
+A token shorter than :data:`MIN_TOKEN_LENGTH` characters is refused for such an
+address (the message suggests a random one). Binding a non-loopback address without a
+token is refused unless
 ``allow_no_token=True`` (``--allow-no-token``), e.g. behind an authenticating proxy.
 Standalone Voila never executes code sent from the browser (only widget messages pass),
 and ``voila>=0.5.6`` is required (CVE-2024-30265).
@@ -38,6 +40,7 @@ import ipaddress
 import json
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -63,6 +66,11 @@ __all__ = [
 
 #: Name of the Voila template shipped with the package.
 TEMPLATE = "cs"
+
+
+#: Shortest token accepted for a non-loopback address (a blank or one-letter token is no
+#: protection).
+MIN_TOKEN_LENGTH = 16
 
 
 class ServeError(RuntimeError):
@@ -283,6 +291,11 @@ def serve(workspace=None, port: int = 8866, host: str = "127.0.0.1", token: str 
               "machine could open the dashboards. Pass --token SECRET (or set "
               "CS_ANALYSIS_TOKEN), or --allow-no-token if access is controlled elsewhere.",
               file=sys.stderr)
+        return 2
+    if not is_loopback(host) and token and len(token.strip()) < MIN_TOKEN_LENGTH:
+        print(f"refusing to serve on {host} with a {len(token.strip())}-character token: a "
+              f"shared token needs at least {MIN_TOKEN_LENGTH} characters. Use for example "
+              f"--token {secrets.token_urlsafe(24)}", file=sys.stderr)
         return 2
     folder = Path(dashboards).expanduser().resolve() if dashboards else dashboards_dir()
     if not folder.is_dir() or not any(folder.glob("*.ipynb")):

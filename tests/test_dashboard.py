@@ -421,6 +421,19 @@ def test_serve_refuses_a_public_address_without_a_token(monkeypatch, capsys):
     assert "refusing" in capsys.readouterr().err and not started
 
 
+@pytest.mark.parametrize("token", [" ", "x", "short-token-15c"])
+def test_serve_refuses_a_weak_token_on_a_public_address(monkeypatch, capsys, token):
+    from cs_analysis import serve as srv
+
+    started = []
+    monkeypatch.setattr(srv.subprocess, "Popen", lambda *a, **k: started.append(a))
+    assert srv.serve(host="0.0.0.0", port=9, token=token) == 2
+    err = capsys.readouterr().err
+    assert "refusing" in err and not started
+    if token.strip():
+        assert "at least 16 characters" in err
+
+
 def test_serve_passes_workspace_template_and_token_to_voila(monkeypatch, tmp_path,
                                                           tiny_tables, capsys):
     from cs_analysis import serve as srv
@@ -444,7 +457,8 @@ def test_serve_passes_workspace_template_and_token_to_voila(monkeypatch, tmp_pat
     monkeypatch.setattr(srv.subprocess, "Popen", FakeProc)
     monkeypatch.setenv("CS_ANALYSIS_CACHE", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
-    rc = srv.serve(workspace=str(path.name), host="0.0.0.0", port=9123, token="s3cret")
+    rc = srv.serve(workspace=str(path.name), host="0.0.0.0", port=9123,
+                   token="s3cret-long-enough-token")
     assert rc == 0
     assert seen["env"]["CS_WORKSPACE"] == str(path.resolve())  # absolute for kernels
     jupyter_path = seen["env"]["JUPYTER_PATH"].split(":")
@@ -455,7 +469,7 @@ def test_serve_passes_workspace_template_and_token_to_voila(monkeypatch, tmp_pat
     assert seen["cmd"][1:3] == ["-m", "voila"]
     assert seen["cmd"][3] == str(dash.dashboards_dir())
     assert "s3cret" not in " ".join(seen["cmd"])  # never on a command line
-    assert seen["config"]["Voila"]["token"] == "s3cret"
+    assert seen["config"]["Voila"]["token"] == "s3cret-long-enough-token"
     assert seen["config"]["VoilaConfiguration"]["resources"]["cs_chart_bundle"] == bundle
     assert seen["config"]["Voila"]["ip"] == "0.0.0.0"
     assert "http://127.0.0.1:9123/" in capsys.readouterr().out
