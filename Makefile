@@ -9,13 +9,16 @@ PORT   ?= 8866
 HOST   ?= 127.0.0.1
 PYTEST_ARGS ?=
 
-.PHONY: setup demo serve lab test test-fast bench lint format clean help
+.PHONY: setup setup-backends demo serve lab test test-fast bench lint format clean help
 
 help:
 	@echo "make serve   set up, build the demo workspace if missing, serve the dashboards"
-	@echo "make test    run the whole test suite (unit, notebooks, browser)"
+	@echo "make test    run the whole test suite (unit, notebooks, browser, Spark/PostgreSQL)"
+	@echo "make test-fast  unit tests only (no notebooks, browser or other backends)"
 	@echo "make lab     JupyterLab on notebooks/"
 	@echo "make bench   benchmarks (speed and memory)"
+
+BSTAMP := $(VENV)/.backends-stamp
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required, found " + sys.version' 
@@ -25,6 +28,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# Spark and PostgreSQL clients for the backend leg of `make test` (not needed to serve).
+$(BSTAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,backends]"
+	touch $(BSTAMP)
+
+setup-backends: $(BSTAMP)
 
 $(WORKSPACE): | $(STAMP)
 	$(BIN)/cs-analysis demo --out $(WORKSPACE)
@@ -38,12 +48,12 @@ lab: setup demo
 	CS_WORKSPACE=$(abspath $(WORKSPACE)) $(BIN)/jupyter lab notebooks/
 
 # pytest exits 5 when nothing was collected: say so plainly instead of a bare error.
-test: setup
+test: setup-backends
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5)"; exit 1; fi; exit $$rc
 
 test-fast: setup
-	$(BIN)/python -m pytest -m "not browser and not notebook" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not browser and not notebook and not backends" $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)

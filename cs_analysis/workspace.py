@@ -299,13 +299,15 @@ def open_workspace(target=None, *, as_of=None, **config) -> Workspace:
 
     Parameters
     ----------
-    target : None, str, Path or ibis backend
+    target : None, str, Path, ibis backend or pyspark SparkSession
         None: ``$CS_WORKSPACE`` if set, else the demo workspace ``data/demo.duckdb``
         (built by ``make demo``, ``cs-analysis demo`` or
         :func:`cs_analysis.demo.demo_workspace`; the data layer never builds it). A
         path to a ``.duckdb`` file (opened read-only so several dashboards can share it).
-        An Ibis connection URL (``postgres://…``, ``pyspark://…``, ``duckdb://…``) or an
-        already-made Ibis backend whose tables are named as in the contract.
+        An Ibis connection URL (``postgres://user@host:5432/db``, ``duckdb://…``), an
+        already-made Ibis backend, or a running ``pyspark.sql.SparkSession``, whose tables
+        (or temporary views) are named as in the contract. PostgreSQL and Spark are
+        tested in CI against DuckDB (``tests/backends``).
     as_of : date or str, optional
         Override the workspace's as-of date.
     **config
@@ -324,6 +326,8 @@ def open_workspace(target=None, *, as_of=None, **config) -> Workspace:
     config = {**config, "as_of": as_of}
     if isinstance(target, ibis.BaseBackend):
         return Workspace(target, config=config)
+    if type(target).__name__ == "SparkSession":  # a running pyspark session
+        return Workspace(ibis.pyspark.connect(target), config=config, source="pyspark session")
     text = str(target)
     if "://" in text:
         return Workspace(ibis.connect(text), config=config, source=text)
