@@ -105,7 +105,11 @@ def spark_session():
     """A ``local[2]`` SparkSession in UTC, quiet and small (tests only)."""
     from pyspark.sql import SparkSession
 
+    scratch = tempfile.mkdtemp(prefix="cs-spark-")
     return (SparkSession.builder.master("local[2]").appName("cs_analysis-tests")
+            .config("spark.sql.warehouse.dir", f"{scratch}/warehouse")
+            .config("spark.local.dir", scratch)
+            .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={scratch}")
             .config("spark.sql.session.timeZone", "UTC")
             .config("spark.sql.shuffle.partitions", "2")
             .config("spark.default.parallelism", "2")
