@@ -181,7 +181,9 @@ def resolve_workspace(workspace=None) -> str:
 def voila_config(*, port: int = 8866, host: str = "127.0.0.1", token: str | None = None,
                  preheat: bool = True, pool_size: int = 1, open_browser: bool = False,
                  show_tracebacks: bool = False, fill_delay: float = 1.0,
-                 cull_idle: float = 600.0, chart_bundle: str | None = None) -> dict:
+                 cull_idle: float = 600.0, chart_bundle: str | None = None,
+                 max_kernels: int = 12, max_kernels_per_dashboard: int = 6,
+                 connect_timeout: float = 60.0) -> dict:
     """The Voila configuration :func:`serve` writes to ``voila.json`` (pure; tested).
 
     Parameters
@@ -212,6 +214,13 @@ def voila_config(*, port: int = 8866, host: str = "127.0.0.1", token: str | None
         Path (under ``{base_url}voila/``) of the served chart JavaScript
         (:func:`prepare_chart_bundle`); the template then asks the browser to fetch and
         compile it while the page starts, before the first chart needs it.
+    max_kernels, max_kernels_per_dashboard : int
+        Most viewer kernels at once, in all and per dashboard (preheated ones not
+        counted); a request over a cap gets a "busy, retry" page
+        (:class:`cs_analysis.voila_app.DashboardVoila`).
+    connect_timeout : float
+        Shut down a viewer kernel whose page has not connected within this many seconds
+        (a plain GET or a script starts a kernel no page will ever use).
     """
     config: dict = {
         "Voila": {
@@ -231,6 +240,13 @@ def voila_config(*, port: int = 8866, host: str = "127.0.0.1", token: str | None
             "default_pool_size": max(int(pool_size), 0) if preheat else 0,
         },
     }
+    config["DashboardVoila"] = {
+        "max_kernels": max(int(max_kernels), 1),
+        "max_kernels_per_dashboard": max(int(max_kernels_per_dashboard), 1),
+        "connect_timeout": float(connect_timeout),
+        "pool_size": max(int(pool_size), 0) if preheat else 0,
+        "landing": LANDING,
+    }
     if chart_bundle:
         config["VoilaConfiguration"]["resources"] = {"cs_chart_bundle": chart_bundle}
     if cull_idle and cull_idle > 0:
@@ -243,8 +259,10 @@ def voila_config(*, port: int = 8866, host: str = "127.0.0.1", token: str | None
     if preheat:
         config["VoilaKernelManager"] = {
             "fill_delay": float(fill_delay),
+            # only the landing page's pool starts with the server; DashboardVoila fills
+            # the others (pool_size each) one at a time once it is ready
             "kernel_pools_config": {
-                "default": {"pool_size": max(int(pool_size), 0)},
+                "default": {"pool_size": 0},
                 LANDING: {"pool_size": min(max(int(pool_size), 0), 1)},
             },
         }
@@ -309,13 +327,17 @@ def serve(workspace=None, port: int = 8866, host: str = "127.0.0.1", token: str 
     if pool_size is None:
         pool_size = int(os.environ.get("CS_ANALYSIS_POOL_SIZE", "1"))
     cull_idle = float(os.environ.get("CS_ANALYSIS_CULL_IDLE", "600"))
+    limits = {"max_kernels": int(os.environ.get("CS_ANALYSIS_MAX_KERNELS", "12")),
+              "max_kernels_per_dashboard": int(os.environ.get(
+                  "CS_ANALYSIS_MAX_KERNELS_PER_DASHBOARD", "6")),
+              "connect_timeout": float(os.environ.get("CS_ANALYSIS_CONNECT_TIMEOUT", "60"))}
 
     bundle_root, bundle = prepare_chart_bundle()
     bundle_path = f"templates/{TEMPLATE}/static/{bundle}"
     config = voila_config(port=port, host=host, token=token, preheat=preheat,
                           pool_size=pool_size, open_browser=open_browser,
                           show_tracebacks=show_tracebacks, cull_idle=cull_idle,
-                          chart_bundle=bundle_path)
+                          chart_bundle=bundle_path, **limits)
     env = dict(os.environ)
     env["CS_WORKSPACE"] = target
     env["CS_ANALYSIS_DASHBOARDS"] = str(folder)
@@ -334,10 +356,12 @@ def serve(workspace=None, port: int = 8866, host: str = "127.0.0.1", token: str 
         fd = os.open(conf_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(config, fh, indent=2)
-        cmd = [sys.executable, "-m", "voila", str(folder),
+        cmd = [sys.executable, "-m", "cs_analysis.voila_app", str(folder),
                f"--Voila.config_file_paths={conf_dir}"]
         print(f"serving the dashboards in {folder}\n  workspace: {target}\n"
-              f"  open {url}{'?token=<your token>' if token else ''}", flush=True)
+              f"  open {url}{'?token=<your token>' if token else ''}\n"
+              f"  (a starting page shows progress until the dashboards are ready; "
+              f"{url}healthz reports readiness)", flush=True)
         proc = subprocess.Popen(cmd, env=env)
         return _wait(proc)
 
@@ -369,11 +393,12 @@ class DashboardServer:
     env : mapping, optional
         Extra environment variables.
     timeout : float
-        Seconds to wait for the server to answer.
+        Most seconds to wait for the server to be ready (it returns as soon as
+        ``/healthz`` says so).
     """
 
     def __init__(self, workspace, *, port: int | None = None, log_path=None,
-                 extra_args=(), env=None, timeout: float = 120.0):
+                 extra_args=(), env=None, timeout: float = 300.0):
         self.workspace = str(workspace)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
@@ -394,32 +419,49 @@ class DashboardServer:
         return [*head, "serve", "--workspace", self.workspace, "--host", "127.0.0.1",
                 "--port", str(self.port), *self.extra_args]
 
-    def start(self) -> DashboardServer:
-        """Start the server and wait until it answers (raises with the log if it dies)."""
-        import time
-        import urllib.error
-        import urllib.request
+    def start(self, *, complete: bool = True) -> DashboardServer:
+        """Start the server and wait until it is ready (raises with the log if it dies).
 
+        Readiness is what ``/healthz`` reports: ``complete`` (every dashboard's kernel
+        pool filled) by default, else ``ready`` (the landing page's).
+        """
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         self._log = open(self.log_path, "w", encoding="utf-8")  # noqa: SIM115 - closed in stop
         self.proc = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT,
                                      env=env, start_new_session=True)
-        deadline = time.monotonic() + self.timeout
+        try:
+            self.wait_ready(complete=complete, timeout=self.timeout)
+        except ServeError:
+            self.stop()
+            raise
+        return self
+
+    def health(self) -> dict | None:
+        """What ``/healthz`` answers now (None while the server does not answer)."""
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(self.url + "healthz", timeout=2) as resp:
+                return json.loads(resp.read().decode("utf-8"))
+        except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
+            return None
+
+    def wait_ready(self, *, complete: bool = True, timeout: float = 300.0) -> dict:
+        """Poll ``/healthz`` until ready (or complete); return its last answer."""
+        import time
+
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.stop()
+            if self.proc is not None and self.proc.poll() is not None:
                 raise ServeError(f"the dashboard server exited with {self.proc.returncode}:\n"
                                  f"{self.log_text()}")
-            try:
-                with urllib.request.urlopen(self.url, timeout=2) as resp:
-                    if resp.status == 200:
-                        return self
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
+            state = self.health()
+            if state and state["complete" if complete else "ready"]:
+                return state
             time.sleep(0.25)
-        self.stop()
-        raise ServeError(f"the dashboard server did not answer within {self.timeout:.0f} s:\n"
-                         f"{self.log_text()}")
+        raise ServeError(f"the dashboard server was not ready within {timeout:.0f} s "
+                         f"({self.health()}):\n{self.log_text()}")
 
     def log_text(self) -> str:
         """Everything the server printed so far."""

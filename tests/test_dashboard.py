@@ -392,7 +392,12 @@ def test_voila_config_keeps_everything_local_and_preheated():
     assert vc["template"] == "cs" and vc["preheat_kernel"] is True
     assert vc["show_tracebacks"] is False and vc["strip_sources"] is True
     pools = cfg["VoilaKernelManager"]["kernel_pools_config"]
-    assert pools["default"]["pool_size"] == 2 and pools[dash.LANDING]["pool_size"] == 1
+    # only the landing page's pool starts with the server; DashboardVoila fills the
+    # others (pool_size each) once it is ready
+    assert pools["default"]["pool_size"] == 0 and pools[dash.LANDING]["pool_size"] == 1
+    limits = cfg["DashboardVoila"]
+    assert limits["pool_size"] == 2 and limits["landing"] == dash.LANDING
+    assert limits["max_kernels"] == 12 and limits["max_kernels_per_dashboard"] == 6
     cull = cfg["MappingKernelManager"]
     assert cull["cull_idle_timeout"] == 600 and cull["cull_connected"] is False
     assert "MappingKernelManager" not in voila_config(cull_idle=0)
@@ -466,7 +471,7 @@ def test_serve_passes_workspace_template_and_token_to_voila(monkeypatch, tmp_pat
     bundle = seen["env"][srv.CHART_BUNDLE_ENV]
     assert bundle.startswith("templates/cs/static/jupyterchart-")
     assert (tmp_path / "cache" / "jupyter" / "voila" / bundle).exists()
-    assert seen["cmd"][1:3] == ["-m", "voila"]
+    assert seen["cmd"][1:3] == ["-m", "cs_analysis.voila_app"]
     assert seen["cmd"][3] == str(dash.dashboards_dir())
     assert "s3cret" not in " ".join(seen["cmd"])  # never on a command line
     assert seen["config"]["Voila"]["token"] == "s3cret-long-enough-token"

@@ -1,0 +1,331 @@
+"""The Voila application ``cs-analysis serve`` runs: Voila plus limits, readiness and order.
+
+Standalone Voila starts a kernel for every page request and keeps it until an idle cull,
+starts every preheated pool at once, and answers requests while nothing is ready yet. A
+handful of plain GETs could exhaust the machine, and a first viewer waited 25-30 s on a
+request that seemed to hang. :class:`DashboardVoila` keeps Voila's behaviour and adds:
+
+- **Readiness, reported.** ``GET /healthz`` answers JSON: ``ready`` (the landing page's
+  pool is filled, so ``/`` opens at once), ``complete`` (every dashboard's pool is
+  filled), each pool's filled/target counts and the number of viewer kernels. Tests and
+  scripts wait on it instead of on long page timeouts.
+- **Landing page first.** Preheated pools fill one notebook at a time, the landing page's
+  first, instead of all at once competing for the cores.
+- **A starting page instead of a hanging request.** Until a notebook's pool is filled, a
+  request for it (or for ``/``) gets a small page that shows progress and reloads itself
+  every two seconds.
+- **Kernel caps.** At most :attr:`~DashboardVoila.max_kernels` viewer kernels in all and
+  :attr:`~DashboardVoila.max_kernels_per_dashboard` per dashboard (preheated pool kernels
+  are not counted); a request over a cap gets a friendly "busy, retry" page (HTTP 503 with
+  ``Retry-After``) instead of another kernel.
+- **Unconnected kernels culled.** A viewer kernel whose page never opened its connection
+  within :attr:`~DashboardVoila.connect_timeout` seconds (a plain GET, a script, a closed
+  tab) is shut down; Voila's idle cull (``MappingKernelManager``) handles the rest.
+- **No kernel details over HTTP.** ``/api/kernels/<id>`` answers 404: viewers never need
+  it (pages talk to their kernel over its channels socket), and it exposed viewer kernels.
+
+Run as ``python -m cs_analysis.voila_app DIR --Voila.config_file_paths=...`` (what
+:func:`cs_analysis.serve.serve` does); the configuration sections ``Voila``,
+``VoilaConfiguration``, ``MappingKernelManager`` and ``DashboardVoila`` apply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import time
+from pathlib import Path
+
+import tornado.ioloop
+import tornado.web
+from jupyter_server.services.kernels.handlers import KernelHandler
+from traitlets import Float, Int, Unicode
+from voila.app import Voila
+from voila.tornado.handler import TornadoVoilaHandler
+from voila.tornado.treehandler import TornadoVoilaTreeHandler
+
+__all__ = ["DashboardVoila", "main"]
+
+_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">{refresh}
+<title>{title}</title><style>
+body{{font-family:system-ui,-apple-system,"Segoe UI","Hiragino Sans","Noto Sans JP",sans-serif;
+background:#f6f7f9;color:#1f2933;margin:0;display:flex;min-height:100vh;align-items:center;
+justify-content:center}} main{{background:#fff;border:1px solid #d9dde3;border-radius:8px;
+padding:28px 32px;max-width:520px}} h1{{font-size:20px;margin:0 0 8px}} p{{margin:6px 0;
+line-height:1.45}} .bar{{height:8px;background:#e4e7eb;border-radius:4px;margin:14px 0 6px;
+overflow:hidden}} .bar span{{display:block;height:100%;background:#3b6fd4}}
+.muted{{color:#616e7c;font-size:13px}}</style></head><body><main role="status"
+class="{cls}"><h1>{title}</h1>{body}</main></body></html>"""
+
+
+def _page(title: str, body: str, *, cls: str, refresh: int | None = None) -> str:
+    meta = f'\n<meta http-equiv="refresh" content="{refresh}">' if refresh else ""
+    return _PAGE.format(title=html.escape(title), body=body, cls=cls, refresh=meta)
+
+
+class DashboardVoila(Voila):
+    """Voila with kernel caps, ordered preheating, readiness and a starting page."""
+
+    max_kernels = Int(12, config=True,
+                      help="Most viewer kernels at once (preheated pool kernels not counted).")
+    max_kernels_per_dashboard = Int(6, config=True,
+                                    help="Most viewer kernels of one dashboard at once.")
+    connect_timeout = Float(60.0, config=True,
+                            help="Seconds a viewer kernel may wait for its page to connect.")
+    pool_size = Int(1, config=True, help="Preheated kernels per dashboard notebook.")
+    landing = Unicode("index.ipynb", config=True, help="The landing page's notebook.")
+    retry_after = Int(20, config=True, help="Seconds a busy page asks the viewer to wait.")
+
+    # -- state ---------------------------------------------------------------------
+    def _notebooks(self) -> list[str]:
+        km = self.kernel_manager
+        root = Path(self.root_dir)
+        names = [str(p.relative_to(root)) for p in sorted(root.rglob("*.ipynb"))
+                 if getattr(km, "_notebook_filter", lambda _: True)(p)]
+        names.sort(key=lambda n: (n != self.landing, n))
+        return names
+
+    def _target(self, notebook: str) -> int:
+        if not self.voila_configuration.preheat_kernel:
+            return 0
+        return min(self.pool_size, 1) if notebook == self.landing else self.pool_size
+
+    def _filled(self, notebook: str) -> int:
+        """Pool kernels of ``notebook`` that have started *and* run the notebook."""
+        pool = getattr(self.kernel_manager, "_pools", {}).get(notebook, [])
+        n = 0
+        for task in pool:
+            if task.done() and not task.cancelled() and task.exception() is None:
+                n += _warmed(task.result())
+        return n
+
+    def pool_ready(self, notebook: str) -> bool:
+        """Whether ``notebook`` can be served from its pool (or is not preheated)."""
+        return notebook in self._ready_once or self._filled(notebook) >= self._target(notebook)
+
+    def viewer_kernels(self, notebook: str | None = None) -> set[str]:
+        """Kernels handed to viewers, of one notebook or all.
+
+        A preheated kernel counts from the moment a request takes it from its pool;
+        kernels warming up or waiting in a pool do not count. A kernel Voila started
+        directly for a request (its pool was momentarily empty) counts for every
+        notebook, since Voila does not record which notebook it runs.
+        """
+        km = self.kernel_manager
+        live = set(km.list_kernel_ids())
+        warmed = set()
+        for data in getattr(km, "notebook_data", {}).values():
+            warmed |= set(data.get("kernel_ids", ()))
+        direct = live - warmed
+        handed = {k for k, nb in self._handed_out.items()
+                  if k in live and (notebook is None or nb == notebook)}
+        return handed | direct
+
+    def health(self) -> dict:
+        """What ``/healthz`` answers."""
+        pools = {nb: {"filled": self._filled(nb), "target": self._target(nb)}
+                 for nb in self._notebooks()}
+        landing_ready = self.pool_ready(self.landing) if self.landing in pools else True
+        return {"ready": bool(landing_ready),
+                "complete": all(self.pool_ready(nb) for nb in pools),
+                "pools": pools, "viewer_kernels": len(self.viewer_kernels()),
+                "max_kernels": self.max_kernels}
+
+    # -- start-up ----------------------------------------------------------------------
+    def init_settings(self):
+        """Voila's settings, and the state the caps and readiness keep."""
+        self._ready_once: set[str] = set()
+        self._seen: dict[str, float] = {}
+        self._connected: set[str] = set()
+        self._handed_out: dict[str, str] = {}
+        settings = super().init_settings()
+        km = self.kernel_manager
+        if hasattr(km, "get_rendered_notebook"):
+            original = km.get_rendered_notebook
+
+            async def get_rendered_notebook(notebook_name, *args, **kwargs):
+                out = await original(notebook_name, *args, **kwargs)
+                self._handed_out[out[2]] = notebook_name  # (task, cache, kernel_id)
+                return out
+
+            km.get_rendered_notebook = get_rendered_notebook
+        return settings
+
+    async def _fill_in_order(self) -> None:
+        km = self.kernel_manager
+        if not self.voila_configuration.preheat_kernel or not hasattr(km, "_pools"):
+            return
+        # the configuration gave the landing page its pool and the others none, so that
+        # Voila started only the landing page's; now every notebook gets its pool, one
+        # notebook at a time
+        km.kernel_pools_config = {"default": {"pool_size": self.pool_size},
+                                  self.landing: {"pool_size": self._target(self.landing)}}
+        for nb in self._notebooks():
+            if nb != self.landing and not km._pools.get(nb):
+                km.fill_if_needed(delay=0, notebook_name=nb)
+            for task in list(km._pools.get(nb, [])):
+                try:  # the kernel has started, then it has run the notebook
+                    content = await asyncio.shield(task)
+                    deadline = time.monotonic() + 600
+                    while not _warmed(content) and time.monotonic() < deadline:
+                        await asyncio.sleep(0.2)
+                except (asyncio.CancelledError, Exception):  # noqa: BLE001 - logged by Voila
+                    pass
+            self._ready_once.add(nb)
+        self.log.info("cs_analysis: every dashboard's kernel pool is filled")
+
+    async def _cull_unconnected(self) -> None:
+        km = self.kernel_manager
+        now = time.monotonic()
+        viewers = self.viewer_kernels()
+        for kid in list(self._seen):
+            if kid not in viewers:
+                self._seen.pop(kid, None)
+                self._connected.discard(kid)
+        live = set(km.list_kernel_ids())
+        for kid in list(self._handed_out):
+            if kid not in live:
+                self._handed_out.pop(kid, None)
+        for kid in viewers:
+            self._seen.setdefault(kid, now)
+            if km._kernel_connections.get(kid, 0) > 0:
+                self._connected.add(kid)
+            elif (kid not in self._connected and now - self._seen[kid] > self.connect_timeout
+                  and getattr(km.get_kernel(kid), "execution_state", "idle") == "idle"):
+                self.log.info("cs_analysis: shutting down kernel %s: its page never connected "
+                              "within %.0f s", kid, self.connect_timeout)
+                self._seen.pop(kid, None)
+                try:
+                    await km.shutdown_kernel(kid)
+                except Exception:  # noqa: BLE001 - already gone
+                    pass
+
+    def listen(self):
+        """Schedule the ordered pool filling and the cull of unconnected kernels, then serve."""
+        loop = tornado.ioloop.IOLoop.current()
+        loop.add_callback(self._fill_in_order)
+        interval = max(1.0, min(10.0, self.connect_timeout / 4)) * 1000
+        tornado.ioloop.PeriodicCallback(self._cull_unconnected, interval).start()
+        super().listen()
+
+    # -- handlers ----------------------------------------------------------------------
+    def init_handlers(self):
+        """Voila's handlers, with ``/healthz``, caps, the starting page, no kernel API."""
+        handlers = []
+        for spec in super().init_handlers():
+            pattern, cls = spec[0], spec[1]
+            kwargs = spec[2] if len(spec) > 2 else {}
+            if cls is KernelHandler:
+                handlers.append((pattern, ClosedKernelHandler))
+            elif cls is TornadoVoilaHandler:
+                handlers.append((pattern, CappedVoilaHandler, {**kwargs, "app": self}))
+            elif cls is TornadoVoilaTreeHandler:
+                handlers.append((pattern, StartingTreeHandler, {**kwargs, "app": self}))
+            else:
+                handlers.append(spec)
+        health = self.server_url.rstrip("/") + "/healthz"
+        return [(health, HealthHandler, {"app": self}), *handlers]
+
+
+def _warmed(content: dict) -> bool:
+    """Whether a pool kernel has run its notebook, or waits for its request's details.
+
+    A notebook that reads its URL calls ``voila.utils.wait_for_request()``, which blocks
+    until a viewer takes the kernel: it is as warm as it will get once it waits.
+    """
+    from voila.request_info_handler import RequestInfoSocketHandler
+
+    render = content.get("task")
+    return (render is None or render.done()
+            or content.get("kernel_id") in RequestInfoSocketHandler._waiters)
+
+
+class HealthHandler(tornado.web.RequestHandler):
+    """``GET /healthz``: readiness as JSON (no token needed; it reveals no data)."""
+
+    def initialize(self, app: DashboardVoila):
+        self.app = app
+
+    def get(self):
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.write(json.dumps(self.app.health()))
+
+
+class ClosedKernelHandler(tornado.web.RequestHandler):
+    """``/api/kernels/<id>``: not available (viewers use the kernel's channels socket)."""
+
+    def prepare(self):
+        raise tornado.web.HTTPError(404)
+
+
+def _starting_page(app: DashboardVoila) -> str:
+    state = app.health()
+    pools = state["pools"]
+    done = sum(1 for nb in pools if app.pool_ready(nb))
+    pct = int(100 * done / max(len(pools), 1))
+    body = (f"<p>The dashboards are starting: {done} of {len(pools)} ready.</p>"
+            f'<div class="bar"><span style="width:{pct}%"></span></div>'
+            '<p class="muted">This page reloads by itself; the first start takes a minute '
+            "while each dashboard computes its numbers once.</p>")
+    return _page("Starting the dashboards…", body, cls="cs-starting", refresh=2)
+
+
+def _busy_page(app: DashboardVoila) -> str:
+    body = ("<p>Many people are viewing the dashboards right now, and this one has no "
+            "free place for you yet.</p>"
+            f"<p>Please retry in about {app.retry_after} seconds; this page reloads by "
+            "itself.</p>")
+    return _page("The dashboards are busy", body, cls="cs-busy", refresh=app.retry_after)
+
+
+class StartingTreeHandler(TornadoVoilaTreeHandler):
+    """The folder page (``/``), or the starting page while the landing page warms up."""
+
+    def initialize(self, app: DashboardVoila, **kwargs):
+        super().initialize(**kwargs)
+        self.cs_app = app
+
+    @tornado.web.authenticated
+    def get(self, path=""):
+        if not self.cs_app.health()["ready"]:
+            self.set_header("Cache-Control", "no-store")
+            self.write(_starting_page(self.cs_app))
+            return None
+        return super().get(path)
+
+
+class CappedVoilaHandler(TornadoVoilaHandler):
+    """A dashboard page: the starting page while its pool fills, busy page over a cap."""
+
+    def initialize(self, app: DashboardVoila, **kwargs):
+        super().initialize(**kwargs)
+        self.cs_app = app
+
+    @tornado.web.authenticated
+    async def get(self, path=None):
+        app = self.cs_app
+        notebook = self.notebook_path or path
+        if notebook and not app.pool_ready(notebook):
+            self.set_header("Cache-Control", "no-store")
+            self.write(_starting_page(app))
+            return
+        if (len(app.viewer_kernels()) >= app.max_kernels
+                or len(app.viewer_kernels(notebook)) >= app.max_kernels_per_dashboard):
+            self.set_status(503)
+            self.set_header("Retry-After", str(app.retry_after))
+            self.set_header("Cache-Control", "no-store")
+            self.write(_busy_page(app))
+            return
+        await super().get(path)
+
+
+def main():
+    """Entry point: ``python -m cs_analysis.voila_app``."""
+    DashboardVoila.launch_instance()
+
+
+if __name__ == "__main__":
+    main()
