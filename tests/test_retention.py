@@ -325,7 +325,7 @@ def test_empty_scope_gives_empty_frames(tiny_ws):
     empty = tiny_ws.where(accounts=["nobody"])
     assert r.cohort_retention(empty).empty
     assert r.revenue_retention(empty).bridge.empty
-    assert r.survival(empty).summary.empty
+    assert r.survival(empty).summary().empty
 
 
 # -- average retention ----------------------------------------------------------------------
@@ -634,7 +634,7 @@ def test_kaplan_meier_by_hand(tmp_path):
     assert curve.loc[10, "lower"] == pytest.approx(s ** math.exp(half))
     assert curve.loc[10, "upper"] == pytest.approx(s ** math.exp(-half))
     # median: first time S < 0.5 -> 30 days
-    summary = res.summary.iloc[0]
+    summary = res.summary().iloc[0]
     assert summary["median_days"] == 30
     assert (summary["accounts"], summary["churned"], summary["censored"]) == (6, 4, 2)
     assert summary["small_sample"]
@@ -656,19 +656,19 @@ def test_median_lifetime_where_the_curve_lands_on_one_half(tmp_path):
     res = r.survival(ws)
     curve = res.curves.set_index("days")
     assert curve.loc[20, "survival"] == pytest.approx(0.5)
-    assert res.summary.iloc[0]["median_days"] == 20
+    assert res.summary().iloc[0]["median_days"] == 20
 
 
 def test_survival_by_group_and_logrank(tmp_path):
     tables, as_of = km_tables()
     ws = make_ws(tables, tmp_path, as_of=as_of)
     res = r.survival(ws, by="segment")
-    s = res.summary.set_index("group")
+    s = res.summary().set_index("segment")
     # SMB: a(10), c(30), d(30) all churn: S(10) = 2/3, S(30) = 0 -> median 30
     assert s.loc["SMB", "median_days"] == 30
     # Enterprise: b 20+, e 40+, f 50: S stays 1 until 50, then 0 -> median 50
     assert s.loc["Enterprise", "median_days"] == 50
-    smb = res.curves[res.curves["group"] == "SMB"].set_index("days")
+    smb = res.curves[res.curves["segment"] == "SMB"].set_index("days")
     assert smb.loc[10, "survival"] == pytest.approx(2 / 3)
     # log-rank by hand: at t=10 (6 at risk, 3 SMB, 1 death): E_smb = 3/6 = 0.5
     # t=30 (4 at risk: c, d, e, f; 2 SMB; 2 deaths): E_smb = 2*2/4 = 1
@@ -768,7 +768,7 @@ def test_demo_survival_differs_by_segment(demo_ws):
     ws, _ = demo_ws
     res = r.survival(ws, by="segment")
     assert res.logrank.iloc[0]["p_value"] < 0.001
-    med = res.summary.set_index("group")["median_days"]
+    med = res.summary().set_index("segment")["median_days"]
     assert not (med.get("SMB", np.nan) > med.get("Enterprise", np.inf))
 
 
