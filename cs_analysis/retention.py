@@ -242,11 +242,14 @@ def _rename_group(frame: pd.DataFrame, by) -> pd.DataFrame:
 def _active_periods(ws, grain: str, as_of: dt.date, events):
     """``(account_id, p)`` rows for accounts with at least one usage event in period ``p``.
 
-    Only events on or before ``as_of`` count. Uses the workspace's account x month
-    rollup when it exists and no event set is chosen (exact for whole months before the
-    as-of month; the as-of month comes from the rollup only when no event can be dated
-    after ``as_of``, otherwise from the raw events up to ``as_of``). Otherwise aggregates
-    ``usage_events`` in the engine.
+    Every calendar operation uses the workspace's time zone (metrics.md, Time): an
+    event's period is the period of its local date, and only events on or before the
+    local as-of day count (stored UTC instants before the start of the next local day).
+    Uses the workspace's account x month rollup (months cut in the same zone) when it
+    exists and no event set is chosen (exact for whole months before the as-of month;
+    the as-of month comes from the rollup only when no event can be dated after
+    ``as_of``, otherwise from the raw events between the local start of that month and
+    the end of the local as-of day). Otherwise aggregates ``usage_events`` in the engine.
     """
     tz = ws.timezone
     m_asof = period_of(as_of, "month")
