@@ -68,10 +68,7 @@ _MAX_ROWS = 5000
 
 
 def _group_column(frame, known: set[str]) -> str | None:
-    """The ``by`` column of a retention frame (from ``attrs`` or the one unknown column)."""
-    by = frame.attrs.get("by") if hasattr(frame, "attrs") else None
-    if by is not None and by in frame.columns:
-        return by
+    """The ``by`` column of a retention frame: the one column that is not a known one."""
     extra = [c for c in frame.columns if c not in known]
     return extra[0] if len(extra) == 1 else None
 
@@ -234,7 +231,10 @@ def km_curves(result, *, band: bool = True, title: str | None = None,
     Parameters
     ----------
     result : SurvivalResult or pandas.DataFrame
-        :func:`cs_analysis.retention.survival` output or its ``curves`` frame.
+        :func:`cs_analysis.retention.survival` output or its ``curves`` frame; the
+        grouping column is the result's ``by`` (for a frame: the one column besides
+        ``days``, ``survival``, ``lower``, ``upper``, ``at_risk``, ``events``); without
+        one, a single curve.
     band : bool
         Draw the pointwise ``lower`` / ``upper`` band.
     title : str, optional
@@ -252,8 +252,14 @@ def km_curves(result, *, band: bool = True, title: str | None = None,
     import pandas as pd
 
     curves = getattr(result, "curves", result)
+    known = ["days", "survival", "lower", "upper", "at_risk", "events"]
+    by = getattr(result, "by", None) if hasattr(result, "curves") else _group_column(
+        curves, set(known))
+    if by is None:   # one curve: a constant label keeps one encoding for both cases
+        by = "group"
+        curves = curves.assign(group="All accounts")
     parts = []
-    for _, g in curves.groupby("group", sort=True):
+    for _, g in curves.groupby(by, sort=True):
         if len(g) > max_points:
             bins = (g["days"] / max(g["days"].max(), 1) * (max_points - 2)).astype(int)
             keep = ~bins.duplicated(keep="last")
@@ -261,10 +267,10 @@ def km_curves(result, *, band: bool = True, title: str | None = None,
             g = g[keep]
         parts.append(g)
     data = pd.concat(parts) if parts else curves.iloc[0:0]
-    data = data[["group", "days", "survival", "lower", "upper", "at_risk", "events"]]
+    data = data[[by, *known]]
     _check_rows(data, "km_curves", "lower max_points")
     x = alt.X("days:Q", title="Days since signup")
-    color = alt.Color("group:N", title="group")
+    color = alt.Color(f"{by}:N", title=by)
     base = alt.Chart(data)
     layers = []
     if band:
@@ -274,7 +280,7 @@ def km_curves(result, *, band: bool = True, title: str | None = None,
         x=x, y=alt.Y("survival:Q", axis=_pct_axis("Still a customer"),
                      scale=alt.Scale(domain=[0, 1])),
         color=color,
-        tooltip=["group:N", "days:Q", alt.Tooltip("survival:Q", format=".1%"),
+        tooltip=[f"{by}:N", "days:Q", alt.Tooltip("survival:Q", format=".1%"),
                  alt.Tooltip("lower:Q", format=".1%"), alt.Tooltip("upper:Q", format=".1%"),
                  "at_risk:Q", "events:Q"]))
     return alt.layer(*layers).properties(title=title or "Customer lifetime (Kaplan-Meier)")

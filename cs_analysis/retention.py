@@ -23,8 +23,21 @@ Definitions (metrics.md, "Time" and "Retention")
 - **cohort**: the accounts whose ``signup_date`` falls in a given period; **period k** of
   a cohort is the k-th calendar period after the signup period (k = 0: the signup period).
 - Accounts that sign up after the as-of date do not exist yet at that date and are left
-  out of every analysis here. Usage events are placed in calendar periods by their
-  stored (UTC) timestamp, like the workspace's usage rollup.
+  out of every analysis here.
+- **time zone**: usage events are stored in UTC and placed in calendar periods by their
+  *local* date in the workspace's time zone (``ws.timezone``), as the workspace's usage
+  rollup is; an event counts up to the end of the local as-of day (a login at 07:00 on
+  1 May in Tokyo is a May login of a Tokyo workspace). Every calendar operation goes
+  through :mod:`cs_analysis.time`.
+- **logo retention** is contract retention counted in accounts (``basis="logo"`` is
+  accepted as an alias of ``basis="contract"``); revenue retention (GRR / NRR) is
+  :func:`revenue_retention`.
+
+Results: tables are tidy frames whose grouping column is named after ``by`` (no metadata in
+``DataFrame.attrs``); :class:`RevenueRetention` and :class:`SurvivalResult` are
+:class:`cs_analysis.results.Result` objects with ``summary()``. Arguments are checked with
+:mod:`cs_analysis.errors` (a bad value raises :class:`~cs_analysis.errors.ArgumentError`,
+a ``ValueError``).
 
 Heavy work over ``usage_events`` and ``subscriptions`` runs in the engine (Ibis on the
 workspace's backend): only per-account or aggregated frames come back to pandas, where
@@ -43,17 +56,45 @@ import numpy as np
 import pandas as pd
 from ibis.common.exceptions import OperationNotDefinedError
 
+from cs_analysis.errors import (
+    ArgumentError,
+    CSAnalysisError,
+    check_alpha,
+    check_choice,
+    check_int,
+    short,
+)
+from cs_analysis.results import Result
 from cs_analysis.survival import kaplan_meier, loglog_interval
-from cs_analysis.workspace import WorkspaceError, _to_date
+from cs_analysis.time import (
+    last_observable,
+    on_or_before,
+    period_end,
+    period_expr,
+    period_label,
+    period_of,
+    period_start,
+    resolve_as_of,
+    to_date,
+    utc_instant,
+)
+from cs_analysis.workspace import WorkspaceError
 
 __all__ = [
+    "ALL",
     "BRIDGE_COMPONENTS",
+    "DEFINITIONS",
+    "MISSING",
+    "ChurnModelError",
     "RevenueRetention",
     "SurvivalResult",
     "account_lifetimes",
     "average_retention",
     "churn_drivers",
     "cohort_retention",
+    "combine_bridge",
+    "combine_cohort_cells",
+    "combine_trailing",
     "compare_definitions",
     "mrr_at",
     "retention_curve",
@@ -61,8 +102,11 @@ __all__ = [
     "survival",
 ]
 
+#: Grains of the retention tables (periods of cohorts and of k).
 GRAINS = ("month", "quarter")
-BASES = ("contract", "activity")
+#: Retained bases; ``"logo"`` is an alias of ``"contract"`` (logo retention: the share of
+#: accounts, not of revenue, whose contract is in force).
+BASES = ("contract", "activity", "logo")
 KINDS = ("bounded", "unbounded")
 #: Label of the group holding every account when no ``by`` column is given.
 ALL = "All accounts"
@@ -74,60 +118,31 @@ BRIDGE_COMPONENTS = ("start", "new", "reactivated", "expansion", "contraction", 
 _CHANGES = BRIDGE_COMPONENTS[1:-1]
 
 
-# -- periods -----------------------------------------------------------------------------
-def _check_choice(name: str, value: str, allowed: Sequence[str]) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not supported; expected one of {list(allowed)}")
-    return value
+# -- arguments ---------------------------------------------------------------------------
+class ChurnModelError(CSAnalysisError, ValueError):
+    """The churn model cannot be estimated on these data (too few or separated accounts)."""
 
 
-def _period_of(d: dt.date, grain: str) -> int:
-    """Period number of date ``d``."""
-    if grain == "month":
-        return d.year * 12 + d.month - 1
-    return d.year * 4 + (d.month - 1) // 3
+def _basis(basis: str) -> str:
+    """``basis`` checked; ``"logo"`` is the contract basis (logo retention of accounts)."""
+    basis = check_choice("basis", basis, BASES)
+    return "contract" if basis == "logo" else basis
 
 
-def _period_start(p: int, grain: str) -> dt.date:
-    """First day of period ``p``."""
-    if grain == "month":
-        return dt.date(p // 12, p % 12 + 1, 1)
-    return dt.date(p // 4, (p % 4) * 3 + 1, 1)
+def _periods(periods) -> int | None:
+    return None if periods is None else check_int("periods", periods, minimum=0)
 
 
-def _period_end(p: int, grain: str) -> dt.date:
-    """Last day of period ``p``."""
-    return _period_start(p + 1, grain) - dt.timedelta(days=1)
+def _small(small_sample) -> int:
+    return check_int("small_sample", small_sample, minimum=0)
 
 
-def _period_label(p: int, grain: str) -> str:
-    """``2024-01`` for months, ``2024-Q1`` for quarters."""
-    if grain == "month":
-        return f"{p // 12:04d}-{p % 12 + 1:02d}"
-    return f"{p // 4:04d}-Q{p % 4 + 1}"
-
-
-def _last_observable(as_of: dt.date, grain: str) -> int:
-    """The latest period whose last day is on or before ``as_of``."""
-    p = _period_of(as_of, grain)
-    return p if _period_end(p, grain) <= as_of else p - 1
-
-
-def _period_expr(col, grain: str):
-    """Ibis expression: period number of a date or timestamp column."""
-    if grain == "month":
-        return col.year() * 12 + col.month() - 1
-    # not .quarter(): Ibis compiles it to a REAL division on SQLite
-    return col.year() * 4 + (col.month() - 1) // 3
-
-
-def _resolve_as_of(ws, as_of) -> dt.date:
-    return ws.as_of if as_of is None else _to_date(as_of)
-
-
-def _ts(d: dt.date):
-    """A timestamp literal at midnight of ``d`` (for comparisons with ``*_at`` columns)."""
-    return ibis.timestamp(dt.datetime(d.year, d.month, d.day))
+def _by_name(by) -> str | None:
+    """``by`` as one column name (or None); a clear error for anything else."""
+    if by is None or (isinstance(by, str) and by):
+        return by
+    raise ArgumentError(f"by={short(by)} must be one accounts column name (e.g. 'segment') "
+                        "or None")
 
 
 # -- accounts --------------------------------------------------------------------------
@@ -150,7 +165,7 @@ def _accounts(ws, as_of: dt.date, by=None, grain: str | None = None):
     acc = acc.filter(acc.signup_date <= as_of)
     fields = {"account_id": acc.account_id, "signup_date": acc.signup_date}
     if grain is not None:
-        fields["c"] = _period_expr(acc.signup_date, grain).cast("int64")
+        fields["c"] = period_expr(acc.signup_date, grain).cast("int64")
     if isinstance(by, str):
         fields["_g"] = acc[by].cast("string").fill_null(MISSING)
     return acc.select(**fields)
@@ -191,7 +206,7 @@ def mrr_at(ws, date) -> pd.DataFrame:
     """
     subs = _subscriptions(ws)
     if not isinstance(date, pd.DataFrame):
-        d = _to_date(date)
+        d = to_date(date)
         live = subs.filter(subs.start_date <= d, subs.end_date.isnull() | (d < subs.end_date))
         out = live.group_by("account_id").agg(mrr=live.mrr.sum()).to_pandas()
         out["account_id"] = out["account_id"].astype("str")
@@ -227,17 +242,22 @@ def _rename_group(frame: pd.DataFrame, by) -> pd.DataFrame:
 def _active_periods(ws, grain: str, as_of: dt.date, events):
     """``(account_id, p)`` rows for accounts with at least one usage event in period ``p``.
 
-    Only events on or before ``as_of`` count. Uses the workspace's account x month
-    rollup when it exists and no event set is chosen (exact for whole months before the
-    as-of month; the as-of month comes from the rollup only when no event can be dated
-    after ``as_of``, otherwise from the raw events up to ``as_of``). Otherwise aggregates
-    ``usage_events`` in the engine.
+    Every calendar operation uses the workspace's time zone (metrics.md, Time): an
+    event's period is the period of its local date, and only events on or before the
+    local as-of day count (stored UTC instants before the start of the next local day).
+    Uses the workspace's account x month rollup (months cut in the same zone) when it
+    exists and no event set is chosen (exact for whole months before the as-of month;
+    the as-of month comes from the rollup only when no event can be dated after
+    ``as_of``, otherwise from the raw events between the local start of that month and
+    the end of the local as-of day). Otherwise aggregates ``usage_events`` in the engine.
     """
-    m_asof = _period_of(as_of, "month")
+    tz = ws.timezone
+    m_asof = period_of(as_of, "month")
     roll = ws.usage_rollup() if events is None else None
     if roll is not None:
+        # the rollup's months are local months of the workspace zone (ws.usage_rollup)
         complete = (ws.config.get("as_of") is None and as_of >= ws.as_of) or (
-            _period_end(m_asof, "month") == as_of)
+            period_end(m_asof, "month") == as_of)
         if complete:
             months = roll.filter(roll.events > 0, roll.month <= m_asof)
             months = months.select("account_id", m=months.month.cast("int64"))
@@ -245,19 +265,18 @@ def _active_periods(ws, grain: str, as_of: dt.date, events):
             early = roll.filter(roll.events > 0, roll.month < m_asof)
             early = early.select("account_id", m=early.month.cast("int64"))
             ev = ws.table("usage_events", columns=["account_id", "event_at"])
-            start = _period_start(m_asof, "month")
-            late = ev.filter(ev.event_at >= _ts(start),
-                             ev.event_at < _ts(as_of + dt.timedelta(days=1)))
+            start = ibis.timestamp(utc_instant(period_start(m_asof, "month"), tz))
+            late = ev.filter(ev.event_at >= start, on_or_before(ev.event_at, as_of, tz))
             late = late.select("account_id", m=ibis.literal(m_asof, "int64")).distinct()
             months = early.union(late, distinct=False)
     else:
         need = ["account_id", "event_at"] + (["event_name"] if events is not None else [])
         ev = ws.table("usage_events", columns=need)
-        ev = ev.filter(ev.event_at < _ts(as_of + dt.timedelta(days=1)))
+        ev = ev.filter(on_or_before(ev.event_at, as_of, tz))
         if events is not None:
             ev = ev.filter(ev.event_name.isin([str(e) for e in events]))
         months = ev.select("account_id",
-                           m=_period_expr(ev.event_at, "month").cast("int64")).distinct()
+                           m=period_expr(ev.event_at, "month", tz).cast("int64")).distinct()
     # rows are distinct per (account, month); callers count distinct accounts or take a
     # max, so (account, quarter) duplicates need no DISTINCT pass here
     if grain == "month":
@@ -273,10 +292,10 @@ def _coverage_intervals(ws, grain: str, p_obs: int):
     without service); ``hi`` is capped at the last observable period ``p_obs``.
     """
     subs = _subscriptions(ws)
-    lo = _period_expr(subs.start_date, grain).cast("int64")
+    lo = period_expr(subs.start_date, grain).cast("int64")
     hi = subs.end_date.isnull().ifelse(
         ibis.literal(p_obs, "int64"),
-        ibis.least(_period_expr(subs.end_date, grain).cast("int64") - 1, p_obs))
+        ibis.least(period_expr(subs.end_date, grain).cast("int64") - 1, p_obs))
     iv = subs.select("account_id", lo=lo, hi=hi)
     return iv.filter(iv.lo <= iv.hi)
 
@@ -309,7 +328,8 @@ def cohort_retention(ws, grain: str = "month", basis: str = "contract", by: str 
       day of period k (``start_date <= day < end_date``, null ``end_date`` = running).
     - **activity retained, bounded** (``basis="activity", kind="bounded"``, "active at
       k"): the account has at least one usage event (of the chosen ``events``, if any)
-      in period k.
+      in period k, events placed by their local date in the workspace's time zone and
+      counted up to the end of the local as-of day.
     - **activity retained, unbounded** (``kind="unbounded"``, "active at k or later"):
       the account's last active period, counting events up to the as-of date, is k or
       later.
@@ -327,8 +347,10 @@ def cohort_retention(ws, grain: str = "month", basis: str = "contract", by: str 
         The (possibly scoped) workspace.
     grain : {"month", "quarter"}
         Calendar period of cohorts and of k.
-    basis : {"contract", "activity"}
-        Retained by subscription coverage or by usage events.
+    basis : {"contract", "activity", "logo"}
+        Retained by subscription coverage or by usage events. ``"logo"`` (logo
+        retention: accounts whose contract is in force) is the contract basis; the
+        ``basis`` column then says ``"contract"``.
     by : str, optional
         An ``accounts`` column (``segment``, ``plan``, ``region``, ...): one triangle per
         value (nulls labelled ``"(missing)"``).
@@ -352,20 +374,20 @@ def cohort_retention(ws, grain: str = "month", basis: str = "contract", by: str 
         [``by``], ``period_end`` (last day of period k), ``accounts`` (cohort size),
         ``retained`` (nullable int), ``rate``, ``observable``, ``kind``, ``basis``.
     """
-    grain = _check_choice("grain", grain, GRAINS)
-    basis = _check_choice("basis", basis, BASES)
-    kind = _check_choice("kind", kind, KINDS)
+    grain = check_choice("grain", grain, GRAINS)
+    basis = _basis(basis)
+    kind = check_choice("kind", kind, KINDS)
+    by = _by_name(by)
     if events is not None and basis != "activity":
-        raise ValueError("events= selects usage events: use it with basis='activity'")
+        raise ArgumentError("events= selects usage events: use it with basis='activity'")
     if isinstance(events, str):
         events = [events]
-    if periods is not None and (int(periods) != periods or periods < 0):
-        raise ValueError(f"periods={periods!r}: expected a whole number >= 0")
-    as_of = _resolve_as_of(ws, as_of)
+    periods = _periods(periods)
+    as_of = resolve_as_of(ws, as_of)
     gcols = _group_cols(by)
     acc = _accounts(ws, as_of, by, grain)
-    p_asof = _period_of(as_of, grain)
-    p_obs = _last_observable(as_of, grain)
+    p_asof = period_of(as_of, grain)
+    p_obs = last_observable(as_of, grain)
 
     # One engine query returns both the cohort sizes (rows with k = -1) and the counts:
     # for bounded kinds, accounts retained at each k; for unbounded ones, accounts whose
@@ -426,8 +448,7 @@ def cohort_retention(ws, grain: str = "month", basis: str = "contract", by: str 
     cells["observable"] = (cells["c"] + cells["k"]) <= p_obs
     retained = cells["retained"].fillna(0).astype("int64").astype("Int64")
     cells["retained"] = retained.where(cells["observable"], pd.NA)
-    cells["rate"] = (cells["retained"].astype("Float64") / cells["accounts"]).astype(float)
-    cells["rate"] = cells["rate"].where(cells["observable"], np.nan)
+    cells["rate"] = _rate(cells["retained"], cells["accounts"], cells["observable"])
     return _finish_cells(cells, by, grain, {"kind": kind, "basis": basis})
 
 
@@ -450,11 +471,11 @@ def _finish_cells(cells: pd.DataFrame, by, grain: str, constants: Mapping) -> pd
     """Add cohort / period dates and labels, order rows and columns."""
     c = cells["c"].astype("int64")
     end_p = c + cells["k"].astype("int64")
-    starts = {p: _period_start(p, grain) for p in c.unique()}
-    ends = {p: _period_end(p, grain) for p in end_p.unique()}
+    starts = {p: period_start(p, grain) for p in c.unique()}
+    ends = {p: period_end(p, grain) for p in end_p.unique()}
     out = pd.DataFrame({
         "cohort": pd.to_datetime(c.map(starts)),
-        "cohort_label": c.map(lambda p: _period_label(p, grain)).astype("str"),
+        "cohort_label": c.map(lambda p: period_label(p, grain)).astype("str"),
         "period": cells["k"].astype("int64"),
     })
     if by is not None:
@@ -467,20 +488,63 @@ def _finish_cells(cells: pd.DataFrame, by, grain: str, constants: Mapping) -> pd
     for key, value in constants.items():
         out[key] = value
     order = ([by] if by is not None else []) + ["cohort", "period"]
-    out = out.sort_values(order, kind="stable").reset_index(drop=True)
-    out.attrs["by"] = by
-    out.attrs["grain"] = grain
-    return out
+    return out.sort_values(order, kind="stable").reset_index(drop=True)
 
 
-def _frame_by(frame: pd.DataFrame, known: set[str]) -> str | None:
-    by = frame.attrs.get("by")
+def _frame_by(frame: pd.DataFrame, known: set[str], by: str | None = None) -> str | None:
+    """The grouping column of a retention frame: ``by`` if given, else the one unknown column."""
     if by is not None:
+        by = _by_name(by)
+        if by not in frame.columns:
+            raise ArgumentError(f"by={by!r} is not a column of this frame; its columns are "
+                                f"{', '.join(map(str, frame.columns))}")
         return by
     extra = [c for c in frame.columns if c not in known]
     if len(extra) > 1:
-        raise ValueError(f"cannot tell the group column among {extra}")
+        raise ArgumentError(f"cannot tell the group column among {extra}; pass by=")
     return extra[0] if extra else None
+
+
+def _rate(retained, accounts, observable) -> pd.Series:
+    """Retained / accounts (float), NaN where the cell is not observable (metrics.md)."""
+    obs = pd.Series(observable).astype(bool).to_numpy()
+    rate = (pd.Series(retained).astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+            / np.asarray(accounts, dtype=float))
+    return pd.Series(np.where(obs, rate, np.nan), index=getattr(retained, "index", None))
+
+
+def combine_cohort_cells(cells: pd.DataFrame, by: str | None) -> pd.DataFrame:
+    """Cohort cells of :func:`cohort_retention` summed over the groups of ``by``.
+
+    Each account is in exactly one group, so cohort sizes (``accounts``) and retained
+    counts add up across groups and the result equals :func:`cohort_retention` without
+    ``by`` (one query can serve the per-group and the all-accounts views). ``rate`` =
+    retained / accounts (metrics.md), NaN and no retained count where the cell is not
+    observable.
+
+    Parameters
+    ----------
+    cells : pandas.DataFrame
+        :func:`cohort_retention` output computed with ``by``.
+    by : str or None
+        The grouping column; None (or a column the frame lacks) returns ``cells``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of ``cells`` without ``by``, one row per cohort x period.
+    """
+    if by is None or by not in cells.columns:
+        return cells
+    keys = ["cohort", "cohort_label", "period", "period_end", "observable"]
+    extra = [c for c in ("kind", "basis") if c in cells.columns]
+    out = (cells.assign(retained=cells["retained"].astype("Float64"))
+           .groupby(keys + extra, as_index=False, sort=True, dropna=False)
+           .agg(accounts=("accounts", "sum"), retained=("retained", "sum")))
+    obs = out["observable"].astype(bool)
+    out["retained"] = out["retained"].round().astype("Int64").where(obs, pd.NA)
+    out["rate"] = _rate(out["retained"], out["accounts"], obs)
+    return out[[c for c in cells.columns if c != by]].reset_index(drop=True)
 
 
 _COHORT_COLS = {"cohort", "cohort_label", "period", "period_end", "accounts", "retained",
@@ -501,7 +565,7 @@ def _wilson(retained, accounts, alpha: float):
     return lower, upper
 
 
-def average_retention(frame: pd.DataFrame, *, small_sample: int = 30,
+def average_retention(frame: pd.DataFrame, *, by: str | None = None, small_sample: int = 30,
                       alpha: float = 0.05) -> pd.DataFrame:
     """Cohort-size-weighted retention curve over the cohorts observable at each period.
 
@@ -513,10 +577,14 @@ def average_retention(frame: pd.DataFrame, *, small_sample: int = 30,
     ----------
     frame : pandas.DataFrame
         Output of :func:`cohort_retention`.
+    by : str, optional
+        The grouping column of ``frame``; default: the one column that is not a
+        :func:`cohort_retention` column (none: one curve).
     small_sample : int
         Rows whose ``accounts`` is below this are flagged ``small_sample=True``.
     alpha : float
-        1 - confidence level of the Wilson interval (statsmodels ``proportion_confint``).
+        1 - confidence level of the Wilson interval (statsmodels ``proportion_confint``),
+        strictly between 0 and 1.
 
     Returns
     -------
@@ -526,7 +594,13 @@ def average_retention(frame: pd.DataFrame, *, small_sample: int = 30,
         ``retained``, ``rate``, ``lower``, ``upper``, ``small_sample``, ``kind``,
         ``basis``.
     """
-    by = _frame_by(frame, _COHORT_COLS)
+    alpha = check_alpha(alpha)
+    small_sample = _small(small_sample)
+    if not isinstance(frame, pd.DataFrame) or not {"observable", "retained", "accounts",
+                                                   "period", "cohort"} <= set(frame.columns):
+        raise ArgumentError("average_retention needs the frame cohort_retention returns "
+                            "(columns cohort, period, accounts, retained, observable)")
+    by = _frame_by(frame, _COHORT_COLS, by)
     keys = ([by] if by is not None else []) + ["period"]
     extra = [c for c in ("kind", "basis") if c in frame.columns]
     obs = frame[frame["observable"].astype(bool)]
@@ -541,10 +615,8 @@ def average_retention(frame: pd.DataFrame, *, small_sample: int = 30,
     out["rate"] = out["retained"] / out["accounts"]
     out["lower"], out["upper"] = _wilson(out["retained"], out["accounts"], alpha)
     out["small_sample"] = out["accounts"] < small_sample
-    out = out[[*keys, "cohorts", "accounts", "retained", "rate", "lower", "upper",
-               "small_sample", *extra]]
-    out.attrs["by"] = by
-    return out
+    return out[[*keys, "cohorts", "accounts", "retained", "rate", "lower", "upper",
+                "small_sample", *extra]]
 
 
 def retention_curve(ws, grain: str = "month", basis: str = "contract", by: str | None = None,
@@ -568,9 +640,11 @@ def retention_curve(ws, grain: str = "month", basis: str = "contract", by: str |
     pandas.DataFrame
         As :func:`average_retention`.
     """
+    alpha = check_alpha(alpha)
+    small_sample = _small(small_sample)
     cells = cohort_retention(ws, grain, basis, by, periods, kind=kind, events=events,
                              as_of=as_of)
-    return average_retention(cells, small_sample=small_sample, alpha=alpha)
+    return average_retention(cells, by=by, small_sample=small_sample, alpha=alpha)
 
 
 #: The retention definitions compared by :func:`compare_definitions`: label -> (basis, kind).
@@ -609,20 +683,24 @@ def compare_definitions(ws, grain: str = "month", periods: int | None = None, *,
     pandas.DataFrame
         :func:`average_retention` columns plus ``definition`` (the label).
     """
+    alpha = check_alpha(alpha)
+    small_sample = _small(small_sample)
     parts = []
     for label, (basis, kind) in DEFINITIONS.items():
         curve = retention_curve(ws, grain, basis, None, periods, kind=kind, as_of=as_of,
                                 small_sample=small_sample, alpha=alpha)
         parts.append(curve.assign(definition=label))
     out = pd.concat(parts, ignore_index=True)
-    out.attrs["by"] = "definition"
     return out[["definition", *[c for c in out.columns if c != "definition"]]]
 
 
 # -- revenue retention -----------------------------------------------------------------
 @dataclass(frozen=True)
-class RevenueRetention:
+class RevenueRetention(Result):
     """Result of :func:`revenue_retention`: tidy frames of MRR movements and retention.
+
+    ``summary()`` is the headline: trailing-12-month GRR / NRR to the last complete month
+    (:attr:`latest`), per group when ``by`` was given.
 
     Attributes
     ----------
@@ -659,6 +737,17 @@ class RevenueRetention:
     as_of: dt.date | None = None
     by: str | None = None
 
+    title = "Revenue retention (trailing 12 months)"
+
+    def summary(self) -> pd.DataFrame | str:
+        """GRR / NRR of the latest trailing-12-month window [per group], with its counts."""
+        latest = self.latest
+        if latest.empty:
+            return "No account was paying at the start of the latest 12-month window."
+        cols = [*_by_list(self.by), "window_start", "window_end", "accounts", "start_mrr",
+                "end_mrr", "grr", "nrr"]
+        return latest[cols]
+
     @property
     def latest(self) -> pd.DataFrame:
         """Trailing-12-month GRR / NRR for the window ending at the last complete month.
@@ -668,7 +757,7 @@ class RevenueRetention:
         t = self.trailing
         if t.empty or self.as_of is None:
             return t
-        end = pd.Timestamp(_period_end(_last_observable(self.as_of, "month"), "month"))
+        end = pd.Timestamp(period_end(last_observable(self.as_of, "month"), "month"))
         # empty when nobody was paying at the start of that window
         return t[t["window_end"] == end].reset_index(drop=True)
 
@@ -699,9 +788,9 @@ class RevenueRetention:
             periods = sorted(b["period"].unique())[-int(last):] if last > 0 else []
             b = b[b["period"].isin(periods)]
         if start is not None:
-            b = b[b["period"] >= pd.Timestamp(_to_date(start))]
+            b = b[b["period"] >= pd.Timestamp(to_date(start))]
         if end is not None:
-            b = b[b["period"] <= pd.Timestamp(_to_date(end))]
+            b = b[b["period"] <= pd.Timestamp(to_date(end))]
         keys = [self.by] if self.by is not None else []
         rows = []
         for key, g in (b.groupby(keys, sort=True) if keys else [((), b)]):
@@ -736,8 +825,8 @@ def _mrr_grid(ws, grain: str, p_first: int, p_obs: int, acc):
     subs = _subscriptions(ws)
     ps = np.arange(p_first - 1, p_obs + 1, dtype="int64")
     ends = ibis.memtable({"p": ps,
-                          "d": [_period_end(int(p), grain) for p in ps],
-                          "prev_end": [_period_end(int(p) - 1, grain) for p in ps]})
+                          "d": [period_end(int(p), grain) for p in ps],
+                          "prev_end": [period_end(int(p) - 1, grain) for p in ps]})
     cov = subs.join(ends, [subs.start_date <= ends.d,
                            subs.end_date.isnull() | (ends.d < subs.end_date)])
     cov = cov.group_by(["account_id", "p"]).agg(mrr=cov.mrr.sum())
@@ -805,9 +894,9 @@ def _bridge(ws, grid, by, grain: str) -> pd.DataFrame:
                             full["mrr"].fillna(0.0)).astype(float)
     p = full["p"].astype("int64")
     out = pd.DataFrame({
-        "period": pd.to_datetime(p.map(lambda x: _period_start(x, grain))),
-        "period_label": p.map(lambda x: _period_label(x, grain)).astype("str"),
-        "period_end": pd.to_datetime(p.map(lambda x: _period_end(x, grain))),
+        "period": pd.to_datetime(p.map(lambda x: period_start(x, grain))),
+        "period_label": p.map(lambda x: period_label(x, grain)).astype("str"),
+        "period_end": pd.to_datetime(p.map(lambda x: period_end(x, grain))),
     })
     if by is not None:
         out[by] = full["_g"].astype("str")
@@ -869,17 +958,84 @@ def _trailing(grid_m, by) -> pd.DataFrame:
     if agg.empty:
         return pd.DataFrame({c: [] for c in cols})
     p = agg["p"].astype("int64")
-    agg["window_end"] = pd.to_datetime(p.map(lambda x: _period_end(x, "month")))
-    agg["window_start"] = pd.to_datetime(p.map(lambda x: _period_end(x - 12, "month")))
-    agg["grr"] = (agg["start_mrr"] - agg["contraction"] - agg["churned"]) / agg["start_mrr"]
-    agg["nrr"] = agg["end_mrr"] / agg["start_mrr"]
+    agg["window_end"] = pd.to_datetime(p.map(lambda x: period_end(x, "month")))
+    agg["window_start"] = pd.to_datetime(p.map(lambda x: period_end(x - 12, "month")))
+    agg["grr"], agg["nrr"] = _grr_nrr(agg)
     agg = _rename_group(agg, by)
     order = ([by] if by is not None else []) + ["window_end"]
     return agg.sort_values(order).reset_index(drop=True)[cols]
 
 
-def revenue_retention(ws, grain: str = "month", by: str | None = None,
-                      as_of=None, *, periods: int | None = None) -> RevenueRetention:
+def _grr_nrr(sums: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """GRR and NRR of windows from their sums (metrics.md).
+
+    GRR = (start_mrr - contraction - churned) / start_mrr; NRR = end_mrr / start_mrr,
+    over the accounts paying at the window's start; NaN when nobody was paying.
+    """
+    start = sums["start_mrr"].astype(float)
+    start = start.where(start != 0)
+    grr = (start - sums["contraction"].astype(float) - sums["churned"].astype(float)) / start
+    return grr, sums["end_mrr"].astype(float) / start
+
+
+def combine_trailing(trailing: pd.DataFrame, by: str | None) -> pd.DataFrame:
+    """Trailing-12-month windows of :func:`revenue_retention` summed over the groups of ``by``.
+
+    Starting MRR, expansion, contraction, churned and ending MRR of the accounts paying
+    at a window's start add up across groups (each account is in one group), so GRR =
+    (start - contraction - churned) / start and NRR = end / start of the sums equal the
+    ungrouped numbers (metrics.md).
+
+    Parameters
+    ----------
+    trailing : pandas.DataFrame
+        ``RevenueRetention.trailing`` computed with ``by``.
+    by : str or None
+        The grouping column; None (or a column the frame lacks) returns ``trailing``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``window_start``, ``window_end``, ``accounts``, ``start_mrr``, ``expansion``,
+        ``contraction``, ``churned``, ``end_mrr``, ``grr``, ``nrr``.
+    """
+    if by is None or by not in trailing.columns:
+        return trailing
+    sums = ["accounts", "start_mrr", "expansion", "contraction", "churned", "end_mrr"]
+    out = (trailing.groupby(["window_start", "window_end"], as_index=False, sort=True)[sums]
+           .sum())
+    out["grr"], out["nrr"] = _grr_nrr(out)
+    return out
+
+
+def combine_bridge(bridge: pd.DataFrame, by: str | None) -> pd.DataFrame:
+    """A window MRR bridge (:meth:`RevenueRetention.window_bridge`) summed over groups.
+
+    MRR movements add up across groups, so ``start + changes = end`` still holds;
+    ``accounts`` (start / end rows only) is summed, ``window_start`` / ``window_end`` are
+    the earliest start and the latest end.
+
+    Parameters
+    ----------
+    bridge : pandas.DataFrame
+        ``RevenueRetention.window_bridge(...)`` of a result computed with ``by``.
+    by : str or None
+        The grouping column; None (or a column the frame lacks) returns ``bridge``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``component``, ``accounts``, ``mrr``, ``window_start``, ``window_end``.
+    """
+    if by is None or by not in bridge.columns:
+        return bridge
+    return (bridge.groupby("component", sort=False, as_index=False)
+            .agg(accounts=("accounts", lambda s: s.sum(min_count=1)), mrr=("mrr", "sum"),
+                 window_start=("window_start", "min"), window_end=("window_end", "max")))
+
+
+def revenue_retention(ws, grain: str = "month", by: str | None = None, *,
+                      as_of=None, periods: int | None = None) -> RevenueRetention:
     """MRR bridge and gross / net revenue retention (GRR / NRR).
 
     Definitions (metrics.md):
@@ -923,11 +1079,14 @@ def revenue_retention(ws, grain: str = "month", by: str | None = None,
     Returns
     -------
     RevenueRetention
-        Frozen dataclass with tidy frames ``bridge``, ``by_cohort``, ``trailing``
-        (documented on the class) plus ``grain``, ``as_of``, ``by``.
+        Result object with tidy frames ``bridge``, ``by_cohort``, ``trailing``
+        (documented on the class) plus ``grain``, ``as_of``, ``by``; ``summary()`` is
+        the latest trailing-12-month GRR / NRR.
     """
-    grain = _check_choice("grain", grain, GRAINS)
-    as_of = _resolve_as_of(ws, as_of)
+    grain = check_choice("grain", grain, GRAINS)
+    by = _by_name(by)
+    periods = _periods(periods)
+    as_of = resolve_as_of(ws, as_of)
     acc = _accounts(ws, as_of, by, grain)
     subs = _subscriptions(ws)
     first = subs.join(acc.select("account_id"), "account_id").start_date.min().to_pandas()
@@ -935,16 +1094,16 @@ def revenue_retention(ws, grain: str = "month", by: str | None = None,
                              _trailing_empty(by), grain, as_of, by)
     if first is None or pd.isna(first):
         return empty
-    first = _to_date(first)
-    p_obs = _last_observable(as_of, grain)
-    p_first = _period_of(first, grain)
+    first = to_date(first)
+    p_obs = last_observable(as_of, grain)
+    p_first = period_of(first, grain)
     if p_first > p_obs:
         return empty
     grid = _mrr_grid(ws, grain, p_first, p_obs, acc)
     bridge = _bridge(ws, grid, by, grain)
-    cohorts = _revenue_cohorts(grid, by, grain, _period_of(as_of, grain), p_obs, periods)
-    m_obs = _last_observable(as_of, "month")
-    m_first = _period_of(first, "month")
+    cohorts = _revenue_cohorts(grid, by, grain, period_of(as_of, grain), p_obs, periods)
+    m_obs = last_observable(as_of, "month")
+    m_first = period_of(first, "month")
     if m_first <= m_obs:
         acc_m = acc if grain == "month" else _accounts(ws, as_of, by, "month")
         grid_m = grid if grain == "month" else _mrr_grid(ws, "month", m_first, m_obs, acc_m)
@@ -973,7 +1132,8 @@ def _trailing_empty(by) -> pd.DataFrame:
 
 
 # -- survival --------------------------------------------------------------------------
-def account_lifetimes(ws, as_of=None, by: str | Sequence[str] | None = None) -> pd.DataFrame:
+def account_lifetimes(ws, *, as_of=None, by: str | Sequence[str] | None = None
+                      ) -> pd.DataFrame:
     """Per-account lifetime from signup to churn, censored at the as-of date.
 
     Definitions (metrics.md): the **churn date** of an account is the ``end_date`` after
@@ -1002,7 +1162,7 @@ def account_lifetimes(ws, as_of=None, by: str | Sequence[str] | None = None) -> 
         ``account_id``, ``signup_date``, ``churn_date`` (NaT when censored),
         ``lifetime_days`` (int), ``churned`` (bool), then the ``by`` columns.
     """
-    as_of = _resolve_as_of(ws, as_of)
+    as_of = resolve_as_of(ws, as_of)
     extra = _by_list(by)
     acc = ws.table("accounts", columns=["account_id", "signup_date", *extra])
     acc = acc.filter(acc.signup_date <= as_of)
@@ -1034,38 +1194,59 @@ def _groups(lt: pd.DataFrame, by: str | None) -> pd.Series:
     return lt[by].astype("str").where(lt[by].notna(), MISSING)
 
 
+_SURVIVAL_GROUP_COLS = ["accounts", "churned", "censored", "median_days", "median_lower",
+                        "median_upper", "small_sample"]
+_CURVE_COLS = ["days", "survival", "lower", "upper", "at_risk", "events"]
+
+
 @dataclass(frozen=True)
-class SurvivalResult:
+class SurvivalResult(Result):
     """Result of :func:`survival`.
+
+    Every frame has a grouping column named after ``by`` (values as text, nulls labelled
+    ``"(missing)"``) when ``by`` was given, and none otherwise.
 
     Attributes
     ----------
     curves : pandas.DataFrame
-        Kaplan-Meier curve per group, as a step function: ``group``, ``days``,
+        Kaplan-Meier curve per group, as a step function: [``by``], ``days``,
         ``survival``, ``lower``, ``upper`` (pointwise interval), ``at_risk`` (accounts
         still under observation just before ``days``), ``events`` (churns at ``days``).
         The first row per group is day 0 (survival 1); a last row at the longest
         follow-up time carries the curve to the end of observation.
-    summary : pandas.DataFrame
-        One row per group: ``group``, ``accounts``, ``churned``, ``censored``,
-        ``median_days``, ``median_lower``, ``median_upper`` (NaN when the curve, or the
-        interval's bound, does not reach 50% within follow-up; the median is the first
-        day with S <= 0.5), ``small_sample``.
+    groups : pandas.DataFrame
+        One row per group (one row without ``by``): [``by``], ``accounts``, ``churned``,
+        ``censored``, ``median_days``, ``median_lower``, ``median_upper`` (NaN when the
+        curve, or the interval's bound, does not reach 50% within follow-up; the median
+        is the first day with S <= 0.5), ``small_sample``. This is :meth:`summary`.
     logrank : pandas.DataFrame
         Log-rank test that all groups share one survival curve: ``statistic``
         (chi-square), ``df`` (groups - 1), ``p_value``, ``groups``. Empty when there are
         fewer than two groups.
     lifetimes : pandas.DataFrame
-        The per-account input (:func:`account_lifetimes`), with its ``group``.
+        The per-account input (:func:`account_lifetimes`), its ``by`` column labelled
+        as in the other frames.
+    by : str or None
+        The grouping column.
+    as_of : datetime.date or None
+        The as-of date used (censoring date).
     """
 
     curves: pd.DataFrame
-    summary: pd.DataFrame
+    groups: pd.DataFrame
     logrank: pd.DataFrame
     lifetimes: pd.DataFrame
+    by: str | None = None
+    as_of: dt.date | None = None
+
+    title = "Customer lifetime (Kaplan-Meier)"
+
+    def summary(self) -> pd.DataFrame:
+        """Accounts, churns and median lifetime (with its interval) per group."""
+        return self.groups
 
 
-def survival(ws, by: str | None = None, as_of=None, *, small_sample: int = 30,
+def survival(ws, by: str | None = None, *, as_of=None, small_sample: int = 30,
              alpha: float = 0.05) -> SurvivalResult:
     """Kaplan-Meier survival of account lifetime, median lifetime and a log-rank test.
 
@@ -1078,39 +1259,51 @@ def survival(ws, by: str | None = None, as_of=None, *, small_sample: int = 30,
     ``S ** exp(+-z * se / (S * |log S|))`` (the band equals S where S is 0 or 1). The
     median lifetime is the first event time ``t`` with ``S(t) <= 0.5`` (the textbook /
     R / lifelines rule shared by the package, :mod:`cs_analysis.survival`), with the
-    statsmodels ``quantile_ci`` interval (cloglog transform); NaN when S stays above 0.5.
-    The log-rank test is statsmodels ``survdiff``.
+    :mod:`cs_analysis.survival` interval (``quantile_ci``); NaN when S stays above 0.5,
+    and a NaN bound when the band does not reach 50% within follow-up (the bound is
+    then "later than the longest follow-up"). The log-rank test is statsmodels
+    ``survdiff``.
 
     Parameters
     ----------
     ws : Workspace
         The (possibly scoped) workspace.
     by : str, optional
-        An ``accounts`` column; one curve per value (nulls labelled ``"(missing)"``).
+        An ``accounts`` column; one curve per value (nulls labelled ``"(missing)"``),
+        in a column named after it.
     as_of : date or str, optional
         Default: the workspace's as-of date.
     small_sample : int
         Groups with fewer accounts are flagged ``small_sample=True``.
     alpha : float
-        1 - confidence level of the bands and the median interval.
+        1 - confidence level of the bands and the median interval (between 0 and 1).
 
     Returns
     -------
     SurvivalResult
-        ``curves``, ``summary``, ``logrank`` and ``lifetimes`` (see the class).
+        ``curves``, ``groups`` (= ``summary()``), ``logrank`` and ``lifetimes`` (see
+        the class).
     """
     from scipy.stats import norm
     from statsmodels.duration.survfunc import survdiff
 
+    by = _by_name(by)
+    alpha = check_alpha(alpha)
+    small_sample = _small(small_sample)
+    as_of = resolve_as_of(ws, as_of)
     z = float(norm.ppf(1 - alpha / 2))
     lt = account_lifetimes(ws, as_of=as_of, by=by)
-    lt["group"] = _groups(lt, by)
+    labels = _groups(lt, by)
+    if by is not None:
+        lt[by] = labels
+    gcols = _by_list(by)
     curves, summary = [], []
-    for group, g in lt.groupby("group", sort=True):
+    for group, g in lt.groupby(labels, sort=True):
         time = g["lifetime_days"].to_numpy(dtype=float)
         status = g["churned"].to_numpy(dtype=int)
         n = len(g)
-        row = {"group": group, "accounts": n, "churned": int(status.sum()),
+        key = {by: group} if by is not None else {}
+        row = {**key, "accounts": n, "churned": int(status.sum()),
                "censored": int(n - status.sum()), "median_days": np.nan,
                "median_lower": np.nan, "median_upper": np.nan,
                "small_sample": n < small_sample}
@@ -1135,29 +1328,31 @@ def survival(ws, by: str | None = None, as_of=None, *, small_sample: int = 30,
         lower, upper = loglog_interval(surv, se, z)   # NaN where S is 0 or 1: the band is S
         lower, upper = np.where(np.isnan(lower), surv, lower), np.where(np.isnan(upper), surv,
                                                                          upper)
-        curves.append(pd.DataFrame({"group": group, "days": days, "survival": surv,
-                                    "lower": lower, "upper": upper, "at_risk": at_risk,
-                                    "events": events}))
+        curves.append(pd.DataFrame({**key, "days": days, "survival": surv, "lower": lower,
+                                    "upper": upper, "at_risk": at_risk, "events": events}))
         summary.append(row)
-    curve_cols = ["group", "days", "survival", "lower", "upper", "at_risk", "events"]
     curves_df = (pd.concat(curves, ignore_index=True) if curves
-                 else pd.DataFrame({c: [] for c in curve_cols}))
-    summary_df = pd.DataFrame(summary, columns=["group", "accounts", "churned", "censored",
-                                                "median_days", "median_lower",
-                                                "median_upper", "small_sample"])
+                 else pd.DataFrame({c: [] for c in [*gcols, *_CURVE_COLS]}))
+    groups_df = pd.DataFrame(summary, columns=[*gcols, *_SURVIVAL_GROUP_COLS])
     logrank = pd.DataFrame({c: [] for c in ["statistic", "df", "p_value", "groups"]})
-    if lt["group"].nunique() >= 2 and lt["churned"].any():
+    if labels.nunique() >= 2 and lt["churned"].any():
         stat, p = survdiff(lt["lifetime_days"].to_numpy(dtype=float),
-                           lt["churned"].to_numpy(dtype=int), lt["group"].to_numpy())
+                           lt["churned"].to_numpy(dtype=int), labels.to_numpy())
         logrank = pd.DataFrame({"statistic": [float(stat)],
-                                "df": [int(lt["group"].nunique() - 1)],
+                                "df": [int(labels.nunique() - 1)],
                                 "p_value": [float(p)],
-                                "groups": [", ".join(sorted(lt["group"].unique()))]})
-    return SurvivalResult(curves_df, summary_df, logrank, lt)
+                                "groups": [", ".join(sorted(labels.unique()))]})
+    notes = ()
+    small = groups_df.loc[groups_df["small_sample"].astype(bool)]
+    if not small.empty:
+        names = ", ".join(map(str, small[by])) if by is not None else "all accounts"
+        notes = (f"Fewer than {small_sample} accounts in {names}: medians and differences "
+                 "are not conclusive.",)
+    return SurvivalResult(curves_df, groups_df, logrank, lt, by, as_of, notes=notes)
 
 
 # -- churn drivers ---------------------------------------------------------------------
-def churn_drivers(ws, covariates: Sequence[str] = ("segment",), as_of=None, *,
+def churn_drivers(ws, covariates: Sequence[str] = ("segment",), *, as_of=None,
                   reference: Mapping[str, str] | None = None,
                   log: Sequence[str] = ("employees",), alpha: float = 0.05,
                   small_sample: int = 30) -> pd.DataFrame:
@@ -1175,6 +1370,12 @@ def churn_drivers(ws, covariates: Sequence[str] = ("segment",), as_of=None, *,
     account-day). Nulls form their own level ``"(missing)"``. Numeric covariates enter
     linearly; those listed in ``log`` enter as ``log2(1 + x)``, so their hazard ratio is
     per doubling. Accounts with a null numeric covariate are dropped (see ``n``).
+
+    Small or separated data: a hazard ratio is not estimable when a level has no churn
+    at all, or when a covariate separates churners from the others (the estimate runs
+    off to 0 or infinity). Rather than a meaningless number (or an overflow), the
+    function then raises :class:`ChurnModelError` (a ``ValueError``) naming the
+    covariate and level; merge small levels, drop the covariate or use more accounts.
 
     Parameters
     ----------
@@ -1201,17 +1402,26 @@ def churn_drivers(ws, covariates: Sequence[str] = ("segment",), as_of=None, *,
         ``hazard_ratio``, ``lower``, ``upper``, ``p_value``, ``accounts`` and
         ``events`` (at that level; for numeric covariates all accounts used),
         ``small_sample``, ``n`` and ``n_events`` (accounts and churns in the model).
+
+    Raises
+    ------
+    ChurnModelError
+        When no account churned, a level has no churn, or the fit diverges (separation).
     """
     import statsmodels.api as sm
     from scipy.stats import norm
 
     covariates = _by_list(covariates)
-    if not covariates:
-        raise ValueError("churn_drivers needs at least one covariate (an accounts column)")
+    if not covariates or not all(isinstance(c, str) and c for c in covariates):
+        raise ArgumentError(f"covariates={short(covariates)}: churn_drivers needs one or more "
+                            "accounts column names (e.g. ['segment', 'employees'])")
+    alpha = check_alpha(alpha)
+    small_sample = _small(small_sample)
+    log = _by_list(log)
     reference = dict(reference or {})
     unknown = set(reference) - set(covariates)
     if unknown:
-        raise ValueError(f"reference= names {sorted(unknown)}, which are not covariates")
+        raise ArgumentError(f"reference= names {sorted(unknown)}, which are not covariates")
     lt = account_lifetimes(ws, as_of=as_of, by=covariates)
     if lt.empty:
         raise WorkspaceError("churn_drivers: no account has a subscription by the as-of date")
@@ -1229,8 +1439,8 @@ def churn_drivers(ws, covariates: Sequence[str] = ("segment",), as_of=None, *,
             x = lt[cov].astype(float)
             if cov in log:
                 if (x < 0).any():
-                    raise ValueError(f"churn_drivers: {cov} has negative values; "
-                                     "log2(1 + x) needs x >= 0")
+                    raise ChurnModelError(f"churn_drivers: {cov} has negative values; "
+                                          "log2(1 + x) needs x >= 0")
                 name = f"log2(1 + {cov})"
                 exog[name] = np.log2(1 + x)
                 level = "per doubling"
@@ -1244,8 +1454,8 @@ def churn_drivers(ws, covariates: Sequence[str] = ("segment",), as_of=None, *,
         levels = sorted(values.unique())
         ref = reference.get(cov) or _default_reference(cov, values, lt)
         if ref not in levels:
-            raise ValueError(f"churn_drivers: reference level {ref!r} of {cov} not found; "
-                             f"levels are {levels}")
+            raise ArgumentError(f"churn_drivers: reference level {ref!r} of {cov} not found; "
+                                f"levels are {levels}")
         meta.append((None, cov, ref, ref, (values == ref).to_numpy()))
         for level in levels:
             if level == ref:
@@ -1256,10 +1466,8 @@ def churn_drivers(ws, covariates: Sequence[str] = ("segment",), as_of=None, *,
     x = pd.DataFrame(exog)
     time = lt["lifetime_days"].astype(float)
     status = lt["churned"].astype(int)
-    fit = sm.PHReg(time, x, status=status, ties="efron").fit(disp=False)
-    params = pd.Series(np.asarray(fit.params), index=x.columns)
-    bse = pd.Series(np.asarray(fit.bse), index=x.columns)
-    pvalues = pd.Series(np.asarray(fit.pvalues), index=x.columns)
+    _check_estimable(meta, status.to_numpy(), len(lt))
+    params, bse, pvalues = _fit_cox(sm, time, x, status, meta)
     rows = []
     for name, cov, level, ref, mask in meta:
         acc_n = int(mask.sum())
@@ -1278,6 +1486,63 @@ def churn_drivers(ws, covariates: Sequence[str] = ("segment",), as_of=None, *,
     out["n"] = len(lt)
     out["n_events"] = int(status.sum())
     return out
+
+
+def _check_estimable(meta, status: np.ndarray, n: int) -> None:
+    """Refuse data on which a hazard ratio cannot be estimated (before fitting)."""
+    events = int(status.sum())
+    if events == 0:
+        raise ChurnModelError(f"churn_drivers: none of the {n} accounts churned by the as-of "
+                              "date, so there is no churn to explain")
+    if events == n:
+        raise ChurnModelError(f"churn_drivers: all {n} accounts churned; hazard ratios need "
+                              "some accounts still customers at the as-of date")
+    for _, cov, level, _, mask in meta:
+        if level in ("per unit", "per doubling"):
+            continue
+        ev = int(status[mask].sum())
+        if ev == 0:
+            raise ChurnModelError(
+                f"churn_drivers: {cov} level {level!r} has no churned account "
+                f"(0 of {int(mask.sum())}), so its hazard ratio cannot be estimated (it runs "
+                f"off to 0 or infinity); merge small {cov} levels, drop {cov}, or use more "
+                "accounts")
+
+
+def _fit_cox(sm, time, x: pd.DataFrame, status, meta):
+    """Fit PHReg; a clear :class:`ChurnModelError` naming the variable when it diverges."""
+    import warnings
+
+    names = {name: (cov, level) for name, cov, level, _, _ in meta if name is not None}
+
+    def diverged(which: list[str], why: str) -> ChurnModelError:
+        what = "; ".join(f"{names[w][0]}" + (f" level {names[w][1]!r}" if names[w][1] not in (
+            "per unit", "per doubling") else "") for w in which) or ", ".join(
+            dict.fromkeys(c for c, _ in names.values()))
+        return ChurnModelError(
+            f"churn_drivers: the Cox model cannot be estimated on these {len(x)} accounts "
+            f"({int(np.sum(status))} churned): {why} for {what}. The data separate churners "
+            "from the others (or are too few); merge small levels, drop that covariate, or "
+            "use more accounts")
+
+    if len(x.columns) and (x.std(ddof=0) == 0).any():
+        flat = [c for c in x.columns if x[c].std(ddof=0) == 0]
+        raise diverged(flat, "the covariate does not vary")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # convergence warnings: judged below
+            fit = sm.PHReg(time, x, status=status, ties="efron").fit(disp=False)
+            params = pd.Series(np.asarray(fit.params, dtype=float), index=x.columns)
+            bse = pd.Series(np.asarray(fit.bse, dtype=float), index=x.columns)
+            pvalues = pd.Series(np.asarray(fit.pvalues, dtype=float), index=x.columns)
+    except (OverflowError, FloatingPointError, np.linalg.LinAlgError, ValueError) as exc:
+        raise diverged([], f"the fit failed ({type(exc).__name__})") from None
+    # |b| > 15 is a hazard ratio beyond 3 million (or below 1 / 3 million): a divergence
+    bad = [c for c in x.columns if not (math.isfinite(params[c]) and math.isfinite(bse[c])
+                                        and abs(params[c]) < 15 and bse[c] < 50)]
+    if bad:
+        raise diverged(bad, "the hazard ratio runs off to 0 or infinity")
+    return params, bse, pvalues
 
 
 def _default_reference(cov: str, values: pd.Series, lt: pd.DataFrame) -> str:

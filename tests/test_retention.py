@@ -2,8 +2,10 @@
 
 The brute force works day by day: it builds, for every account, its daily coverage and
 daily MRR from the subscriptions (``start_date <= d < end_date``), and places events in
-pandas ``Period`` objects; then it applies metrics.md's sentences literally. It shares
-no code with the module under test.
+pandas ``Period`` objects of their LOCAL time (pandas ``tz_convert`` of the stored UTC
+timestamps into the workspace's zone, metrics.md Time); then it applies metrics.md's
+sentences literally. It shares no code with the module under test (nor with
+``cs_analysis.time``).
 """
 
 from __future__ import annotations
@@ -21,9 +23,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cs_analysis import retention as r
+from cs_analysis.errors import ArgumentError, CSAnalysisError
+from cs_analysis.results import Result
 from cs_analysis.workspace import USAGE_ROLLUP, WorkspaceError, open_workspace, write_workspace
 
 SEGMENTS = ["SMB", "Mid-Market", "Enterprise", None]
+#: Workspace zones of the random tests: UTC, one east (no DST) and one west (DST) of UTC.
+ZONES = ["UTC", "Asia/Tokyo", "America/Los_Angeles"]
 EVENT_NAMES = ["login", "report", "export"]
 BASE = dt.date(2023, 1, 1)
 
@@ -43,6 +49,7 @@ def random_tables(seed: int, n_accounts: int = 14) -> dict[str, pd.DataFrame]:
     """Accounts, subscriptions (gaps, overlaps, reactivation, boundary ends, running,
     zero MRR) and events (some accounts with none, some before signup) over ~2 years."""
     rng = np.random.default_rng(seed)
+    near = np.random.default_rng(seed + 99)   # own stream: the other draws stay as they were
     acc, subs, events = [], [], []
     for i in range(n_accounts):
         aid = f"{i:03d}"
@@ -69,6 +76,12 @@ def random_tables(seed: int, n_accounts: int = 14) -> dict[str, pd.DataFrame]:
             day = signup + dt.timedelta(days=int(rng.integers(-40, 700)))
             at = dt.datetime(day.year, day.month, day.day) + dt.timedelta(
                 seconds=int(rng.integers(0, 86400)))
+            if near.random() < 0.4:
+                # minutes either side of local midnight on the 1st of a month (UTC 00:00,
+                # Tokyo 15:00 UTC the day before, Los Angeles 07:00 / 08:00 UTC)
+                first = dt.datetime(day.year, day.month, 1)
+                hour = float(near.choice([0, 15 - 24, 7, 8]))
+                at = first + dt.timedelta(hours=hour, minutes=int(near.choice([-7, -1, 1, 7])))
             events.append({"account_id": aid, "event_at": at,
                            "event_name": EVENT_NAMES[int(rng.integers(0, 3))]})
     accounts = pd.DataFrame(acc)
@@ -92,8 +105,9 @@ def random_as_of(seed: int) -> dt.date | None:
     return d
 
 
-def make_ws(tables, folder: Path, *, rollup: bool = True, as_of=None):
-    path = write_workspace(folder / f"w{np.random.default_rng().integers(1e9)}.duckdb", tables)
+def make_ws(tables, folder: Path, *, rollup: bool = True, as_of=None, tz: str = "UTC"):
+    path = write_workspace(folder / f"w{np.random.default_rng().integers(1e9)}.duckdb", tables,
+                           config={"timezone": tz})
     if not rollup:
         con = duckdb.connect(str(path))
         con.execute(f'DROP TABLE "{USAGE_ROLLUP}"')
@@ -105,11 +119,15 @@ def make_ws(tables, folder: Path, *, rollup: bool = True, as_of=None):
 class Brute:
     """Day-by-day facts about a set of tables (independent of cs_analysis.retention)."""
 
-    def __init__(self, tables, as_of: dt.date):
+    def __init__(self, tables, as_of: dt.date, tz: str = "UTC"):
         self.as_of = as_of
         self.acc = tables["accounts"]
         self.subs = tables["subscriptions"]
-        self.events = tables["usage_events"]
+        ev = tables.get("usage_events", pd.DataFrame({"account_id": [], "event_at": []}))
+        # the local wall-clock time of each stored (naive UTC) timestamp
+        local = (pd.to_datetime(ev["event_at"]).dt.tz_localize("UTC").dt.tz_convert(tz)
+                 .dt.tz_localize(None))
+        self.events = ev.assign(event_at=local)
         self.day0 = dt.date(2021, 1, 1)
         self.ndays = 365 * 10
         self.cov, self.mrr = {}, {}
@@ -144,8 +162,8 @@ def label(by_value) -> str:
 
 
 def brute_cohorts(tables, as_of, grain, basis, kind, by=None, events=None, periods=None,
-                  seg_filter=None):
-    b = Brute(tables, as_of)
+                  seg_filter=None, tz="UTC"):
+    b = Brute(tables, as_of, tz)
     freq = "M" if grain == "month" else "Q"
     accounts = b.accounts(seg_filter)
     if accounts.empty:
@@ -154,7 +172,7 @@ def brute_cohorts(tables, as_of, grain, basis, kind, by=None, events=None, perio
     cohorts = {aid: pd.Period(s, freq) for aid, s in zip(accounts.account_id,
                                                           accounts.signup_date, strict=True)}
     k_max = periods if periods is not None else max((p_asof - c).n for c in cohorts.values())
-    ev = b.events[b.events["event_at"] < pd.Timestamp(as_of) + pd.Timedelta(days=1)]
+    ev = b.events[b.events["event_at"].dt.date <= as_of]   # local date on or before as-of
     if events is not None:
         ev = ev[ev["event_name"].isin(events)]
     ev_periods = {aid: {pd.Period(t, freq) for t in g["event_at"]}
@@ -212,16 +230,18 @@ def compare_cohorts(got: pd.DataFrame, want: pd.DataFrame, by=None):
 @given(seed=st.integers(0, 2**31), grain=st.sampled_from(["month", "quarter"]),
        basis=st.sampled_from(["contract", "activity"]),
        kind=st.sampled_from(["bounded", "unbounded"]), by=st.booleans(),
-       rollup=st.booleans(), event_set=st.booleans())
-def test_cohort_retention_matches_brute_force(seed, grain, basis, kind, by, rollup, event_set):
+       rollup=st.booleans(), event_set=st.booleans(), tz=st.sampled_from(ZONES))
+def test_cohort_retention_matches_brute_force(seed, grain, basis, kind, by, rollup, event_set,
+                                              tz):
     tables = random_tables(seed)
     as_of = random_as_of(seed)
     events = ["login", "export"] if (event_set and basis == "activity") else None
     with tempfile.TemporaryDirectory() as tmp:
-        ws = make_ws(tables, Path(tmp), rollup=rollup, as_of=as_of)
+        ws = make_ws(tables, Path(tmp), rollup=rollup, as_of=as_of, tz=tz)
         got = r.cohort_retention(ws, grain=grain, basis=basis, kind=kind,
                                  by="segment" if by else None, events=events)
-        want = brute_cohorts(tables, ws.as_of, grain, basis, kind, by=by, events=events)
+        want = brute_cohorts(tables, ws.as_of, grain, basis, kind, by=by, events=events,
+                             tz=tz)
     assert set(got["kind"]) <= {kind} and set(got["basis"]) <= {basis}
     compare_cohorts(got, want, "segment" if by else None)
 
@@ -308,6 +328,119 @@ def test_subscription_ending_on_a_boundary_and_accounts_without_events(tmp_path)
     assert act["retained"].tolist()[:4] == [0, 0, 1, 0]   # b and c never used the product
 
 
+# -- the workspace's time zone (metrics.md, Time) ---------------------------------------
+def _utc(local: str, tz: str) -> pd.Timestamp:
+    """The stored (naive UTC) timestamp of a local wall-clock time, via pandas."""
+    return pd.Timestamp(local).tz_localize(tz).tz_convert("UTC").tz_localize(None)
+
+
+def zone_tables(tz: str) -> tuple[dict, dict]:
+    """Accounts with events minutes either side of local midnight at month / year ends.
+
+    Returns the tables and, per account, its signup date (one account per cohort, so a
+    count per cell says which account was retained).
+    """
+    d = dt.date
+    if tz == "Asia/Tokyo":
+        spec = {
+            # a: a login at 07:00 on 1 May is a May login (stored 22:00 on 30 April UTC)
+            "a": (d(2024, 4, 10), ["2024-05-01 07:00"]),
+            # b: 23:55 on 30 April is April; 00:05 on 1 June is after a 31 May as-of
+            #    (stored 15:05 on 31 May UTC)
+            "b": (d(2024, 3, 10), ["2024-04-30 23:55", "2024-06-01 00:05"]),
+            # h: its only event is 00:05 on 16 May, after a 15 May as-of (stored 15 May)
+            "h": (d(2024, 2, 10), ["2024-05-16 00:05"]),
+        }
+    else:
+        spec = {
+            # c: 23:30 on 31 May (PDT) is May, stored 06:30 on 1 June UTC
+            "c": (d(2024, 4, 10), ["2024-05-31 23:30"]),
+            # e: 23:50 on 31 March is March, stored 06:50 on 1 April UTC
+            "e": (d(2024, 3, 10), ["2024-03-31 23:50", "2024-06-01 00:05"]),
+            # f: 23:30 on New Year's Eve (PST) is 2023-Q4, stored 07:30 on 1 January UTC
+            "f": (d(2023, 11, 15), ["2023-12-31 23:30"]),
+            # g: its only event is 23:30 on 15 May, on a 15 May as-of day (stored 16 May)
+            "g": (d(2024, 1, 5), ["2024-05-15 23:30"]),
+        }
+    accounts = pd.DataFrame({"account_id": list(spec),
+                             "signup_date": [v[0] for v in spec.values()],
+                             "segment": ["SMB"] * len(spec)})
+    subs = pd.DataFrame({"account_id": list(spec), "start_date": accounts["signup_date"],
+                         "end_date": [None] * len(spec), "mrr": 100.0})
+    rows = [(aid, _utc(t, tz)) for aid, (_, times) in spec.items() for t in times]
+    usage = pd.DataFrame(rows, columns=["account_id", "event_at"])
+    usage["event_name"] = "login"
+    return {"accounts": accounts, "subscriptions": subs, "usage_events": usage}, {
+        aid: v[0] for aid, v in spec.items()}
+
+
+def _cell(frame, signup: dt.date, k: int):
+    label = f"{signup.year:04d}-{signup.month:02d}"
+    row = frame[(frame["cohort_label"] == label) & (frame["period"] == k)]
+    assert len(row) == 1
+    return row.iloc[0]
+
+
+@pytest.mark.parametrize("rollup", [True, False])
+def test_tokyo_events_fall_in_local_months_and_after_as_of_do_not_count(tmp_path, rollup):
+    tz = "Asia/Tokyo"
+    tables, signup = zone_tables(tz)
+    ws = make_ws(tables, tmp_path, rollup=rollup, as_of=dt.date(2024, 5, 31), tz=tz)
+    assert (ws.usage_rollup() is not None) == rollup
+    got = r.cohort_retention(ws, basis="activity")
+    # a (cohort 2024-04): not active in April (k=0), active in May (k=1): 07:00 on 1 May
+    assert _cell(got, signup["a"], 0)["retained"] == 0
+    assert _cell(got, signup["a"], 1)["retained"] == 1
+    # b (cohort 2024-03): active in April (k=1), not in May (k=2): its June event is
+    # after the as-of date in Tokyo although it is 31 May in UTC
+    assert _cell(got, signup["b"], 1)["retained"] == 1
+    assert _cell(got, signup["b"], 2)["retained"] == 0
+    unb = r.cohort_retention(ws, basis="activity", kind="unbounded")
+    assert _cell(unb, signup["b"], 2)["retained"] == 0
+    for kind in ("bounded", "unbounded"):
+        for grain in ("month", "quarter"):
+            compare_cohorts(r.cohort_retention(ws, grain, "activity", kind=kind),
+                            brute_cohorts(tables, ws.as_of, grain, "activity", kind, tz=tz))
+    # mid-month as-of: the month so far comes from raw events cut at the LOCAL day's end
+    mid = make_ws(tables, tmp_path, rollup=rollup, as_of=dt.date(2024, 5, 15), tz=tz)
+    unb = r.cohort_retention(mid, basis="activity", kind="unbounded")
+    # h's only event is at 00:05 on 16 May in Tokyo: never active by 15 May
+    assert _cell(unb, signup["h"], 0)["retained"] == 0
+    for kind in ("bounded", "unbounded"):
+        compare_cohorts(r.cohort_retention(mid, basis="activity", kind=kind),
+                        brute_cohorts(tables, mid.as_of, "month", "activity", kind, tz=tz))
+
+
+@pytest.mark.parametrize("rollup", [True, False])
+def test_los_angeles_events_fall_in_local_months_quarters_and_as_of(tmp_path, rollup):
+    tz = "America/Los_Angeles"
+    tables, signup = zone_tables(tz)
+    ws = make_ws(tables, tmp_path, rollup=rollup, as_of=dt.date(2024, 5, 31), tz=tz)
+    got = r.cohort_retention(ws, basis="activity")
+    # c (cohort 2024-04): 23:30 on 31 May is in May and on the as-of day: counted
+    assert _cell(got, signup["c"], 1)["retained"] == 1
+    # e (cohort 2024-03): 23:50 on 31 March is March (k=0), not April
+    assert _cell(got, signup["e"], 0)["retained"] == 1
+    assert _cell(got, signup["e"], 1)["retained"] == 0
+    # f (cohort 2023-11): New Year's Eve 23:30 (PST) is December (k=1), not January
+    assert _cell(got, signup["f"], 1)["retained"] == 1
+    assert _cell(got, signup["f"], 2)["retained"] == 0
+    q = r.cohort_retention(ws, "quarter", "activity")
+    q_f = q[q["cohort_label"] == "2023-Q4"].set_index("period")
+    assert q_f.loc[0, "retained"] == 1 and q_f.loc[1, "retained"] == 0
+    for kind in ("bounded", "unbounded"):
+        for grain in ("month", "quarter"):
+            compare_cohorts(r.cohort_retention(ws, grain, "activity", kind=kind),
+                            brute_cohorts(tables, ws.as_of, grain, "activity", kind, tz=tz))
+    # mid-month as-of: g's event at 23:30 on the as-of day (local) counts
+    mid = make_ws(tables, tmp_path, rollup=rollup, as_of=dt.date(2024, 5, 15), tz=tz)
+    unb = r.cohort_retention(mid, basis="activity", kind="unbounded")
+    assert _cell(unb, signup["g"], 0)["retained"] == 1   # last active in May: k=4 >= 0
+    for kind in ("bounded", "unbounded"):
+        compare_cohorts(r.cohort_retention(mid, basis="activity", kind=kind),
+                        brute_cohorts(tables, mid.as_of, "month", "activity", kind, tz=tz))
+
+
 def test_bad_parameters_raise_clear_errors(tiny_ws):
     with pytest.raises(ValueError, match="grain='week'"):
         r.cohort_retention(tiny_ws, grain="week")
@@ -321,11 +454,95 @@ def test_bad_parameters_raise_clear_errors(tiny_ws):
         r.cohort_retention(tiny_ws, basis="activity", events=["login"])
 
 
+# -- the default as-of date: observed dates only (metrics.md, Time) ----------------------
+def test_default_as_of_ignores_scheduled_contract_ends(tmp_path):
+    # 24-month contracts signed in 2023 end in 2025, long after the last observed event
+    # (20 March 2024): the as-of date is that last observation, cells after it are
+    # censored (not 0%), and nobody counts as churned.
+    d = dt.date
+    n = 12
+    signups = [d(2023, 1 + i % 6, 5 + i) for i in range(n)]
+    starts = signups
+    ends = [dt.date(s.year + 2, s.month, s.day) for s in starts]
+    tables = {
+        "accounts": pd.DataFrame({"account_id": [f"{i:02d}" for i in range(n)],
+                                  "signup_date": signups}),
+        "subscriptions": pd.DataFrame({"account_id": [f"{i:02d}" for i in range(n)],
+                                       "start_date": starts, "end_date": ends,
+                                       "mrr": 100.0}),
+        "usage_events": pd.DataFrame({
+            "account_id": [f"{i:02d}" for i in range(n)],
+            "event_at": pd.to_datetime(["2024-03-20 10:00"] * n)}),
+    }
+    ws = make_ws(tables, tmp_path)   # no as_of configured
+    last_seen = dt.date(2024, 3, 20)
+    assert ws.as_of == last_seen
+    cells = r.cohort_retention(ws)
+    after = cells[cells["period_end"].dt.date > last_seen]
+    before = cells[cells["period_end"].dt.date <= last_seen]
+    assert len(after) and len(before)
+    assert not after["observable"].any()
+    assert after["rate"].isna().all() and after["retained"].isna().all()
+    assert before["observable"].all() and (before["rate"] == 1.0).all()
+    lt = r.account_lifetimes(ws)
+    assert len(lt) == n and not lt["churned"].any()
+    assert (lt["lifetime_days"] == [(last_seen - s).days for s in signups]).all()
+    assert r.survival(ws).summary().iloc[0]["churned"] == 0
+    # the latest trailing window ends at the last complete month (February 2024)
+    latest = r.revenue_retention(ws).latest.iloc[0]
+    assert latest["window_end"] == pd.Timestamp("2024-02-29")
+    assert latest["grr"] == pytest.approx(1.0) and latest["nrr"] == pytest.approx(1.0)
+
+
+# -- logo basis, argument checks ----------------------------------------------------------
+def test_logo_basis_is_contract_retention(tmp_path):
+    tables = random_tables(4, n_accounts=20)
+    ws = make_ws(tables, tmp_path, as_of=dt.date(2024, 8, 31))
+    logo = r.cohort_retention(ws, basis="logo", by="segment")
+    pd.testing.assert_frame_equal(logo, r.cohort_retention(ws, basis="contract", by="segment"))
+    assert (logo["basis"] == "contract").all()
+    compare_cohorts(logo, brute_cohorts(tables, ws.as_of, "month", "contract", "bounded",
+                                        by=True), "segment")
+    pd.testing.assert_frame_equal(r.retention_curve(ws, basis="logo"),
+                                  r.retention_curve(ws, basis="contract"))
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda ws: r.retention_curve(ws, alpha=1.5), "alpha=1.5"),
+    (lambda ws: r.retention_curve(ws, alpha=0), "alpha=0"),
+    (lambda ws: r.average_retention(r.cohort_retention(ws), alpha=-0.1), "alpha=-0.1"),
+    (lambda ws: r.survival(ws, alpha=1.0), "alpha=1.0"),
+    (lambda ws: r.churn_drivers(ws, alpha=2), "alpha=2"),
+    (lambda ws: r.compare_definitions(ws, alpha="x"), "alpha='x'"),
+    (lambda ws: r.retention_curve(ws, small_sample=-1), "small_sample=-1"),
+    (lambda ws: r.survival(ws, small_sample=2.5), "small_sample=2.5"),
+    (lambda ws: r.cohort_retention(ws, periods=1.5), "periods=1.5"),
+    (lambda ws: r.cohort_retention(ws, periods=-1), "periods=-1"),
+    (lambda ws: r.revenue_retention(ws, periods="3"), "periods='3'"),
+    (lambda ws: r.cohort_retention(ws, basis="revenue"), "basis='revenue'.*'logo'"),
+    (lambda ws: r.revenue_retention(ws, grain="week"), "grain='week'"),
+    (lambda ws: r.cohort_retention(ws, by=["segment", "plan"]), "by="),
+    (lambda ws: r.churn_drivers(ws, []), "covariates="),
+    (lambda ws: r.churn_drivers(ws, ["segment"], reference={"plan": "Pro"}), "not covariates"),
+])
+def test_every_public_function_checks_its_arguments(tiny_ws, call, match):
+    with pytest.raises(ArgumentError, match=match) as info:
+        call(tiny_ws)
+    assert isinstance(info.value, ValueError) and isinstance(info.value, CSAnalysisError)
+
+
+def test_as_of_is_keyword_only(tiny_ws):
+    for fn, args in ((r.survival, (None,)), (r.revenue_retention, ("month", None)),
+                     (r.churn_drivers, (["segment"],)), (r.account_lifetimes, ())):
+        with pytest.raises(TypeError):
+            fn(tiny_ws, *args, tiny_ws.as_of)
+
+
 def test_empty_scope_gives_empty_frames(tiny_ws):
     empty = tiny_ws.where(accounts=["nobody"])
     assert r.cohort_retention(empty).empty
     assert r.revenue_retention(empty).bridge.empty
-    assert r.survival(empty).summary.empty
+    assert r.survival(empty).summary().empty
 
 
 # -- average retention ----------------------------------------------------------------------
@@ -374,6 +591,7 @@ def test_compare_definitions_stacks_the_three_curves(tmp_path):
     tables = random_tables(21, n_accounts=40)
     ws = make_ws(tables, tmp_path, as_of=dt.date(2024, 10, 20))
     both = r.compare_definitions(ws, periods=8)
+    assert both.attrs == {}   # the grouping column is "definition", no metadata in attrs
     assert list(both["definition"].unique()) == list(r.DEFINITIONS)
     for label, (basis, kind) in r.DEFINITIONS.items():
         part = both[both["definition"] == label].drop(columns="definition")
@@ -563,6 +781,85 @@ def test_revenue_retention_small_example_by_hand(tmp_path):
     assert year.loc["end", "mrr"] == pytest.approx(latest["end_mrr"] + 40)
 
 
+# -- summing per-group results into the all-accounts view (used by the dashboard) ----------
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 2**31), basis=st.sampled_from(["contract", "activity"]),
+       kind=st.sampled_from(["bounded", "unbounded"]))
+def test_combine_cohort_cells_equals_the_ungrouped_brute_force(seed, basis, kind):
+    tables = random_tables(seed, n_accounts=20)
+    as_of = random_as_of(seed) or dt.date(2024, 6, 30)
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = make_ws(tables, Path(tmp), as_of=as_of)
+        by_seg = r.cohort_retention(ws, basis=basis, kind=kind, by="segment")
+        whole = r.cohort_retention(ws, basis=basis, kind=kind)
+    got = r.combine_cohort_cells(by_seg, "segment")
+    assert "segment" not in got.columns and list(got.columns) == list(whole.columns)
+    compare_cohorts(got, brute_cohorts(tables, as_of, "month", basis, kind))
+    pd.testing.assert_frame_equal(got, whole, check_dtype=False)
+    assert r.combine_cohort_cells(whole, None) is whole
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 2**31))
+def test_combine_trailing_and_bridge_equal_the_ungrouped_brute_force(seed):
+    tables = random_tables(seed, n_accounts=20)
+    as_of = random_as_of(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = make_ws(tables, Path(tmp), as_of=as_of)
+        res = r.revenue_retention(ws, by="segment")
+        as_of = ws.as_of
+    b = Brute(tables, as_of)
+    accounts = list(b.accounts()["account_id"])
+    got = r.combine_trailing(res.trailing, "segment")
+    assert "segment" not in got.columns
+    for row in got.itertuples():
+        w = brute_window(b, accounts, row.window_start.date(), row.window_end.date())
+        assert row.accounts == w["accounts"]
+        assert row.start_mrr == pytest.approx(w["start_mrr"])
+        assert row.end_mrr == pytest.approx(w["end_mrr"])
+        assert row.grr == pytest.approx(w["grr"]) and row.nrr == pytest.approx(w["nrr"])
+    if res.bridge.empty:
+        return
+    bridge = r.combine_bridge(res.window_bridge(), "segment").set_index("component")
+    want = brute_bridge(tables, as_of, "month")
+    first, last = want["period_label"].min(), want["period_label"].max()
+    assert bridge.loc["start", "mrr"] == pytest.approx(
+        want.loc[want["period_label"] == first, "s"].sum())
+    assert bridge.loc["end", "mrr"] == pytest.approx(
+        want.loc[want["period_label"] == last, "e"].sum())
+    for comp in r.BRIDGE_COMPONENTS[1:-1]:
+        wc = want[want["comp"] == comp]
+        assert bridge.loc[comp, "mrr"] == pytest.approx((wc["e"] - wc["s"]).sum()), comp
+
+
+# -- result shape ---------------------------------------------------------------------------
+def test_results_are_result_objects_grouped_by_the_by_column(tmp_path):
+    tables, as_of = km_tables()
+    ws = make_ws(tables, tmp_path, as_of=as_of)
+    surv = r.survival(ws, by="segment")
+    assert isinstance(surv, Result) and surv.by == "segment" and surv.as_of == as_of
+    for frame in (surv.curves, surv.summary(), surv.lifetimes):
+        assert "segment" in frame.columns and "group" not in frame.columns
+    assert set(surv.summary()["segment"]) == {"SMB", "Enterprise"}
+    assert "Enterprise" in surv._repr_html_() and surv.notes   # 3-account groups: a note
+    one = r.survival(ws)
+    assert one.by is None and len(one.summary()) == 1
+    assert not {"group", "segment"} & set(one.curves.columns)
+    rev = r.revenue_retention(ws, by="segment")
+    assert isinstance(rev, Result) and rev.by == "segment"
+    # no metadata hidden in DataFrame.attrs
+    cells = r.cohort_retention(ws, by="segment")
+    for frame in (cells, r.average_retention(cells), r.retention_curve(ws),
+                  rev.bridge, rev.trailing, rev.by_cohort,
+                  surv.curves):
+        assert frame.attrs == {}
+    # the grouping column is found without attrs, or passed explicitly
+    pd.testing.assert_frame_equal(r.average_retention(cells),
+                                  r.average_retention(cells, by="segment"))
+    with pytest.raises(ArgumentError, match="by='plan' is not a column"):
+        r.average_retention(cells, by="plan")
+
+
 # -- lifetimes and survival ----------------------------------------------------------------
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**31))
@@ -634,7 +931,7 @@ def test_kaplan_meier_by_hand(tmp_path):
     assert curve.loc[10, "lower"] == pytest.approx(s ** math.exp(half))
     assert curve.loc[10, "upper"] == pytest.approx(s ** math.exp(-half))
     # median: first time S < 0.5 -> 30 days
-    summary = res.summary.iloc[0]
+    summary = res.summary().iloc[0]
     assert summary["median_days"] == 30
     assert (summary["accounts"], summary["churned"], summary["censored"]) == (6, 4, 2)
     assert summary["small_sample"]
@@ -656,19 +953,19 @@ def test_median_lifetime_where_the_curve_lands_on_one_half(tmp_path):
     res = r.survival(ws)
     curve = res.curves.set_index("days")
     assert curve.loc[20, "survival"] == pytest.approx(0.5)
-    assert res.summary.iloc[0]["median_days"] == 20
+    assert res.summary().iloc[0]["median_days"] == 20
 
 
 def test_survival_by_group_and_logrank(tmp_path):
     tables, as_of = km_tables()
     ws = make_ws(tables, tmp_path, as_of=as_of)
     res = r.survival(ws, by="segment")
-    s = res.summary.set_index("group")
+    s = res.summary().set_index("segment")
     # SMB: a(10), c(30), d(30) all churn: S(10) = 2/3, S(30) = 0 -> median 30
     assert s.loc["SMB", "median_days"] == 30
     # Enterprise: b 20+, e 40+, f 50: S stays 1 until 50, then 0 -> median 50
     assert s.loc["Enterprise", "median_days"] == 50
-    smb = res.curves[res.curves["group"] == "SMB"].set_index("days")
+    smb = res.curves[res.curves["segment"] == "SMB"].set_index("days")
     assert smb.loc[10, "survival"] == pytest.approx(2 / 3)
     # log-rank by hand: at t=10 (6 at risk, 3 SMB, 1 death): E_smb = 3/6 = 0.5
     # t=30 (4 at risk: c, d, e, f; 2 SMB; 2 deaths): E_smb = 2*2/4 = 1
@@ -733,6 +1030,39 @@ def test_churn_drivers_reference_parameter_and_errors(tmp_path):
         r.churn_drivers(ws, ["segment"], reference={"plan": "Pro"})
 
 
+def test_churn_drivers_on_twelve_accounts_names_the_inestimable_level(tmp_path):
+    # seed 0, 12 accounts: one "(missing)" segment account that never churned; before,
+    # PHReg's diverging coefficient ended in a bare OverflowError
+    tables = random_tables(0, n_accounts=12)
+    ws = make_ws(tables, tmp_path)
+    with pytest.raises(r.ChurnModelError, match=r"segment level '\(missing\)'.*no churned") as e:
+        r.churn_drivers(ws, ["segment", "employees"])
+    assert isinstance(e.value, ValueError) and isinstance(e.value, CSAnalysisError)
+
+
+def test_churn_drivers_separated_numeric_covariate_is_a_clear_error(tmp_path):
+    # every churner is bigger than everyone still at risk when it churns: the partial
+    # likelihood keeps rising with the coefficient of employees (no finite estimate)
+    as_of = dt.date(2024, 12, 31)
+    signup = dt.date(2024, 1, 1)
+    acc, subs = [], []
+    for i in range(12):
+        churned = i < 6
+        acc.append({"account_id": f"{i:02d}", "signup_date": signup,
+                    "segment": "SMB" if i % 2 else "Enterprise",
+                    "employees": 1000 - 50 * i if churned else 10 + i})
+        subs.append({"account_id": f"{i:02d}", "start_date": signup,
+                     "end_date": signup + dt.timedelta(days=30 * (i + 1)) if churned else None,
+                     "mrr": 10.0})
+    ws = make_ws({"accounts": pd.DataFrame(acc), "subscriptions": pd.DataFrame(subs)},
+                 tmp_path, as_of=as_of)
+    with pytest.raises(r.ChurnModelError, match="employees"):
+        r.churn_drivers(ws, ["employees"], log=())
+    none = ws.where(accounts=[f"{i:02d}" for i in range(6, 12)])   # nobody churned
+    with pytest.raises(r.ChurnModelError, match="none of the 6 accounts churned"):
+        r.churn_drivers(none, ["segment"])
+
+
 def test_default_reference_is_best_retaining_level_without_enterprise(tmp_path):
     tables, as_of, hr = simulated_hazard_tables(n=300)
     tables["accounts"]["segment"] = tables["accounts"]["segment"].map(
@@ -768,7 +1098,7 @@ def test_demo_survival_differs_by_segment(demo_ws):
     ws, _ = demo_ws
     res = r.survival(ws, by="segment")
     assert res.logrank.iloc[0]["p_value"] < 0.001
-    med = res.summary.set_index("group")["median_days"]
+    med = res.summary().set_index("segment")["median_days"]
     assert not (med.get("SMB", np.nan) > med.get("Enterprise", np.inf))
 
 

@@ -1,7 +1,8 @@
-"""The retention dashboard (``dashboards/retention.ipynb``) and its small helpers.
+"""The retention dashboard (``dashboards/retention.ipynb``).
 
-:class:`RetentionDashboard` calls :mod:`cs_analysis.retention`; the ``combine_*``
-helpers sum per-group results into the all-accounts view so one query serves both.
+:class:`RetentionDashboard` calls :mod:`cs_analysis.retention` and computes no metric
+itself: the ``combine_*`` functions that sum per-group results into the all-accounts view
+(so one query serves both) live in :mod:`cs_analysis.retention` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from cs_analysis.dashboard.base import (
     is_missing,
     toggle_filter,
 )
+from cs_analysis.retention import ALL as ALL_ACCOUNTS
+from cs_analysis.retention import combine_bridge, combine_cohort_cells, combine_trailing
 
 __all__ = [
     "HORIZON_MONTHS",
@@ -43,58 +46,6 @@ _PERIODS_PER_YEAR = {"month": 12, "quarter": 4}
 
 def _months(days) -> str:
     return f"{days / 30.4375:.1f} months"
-
-
-def combine_cohort_cells(cells: pd.DataFrame, by: str | None) -> pd.DataFrame:
-    """Cohort cells of :func:`~cs_analysis.retention.cohort_retention` summed over groups.
-
-    Cohort sizes and retained counts add up across the groups of ``by`` (each account is
-    in one group), so the result equals ``cohort_retention`` without ``by``; computing it
-    this way saves a second query. ``rate`` = retained / accounts, NaN where the cell is
-    not observable.
-    """
-    if by is None or by not in cells.columns:
-        return cells
-    keys = ["cohort", "cohort_label", "period", "period_end", "observable"]
-    extra = [c for c in ("kind", "basis") if c in cells.columns]
-    out = (cells.assign(retained=cells["retained"].astype("Float64"))
-           .groupby(keys + extra, as_index=False, sort=True, dropna=False)
-           .agg(accounts=("accounts", "sum"), retained=("retained", "sum")))
-    obs = out["observable"].astype(bool)
-    out["retained"] = out["retained"].round().astype("Int64").where(obs, pd.NA)
-    out["rate"] = (out["retained"].astype("Float64") / out["accounts"]).astype(float)
-    out["rate"] = out["rate"].where(obs, float("nan"))
-    out = out[[c for c in cells.columns if c != by]].reset_index(drop=True)
-    out.attrs = {**cells.attrs, "by": None}
-    return out
-
-
-def combine_trailing(trailing: pd.DataFrame, by: str | None) -> pd.DataFrame:
-    """Trailing-12-month GRR / NRR windows summed over groups.
-
-    Input: ``RevenueRetention.trailing`` of :func:`~cs_analysis.retention.revenue_retention`.
-    Starting MRR, expansion, contraction, churned and ending MRR of the accounts paying at
-    a window's start add up across groups, so GRR = (start - contraction - churned) /
-    start and NRR = end / start of the sums equal the ungrouped numbers (metrics.md).
-    """
-    if by is None or by not in trailing.columns:
-        return trailing
-    sums = ["accounts", "start_mrr", "expansion", "contraction", "churned", "end_mrr"]
-    out = (trailing.groupby(["window_start", "window_end"], as_index=False, sort=True)[sums]
-           .sum())
-    out["grr"] = (out["start_mrr"] - out["contraction"] - out["churned"]) / out["start_mrr"]
-    out["nrr"] = out["end_mrr"] / out["start_mrr"]
-    return out
-
-
-def combine_bridge(bridge: pd.DataFrame, by: str | None) -> pd.DataFrame:
-    """A window MRR bridge (``RevenueRetention.window_bridge``) summed over groups."""
-    if by is None or by not in bridge.columns:
-        return bridge
-    out = (bridge.groupby("component", sort=False, as_index=False)
-           .agg(accounts=("accounts", lambda s: s.sum(min_count=1)), mrr=("mrr", "sum"),
-                window_start=("window_start", "min"), window_end=("window_end", "max")))
-    return out
 
 
 #: Columns of the retention summary shown on screen, with their headers (the CSV has all).
@@ -189,7 +140,7 @@ class RetentionDashboard(Dashboard):
         cells_by = rt.cohort_retention(ws, grain, basis, by=by, as_of=as_of)
         cells = combine_cohort_cells(cells_by, by)
         curve = rt.average_retention(cells, small_sample=self.small_sample)
-        curve_by = (rt.average_retention(cells_by, small_sample=self.small_sample)
+        curve_by = (rt.average_retention(cells_by, by=by, small_sample=self.small_sample)
                     if by else curve)
         logo = self._logo_kpi(curve, horizon, unit, basis_text)
         retention_panels = self._retention_panels(cells, curve_by, by, unit, basis_text)
@@ -213,7 +164,7 @@ class RetentionDashboard(Dashboard):
                    if by else surv)
         median = self._median_kpi(surv)
         survival_panel = self._survival_panel(surv_by, by)
-        accounts = int(surv.summary["accounts"].sum()) if not surv.summary.empty else 0
+        accounts = int(surv.groups["accounts"].sum()) if not surv.groups.empty else 0
         scope = f"{accounts:,} customers in scope · {span}{tail}"
         notes = self._notes(surv_by, by, accounts)
         yield View(kpis=[logo, *pending_revenue, median],
@@ -246,7 +197,7 @@ class RetentionDashboard(Dashboard):
             warning="Too few accounts to conclude" if bool(r["small_sample"]) else "")
 
     def _median_kpi(self, surv) -> KPI:
-        s = surv.summary
+        s = surv.groups
         label = "Median customer lifetime"
         if s.empty:
             return KPI(label, None, detail="No customers in scope")
@@ -265,8 +216,8 @@ class RetentionDashboard(Dashboard):
 
     def _notes(self, surv_by, by, accounts) -> list[str]:
         notes = []
-        summary = surv_by.summary
-        small = (summary.loc[summary["small_sample"].astype(bool), "group"].tolist()
+        summary = surv_by.groups
+        small = (summary.loc[summary["small_sample"].astype(bool), by].tolist()
                  if by and not summary.empty else [])
         if small:
             notes.append(f"{', '.join(map(str, small))}: fewer than {self.small_sample} "
@@ -345,18 +296,20 @@ class RetentionDashboard(Dashboard):
 
     def _summary_table(self, by, horizon, curve, curve_by, surv, surv_by, rev) -> pd.DataFrame:
         """One row per group (and all accounts): the headline numbers and their counts."""
-        from cs_analysis.retention import ALL as ALL_ACCOUNTS
-
         label = by or "group"
 
         def rows(curve_frame, surv_frame, trailing, key):
             at = curve_frame[curve_frame["period"] == horizon]
             last = (trailing[trailing["window_end"] == trailing["window_end"].max()]
                     if not trailing.empty else trailing)
-            groups = surv_frame.summary["group"].tolist()
+            table = surv_frame.groups
+            gcol = surv_frame.by
+            if gcol is None:   # one row, all accounts
+                table = table.assign(_k=ALL_ACCOUNTS)
+                gcol = "_k"
             out = []
-            for g in groups:
-                s = surv_frame.summary[surv_frame.summary["group"] == g].iloc[0]
+            for g in table[gcol].tolist():
+                s = table[table[gcol] == g].iloc[0]
                 a = at[at[key] == g] if key in at.columns else at
                 t = last[last[key] == g] if key in last.columns else last
                 a = a.iloc[0] if len(a) else None
