@@ -777,6 +777,41 @@ def test_survey_outcomes_recover_the_planted_detractor_churn(book_ws):
     assert (rates["design_effect"] > 1).all()  # accounts answer in several waves
 
 
+def test_survey_outcomes_see_a_churn_before_a_reactivation(tmp_path):
+    d = dt.date
+    tables = {
+        "accounts": pd.DataFrame({"account_id": ["R", "S"], "signup_date": [d(2023, 1, 1)] * 2,
+                                  "segment": ["SMB", "SMB"]}),
+        # R: churns on 2024-03-01, comes back on 2024-06-01 and is a customer at as-of
+        "subscriptions": pd.DataFrame({
+            "account_id": ["R", "R", "R", "S"],
+            "start_date": [d(2023, 1, 1), d(2023, 6, 1), d(2024, 6, 1), d(2023, 1, 1)],
+            "end_date": [d(2023, 9, 1), d(2024, 3, 1), None, None],
+            "mrr": [100.0, 100.0, 150.0, 100.0]}),
+        "survey_responses": pd.DataFrame({
+            "response_id": ["r1", "r2", "r3", "s1"], "account_id": ["R", "R", "R", "S"],
+            "survey": ["nps"] * 4, "score": [2.0, 5.0, 9.0, 10.0],
+            "responded_at": [ts("2024-01-15 10:00"), ts("2024-04-15 10:00"),
+                             ts("2024-07-15 10:00"), ts("2024-01-15 10:00")]}),
+    }
+    ws = open_workspace(write_workspace(tmp_path / "re.duckdb", tables,
+                                        config={"as_of": "2024-12-31"}))
+    ep = sv.churn_episodes(ws)
+    assert ep[["account_id", "churn_date", "episode"]].values.tolist() == [
+        ["R", pd.Timestamp("2024-03-01"), 1]]
+    assert ep["reactivated_on"].iloc[0] == pd.Timestamp("2024-06-01")
+    obs = sv.survey_outcomes(ws, horizon_days=90, adjust=None).observations.set_index(
+        "account_id")
+    # the January detractor churned within 90 days (1 March), although R is a customer
+    # again at the as-of date (its last-episode churn date is empty)
+    r = obs.loc["R"].set_index("wave_label")
+    assert r.loc["2024-Q1", "churned"] and r.loc["2024-Q1", "churn_date"] == ts("2024-03-01")
+    # 15 April: between the churn and the return, not a customer: no observation
+    assert "2024-Q2" not in r.index
+    assert not r.loc["2024-Q3", "churned"]
+    assert not obs.loc["S", "churned"]
+
+
 # == feature requests ==========================================================================
 def test_request_priorities_weigh_accounts_not_people(sws):
     r = sv.request_priorities(sws).set_index("request")
@@ -835,6 +870,278 @@ def test_request_priorities_match_brute_force_on_the_demo(small_demo):
     got = dict(zip([sv_voices._request_key(t) for t in r["request"]], r["accounts"], strict=True))
     assert got == per.to_dict()
     assert r["rank"].is_monotonic_increasing and r["accounts"].is_monotonic_decreasing
+
+
+# == the workspace calendar: waves and the as-of date in the workspace's time zone ==============
+def _tz_tables(tz: str) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """Responses minutes either side of local midnight at the Q1/Q2 boundary, stored in UTC.
+
+    Returns the tables and the responses with their local times (for the brute force).
+    """
+    d = dt.date
+    accounts = pd.DataFrame({"account_id": ["A1", "A2", "A3"],
+                             "signup_date": [d(2024, 1, 1)] * 3,
+                             "segment": ["SMB", "SMB", "Enterprise"]})
+    subs = pd.DataFrame({"account_id": ["A1", "A2", "A3"], "start_date": [d(2024, 1, 1)] * 3,
+                         "end_date": [None] * 3, "mrr": [100.0, 200.0, 300.0]})
+    local = [  # (id, account, respondent, score, local wall-clock time)
+        ("T1", "A1", "p1", 9, "2024-03-31 23:55"),   # Q1 locally
+        ("T2", "A1", "p1", 3, "2024-04-01 00:05"),   # Q2 locally: not a repeat of T1
+        ("T3", "A2", "p2", 10, "2024-03-31 23:50"),
+        ("T4", "A2", "p2", 0, "2024-03-31 23:58"),   # same local day and wave: wins
+        ("T5", "A3", "p3", 6, "2024-04-01 00:01"),
+        ("T6", "A3", "p4", 8, "2024-01-01 00:03"),   # first minutes of Q1 locally
+        ("T7", "A1", "p1", 7, "2023-12-31 23:57"),   # last minutes of 2023-Q4 locally
+        ("T8", "A2", "p2", 9, "2024-06-30 23:59"),
+        ("T9", "A3", "p3", 2, "2024-07-01 00:02"),
+    ]
+    sr = pd.DataFrame(local, columns=["response_id", "account_id", "respondent_id", "score",
+                                      "local"])
+    sr["score"] = sr["score"].astype(float)
+    sr["survey"] = "nps"
+    # pandas' own time-zone database turns local wall time into the stored UTC instant
+    sr["responded_at"] = (pd.to_datetime(sr["local"]).dt.tz_localize(tz)
+                          .dt.tz_convert("UTC").dt.tz_localize(None))
+    fr = pd.DataFrame({"request_id": ["F1", "F2"], "account_id": ["A1", "A2"],
+                       "title": ["SSO", "SSO"],
+                       "created_at": sr.set_index("response_id").loc[["T1", "T2"],
+                                                                     "responded_at"].to_numpy()})
+    tables = {"accounts": accounts, "subscriptions": subs, "feature_requests": fr,
+              "survey_responses": sr.drop(columns=["local"])}
+    return tables, sr
+
+
+def _brute_local(sr: pd.DataFrame, tz: str, as_of: dt.date) -> pd.DataFrame:
+    """metrics.md on the local calendar: convert UTC with pandas tz_convert, then cut."""
+    local = sr["responded_at"].dt.tz_localize("UTC").dt.tz_convert(tz).dt.tz_localize(None)
+    out = sr.assign(_local=local)
+    out = out[out["_local"].dt.normalize() <= pd.Timestamp(as_of)]
+    q = out["_local"].dt.to_period("Q")
+    out = out.assign(wave_label=[f"{p.year}-Q{p.quarter}" for p in q])
+    out = out.sort_values(["_local", "response_id"])
+    return out.drop_duplicates(["account_id", "respondent_id", "wave_label"], keep="last")
+
+
+@pytest.mark.parametrize("tz", ["Asia/Tokyo", "America/Los_Angeles"])
+def test_waves_and_as_of_follow_the_local_calendar(tmp_path, tz):
+    tables, sr = _tz_tables(tz)
+    for as_of in (dt.date(2024, 3, 31), dt.date(2024, 6, 30), dt.date(2024, 12, 31)):
+        ws = open_workspace(write_workspace(tmp_path / f"{as_of}.duckdb", tables,
+                                            config={"timezone": tz,
+                                                    "as_of": as_of.isoformat()}))
+        want = _brute_local(sr, tz, as_of)
+        got = sv.responses(ws, "nps")
+        assert sorted(got["response_id"]) == sorted(want["response_id"]), as_of
+        labels = dict(zip(got["response_id"], got["wave_label"], strict=True))
+        assert labels == dict(zip(want["response_id"], want["wave_label"], strict=True))
+        per = sv.nps(ws, grain="quarter").set_index("period_label")
+        for label, g in want.groupby("wave_label"):
+            assert per.loc[label, "responses"] == len(g)
+            assert per.loc[label, "nps"] == pytest.approx(brute_nps(g["score"])[0])
+        # a frame of responses() carries its waves; a raw frame is cut in `timezone`
+        from_frame = sv.nps(got, grain="quarter")
+        assert list(from_frame["nps"]) == pytest.approx(list(per["nps"]))
+        raw = tables["survey_responses"]
+        from_raw = sv.nps(raw, grain="quarter", timezone=tz, as_of=as_of)
+        assert list(from_raw["period_label"]) == list(per.index)
+        assert list(from_raw["responses"]) == list(per["responses"])
+    # the request made at 23:55 local on the as-of day counts, the one at 00:05 does not
+    ws = open_workspace(write_workspace(tmp_path / "req.duckdb", tables,
+                                        config={"timezone": tz, "as_of": "2024-03-31"}))
+    assert sv.request_priorities(ws)["requests"].tolist() == [1]
+    assert sv.request_priorities(ws, as_of="2024-04-01")["requests"].tolist() == [2]
+    assert sv.request_priorities(ws, since="2024-04-01", as_of="2024-04-01")[
+        "requests"].tolist() == [1]
+
+
+def test_the_dashboard_quarters_follow_the_local_calendar(tmp_path):
+    tables, _ = _tz_tables("Asia/Tokyo")
+    tables["survey_responses"] = tables["survey_responses"][
+        tables["survey_responses"]["response_id"].isin(["T6", "T7"])]
+    ws = open_workspace(write_workspace(tmp_path / "q.duckdb", tables,
+                                        config={"timezone": "Asia/Tokyo",
+                                                "as_of": "2024-03-31"}))
+    voc = VoiceOfCustomerDashboard(ws)
+    labels = [sv.period_label(q, "quarter") for q in voc._quarters()]
+    assert labels == ["2023-Q4", "2024-Q1"]  # T7 is 14:57 UTC on 31 Dec: still 2023 locally
+
+
+# == compare(by="period"): the same accounts answer every wave ==================================
+def _waves_frame(rng, accounts: int, per_account: int, persistent: float, within: float,
+                 noise: float, shift: float) -> pd.DataFrame:
+    """CES-like scores (scale 0-20, mean 10) for two quarters answered by the same accounts.
+
+    score = 10 + u_account (persistent across waves) + v_account,wave (shared by an
+    account's respondents in one wave) + e + shift x [second quarter]: the true difference
+    between the quarters' mean scores is ``shift``.
+    """
+    u = rng.normal(0, persistent, accounts)
+    rows = []
+    for w, when in enumerate(("2024-02-15", "2024-05-15")):
+        v = rng.normal(0, within, accounts)
+        for a in range(accounts):
+            for i in range(per_account):
+                rows.append((f"a{a}", f"a{a}-w{w}-p{i}", when,
+                             10 + u[a] + v[a] + rng.normal(0, noise) + shift * w))
+    df = pd.DataFrame(rows, columns=["account_id", "respondent_id", "responded_at", "score"])
+    df["responded_at"] = pd.to_datetime(df["responded_at"])
+    df["response_id"] = np.arange(len(df))
+    df["survey"] = "ces"
+    return df
+
+
+def test_compare_periods_bootstraps_accounts_and_widens_on_clustered_waves():
+    rng = np.random.default_rng(11)
+    # 8 accounts, 25 respondents each, who answer alike within a wave (v large)
+    df = _waves_frame(rng, 8, 25, persistent=0.0, within=1.0, noise=0.5, shift=0.0)
+    boot = sv.compare(df, "period", "ces", scale=(0, 20), n_boot=1000).iloc[0]
+    naive = sv.compare(df, "period", "ces", scale=(0, 20), ci="analytic").iloc[0]
+    assert boot["difference"] == pytest.approx(naive["difference"])
+    assert "account-bootstrap" in boot["test"] and naive["test"] == "Welch t test"
+    # Welch treats 400 responses as independent; there are 8 accounts' opinions per wave
+    assert (boot["upper"] - boot["lower"]) > 2.5 * (naive["upper"] - naive["lower"])
+    # the textbook cluster-level reference: one mean per account and wave, Welch on 8 vs 8
+    means = df.assign(w=df["responded_at"].dt.month > 3).groupby(["w", "account_id"])[
+        "score"].mean()
+    se_ref = math.sqrt(means[True].var(ddof=1) / 8 + means[False].var(ddof=1) / 8)
+    assert boot["se"] == pytest.approx(se_ref, rel=0.3)
+
+
+def test_compare_periods_interval_covers_the_true_change():
+    rng = np.random.default_rng(5)
+    shift, hits, naive_hits, reps = 0.3, 0, 0, 150
+    for _ in range(reps):
+        df = _waves_frame(rng, 30, 4, persistent=0.8, within=0.5, noise=0.7, shift=shift)
+        c = sv.compare(df, "period", "ces", scale=(0, 20), n_boot=400,
+                       seed=int(rng.integers(1 << 30))).iloc[0]
+        hits += c["lower"] <= shift <= c["upper"]
+        n = sv.compare(df, "period", "ces", scale=(0, 20), ci="analytic").iloc[0]
+        naive_hits += n["lower"] <= shift <= n["upper"]
+    # 95% intervals: 150 simulated surveys with known truth (binomial sd ~ 1.8 points)
+    assert 0.88 <= hits / reps <= 0.99, hits / reps
+
+
+def test_period_alias_still_works_with_a_warning(sws):
+    with pytest.warns(FutureWarning, match="use grain="):
+        old = sv.nps(sws, period="quarter")
+    pd.testing.assert_frame_equal(old, sv.nps(sws, grain="quarter"))
+    with pytest.warns(FutureWarning):
+        c = sv.compare(sws, "period", period="quarter", ci="analytic")
+    assert len(c) == 3
+    with pytest.raises(SurveyError, match="disagree"):
+        sv.nps(sws, grain="month", period="quarter")
+
+
+def test_compare_by_touchpoint_says_why_there_is_nothing_to_compare(sws):
+    # each survey of this workspace is sent at one touchpoint (nps: periodic, ...)
+    with pytest.raises(SurveyError, match=r"every 'nps' response .* touchpoint 'periodic'.*"
+                                          "each survey is sent at one touchpoint"):
+        sv.compare(sws, "touchpoint", "nps")
+    with pytest.raises(SurveyError, match="at least two values of 'segment'"):
+        sv.compare(sws.where(segment=["SMB"]), "segment")
+
+
+# == drivers: cluster-robust inference with few accounts =========================================
+def test_cluster_robust_drivers_use_t_with_clusters_minus_one_df():
+    rng = np.random.default_rng(2)
+    g_n, per = 5, 8
+    acc = np.repeat([f"a{i}" for i in range(g_n)], per)
+    x1 = rng.integers(1, 6, g_n * per).astype(float)
+    x2 = rng.integers(1, 6, g_n * per).astype(float)
+    effect = np.repeat(rng.normal(0, 1, g_n), per)
+    y = np.clip(np.round(2 + 0.9 * x1 + 0.3 * x2 + effect + rng.normal(0, 1, g_n * per)), 0,
+                10)
+    df = pd.DataFrame({"account_id": acc, "score": y, "attr_a": x1, "attr_b": x2})
+    got = sv.drivers(df, robust="cluster").set_index("attribute")
+    # by hand: OLS, the sandwich summed over accounts, the small-sample factor, t(G - 1)
+    x = np.column_stack([np.ones(len(y)), x1, x2])
+    bread = np.linalg.inv(x.T @ x)
+    beta = bread @ x.T @ y
+    e = y - x @ beta
+    meat = np.zeros((3, 3))
+    for a in np.unique(acc):
+        s = x[acc == a].T @ e[acc == a]
+        meat += np.outer(s, s)
+    n, k = x.shape
+    c = g_n / (g_n - 1) * (n - 1) / (n - k)
+    se = np.sqrt(np.diag(c * bread @ meat @ bread))
+    tq = stats.t.ppf(0.975, g_n - 1)
+    for i, name in ((1, "attr_a"), (2, "attr_b")):
+        row = got.loc[name]
+        assert row["coef"] == pytest.approx(beta[i])
+        assert row["se"] == pytest.approx(se[i])
+        assert (row["lower"], row["upper"]) == pytest.approx(
+            (beta[i] - tq * se[i], beta[i] + tq * se[i]))
+        assert row["p_value"] == pytest.approx(2 * stats.t.sf(abs(beta[i] / se[i]), g_n - 1))
+        assert row["df"] == g_n - 1
+    # the normal quantile (1.96) would be too narrow with 5 accounts: t(4) = 2.78
+    assert tq > 2.7
+    hc3 = sv.drivers(df, robust="HC3")
+    assert hc3["df"].isna().all()
+
+
+# == themes: a pattern can never hang the tagging ================================================
+@pytest.mark.parametrize("pattern", [r"(a+)+$", r"(x|xy)*z", r"(\w+\s?)+$", r"((ab)*)+c",
+                                     r"(?:料金|価格)+(?:.)*高*(?:a|b)+"])
+def test_catastrophic_patterns_are_refused_when_the_dictionary_is_read(tmp_path, pattern):
+    import time
+
+    path = tmp_path / "t.yml"
+    path.write_text("themes:\n  bad:\n    patterns:\n      - '" + pattern + "'\n",
+                    encoding="utf-8")
+    start = time.perf_counter()
+    with pytest.raises(ThemeDictionaryError,
+                       match=r"line 4 \(themes.bad.patterns\[0\]\): theme 'bad': .*exponential"):
+        sv.load_themes(path)
+    # a Theme built in code cannot slip through: tagging refuses it instead of hanging
+    theme = sv.Theme(name="bad", label="bad", patterns=(pattern,))
+    hostile = ["a" * 40 + "!", "x" * 40, "word " * 30 + "!"]
+    with pytest.raises(ThemeDictionaryError, match="exponential"):
+        sv.tag_comments(hostile, sv.ThemeDictionary(themes=(theme,)))
+    assert time.perf_counter() - start < 2
+
+
+def test_safe_patterns_stay_fast_on_long_hostile_comments():
+    import time
+
+    d = sv.load_themes()  # the default dictionary's patterns pass the check
+    texts = ["a" * 5000 + "!", "料金" * 2000, "per " * 2000, "x" * 10000]
+    start = time.perf_counter()
+    sv.tag_comments(texts, d)
+    assert time.perf_counter() - start < 2
+
+
+def test_read_dictionary_is_generic_for_other_dictionaries(tmp_path):
+    class SignalError(ValueError):
+        pass
+
+    path = tmp_path / "signals.yml"
+    path.write_text("themes:\n  seats:\n    keywords: [more seats, 増席]\n", encoding="utf-8")
+    d = sv.read_dictionary(path, label="expansion signals", error=SignalError)
+    tags = sv.tag_comments(["We need more seats", "増席したい", "fine"], d)
+    assert list(tags["seats"]) == [True, True, False]
+    path.write_text("themes:\n  seats:\n    keyword: [x]\n", encoding="utf-8")
+    with pytest.raises(SignalError, match=r"expansion signals .*signals.yml, line 3"):
+        sv.read_dictionary(path, label="expansion signals", error=SignalError)
+
+
+# == result objects ==============================================================================
+def test_results_share_the_result_shape(sws):
+    from cs_analysis.results import Result
+
+    th = sv.themes(sws, survey="nps")
+    assert isinstance(th, Result) and th.summary().equals(th.shares)
+    assert th.summary.equals(th.shares)  # the old attribute access keeps working
+    assert "Comment themes" in th._repr_html_()
+    out = sv.survey_outcomes(sws, horizon_days=90)
+    assert isinstance(out, Result) and out.horizon_days == 90 and out.survey == "nps"
+    assert list(out.summary()["category"]) == ["promoter", "passive", "detractor"]
+    for frame in (sv.nps(sws, by="segment"), sv.compare(sws, "segment"), sv.drivers(sws),
+                  sv.curated_voices(sws), sv.request_priorities(sws), sv.responses(sws),
+                  out.rates, out.hazard_ratios, th.shares):
+        assert frame.attrs == {}
+    by = sv.nps(sws, by="segment")
+    assert "segment" in by.columns and "group" not in by.columns
 
 
 # == bad parameters: every kind has its message ================================================

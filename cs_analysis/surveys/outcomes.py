@@ -373,11 +373,17 @@ def _outcome_hazards(aw: pd.DataFrame, cats, adjust_cols: list[str], as_of: dt.d
     try:
         res = smf.phreg("exit ~ " + " + ".join(terms), d, status=d["event"].to_numpy(),
                         entry=d["entry"].to_numpy(), ties="efron").fit()
-    except (np.linalg.LinAlgError, ValueError) as exc:  # too little data to fit
+    except (np.linalg.LinAlgError, ValueError, OverflowError) as exc:  # too little data
         return pd.DataFrame(columns=columns), f"the Cox model could not be fitted: {exc}"
     names = list(res.model.exog_names)
     params, bse, pvals = (np.asarray(res.params), np.asarray(res.bse),
                           np.asarray(res.pvalues))
+    if not (np.all(np.isfinite(params)) and np.all(np.isfinite(bse))
+            and np.all(np.abs(params) < 20)):
+        # separation: churns only in some categories, the estimate runs off to infinity
+        return pd.DataFrame(columns=columns), (
+            f"the Cox model gives no usable hazard ratio: {int(d['event'].sum())} churn(s) "
+            f"in {len(d)} account-waves are too few, or fall in one category only")
     rows = []
     for cov, levels, reference in [("category", present, ref)] + [
             (c, sorted(d[c].unique()), sorted(d[c].unique())[0]) for c in keep]:
