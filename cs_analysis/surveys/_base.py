@@ -144,14 +144,16 @@ def responses(ws, survey: str | Sequence[str] | None = None, *, wave: str = "qua
     survey : str or list of str, optional
         Keep these surveys (``nps``, ``csat``, ``ces`` or another name); default all.
     wave : {"quarter", "month", "year"}
-        The survey wave used for deduplication.
+        The survey wave used for deduplication (the calendar period of ``responded_at``
+        in the workspace's time zone).
     dedup : bool
         Apply the one-response-per-respondent-per-wave rule (False keeps every response,
         e.g. to read every comment).
     as_of : date or str, optional
-        Only responses on or before this date (default the workspace's as-of date).
+        Only responses on or before this date (default the workspace's as-of date): a
+        response's date is its local date in the workspace's time zone.
     since, until : date or str, optional
-        Only responses on or after ``since`` / on or before ``until``.
+        Only responses on or after ``since`` / on or before ``until`` (local dates).
     roles : list of str, optional
         Keep these ``respondent_role`` values.
     touchpoints : list of str, optional
