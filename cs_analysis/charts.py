@@ -748,10 +748,7 @@ _SCORE_FORMATS = {"nps": "+.1f", "csat": ".1%", "ces": ".2f"}
 
 
 def _score_metric(frame) -> str:
-    """Which score a frame of ``cs_analysis.surveys.nps / csat / ces`` holds."""
-    metric = frame.attrs.get("metric") if hasattr(frame, "attrs") else None
-    if metric in _SCORE_TITLES and metric in frame.columns:
-        return metric
+    """Which score a frame of ``cs_analysis.surveys.nps / csat / ces`` holds (its column)."""
     for metric in _SCORE_TITLES:
         if metric in frame.columns:
             return metric
@@ -759,20 +756,26 @@ def _score_metric(frame) -> str:
                      "(with an 'nps', 'csat' or 'ces' column)")
 
 
-def _score_encoding(metric: str, frame, title: str | None = None):
-    """Axis and scale of a score: NPS -100..100, CSAT 0-100%, CES on its scale."""
+def _score_encoding(metric: str, frame, title: str | None = None, scale=None):
+    """Axis and scale of a score: NPS -100..100, CSAT 0-100%, CES on its scale (if given)."""
     title = title or _SCORE_TITLES[metric]
     if metric == "nps":  # -100..100 would flatten every trend; keep 0 in view instead
         return alt.Axis(title=title), alt.Scale(zero=True)
     if metric == "csat":
         return _pct_axis(title), alt.Scale(domain=[0, 1])
-    scale = frame.attrs.get("scale") if hasattr(frame, "attrs") else None
     domain = [float(scale[0]), float(scale[1])] if scale else alt.Undefined
     return alt.Axis(title=title), alt.Scale(domain=domain, zero=False)
 
 
+#: Columns of a score frame that are not a ``by`` column (period columns included).
+_SCORE_PERIOD_COLUMNS = ("period", "period_label", "period_start")
+
+
 def _score_group(frame) -> str | None:
-    by = [c for c in (frame.attrs.get("by") or []) if c in frame.columns]
+    """The first ``by`` column of a score frame: the columns before ``survey``."""
+    cols = list(frame.columns)
+    head = cols[: cols.index("survey")] if "survey" in cols else []
+    by = [c for c in head if c not in _SCORE_PERIOD_COLUMNS]
     return by[0] if by else None
 
 
@@ -781,16 +784,18 @@ def _category_scale(values) -> alt.Scale:
     return alt.Scale(domain=present, range=[CATEGORY_COLOURS[c] for c in present])
 
 
-def score_trend(frame, *, title: str | None = None) -> alt.LayerChart:
+def score_trend(frame, *, title: str | None = None, scale=None) -> alt.LayerChart:
     """A survey score per period with its confidence band.
 
     Parameters
     ----------
     frame : pandas.DataFrame
         :func:`cs_analysis.surveys.nps` (or ``csat`` / ``ces``) split by period, e.g.
-        ``nps(ws, period="quarter")``; with one ``by`` column, one line per group.
+        ``nps(ws, grain="quarter")``; with one ``by`` column, one line per group.
     title : str, optional
         Chart title.
+    scale : (low, high), optional
+        The CES survey's scale, for the y axis (default: fitted to the data).
 
     Returns
     -------
@@ -801,14 +806,14 @@ def score_trend(frame, *, title: str | None = None) -> alt.LayerChart:
     metric = _score_metric(frame)
     if "period_start" not in frame.columns:
         raise ValueError("score_trend needs a frame split by period, e.g. "
-                         "nps(ws, period='quarter')")
+                         "nps(ws, grain='quarter')")
     group = _score_group(frame)
     keep = ["period_start", "period_label", "responses", "accounts", metric, "lower", "upper",
             "small_sample", "promoters", "detractors", "top2_box", group]
     data = frame[[c for c in dict.fromkeys(keep) if c is not None and c in frame.columns]]
     data = data[data["responses"] > 0]
     _check_rows(data, "score_trend", "use a coarser period")
-    axis, scale = _score_encoding(metric, frame)
+    axis, scale = _score_encoding(metric, frame, scale=scale)
     x = alt.X("period_start:T", title=None, axis=alt.Axis(format="%b %Y", labelAngle=0))
     enc_color = {"color": alt.Color(f"{group}:N", title=group)} if group else {}
     base = alt.Chart(data)
@@ -839,7 +844,7 @@ def score_trend(frame, *, title: str | None = None) -> alt.LayerChart:
         title=title or f"{_SCORE_TITLES[metric]} per period, with its 95% interval")
 
 
-def score_by_group(frame, *, title: str | None = None) -> alt.LayerChart:
+def score_by_group(frame, *, title: str | None = None, scale=None) -> alt.LayerChart:
     """A survey score per group (segment, role, ...) with its interval, best first.
 
     Parameters
@@ -848,6 +853,8 @@ def score_by_group(frame, *, title: str | None = None) -> alt.LayerChart:
         :func:`cs_analysis.surveys.nps` (or ``csat`` / ``ces``) with one ``by`` column.
     title : str, optional
         Chart title.
+    scale : (low, high), optional
+        The CES survey's scale, for the x axis (default: fitted to the data).
 
     Returns
     -------
@@ -863,7 +870,7 @@ def score_by_group(frame, *, title: str | None = None) -> alt.LayerChart:
     data = frame[[group, "responses", "accounts", metric, "lower", "upper", "small_sample"]]
     data = data[data["responses"] > 0].sort_values(metric, ascending=False)
     _check_rows(data, "score_by_group", "use fewer groups")
-    axis, scale = _score_encoding(metric, frame)
+    axis, scale = _score_encoding(metric, frame, scale=scale)
     y = alt.Y(f"{group}:N", sort=list(data[group]), title=None)
     fmt = _SCORE_FORMATS[metric]
     base = alt.Chart(data)
@@ -934,8 +941,9 @@ def theme_bars(summary, *, title: str | None = None, unmatched: bool = True) -> 
     Parameters
     ----------
     summary : pandas.DataFrame
-        ``themes(...).summary`` of :func:`cs_analysis.surveys.themes` (grouped by at most
-        one column, e.g. ``category``).
+        ``themes(...).shares`` (or ``.summary()``) of :func:`cs_analysis.surveys.themes`
+        (grouped by at most one column, e.g. ``category``: the columns before
+        ``theme``).
     title : str, optional
         Chart title.
     unmatched : bool
@@ -947,7 +955,8 @@ def theme_bars(summary, *, title: str | None = None, unmatched: bool = True) -> 
         Horizontal bars (themes by total mentions), one bar per group side by side,
         with Wilson intervals as rules.
     """
-    by = [c for c in (summary.attrs.get("by") or []) if c in summary.columns]
+    cols = list(summary.columns)
+    by = cols[: cols.index("theme")] if "theme" in cols else []
     if len(by) > 1:
         raise ValueError("theme_bars draws at most one group column; use by='category'")
     group = by[0] if by else None
@@ -1054,15 +1063,19 @@ def compare_differences(comparisons, *, title: str | None = None) -> alt.LayerCh
         title=title or "Differences between groups (filled: significant after correction)")
 
 
-def outcome_rates(rates, *, title: str | None = None) -> alt.LayerChart:
+def outcome_rates(rates, *, title: str | None = None,
+                  horizon_days: int | None = None) -> alt.LayerChart:
     """Churn and expansion after the survey per category, with intervals.
 
     Parameters
     ----------
-    rates : pandas.DataFrame
-        ``survey_outcomes(...).rates`` of :func:`cs_analysis.surveys.survey_outcomes`.
+    rates : SurveyOutcomes or pandas.DataFrame
+        :func:`cs_analysis.surveys.survey_outcomes` result (its window length is named
+        in the title), or its ``rates`` frame.
     title : str, optional
         Chart title.
+    horizon_days : int, optional
+        The window length, for the title when a bare ``rates`` frame is given.
 
     Returns
     -------
@@ -1071,6 +1084,9 @@ def outcome_rates(rates, *, title: str | None = None) -> alt.LayerChart:
     """
     import pandas as pd
 
+    if hasattr(rates, "rates") and hasattr(rates, "horizon_days"):  # a SurveyOutcomes
+        horizon_days = horizon_days or rates.horizon_days
+        rates = rates.rates
     rows = []
     for _, r in rates.iterrows():
         for outcome, rate, lo, hi, count in (
@@ -1082,7 +1098,7 @@ def outcome_rates(rates, *, title: str | None = None) -> alt.LayerChart:
                          "observations": int(r["observations"])})
     data = pd.DataFrame(rows, columns=["category", "outcome", "rate", "lower", "upper",
                                        "count", "observations"])
-    horizon = rates.attrs.get("horizon_days")
+    horizon = horizon_days
     x = alt.X("category:N", sort=list(rates["category"]), title=None,
               axis=alt.Axis(labelAngle=0))
     colour = alt.Color("outcome:N", title=None,

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
+from cs_analysis.contract import survey_scale
 from cs_analysis.dashboard.base import (
     ALL,
     KPI,
@@ -32,12 +33,11 @@ from cs_analysis.surveys import (
     compare,
     metric_of,
     normalize_text,
-    period_bounds,
-    period_label,
     responses,
     themes,
 )
-from cs_analysis.workspace import WorkspaceError, _to_date
+from cs_analysis.time import local_date, period_bounds, period_label, period_of, to_date
+from cs_analysis.workspace import WorkspaceError
 
 __all__ = ["VoiceOfCustomerDashboard"]
 
@@ -60,8 +60,9 @@ class VoiceOfCustomerDashboard(Dashboard):
 
     - KPI tiles: the score with its 95% interval (NPS: delta method; CSAT: Wilson; CES:
       t) and the responses behind it; for NPS the shares of promoters and detractors;
-      the change from the previous quarter with its p-value (z / two-proportion / Welch
-      test, see :func:`compare`).
+      the change from the previous quarter with its p-value (z test on the account-level
+      bootstrap over both quarters, since the same accounts answer each quarter; see
+      :func:`compare`).
     - Charts: the score per quarter with its interval band; the score by segment (when no
       segment is chosen) and by role, with the largest gap tested (account-bootstrap
       standard errors, since respondents of one account answer alike; Holm-corrected);
@@ -123,15 +124,16 @@ class VoiceOfCustomerDashboard(Dashboard):
         return filters
 
     def _quarters(self) -> list[int]:
+        """Quarters (in the workspace's zone) from the first response to the as-of date."""
         sr = self.ws.table("survey_responses", columns=["responded_at"])
-        row = sr.aggregate(lo=sr.responded_at.min(), hi=sr.responded_at.max()).to_pandas()
+        day = local_date(sr.responded_at, self.ws.timezone)
+        row = sr.aggregate(lo=day.min(), hi=day.max()).to_pandas()
         lo, hi = row["lo"].iloc[0], row["hi"].iloc[0]
         if pd.isna(lo) or pd.isna(hi):
             return []
-        as_of = self.as_of or self.ws.as_of
-        hi = min(pd.Timestamp(hi), pd.Timestamp(as_of))
-        lo = pd.Timestamp(lo)
-        first, last = lo.year * 4 + lo.quarter - 1, hi.year * 4 + hi.quarter - 1
+        as_of = to_date(self.as_of or self.ws.as_of)
+        hi = min(to_date(hi), as_of)
+        first, last = period_of(to_date(lo), "quarter"), period_of(hi, "quarter")
         return list(range(first, last + 1))
 
     # -- the view -------------------------------------------------------------------------
@@ -179,9 +181,14 @@ class VoiceOfCustomerDashboard(Dashboard):
         elif n < self.small_sample:
             notes.append(f"Only {n} responses in this selection: treat the score as "
                          "anecdotal, not as a trend.")
-        overall = score_fn(df, survey=survey, small_sample=self.small_sample).iloc[0]
-        trend = score_fn(df, period="quarter", survey=survey, small_sample=self.small_sample)
-        kpis = self._kpi_tiles(metric, name, overall, df, survey)
+        # a frame of responses() carries its waves (workspace zone); its scale comes here
+        scale = {} if metric == "nps" else {"scale": survey_scale(survey,
+                                                                  self.ws.survey_scales)}
+        overall = score_fn(df, survey=survey, small_sample=self.small_sample,
+                           **scale).iloc[0]
+        trend = score_fn(df, grain="quarter", survey=survey, small_sample=self.small_sample,
+                         **scale)
+        kpis = self._kpi_tiles(metric, name, overall, df, survey, as_of, scale)
         panels = [Panel("trend", f"{name} per quarter",
                         build=lambda: fit_chart(_charts().score_trend(trend), WIDE_PANEL_WIDTH,
                                                 220) if len(trend) else None,
@@ -191,7 +198,8 @@ class VoiceOfCustomerDashboard(Dashboard):
         for key, col in (("groups", group_col), ("roles", "respondent_role")):
             if col is None or col not in df.columns:
                 continue
-            panels.append(self._group_panel(key, df, col, metric, name, survey, notes))
+            panels.append(self._group_panel(key, df, col, metric, name, survey, notes,
+                                            scale))
         themed = None
         if "comment" in df.columns:
             themed = functools.cache(lambda: themes(df, self.dictionary, by="category",
@@ -199,8 +207,8 @@ class VoiceOfCustomerDashboard(Dashboard):
 
             def theme_panel() -> Panel:
                 th = themed()
-                chart = (fit_chart(_charts().theme_bars(th.summary),
-                                   height=120 + 10 * len(th.summary))
+                chart = (fit_chart(_charts().theme_bars(th.shares),
+                                   height=120 + 10 * len(th.shares))
                          if len(th.comments) else None)
                 return Panel(
                     "themes", "What the comments talk about", chart,
@@ -249,15 +257,13 @@ class VoiceOfCustomerDashboard(Dashboard):
         narrow that frame in memory. Exact: deduplication is per account and respondent,
         and ``quarters`` (first, last) are whole waves.
         """
-        df = base = self._fetch(survey, as_of, role, touch)
+        df = self._fetch(survey, as_of, role, touch)
         if quarters is not None:
             df = df[(df["wave"] >= quarters[0]) & (df["wave"] <= quarters[1])]
-        df = self.in_scope(df, self.scope_ids(params)).reset_index(drop=True)
-        df.attrs = dict(base.attrs)
-        return df
+        return self.in_scope(df, self.scope_ids(params)).reset_index(drop=True)
 
-    def _kpi_tiles(self, metric: str, name: str, r, df: pd.DataFrame,
-                   survey: str) -> list[KPI]:
+    def _kpi_tiles(self, metric: str, name: str, r, df: pd.DataFrame, survey: str,
+                   as_of, scale: dict) -> list[KPI]:
         n = int(r["responses"])
         warn = (f"Fewer than {self.small_sample} responses: cannot conclude"
                 if n < self.small_sample else "")
@@ -284,8 +290,9 @@ class VoiceOfCustomerDashboard(Dashboard):
         change = KPI("Change vs previous quarter", None,
                      detail="Fewer than two quarters in this selection")
         if df["wave"].nunique() >= 2:
-            c = compare(df, "period", survey, period="quarter", correction="none",
-                        small_sample=self.small_sample)
+            # the same accounts answer each quarter: paired account bootstrap (compare)
+            c = compare(df, "period", survey, grain="quarter", correction="none",
+                        small_sample=self.small_sample, n_boot=self.n_boot, **scale)
             if len(c):
                 last = c.iloc[-1]
                 p = last["p_value"]
@@ -293,12 +300,11 @@ class VoiceOfCustomerDashboard(Dashboard):
                            else "unlikely to be chance")
                 ptxt = "p = –" if pd.isna(p) else f"p = {p:.2g}"
                 latest = int(df["wave"].max())
-                partial = period_bounds(latest, "quarter")[1] > _to_date(
-                    df.attrs.get("as_of") or self.ws.as_of)
-                to_date = " (to date)" if partial else ""
+                partial = period_bounds(latest, "quarter")[1] > to_date(as_of)
+                so_far = " (to date)" if partial else ""
                 change = KPI("Change vs previous quarter", float(last["difference"]),
                              format=_fmt_score(metric, signed=True),
-                             detail=f"{last['group_a']}{to_date} vs {last['group_b']} · "
+                             detail=f"{last['group_a']}{so_far} vs {last['group_b']} · "
                                     f"{ptxt}: {verdict}",
                              n=int(last["responses_a"]), n_label="responses this quarter",
                              warning="Small quarter: cannot conclude"
@@ -314,9 +320,10 @@ class VoiceOfCustomerDashboard(Dashboard):
         return (f"Band: 95% interval ({how}). Hollow points: fewer than {SMALL_SAMPLE} "
                 "responses that quarter.")
 
-    def _group_panel(self, key, df, col, metric, name, survey, notes) -> Panel:
+    def _group_panel(self, key, df, col, metric, name, survey, notes, scale) -> Panel:
         """The score by ``col``; the gap test (a bootstrap) runs when the panel is built."""
-        scores = SCORES[metric](df, by=col, survey=survey, small_sample=self.small_sample)
+        scores = SCORES[metric](df, by=col, survey=survey, small_sample=self.small_sample,
+                                **scale)
         label = col.replace("respondent_", "").replace("_", " ")
         if len(scores) >= 2:
             small = scores.loc[scores["small_sample"], col].astype(str).tolist()
@@ -329,7 +336,7 @@ class VoiceOfCustomerDashboard(Dashboard):
             if len(scores) >= 2:
                 # respondents of one account answer alike: account-bootstrap errors
                 comp = compare(df, col, survey, small_sample=self.small_sample,
-                               ci="account_bootstrap", n_boot=self.n_boot)
+                               ci="account_bootstrap", n_boot=self.n_boot, **scale)
                 if len(comp):
                     order = comp["difference"].abs().sort_values(ascending=False).index
                     t = comp.reindex(order).iloc[0]
