@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from cs_analysis import journey as j
+from cs_analysis.journey import compare as jcompare
 from cs_analysis.dashboard import JourneyWorkshopDashboard, SharedGoalsDashboard
 from cs_analysis.workspace import open_workspace, write_workspace
 
@@ -199,7 +200,7 @@ def test_lis_conflicts_are_minimal():
     rng = np.random.default_rng(1)
     for _ in range(30):
         perm = list(rng.permutation(7))
-        keep = j._lis_keep(perm)
+        keep = jcompare._lis_keep(perm)
         kept = [perm[i] for i in sorted(keep)]
         assert kept == sorted(kept)
         # brute force: the longest increasing subsequence length
@@ -468,21 +469,21 @@ def test_goal_progress_matches_brute_force(flow_ws):
     out = j.goal_progress(flow_ws, GOAL_MAP, grain="quarter")
     signup, churn, reach, as_of = brute_flow()
     share = out[out["goal"] == "One fast"].set_index("period_label")
-    # 2024Q1 cohort (A1-A4) is observable (Mar 31 + 10 days <= Jun 30); Q2 is not
-    assert list(share.index) == ["2024Q1"]
+    # 2024-Q1 cohort (A1-A4) is observable (Mar 31 + 10 days <= Jun 30); Q2 is not
+    assert list(share.index) == ["2024-Q1"]
     fast = [a for a in ("A1", "A2", "A3", "A4")
             if a in reach["One"] and (reach["One"][a].normalize() - signup[a]).days <= 10]
-    assert share.loc["2024Q1", "numerator"] == len(fast) == 4
-    assert share.loc["2024Q1", "denominator"] == 4 and bool(share.loc["2024Q1", "met"])
+    assert share.loc["2024-Q1", "numerator"] == len(fast) == 4
+    assert share.loc["2024-Q1", "denominator"] == 4 and bool(share.loc["2024-Q1", "met"])
     act = out[out["goal"] == "Sharing"].set_index("period_label")
     # paying on Mar 31: A1, A3, A4 (A2 ended Mar 1); >= 2 report_shared in Q1: A1, A4
-    assert act.loc["2024Q1", "denominator"] == 3 and act.loc["2024Q1", "numerator"] == 2
+    assert act.loc["2024-Q1", "denominator"] == 3 and act.loc["2024-Q1", "numerator"] == 2
     # paying on Jun 30: all but A2, A6; in Q2: A5 (2 events)
-    assert act.loc["2024Q2", "denominator"] == 6 and act.loc["2024Q2", "numerator"] == 1
-    assert not bool(act.loc["2024Q2", "met"])
+    assert act.loc["2024-Q2", "denominator"] == 6 and act.loc["2024-Q2", "numerator"] == 1
+    assert not bool(act.loc["2024-Q2", "met"])
     ces = out[out["goal"] == "Effort"].set_index("period_label")
-    assert ces.loc["2024Q1", "value"] == pytest.approx(np.mean([6, 3, 7]))
-    assert ces.loc["2024Q1", "denominator"] == 3
+    assert ces.loc["2024-Q1", "value"] == pytest.approx(np.mean([6, 3, 7]))
+    assert ces.loc["2024-Q1", "denominator"] == 3
     assert set(out["layer"]) == {"outcome", "adoption", "experience"}
 
 
@@ -557,7 +558,7 @@ def test_handout_has_persona_journey_data_and_goals(flow_ws, tmp_path):
     prog = j.goal_progress(flow_ws, m)
     out = j.export_handout(m, tmp_path / "h", flow=flow, progress=prog, pdf=False)
     text = out["html"].read_text(encoding="utf-8")
-    for part in ("Persona", "Kickoff", "milestone m1", "One fast", "2024Q1", "@media print"):
+    for part in ("Persona", "Kickoff", "milestone m1", "One fast", "2024-Q1", "@media print"):
         assert part in text
     assert "pdf" not in out
 

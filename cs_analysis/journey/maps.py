@@ -1,0 +1,882 @@
+"""Journey maps: the data classes, reading and writing map files, and editing them.
+
+A map file (format: ``data/journeys/README.md``) holds a persona, ordered stages (each
+optionally with a data signal) and shared goals. :func:`load_map` checks it and names the
+file, line, key and value of any mistake; the editing functions are pure (each returns a
+new map) and the workshop calls them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cs_analysis.config import YamlContext, read_text, read_yaml, short
+from cs_analysis.errors import CSAnalysisError
+
+#: Roles of people at a customer (contract ``stakeholders.role``).
+ROLES = ("executive sponsor", "decision maker", "owner", "heavy user", "admin")
+#: Business vs technical side of a person or persona.
+DOMAINS = ("business", "technical")
+#: How a customer decides.
+DECISION_STYLES = ("top_down", "bottom_up", "balanced")
+#: Layers a shared goal metric can come from.
+LAYERS = ("adoption", "outcome", "experience")
+#: Kinds of a stage's data signal.
+#: What a journey map file is called in messages.
+_LABEL = "journey map"
+SIGNAL_KINDS = ("milestone", "events", "active_users", "survey")
+#: Roles whose positive, present holder counts as a champion.
+CHAMPION_ROLES = ("executive sponsor", "decision maker", "owner")
+#: Roles whose departure is a key-person departure (churn risk).
+KEY_ROLES = ("executive sponsor", "owner")
+#: Environment variable naming the workshop folder (drafts, saved maps, handouts).
+WORKSHOP_ENV = "CS_ANALYSIS_WORKSHOP"
+#: Goal metrics: what each measures, per period (shown beside each chart).
+GOAL_METRICS: dict[str, str] = {
+    "stage_share": (
+        "Share of the accounts signing up in the period that reached the stage within "
+        "`within_days` days of signup (accounts that churned first count as not reached). "
+        "A cohort is shown once `within_days` have passed since its period's end."),
+    "active_share": (
+        "Share of the accounts paying on the period's last day that had at least "
+        "`at_least` events (of `events`; any event when not given) during the period."),
+    "nps": ("NPS of the period's responses: (promoters - detractors) / responses x 100, "
+            "one response per respondent per quarter."),
+    "csat": "CSAT of the period's responses: share of responses in the top-2 box.",
+    "ces": "CES of the period's responses: mean score (higher = easier).",
+}
+_DIRECTIONS = ("at_least", "at_most")
+#: Groups with fewer accounts (or responses) than this are flagged small_sample.
+SMALL_SAMPLE = 30
+
+
+# ======================================================================================
+# Journey maps: data classes
+# ======================================================================================
+class JourneyMapError(CSAnalysisError, ValueError):
+    """A journey map file is malformed; the message names file, line, key and value."""
+
+
+@dataclass(frozen=True)
+class Persona:
+    """Who the journey is for.
+
+    Attributes
+    ----------
+    name : str
+        A short handle ("Operations lead at a growing company").
+    role : str
+        Stakeholder role (one of :data:`ROLES`).
+    domain : str
+        ``business`` or ``technical`` (e.g. CTO / VPoE vs business owner).
+    segment : tuple of str
+        Account segments the persona belongs to (empty: every segment).
+    who : str
+        A sentence describing them.
+    goals, pains : tuple of str
+        What they want and what gets in the way.
+    success : str
+        Success in their own words.
+    decision_style : str, optional
+        ``top_down``, ``bottom_up`` or ``balanced``.
+    """
+
+    name: str
+    role: str
+    domain: str
+    segment: tuple[str, ...] = ()
+    who: str = ""
+    goals: tuple[str, ...] = ()
+    pains: tuple[str, ...] = ()
+    success: str = ""
+    decision_style: str | None = None
+
+
+@dataclass(frozen=True)
+class Signal:
+    """The data signal that says an account reached a stage.
+
+    Attributes
+    ----------
+    kind : str
+        ``milestone`` (an ``onboarding_milestones`` row), ``events`` (``at_least`` usage
+        events of ``events``, within ``within_days`` consecutive days if given),
+        ``active_users`` (``at_least`` distinct users with an event of ``events``) or
+        ``survey`` (a response to ``survey`` at ``touchpoint``, with at least
+        ``min_score`` if given).
+    """
+
+    kind: str
+    milestone: str | None = None
+    events: tuple[str, ...] = ()
+    at_least: int = 1
+    within_days: int | None = None
+    survey: str | None = None
+    touchpoint: str | None = None
+    min_score: float | None = None
+
+    def describe(self) -> str:
+        """The signal in words."""
+        if self.kind == "milestone":
+            return f"milestone {self.milestone}"
+        what = " / ".join(self.events) if self.events else "any"
+        if self.kind == "events":
+            noun = "event" if self.at_least == 1 else "events"
+            text = f"{self.at_least} {what} {noun}"
+            return text + (f" within {self.within_days} days" if self.within_days else "")
+        if self.kind == "active_users":
+            return f"{self.at_least} active users" + (f" ({what})" if self.events else "")
+        text = f"{self.survey} response"
+        if self.touchpoint:
+            text += f" at {self.touchpoint}"
+        if self.min_score is not None:
+            text += f" scoring {self.min_score:g}+"
+        return text
+
+    def to_dict(self) -> dict:
+        """The signal as written in a map file."""
+        if self.kind == "milestone":
+            return {"milestone": self.milestone}
+        if self.kind in ("events", "active_users"):
+            out: dict = ({"events": list(self.events) or "any"} if self.kind == "events"
+                         else {"active_users": self.at_least})
+            if self.kind == "active_users" and self.events:
+                out["events"] = list(self.events)
+            if self.kind == "events" and self.at_least != 1:
+                out["at_least"] = self.at_least
+            if self.within_days is not None:
+                out["within_days"] = self.within_days
+            return out
+        out = {"survey": self.survey}
+        if self.touchpoint is not None:
+            out["touchpoint"] = self.touchpoint
+        if self.min_score is not None:
+            out["min_score"] = self.min_score
+        return out
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a journey.
+
+    Attributes
+    ----------
+    name : str
+        The stage's name, unique in the map (case and spacing ignored).
+    customer_goal : str
+        What the customer wants to achieve in this stage.
+    success : str
+        What success looks like at the end of it.
+    owner : str
+        Team owning the stage (``product``, ``cs``, ``shared``, ...).
+    signal : Signal, optional
+        How the data tell that an account reached it.
+    aliases : tuple of str
+        Other names (e.g. the other team's word), used to match stages across maps.
+    notes : str
+    """
+
+    name: str
+    customer_goal: str = ""
+    success: str = ""
+    owner: str = ""
+    signal: Signal | None = None
+    aliases: tuple[str, ...] = ()
+    notes: str = ""
+
+    def names(self) -> list[str]:
+        """Normalised name and aliases (for matching)."""
+        return [norm_name(n) for n in (self.name, *self.aliases)]
+
+
+@dataclass(frozen=True)
+class Goal:
+    """A shared goal metric with a target.
+
+    Attributes
+    ----------
+    name : str
+    layer : str
+        ``adoption``, ``outcome`` or ``experience``.
+    metric : str
+        One of :data:`GOAL_METRICS`.
+    target : float
+        Shares as 0-1, NPS on -100..100, CES on its scale.
+    direction : str
+        ``at_least`` (higher is better) or ``at_most``.
+    stage : str, optional
+        Stage of ``stage_share`` (a stage of the map with a data signal).
+    within_days : int, optional
+        Days of ``stage_share``.
+    events : tuple of str
+        Event names of ``active_share`` (empty: any event).
+    at_least : int
+        Events of ``active_share``.
+    description : str
+    """
+
+    name: str
+    layer: str
+    metric: str
+    target: float
+    direction: str = "at_least"
+    stage: str | None = None
+    within_days: int | None = None
+    events: tuple[str, ...] = ()
+    at_least: int = 1
+    description: str = ""
+
+    def definition(self) -> str:
+        """The goal's definition in words (shown beside its chart)."""
+        text = GOAL_METRICS[self.metric]
+        text = text.replace("`within_days`", str(self.within_days))
+        text = text.replace("`at_least`", str(self.at_least))
+        text = text.replace("`events`", ", ".join(self.events) if self.events else "any")
+        if self.stage:
+            text = text.replace("the stage", f"the stage '{self.stage}'")
+        sign = ">=" if self.direction == "at_least" else "<="
+        return f"{text} Target: {sign} {format_target(self.metric, self.target)}."
+
+
+def format_target(metric: str, value) -> str:
+    """A goal value as shown (shares as percentages)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if metric in ("stage_share", "active_share", "csat"):
+        return f"{100 * value:.0f}%"
+    if metric == "nps":
+        return f"{value:+.0f}"
+    return f"{value:.2f}"
+
+
+@dataclass(frozen=True)
+class JourneyMap:
+    """A team's (or the agreed) journey map: persona, ordered stages, goals.
+
+    Attributes
+    ----------
+    title : str
+    team : str
+        Who drew it (``product``, ``cs``, ``shared``).
+    version : int
+    persona : Persona
+    stages : tuple of Stage
+        In the order customers go through them.
+    goals : tuple of Goal
+    description : str
+    source : str
+        Where the map was read from (not part of equality).
+    """
+
+    title: str
+    team: str
+    persona: Persona
+    stages: tuple[Stage, ...]
+    version: int = 1
+    goals: tuple[Goal, ...] = ()
+    description: str = ""
+    source: str = field(default="<map>", compare=False)
+
+    @property
+    def stage_names(self) -> list[str]:
+        """Stage names in order."""
+        return [s.name for s in self.stages]
+
+    def stage(self, name: str) -> Stage:
+        """The stage called ``name`` (or with that alias)."""
+        return self.stages[self.index(name)]
+
+    def index(self, name: str) -> int:
+        """Position of the stage called ``name`` (or with that alias)."""
+        key = norm_name(name)
+        for i, s in enumerate(self.stages):
+            if key in s.names():
+                return i
+        raise JourneyMapError(f"journey map {self.source}: no stage {name!r}; the stages "
+                              f"are: {', '.join(self.stage_names)}")
+
+    def to_dict(self) -> dict:
+        """The map as written in a file (defaults left out)."""
+        p = self.persona
+        persona: dict = {"name": p.name, "role": p.role, "domain": p.domain}
+        if p.segment:
+            persona["segment"] = list(p.segment)
+        for key in ("who",):
+            if getattr(p, key):
+                persona[key] = getattr(p, key)
+        if p.goals:
+            persona["goals"] = list(p.goals)
+        if p.pains:
+            persona["pains"] = list(p.pains)
+        if p.success:
+            persona["success"] = p.success
+        if p.decision_style:
+            persona["decision_style"] = p.decision_style
+        out: dict = {"title": self.title, "team": self.team, "version": self.version}
+        if self.description:
+            out["description"] = self.description
+        out["persona"] = persona
+        stages = []
+        for s in self.stages:
+            d: dict = {"name": s.name}
+            if s.aliases:
+                d["aliases"] = list(s.aliases)
+            for key in ("customer_goal", "success", "owner"):
+                if getattr(s, key):
+                    d[key] = getattr(s, key)
+            if s.signal is not None:
+                d["signal"] = s.signal.to_dict()
+            if s.notes:
+                d["notes"] = s.notes
+            stages.append(d)
+        out["stages"] = stages
+        if self.goals:
+            goals = []
+            for g in self.goals:
+                d = {"name": g.name, "layer": g.layer, "metric": g.metric, "target": g.target}
+                if g.direction != "at_least":
+                    d["direction"] = g.direction
+                if g.stage is not None:
+                    d["stage"] = g.stage
+                if g.within_days is not None:
+                    d["within_days"] = g.within_days
+                if g.events:
+                    d["events"] = list(g.events)
+                if g.at_least != 1:
+                    d["at_least"] = g.at_least
+                if g.description:
+                    d["description"] = g.description
+                goals.append(d)
+            out["goals"] = goals
+        return out
+
+    def fingerprint(self) -> str:
+        """A short text that changes whenever the map's content changes."""
+        import hashlib
+
+        return hashlib.sha1(dump_map(self).encode("utf-8")).hexdigest()[:16]
+
+
+def norm_name(name: str) -> str:
+    """A stage or goal name for matching: case, spaces, ``_`` and ``-`` ignored."""
+    return re.sub(r"[\s_\-]+", "", str(name)).casefold()
+
+
+# ======================================================================================
+# Reading and writing map files
+# ======================================================================================
+_TOP_KEYS = ("title", "team", "version", "description", "persona", "stages", "goals")
+_PERSONA_KEYS = ("name", "role", "domain", "segment", "who", "goals", "pains", "success",
+                 "decision_style")
+_STAGE_KEYS = ("name", "aliases", "customer_goal", "success", "owner", "signal", "notes")
+_SIGNAL_KEYS = ("milestone", "events", "active_users", "at_least", "within_days", "survey",
+                "touchpoint", "min_score")
+_GOAL_KEYS = ("name", "layer", "metric", "target", "direction", "stage", "within_days",
+              "events", "at_least", "description")
+
+
+def _ctx(source: str) -> YamlContext:
+    """Context for a map given in code (no file, no line numbers)."""
+    return YamlContext(_LABEL, source, {}, {}, JourneyMapError)
+
+
+def load_map(source) -> JourneyMap:
+    """Read and check a journey map.
+
+    Parameters
+    ----------
+    source : str, Path, mapping or JourneyMap
+        A YAML file (format: ``data/journeys/README.md``), its content as a mapping, or
+        a map already loaded.
+
+    Returns
+    -------
+    JourneyMap
+
+    Raises
+    ------
+    JourneyMapError
+        Naming the file, the line, the key and the value, and what was expected, for:
+        a missing or unreadable file, invalid YAML, a top level that is not a mapping,
+        unknown keys (anywhere), missing required keys (``title``, ``team``,
+        ``persona``, ``stages``; persona ``name`` / ``role`` / ``domain``; stage
+        ``name``; goal ``name`` / ``layer`` / ``metric`` / ``target``), text fields that
+        are not text, lists of text that are not, an unknown persona role, domain or
+        decision style, a version that is not a whole number >= 1, no stages, duplicate
+        stage names or aliases, a signal with none or several kinds, event names that
+        are not a list of text, ``at_least`` / ``within_days`` / ``active_users`` that
+        are not whole numbers >= 1, a ``min_score`` that is not a number, keys that do
+        not belong to the signal's kind, an unknown goal layer, metric or direction, a
+        target that is not a number, a ``stage_share`` goal without a stage with a data
+        signal or without ``within_days``, duplicate goal names.
+    """
+    if isinstance(source, JourneyMap):
+        return source
+    if isinstance(source, Mapping):
+        return _parse(dict(source), _ctx("<mapping>"))
+    path = Path(source)
+    return _loads(read_text(path, _LABEL, JourneyMapError), str(path))
+
+
+def _loads(text: str, source: str) -> JourneyMap:
+    return _parse(*read_yaml(text, _LABEL, source, JourneyMapError))
+
+
+def _check_keys(raw: Mapping, allowed: Sequence[str], path: tuple, ctx: YamlContext, what: str):
+    for k in raw:
+        if k not in allowed:
+            raise ctx.error(path + (k,), f"unknown key {k!r} in {what}; expected one of "
+                                         f"{', '.join(allowed)}", key_line=True)
+
+
+def _text(raw: Mapping, key: str, path: tuple, ctx: YamlContext, *, required: bool = False,
+          what: str = "") -> str:
+    if key not in raw or raw[key] is None:
+        if required:
+            raise ctx.error(path, f"{what} has no `{key}` (required)")
+        return ""
+    value = raw[key]
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ctx.error(path + (key,), f"`{key}` must be text, got {short(value)}")
+    value = str(value).strip()
+    if required and not value:
+        raise ctx.error(path + (key,), f"`{key}` must not be empty")
+    return value
+
+
+def _texts(raw: Mapping, key: str, path: tuple, ctx: YamlContext, *, single: bool = False
+           ) -> tuple[str, ...]:
+    if key not in raw or raw[key] is None:
+        return ()
+    value = raw[key]
+    if single and isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ctx.error(path + (key,), f"`{key}` must be a list of non-empty texts, got "
+                                       f"{short(value)}")
+    return tuple(v.strip() for v in value)
+
+
+def _whole(raw: Mapping, key: str, path: tuple, ctx: YamlContext, default=None):
+    if key not in raw or raw[key] is None:
+        return default
+    value = raw[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ctx.error(path + (key,), f"`{key}` must be a whole number >= 1, got "
+                                       f"{short(value)}")
+    return int(value)
+
+
+def _number(raw: Mapping, key: str, path: tuple, ctx: YamlContext, *, required=False, what=""):
+    if key not in raw or raw[key] is None:
+        if required:
+            raise ctx.error(path, f"{what} has no `{key}` (required)")
+        return None
+    value = raw[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ctx.error(path + (key,), f"`{key}` must be a number, got {short(value)}")
+    return float(value) if isinstance(value, float) else int(value)
+
+
+def _choice(raw: Mapping, key: str, allowed: Sequence[str], path: tuple, ctx: YamlContext, *,
+            required: bool = False, what: str = "") -> str | None:
+    value = _text(raw, key, path, ctx, required=required, what=what)
+    if not value:
+        return None
+    if value not in allowed:
+        raise ctx.error(path + (key,), f"`{key}` {value!r} is not one of "
+                                       f"{', '.join(allowed)}")
+    return value
+
+
+def _parse(data, ctx: YamlContext) -> JourneyMap:
+    if not isinstance(data, Mapping):
+        raise ctx.error((), "expected a mapping with `title`, `team`, `persona` and `stages` "
+                            f"at the top level, got {type(data).__name__}: {short(data)}")
+    _check_keys(data, _TOP_KEYS, (), ctx, "the map")
+    title = _text(data, "title", (), ctx, required=True, what="the map")
+    team = _text(data, "team", (), ctx, required=True, what="the map")
+    version = _whole(data, "version", (), ctx, default=1)
+    description = _text(data, "description", (), ctx)
+    if "persona" not in data or data["persona"] is None:
+        raise ctx.error((), "the map has no `persona` (required)")
+    persona = _parse_persona(data["persona"], ("persona",), ctx)
+    raw_stages = data.get("stages")
+    if not isinstance(raw_stages, list) or not raw_stages:
+        raise ctx.error(("stages",) if "stages" in data else (),
+                        "`stages` must be a non-empty list of stages, got "
+                        f"{short(raw_stages)}")
+    stages: list[Stage] = []
+    seen: dict[str, tuple[str, int]] = {}
+    for i, raw in enumerate(raw_stages):
+        stage = _parse_stage(raw, ("stages", i), ctx)
+        for n in stage.names():
+            if n in seen:
+                other, j = seen[n]
+                raise ctx.error(("stages", i, "name"),
+                                f"stage {stage.name!r}: the name or alias {n!r} is already "
+                                f"used by stage {other!r} (stages[{j}]); names and aliases "
+                                "must be unique")
+            seen[n] = (stage.name, i)
+        stages.append(stage)
+    goals: list[Goal] = []
+    raw_goals = data.get("goals")
+    if raw_goals is not None:
+        if not isinstance(raw_goals, list):
+            raise ctx.error(("goals",), f"`goals` must be a list, got {short(raw_goals)}")
+        names = set()
+        for i, raw in enumerate(raw_goals):
+            goal = _parse_goal(raw, ("goals", i), stages, ctx)
+            if norm_name(goal.name) in names:
+                raise ctx.error(("goals", i, "name"), f"goal name {goal.name!r} is used twice")
+            names.add(norm_name(goal.name))
+            goals.append(goal)
+    return JourneyMap(title=title, team=team, version=version, persona=persona,
+                      stages=tuple(stages), goals=tuple(goals), description=description,
+                      source=ctx.source)
+
+
+def _parse_persona(raw, path: tuple, ctx: YamlContext) -> Persona:
+    if not isinstance(raw, Mapping):
+        raise ctx.error(path, f"`persona` must be a mapping, got {short(raw)}")
+    _check_keys(raw, _PERSONA_KEYS, path, ctx, "the persona")
+    return Persona(
+        name=_text(raw, "name", path, ctx, required=True, what="the persona"),
+        role=_choice(raw, "role", ROLES, path, ctx, required=True, what="the persona"),
+        domain=_choice(raw, "domain", DOMAINS, path, ctx, required=True, what="the persona"),
+        segment=_texts(raw, "segment", path, ctx, single=True),
+        who=_text(raw, "who", path, ctx),
+        goals=_texts(raw, "goals", path, ctx),
+        pains=_texts(raw, "pains", path, ctx),
+        success=_text(raw, "success", path, ctx),
+        decision_style=_choice(raw, "decision_style", DECISION_STYLES, path, ctx),
+    )
+
+
+def _parse_stage(raw, path: tuple, ctx: YamlContext) -> Stage:
+    if not isinstance(raw, Mapping):
+        raise ctx.error(path, f"a stage must be a mapping with at least `name`, got "
+                              f"{short(raw)}")
+    _check_keys(raw, _STAGE_KEYS, path, ctx, "a stage")
+    name = _text(raw, "name", path, ctx, required=True, what="the stage")
+    signal = None
+    if raw.get("signal") is not None:
+        signal = _parse_signal(raw["signal"], path + ("signal",), name, ctx)
+    return Stage(name=name, customer_goal=_text(raw, "customer_goal", path, ctx),
+                 success=_text(raw, "success", path, ctx), owner=_text(raw, "owner", path, ctx),
+                 signal=signal, aliases=_texts(raw, "aliases", path, ctx),
+                 notes=_text(raw, "notes", path, ctx))
+
+
+_KIND_KEYS = {
+    "milestone": ("milestone",),
+    "events": ("events", "at_least", "within_days"),
+    "active_users": ("active_users", "events"),
+    "survey": ("survey", "touchpoint", "min_score"),
+}
+
+
+def _parse_signal(raw, path: tuple, stage: str, ctx: YamlContext) -> Signal:
+    if not isinstance(raw, Mapping):
+        raise ctx.error(path, f"stage {stage!r}: `signal` must be a mapping such as "
+                              f"{{milestone: data_imported}}, got {short(raw)}")
+    _check_keys(raw, _SIGNAL_KEYS, path, ctx, f"the signal of stage {stage!r}")
+    kinds = [k for k in ("milestone", "active_users", "survey") if k in raw]
+    if "events" in raw and "active_users" not in raw:
+        kinds.append("events")
+    if len(kinds) != 1:
+        found = ", ".join(kinds) if kinds else "none"
+        raise ctx.error(path, f"stage {stage!r}: a signal needs exactly one of milestone, "
+                              f"events, active_users, survey (found: {found})")
+    kind = kinds[0]
+    extra = [k for k in raw if k not in _KIND_KEYS[kind]]
+    if extra:
+        raise ctx.error(path + (extra[0],), f"stage {stage!r}: `{extra[0]}` does not apply "
+                                            f"to a {kind} signal (its keys: "
+                                            f"{', '.join(_KIND_KEYS[kind])})", key_line=True)
+    if kind == "milestone":
+        return Signal("milestone", milestone=_text(raw, "milestone", path, ctx, required=True,
+                                                   what=f"the signal of stage {stage!r}"))
+    if kind == "survey":
+        return Signal("survey", survey=_text(raw, "survey", path, ctx, required=True,
+                                             what=f"the signal of stage {stage!r}"),
+                      touchpoint=_text(raw, "touchpoint", path, ctx) or None,
+                      min_score=_number(raw, "min_score", path, ctx))
+    events: tuple[str, ...] = ()
+    if raw.get("events") is not None and raw.get("events") != "any":
+        events = _texts(raw, "events", path, ctx)
+    elif kind == "events" and raw.get("events") is None:
+        raise ctx.error(path + ("events",), f"stage {stage!r}: `events` must be a list of "
+                                            "event names or `any`, got None")
+    if kind == "active_users":
+        return Signal("active_users", events=events,
+                      at_least=_whole(raw, "active_users", path, ctx, default=1))
+    return Signal("events", events=events, at_least=_whole(raw, "at_least", path, ctx, 1),
+                  within_days=_whole(raw, "within_days", path, ctx))
+
+
+def _parse_goal(raw, path: tuple, stages: Sequence[Stage], ctx: YamlContext) -> Goal:
+    if not isinstance(raw, Mapping):
+        raise ctx.error(path, f"a goal must be a mapping, got {short(raw)}")
+    _check_keys(raw, _GOAL_KEYS, path, ctx, "a goal")
+    what = "the goal"
+    name = _text(raw, "name", path, ctx, required=True, what=what)
+    layer = _choice(raw, "layer", LAYERS, path, ctx, required=True, what=f"goal {name!r}")
+    metric = _choice(raw, "metric", tuple(GOAL_METRICS), path, ctx, required=True,
+                     what=f"goal {name!r}")
+    target = _number(raw, "target", path, ctx, required=True, what=f"goal {name!r}")
+    direction = _choice(raw, "direction", _DIRECTIONS, path, ctx) or "at_least"
+    stage = _text(raw, "stage", path, ctx) or None
+    within = _whole(raw, "within_days", path, ctx)
+    if metric == "stage_share":
+        if stage is None:
+            raise ctx.error(path, f"goal {name!r}: a stage_share goal needs `stage`")
+        match = [s for s in stages if norm_name(stage) in s.names()]
+        if not match:
+            raise ctx.error(path + ("stage",), f"goal {name!r}: no stage {stage!r}; the "
+                                               f"stages are: {', '.join(s.name for s in stages)}")
+        if match[0].signal is None:
+            raise ctx.error(path + ("stage",), f"goal {name!r}: stage {stage!r} has no data "
+                                               "signal, so its share cannot be measured")
+        if within is None:
+            raise ctx.error(path, f"goal {name!r}: a stage_share goal needs `within_days`")
+    if metric in ("stage_share", "active_share", "csat") and not 0 <= target <= 1:
+        raise ctx.error(path + ("target",), f"goal {name!r}: a {metric} target is a share "
+                                            f"between 0 and 1, got {target!r}")
+    if metric == "nps" and not -100 <= target <= 100:
+        raise ctx.error(path + ("target",), f"goal {name!r}: an NPS target is between -100 "
+                                            f"and 100, got {target!r}")
+    events: tuple[str, ...] = ()
+    if raw.get("events") not in (None, "any"):
+        events = _texts(raw, "events", path, ctx)
+    return Goal(name=name, layer=layer, metric=metric, target=target, direction=direction,
+                stage=stage, within_days=within, events=events,
+                at_least=_whole(raw, "at_least", path, ctx, 1),
+                description=_text(raw, "description", path, ctx))
+
+
+def dump_map(journey: JourneyMap) -> str:
+    """The map as YAML text.
+
+    What :func:`save_map` writes; :func:`load_map` reads it back to an equal map.
+    """
+    import yaml
+
+    return yaml.safe_dump(journey.to_dict(), sort_keys=False, allow_unicode=True, width=88,
+                          default_flow_style=False)
+
+
+def save_map(journey: JourneyMap, path) -> Path:
+    """Write ``journey`` to ``path`` atomically (temp file + rename); return the path.
+
+    The file is checked by reading it back before it replaces ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = dump_map(journey)
+    _loads(text, str(path))  # never write a map that would not load
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def slug(text: str) -> str:
+    """A file- and CSS-safe name: ASCII letters and digits joined by ``-``, lower case."""
+    s = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
+    return s or "journey"
+
+
+def save_version(journey: JourneyMap, folder, name: str | None = None) -> tuple[Path, JourneyMap]:
+    """Save ``journey`` as the next version ``<name>-v<N>.yml`` in ``folder``.
+
+    ``N`` is one more than the highest version already saved under that name; the map's
+    ``version`` is set to ``N``. Returns the path and the saved map.
+    """
+    folder = Path(folder)
+    stem = slug(name or journey.title)
+    taken = [int(m.group(1)) for p in folder.glob(f"{stem}-v*.yml")
+             if (m := re.fullmatch(rf"{re.escape(stem)}-v(\d+)\.yml", p.name))]
+    version = max(taken, default=0) + 1
+    saved = dataclasses.replace(journey, version=version)
+    path = save_map(saved, folder / f"{stem}-v{version}.yml")
+    return path, dataclasses.replace(saved, source=str(path))
+
+
+def journeys_dir() -> Path:
+    """The example maps of the demo data: ``data/journeys/`` beside the package."""
+    return Path(__file__).resolve().parents[2] / "data" / "journeys"
+
+
+def default_maps() -> tuple[JourneyMap, JourneyMap]:
+    """The demo's Product-team and CS-team maps (``data/journeys/``)."""
+    folder = journeys_dir()
+    return load_map(folder / "product_team.yml"), load_map(folder / "cs_team.yml")
+
+
+# ======================================================================================
+# Editing (pure functions; the workshop calls them)
+# ======================================================================================
+def _check_new_name(journey: JourneyMap, name: str, ignore: int | None = None) -> str:
+    name = str(name).strip()
+    if not name:
+        raise JourneyMapError("a stage name must not be empty")
+    for i, s in enumerate(journey.stages):
+        if i != ignore and norm_name(name) in s.names():
+            raise JourneyMapError(f"the name {name!r} is already used by stage {s.name!r}")
+    return name
+
+
+def replace_stages(journey: JourneyMap, stages) -> JourneyMap:
+    """``journey`` with ``stages`` (no check)."""
+    return dataclasses.replace(journey, stages=tuple(stages))
+
+
+def rename_stage(journey: JourneyMap, old: str, new: str, *, keep_alias: bool = True
+                 ) -> JourneyMap:
+    """Rename a stage; the old name stays as an alias (so the teams' maps still match).
+
+    Goals that pointed at the old name follow the stage.
+    """
+    i = journey.index(old)
+    s = journey.stages[i]
+    new = _check_new_name(journey, new, ignore=i)
+    aliases = [a for a in s.aliases if norm_name(a) != norm_name(new)]
+    if keep_alias and norm_name(s.name) != norm_name(new) and s.name not in aliases:
+        aliases.append(s.name)
+    stages = list(journey.stages)
+    stages[i] = dataclasses.replace(s, name=new, aliases=tuple(aliases))
+    goals = tuple(dataclasses.replace(g, stage=new) if g.stage and norm_name(g.stage) in s.names()
+                  else g for g in journey.goals)
+    return dataclasses.replace(journey, stages=tuple(stages), goals=goals)
+
+
+def move_stage(journey: JourneyMap, name: str, to: int) -> JourneyMap:
+    """Move a stage to position ``to`` (0-based, clipped to the list)."""
+    i = journey.index(name)
+    stages = list(journey.stages)
+    s = stages.pop(i)
+    stages.insert(max(0, min(int(to), len(stages))), s)
+    return replace_stages(journey, stages)
+
+
+def merge_stages(journey: JourneyMap, keep: str, other: str) -> JourneyMap:
+    """Merge stage ``other`` into ``keep``: one stage at ``keep``'s position.
+
+    Texts that differ are joined with `` / ``; the other's name and aliases become
+    aliases; ``keep``'s signal wins, the other's is used when ``keep`` has none.
+    """
+    i, j = journey.index(keep), journey.index(other)
+    if i == j:
+        raise JourneyMapError(f"cannot merge stage {keep!r} with itself")
+    a, b = journey.stages[i], journey.stages[j]
+
+    def join(x: str, y: str) -> str:
+        if not y or norm_name(x) == norm_name(y):
+            return x
+        return f"{x} / {y}" if x else y
+
+    aliases = list(a.aliases)
+    for n in (b.name, *b.aliases):
+        if norm_name(n) not in [norm_name(x) for x in (a.name, *aliases)]:
+            aliases.append(n)
+    merged = Stage(name=a.name, customer_goal=join(a.customer_goal, b.customer_goal),
+                   success=join(a.success, b.success), owner=join(a.owner, b.owner),
+                   signal=a.signal if a.signal is not None else b.signal,
+                   aliases=tuple(aliases), notes=join(a.notes, b.notes))
+    stages = [merged if k == i else s for k, s in enumerate(journey.stages) if k != j]
+    goals = tuple(dataclasses.replace(g, stage=a.name)
+                  if g.stage and norm_name(g.stage) in b.names() else g for g in journey.goals)
+    return dataclasses.replace(journey, stages=tuple(stages), goals=goals)
+
+
+def add_stage(journey: JourneyMap, stage: Stage | str, after: str | None = None) -> JourneyMap:
+    """Add a stage after stage ``after`` (default: at the end)."""
+    if isinstance(stage, str):
+        stage = Stage(name=stage)
+    _check_new_name(journey, stage.name)
+    for alias in stage.aliases:
+        _check_new_name(journey, alias)
+    stages = list(journey.stages)
+    pos = len(stages) if after is None else journey.index(after) + 1
+    stages.insert(pos, stage)
+    return replace_stages(journey, stages)
+
+
+def remove_stage(journey: JourneyMap, name: str) -> JourneyMap:
+    """Remove a stage (not the last one; not one a goal measures)."""
+    i = journey.index(name)
+    if len(journey.stages) == 1:
+        raise JourneyMapError("a journey needs at least one stage")
+    s = journey.stages[i]
+    used = [g.name for g in journey.goals if g.stage and norm_name(g.stage) in s.names()]
+    if used:
+        raise JourneyMapError(f"stage {s.name!r} is measured by goal(s) {', '.join(used)}; "
+                              "remove those goals first")
+    return replace_stages(journey, [x for k, x in enumerate(journey.stages) if k != i])
+
+
+def set_signal(journey: JourneyMap, name: str, signal: Signal | Mapping | None) -> JourneyMap:
+    """Set (or with None remove) a stage's data signal; a mapping is checked like a file."""
+    i = journey.index(name)
+    s = journey.stages[i]
+    if isinstance(signal, Mapping):
+        signal = _parse_signal(dict(signal), ("signal",), s.name, _ctx("<edit>"))
+    if signal is None:
+        used = [g.name for g in journey.goals if g.metric == "stage_share"
+                and g.stage and norm_name(g.stage) in s.names()]
+        if used:
+            raise JourneyMapError(f"stage {s.name!r} is measured by goal(s) "
+                                  f"{', '.join(used)}; it needs its signal")
+    stages = list(journey.stages)
+    stages[i] = dataclasses.replace(s, signal=signal)
+    return replace_stages(journey, stages)
+
+
+def add_goal(journey: JourneyMap, goal: Goal | Mapping) -> JourneyMap:
+    """Add a shared goal (a mapping is checked like a file's goal)."""
+    raw = goal.__dict__ if isinstance(goal, Goal) else dict(goal)
+    raw = {k: (list(v) if isinstance(v, tuple) else v) for k, v in raw.items()
+           if v not in (None, "", ())}
+    checked = _parse_goal(raw, ("goals", len(journey.goals)), journey.stages,
+                          _ctx("<edit>"))
+    if norm_name(checked.name) in [norm_name(g.name) for g in journey.goals]:
+        raise JourneyMapError(f"goal name {checked.name!r} is used twice")
+    return dataclasses.replace(journey, goals=(*journey.goals, checked))
+
+
+def remove_goal(journey: JourneyMap, name: str) -> JourneyMap:
+    """Remove the goal called ``name``."""
+    goals = [g for g in journey.goals if norm_name(g.name) != norm_name(name)]
+    if len(goals) == len(journey.goals):
+        raise JourneyMapError(f"no goal {name!r}")
+    return dataclasses.replace(journey, goals=tuple(goals))
+
+
+
+def edit_stage(journey: JourneyMap, name: str, **fields) -> JourneyMap:
+    """Change a stage's texts (``customer_goal``, ``success``, ``owner``, ``notes``)."""
+    allowed = ("customer_goal", "success", "owner", "notes")
+    bad = [k for k in fields if k not in allowed]
+    if bad:
+        raise JourneyMapError(f"cannot edit {bad[0]!r}; editable: {', '.join(allowed)}")
+    i = journey.index(name)
+    clean = {k: str(v or "").strip() for k, v in fields.items()}
+    stages = list(journey.stages)
+    stages[i] = dataclasses.replace(stages[i], **clean)
+    return replace_stages(journey, stages)
+
+
