@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from cs_analysis import journey as j
-from cs_analysis.journey import compare as jcompare
 from cs_analysis.dashboard import JourneyWorkshopDashboard, SharedGoalsDashboard
+from cs_analysis.journey import compare as jcompare
 from cs_analysis.workspace import open_workspace, write_workspace
 
 D = dt.date.fromisoformat
@@ -78,10 +78,10 @@ BAD = [
     # (file text, substrings the message must contain)
     ("title: [unclosed\n", ["not valid YAML", "line 2, column 1"]),
     ("- a\n- b\n", ["expected a mapping", "list"]),
-    (MINIMAL.replace("team: cs\n", ""), ["has no `team`"]),
+    (MINIMAL.replace("team: cs\n", ""), ["(team): `team` is required"]),
     (MINIMAL.replace("title: T", "title: T\ncolour: red"), ["line 2", "unknown key 'colour'"]),
     (MINIMAL.replace("persona:\n  name: P\n  role: owner\n  domain: business\n", ""),
-     ["no `persona`"]),
+     ["(persona): `persona` is required"]),
     (MINIMAL.replace("role: owner", "role: boss"), ["line 5", "persona.role", "'boss'",
                                                     "executive sponsor"]),
     (MINIMAL.replace("domain: business", "domain: legal"), ["persona.domain", "'legal'"]),
@@ -92,7 +92,7 @@ BAD = [
     (MINIMAL.replace("title: T", "title: T\nversion: 0"), ["version", "whole number >= 1"]),
     (MINIMAL.replace("  - name: A\n    signal: {milestone: m1}\n", "  []\n"),
      ["`stages` must be a non-empty list"]),
-    (MINIMAL.replace("  - name: A", "  - customer_goal: x"), ["stages[0]", "no `name`"]),
+    (MINIMAL.replace("  - name: A", "  - customer_goal: x"), ["stages[0].name", "`name` is required"]),
     (MINIMAL.replace("  - name: A", "  - name: [A]"), ["stages[0].name", "must be text"]),
     (MINIMAL + "  - name: a\n", ["stages[1].name", "already used by stage 'A'"]),
     (MINIMAL + "  - name: B\n    aliases: [A]\n", ["already used by stage 'A'"]),
@@ -115,7 +115,7 @@ BAD = [
     (MINIMAL + "  - name: B\n    signal: {survey: ces, min_score: high}\n",
      ["signal.min_score", "must be a number"]),
     (MINIMAL + "goals: {a: 1}\n", ["`goals` must be a list"]),
-    (MINIMAL + "goals:\n  - name: g\n    metric: nps\n    target: 30\n", ["has no `layer`"]),
+    (MINIMAL + "goals:\n  - name: g\n    metric: nps\n    target: 30\n", ["goals[0].layer", "`layer` is required"]),
     (MINIMAL + "goals:\n  - {name: g, layer: revenue, metric: nps, target: 30}\n",
      ["goals[0].layer", "'revenue'", "adoption"]),
     (MINIMAL + "goals:\n  - {name: g, layer: outcome, metric: mrr, target: 30}\n",
@@ -139,6 +139,23 @@ BAD = [
     (MINIMAL + "goals:\n  - {name: g, layer: outcome, metric: nps, target: 1}\n"
                "  - {name: G, layer: outcome, metric: nps, target: 2}\n",
      ["goals[1].name", "used twice"]),
+    # schema (pydantic through config.validate): 3.0 is not a whole number, kinds of value
+    (MINIMAL + "  - name: B\n    signal: {events: [x], at_least: 3.0}\n",
+     ["line 11", "signal.at_least", "whole number >= 1", "3.0"]),
+    (MINIMAL.replace("persona:\n  name: P\n  role: owner\n  domain: business\n",
+                     "persona: someone\n"), ["(persona)", "`persona` must be a mapping"]),
+    (MINIMAL + "  - name: B\n    signal: {milestone: [a, b]}\n",
+     ["stages[1].signal.milestone", "must be text"]),
+    (MINIMAL + "  - name: B\n    signal: {milestone: m, colour: red}\n",
+     ["line 11", "unknown key 'colour'", "milestone"]),
+    (MINIMAL + "  - name: B\n    signal: {survey: ces, at_least: 2}\n",
+     ["`at_least` does not apply to a survey signal"]),
+    # the safe reader: duplicate keys (both lines) and alias bombs
+    (MINIMAL.replace("team: cs\n", "team: cs\nteam: product\n"),
+     ["duplicate key 'team'", "first on line 2", "again on line 3"]),
+    ("a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n"
+        for i in range(8)), ["aliases"]),
 ]
 
 

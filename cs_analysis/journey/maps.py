@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cs_analysis.config import YamlContext, read_text, read_yaml, short
+from cs_analysis.config import YamlContext, read_text, read_yaml, short, validate
 from cs_analysis.errors import CSAnalysisError
 
 #: Roles of people at a customer (contract ``stakeholders.role``).
@@ -372,14 +372,210 @@ def norm_name(name: str) -> str:
 # ======================================================================================
 # Reading and writing map files
 # ======================================================================================
-_TOP_KEYS = ("title", "team", "version", "description", "persona", "stages", "goals")
-_PERSONA_KEYS = ("name", "role", "domain", "segment", "who", "goals", "pains", "success",
-                 "decision_style")
-_STAGE_KEYS = ("name", "aliases", "customer_goal", "success", "owner", "signal", "notes")
-_SIGNAL_KEYS = ("milestone", "events", "active_users", "at_least", "within_days", "survey",
-                "touchpoint", "min_score")
-_GOAL_KEYS = ("name", "layer", "metric", "target", "direction", "stage", "within_days",
-              "events", "at_least", "description")
+# -- the schema of a map file (pydantic, through cs_analysis.config.validate) -----------
+# Each field's check is a "before" validator holding today's wording; validate() adds the
+# file, line, key path and the value found ("..., got 'grow'"). Checks across fields
+# (unique names, a signal's kind, a goal's stage) follow the schema in _parse.
+def _is_text(v) -> bool:
+    return not isinstance(v, bool) and isinstance(v, str | int | float)
+
+
+def _text_value(v):
+    if v is None:
+        return ""
+    if not _is_text(v):
+        raise ValueError("must be text")
+    return str(v).strip()
+
+
+def _name_value(v):
+    if v is None or not _is_text(v):
+        raise ValueError("must be text")
+    v = str(v).strip()
+    if not v:
+        raise ValueError("must not be empty")
+    return v
+
+
+def _texts_value(v, *, single: bool = False):
+    if v is None:
+        return ()
+    if single and isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list) or not all(isinstance(x, str) and x.strip() for x in v):
+        raise ValueError("must be a list of non-empty texts")
+    return tuple(x.strip() for x in v)
+
+
+def _events_value(v):
+    if v is None or v == "any":
+        return v
+    return _texts_value(v)
+
+
+def _whole_value(v):
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError("must be a whole number >= 1")
+    return int(v)
+
+
+def _number_value(v):
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise ValueError("must be a number")
+    return v
+
+
+def _choice_value(allowed: Sequence[str]):
+    def check(v):
+        if v is None:
+            return None
+        text = _text_value(v)
+        if not text:
+            return None
+        if text not in allowed:
+            raise ValueError(f"{text!r} is not one of {', '.join(allowed)}")
+        return text
+    return check
+
+
+def _list_of(key: str, what: str, *, non_empty: bool = False):
+    def check(v):
+        if v is None and not non_empty:
+            return []
+        if not isinstance(v, list) or (non_empty and not v):
+            raise ValueError(f"`{key}` must be a {'non-empty ' if non_empty else ''}list{what}")
+        return v
+    return check
+
+
+def _mapping_of(key: str, what: str = ""):
+    def check(v):
+        if v is not None and not isinstance(v, Mapping):
+            raise ValueError(f"`{key}` must be a mapping{what}")
+        return v
+    return check
+
+
+def _schema():
+    """The pydantic models of a map file (built once, on first use)."""
+    from typing import Annotated, Any, ClassVar
+
+    from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
+
+    def field(fn):
+        return Annotated[Any, BeforeValidator(fn)]
+
+    Text = field(_text_value)
+    Name = field(_name_value)
+    Texts = field(_texts_value)
+    Whole = field(_whole_value)
+    Number = field(_number_value)
+
+    class Part(BaseModel):
+        what: ClassVar[str] = "a part of the map"
+        model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+        @model_validator(mode="before")
+        @classmethod
+        def _mapping(cls, data):
+            if not isinstance(data, Mapping):
+                raise ValueError(f"{cls.what} must be a mapping")
+            return data
+
+    class PersonaModel(Part):
+        """The persona."""
+
+        what: ClassVar[str] = "the persona"
+
+        name: Name
+        role: field(_choice_value(ROLES))
+        domain: field(_choice_value(DOMAINS))
+        segment: field(lambda v: _texts_value(v, single=True)) = ()
+        who: Text = ""
+        goals: Texts = ()
+        pains: Texts = ()
+        success: Text = ""
+        decision_style: field(_choice_value(DECISION_STYLES)) = None
+
+        @model_validator(mode="after")
+        def _required(self):
+            for key in ("role", "domain"):
+                if getattr(self, key) is None:
+                    raise ValueError(f"the persona's `{key}` must not be empty")
+            return self
+
+    class SignalModel(Part):
+        """A stage's data signal."""
+
+        what: ClassVar[str] = "a signal (e.g. {milestone: data_imported})"
+
+        milestone: Text = None
+        events: field(_events_value) = None
+        active_users: Whole = None
+        at_least: Whole = None
+        within_days: Whole = None
+        survey: Text = None
+        touchpoint: Text = None
+        min_score: Number = None
+
+    class StageModel(Part):
+        """A stage."""
+
+        what: ClassVar[str] = "a stage (with at least `name`)"
+
+        name: Name
+        aliases: Texts = ()
+        customer_goal: Text = ""
+        success: Text = ""
+        owner: Text = ""
+        signal: Annotated[SignalModel | None, BeforeValidator(_mapping_of(
+            "signal", " such as {milestone: data_imported}"))] = None
+        notes: Text = ""
+
+    class GoalModel(Part):
+        """A shared goal."""
+
+        what: ClassVar[str] = "a goal"
+
+        name: Name
+        layer: field(_choice_value(LAYERS))
+        metric: field(_choice_value(tuple(GOAL_METRICS)))
+        target: Number
+        direction: field(_choice_value(_DIRECTIONS)) = None
+        stage: Text = None
+        within_days: Whole = None
+        events: field(_events_value) = None
+        at_least: Whole = None
+        description: Text = ""
+
+    class MapModel(Part):
+        """A whole map file."""
+
+        what: ClassVar[str] = "the top level (with `title`, `team`, `persona` and `stages`)"
+
+        title: Name
+        team: Name
+        version: Whole = None
+        description: Text = ""
+        persona: Annotated[PersonaModel, BeforeValidator(_mapping_of("persona"))]
+        stages: Annotated[list[StageModel], BeforeValidator(_list_of("stages", " of stages",
+                                                                     non_empty=True))]
+        goals: Annotated[list[GoalModel], BeforeValidator(_list_of("goals", " of goals"))] = []
+
+    return {"map": MapModel, "signal": SignalModel, "goal": GoalModel}
+
+
+_MODELS: dict = {}
+
+
+def _model(kind: str):
+    if not _MODELS:
+        _MODELS.update(_schema())
+    return _MODELS[kind]
 
 
 def _ctx(source: str) -> YamlContext:
@@ -389,6 +585,10 @@ def _ctx(source: str) -> YamlContext:
 
 def load_map(source) -> JourneyMap:
     """Read and check a journey map.
+
+    The file is read with :func:`cs_analysis.config.read_yaml` (duplicate keys, alias
+    bombs and deep nesting refused) and checked against the map's schema with
+    :func:`cs_analysis.config.validate`.
 
     Parameters
     ----------
@@ -412,10 +612,10 @@ def load_map(source) -> JourneyMap:
         decision style, a version that is not a whole number >= 1, no stages, duplicate
         stage names or aliases, a signal with none or several kinds, event names that
         are not a list of text, ``at_least`` / ``within_days`` / ``active_users`` that
-        are not whole numbers >= 1, a ``min_score`` that is not a number, keys that do
-        not belong to the signal's kind, an unknown goal layer, metric or direction, a
-        target that is not a number, a ``stage_share`` goal without a stage with a data
-        signal or without ``within_days``, duplicate goal names.
+        are not whole numbers >= 1 (3.0 is not), a ``min_score`` that is not a number,
+        keys that do not belong to the signal's kind, an unknown goal layer, metric or
+        direction, a target that is not a number, a ``stage_share`` goal without a stage
+        with a data signal or without ``within_days``, duplicate goal names.
     """
     if isinstance(source, JourneyMap):
         return source
@@ -429,150 +629,42 @@ def _loads(text: str, source: str) -> JourneyMap:
     return _parse(*read_yaml(text, _LABEL, source, JourneyMapError))
 
 
-def _check_keys(raw: Mapping, allowed: Sequence[str], path: tuple, ctx: YamlContext, what: str):
-    for k in raw:
-        if k not in allowed:
-            raise ctx.error(path + (k,), f"unknown key {k!r} in {what}; expected one of "
-                                         f"{', '.join(allowed)}", key_line=True)
-
-
-def _text(raw: Mapping, key: str, path: tuple, ctx: YamlContext, *, required: bool = False,
-          what: str = "") -> str:
-    if key not in raw or raw[key] is None:
-        if required:
-            raise ctx.error(path, f"{what} has no `{key}` (required)")
-        return ""
-    value = raw[key]
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ctx.error(path + (key,), f"`{key}` must be text, got {short(value)}")
-    value = str(value).strip()
-    if required and not value:
-        raise ctx.error(path + (key,), f"`{key}` must not be empty")
-    return value
-
-
-def _texts(raw: Mapping, key: str, path: tuple, ctx: YamlContext, *, single: bool = False
-           ) -> tuple[str, ...]:
-    if key not in raw or raw[key] is None:
-        return ()
-    value = raw[key]
-    if single and isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise ctx.error(path + (key,), f"`{key}` must be a list of non-empty texts, got "
-                                       f"{short(value)}")
-    return tuple(v.strip() for v in value)
-
-
-def _whole(raw: Mapping, key: str, path: tuple, ctx: YamlContext, default=None):
-    if key not in raw or raw[key] is None:
-        return default
-    value = raw[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ctx.error(path + (key,), f"`{key}` must be a whole number >= 1, got "
-                                       f"{short(value)}")
-    return int(value)
-
-
-def _number(raw: Mapping, key: str, path: tuple, ctx: YamlContext, *, required=False, what=""):
-    if key not in raw or raw[key] is None:
-        if required:
-            raise ctx.error(path, f"{what} has no `{key}` (required)")
-        return None
-    value = raw[key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ctx.error(path + (key,), f"`{key}` must be a number, got {short(value)}")
-    return float(value) if isinstance(value, float) else int(value)
-
-
-def _choice(raw: Mapping, key: str, allowed: Sequence[str], path: tuple, ctx: YamlContext, *,
-            required: bool = False, what: str = "") -> str | None:
-    value = _text(raw, key, path, ctx, required=required, what=what)
-    if not value:
-        return None
-    if value not in allowed:
-        raise ctx.error(path + (key,), f"`{key}` {value!r} is not one of "
-                                       f"{', '.join(allowed)}")
-    return value
-
-
 def _parse(data, ctx: YamlContext) -> JourneyMap:
     if not isinstance(data, Mapping):
         raise ctx.error((), "expected a mapping with `title`, `team`, `persona` and `stages` "
                             f"at the top level, got {type(data).__name__}: {short(data)}")
-    _check_keys(data, _TOP_KEYS, (), ctx, "the map")
-    title = _text(data, "title", (), ctx, required=True, what="the map")
-    team = _text(data, "team", (), ctx, required=True, what="the map")
-    version = _whole(data, "version", (), ctx, default=1)
-    description = _text(data, "description", (), ctx)
-    if "persona" not in data or data["persona"] is None:
-        raise ctx.error((), "the map has no `persona` (required)")
-    persona = _parse_persona(data["persona"], ("persona",), ctx)
-    raw_stages = data.get("stages")
-    if not isinstance(raw_stages, list) or not raw_stages:
-        raise ctx.error(("stages",) if "stages" in data else (),
-                        "`stages` must be a non-empty list of stages, got "
-                        f"{short(raw_stages)}")
+    m = validate(_model("map"), data, ctx)
+    p = m.persona
+    persona = Persona(name=p.name, role=p.role, domain=p.domain, segment=p.segment, who=p.who,
+                      goals=p.goals, pains=p.pains, success=p.success,
+                      decision_style=p.decision_style)
     stages: list[Stage] = []
     seen: dict[str, tuple[str, int]] = {}
-    for i, raw in enumerate(raw_stages):
-        stage = _parse_stage(raw, ("stages", i), ctx)
+    for i, s in enumerate(m.stages):
+        path = ("stages", i)
+        signal = None if s.signal is None else _signal(s.signal, path + ("signal",), s.name, ctx)
+        stage = Stage(name=s.name, customer_goal=s.customer_goal, success=s.success,
+                      owner=s.owner, signal=signal, aliases=s.aliases, notes=s.notes)
         for n in stage.names():
             if n in seen:
                 other, j = seen[n]
-                raise ctx.error(("stages", i, "name"),
+                raise ctx.error(path + ("name",),
                                 f"stage {stage.name!r}: the name or alias {n!r} is already "
                                 f"used by stage {other!r} (stages[{j}]); names and aliases "
                                 "must be unique")
             seen[n] = (stage.name, i)
         stages.append(stage)
     goals: list[Goal] = []
-    raw_goals = data.get("goals")
-    if raw_goals is not None:
-        if not isinstance(raw_goals, list):
-            raise ctx.error(("goals",), f"`goals` must be a list, got {short(raw_goals)}")
-        names = set()
-        for i, raw in enumerate(raw_goals):
-            goal = _parse_goal(raw, ("goals", i), stages, ctx)
-            if norm_name(goal.name) in names:
-                raise ctx.error(("goals", i, "name"), f"goal name {goal.name!r} is used twice")
-            names.add(norm_name(goal.name))
-            goals.append(goal)
-    return JourneyMap(title=title, team=team, version=version, persona=persona,
-                      stages=tuple(stages), goals=tuple(goals), description=description,
+    names = set()
+    for i, g in enumerate(m.goals):
+        goal = _goal(g, ("goals", i), stages, ctx)
+        if norm_name(goal.name) in names:
+            raise ctx.error(("goals", i, "name"), f"goal name {goal.name!r} is used twice")
+        names.add(norm_name(goal.name))
+        goals.append(goal)
+    return JourneyMap(title=m.title, team=m.team, version=m.version or 1, persona=persona,
+                      stages=tuple(stages), goals=tuple(goals), description=m.description,
                       source=ctx.source)
-
-
-def _parse_persona(raw, path: tuple, ctx: YamlContext) -> Persona:
-    if not isinstance(raw, Mapping):
-        raise ctx.error(path, f"`persona` must be a mapping, got {short(raw)}")
-    _check_keys(raw, _PERSONA_KEYS, path, ctx, "the persona")
-    return Persona(
-        name=_text(raw, "name", path, ctx, required=True, what="the persona"),
-        role=_choice(raw, "role", ROLES, path, ctx, required=True, what="the persona"),
-        domain=_choice(raw, "domain", DOMAINS, path, ctx, required=True, what="the persona"),
-        segment=_texts(raw, "segment", path, ctx, single=True),
-        who=_text(raw, "who", path, ctx),
-        goals=_texts(raw, "goals", path, ctx),
-        pains=_texts(raw, "pains", path, ctx),
-        success=_text(raw, "success", path, ctx),
-        decision_style=_choice(raw, "decision_style", DECISION_STYLES, path, ctx),
-    )
-
-
-def _parse_stage(raw, path: tuple, ctx: YamlContext) -> Stage:
-    if not isinstance(raw, Mapping):
-        raise ctx.error(path, f"a stage must be a mapping with at least `name`, got "
-                              f"{short(raw)}")
-    _check_keys(raw, _STAGE_KEYS, path, ctx, "a stage")
-    name = _text(raw, "name", path, ctx, required=True, what="the stage")
-    signal = None
-    if raw.get("signal") is not None:
-        signal = _parse_signal(raw["signal"], path + ("signal",), name, ctx)
-    return Stage(name=name, customer_goal=_text(raw, "customer_goal", path, ctx),
-                 success=_text(raw, "success", path, ctx), owner=_text(raw, "owner", path, ctx),
-                 signal=signal, aliases=_texts(raw, "aliases", path, ctx),
-                 notes=_text(raw, "notes", path, ctx))
 
 
 _KIND_KEYS = {
@@ -584,57 +676,57 @@ _KIND_KEYS = {
 
 
 def _parse_signal(raw, path: tuple, stage: str, ctx: YamlContext) -> Signal:
+    """A signal given as a mapping (a file's or an edit's), checked like a file's."""
     if not isinstance(raw, Mapping):
         raise ctx.error(path, f"stage {stage!r}: `signal` must be a mapping such as "
                               f"{{milestone: data_imported}}, got {short(raw)}")
-    _check_keys(raw, _SIGNAL_KEYS, path, ctx, f"the signal of stage {stage!r}")
-    kinds = [k for k in ("milestone", "active_users", "survey") if k in raw]
-    if "events" in raw and "active_users" not in raw:
+    return _signal(validate(_model("signal"), dict(raw), ctx, at=path), path, stage, ctx)
+
+
+def _signal(s, path: tuple, stage: str, ctx: YamlContext) -> Signal:
+    given = [k for k in type(s).model_fields if k in s.model_fields_set
+             and getattr(s, k) is not None]
+    kinds = [k for k in ("milestone", "active_users", "survey") if k in given]
+    if "events" in given and "active_users" not in given:
         kinds.append("events")
     if len(kinds) != 1:
         found = ", ".join(kinds) if kinds else "none"
         raise ctx.error(path, f"stage {stage!r}: a signal needs exactly one of milestone, "
                               f"events, active_users, survey (found: {found})")
     kind = kinds[0]
-    extra = [k for k in raw if k not in _KIND_KEYS[kind]]
+    extra = [k for k in given if k not in _KIND_KEYS[kind]]
     if extra:
         raise ctx.error(path + (extra[0],), f"stage {stage!r}: `{extra[0]}` does not apply "
                                             f"to a {kind} signal (its keys: "
                                             f"{', '.join(_KIND_KEYS[kind])})", key_line=True)
     if kind == "milestone":
-        return Signal("milestone", milestone=_text(raw, "milestone", path, ctx, required=True,
-                                                   what=f"the signal of stage {stage!r}"))
+        if not s.milestone:
+            raise ctx.error(path + ("milestone",), f"stage {stage!r}: `milestone` must not "
+                                                   "be empty")
+        return Signal("milestone", milestone=s.milestone)
     if kind == "survey":
-        return Signal("survey", survey=_text(raw, "survey", path, ctx, required=True,
-                                             what=f"the signal of stage {stage!r}"),
-                      touchpoint=_text(raw, "touchpoint", path, ctx) or None,
-                      min_score=_number(raw, "min_score", path, ctx))
-    events: tuple[str, ...] = ()
-    if raw.get("events") is not None and raw.get("events") != "any":
-        events = _texts(raw, "events", path, ctx)
-    elif kind == "events" and raw.get("events") is None:
-        raise ctx.error(path + ("events",), f"stage {stage!r}: `events` must be a list of "
-                                            "event names or `any`, got None")
+        if not s.survey:
+            raise ctx.error(path + ("survey",), f"stage {stage!r}: `survey` must not be empty")
+        return Signal("survey", survey=s.survey, touchpoint=s.touchpoint or None,
+                      min_score=s.min_score)
+    events = () if s.events in (None, "any") else s.events
     if kind == "active_users":
-        return Signal("active_users", events=events,
-                      at_least=_whole(raw, "active_users", path, ctx, default=1))
-    return Signal("events", events=events, at_least=_whole(raw, "at_least", path, ctx, 1),
-                  within_days=_whole(raw, "within_days", path, ctx))
+        return Signal("active_users", events=events, at_least=s.active_users)
+    return Signal("events", events=events, at_least=s.at_least or 1,
+                  within_days=s.within_days)
 
 
 def _parse_goal(raw, path: tuple, stages: Sequence[Stage], ctx: YamlContext) -> Goal:
-    if not isinstance(raw, Mapping):
-        raise ctx.error(path, f"a goal must be a mapping, got {short(raw)}")
-    _check_keys(raw, _GOAL_KEYS, path, ctx, "a goal")
-    what = "the goal"
-    name = _text(raw, "name", path, ctx, required=True, what=what)
-    layer = _choice(raw, "layer", LAYERS, path, ctx, required=True, what=f"goal {name!r}")
-    metric = _choice(raw, "metric", tuple(GOAL_METRICS), path, ctx, required=True,
-                     what=f"goal {name!r}")
-    target = _number(raw, "target", path, ctx, required=True, what=f"goal {name!r}")
-    direction = _choice(raw, "direction", _DIRECTIONS, path, ctx) or "at_least"
-    stage = _text(raw, "stage", path, ctx) or None
-    within = _whole(raw, "within_days", path, ctx)
+    """A goal given as a mapping, checked like a file's."""
+    return _goal(validate(_model("goal"), raw, ctx, at=path), path, stages, ctx)
+
+
+def _goal(g, path: tuple, stages: Sequence[Stage], ctx: YamlContext) -> Goal:
+    name, metric, target = g.name, g.metric, g.target
+    for key in ("layer", "metric"):
+        if getattr(g, key) is None:
+            raise ctx.error(path + (key,), f"goal {name!r}: `{key}` must not be empty")
+    stage = g.stage or None
     if metric == "stage_share":
         if stage is None:
             raise ctx.error(path, f"goal {name!r}: a stage_share goal needs `stage`")
@@ -645,7 +737,7 @@ def _parse_goal(raw, path: tuple, stages: Sequence[Stage], ctx: YamlContext) -> 
         if match[0].signal is None:
             raise ctx.error(path + ("stage",), f"goal {name!r}: stage {stage!r} has no data "
                                                "signal, so its share cannot be measured")
-        if within is None:
+        if g.within_days is None:
             raise ctx.error(path, f"goal {name!r}: a stage_share goal needs `within_days`")
     if metric in ("stage_share", "active_share", "csat") and not 0 <= target <= 1:
         raise ctx.error(path + ("target",), f"goal {name!r}: a {metric} target is a share "
@@ -653,13 +745,10 @@ def _parse_goal(raw, path: tuple, stages: Sequence[Stage], ctx: YamlContext) -> 
     if metric == "nps" and not -100 <= target <= 100:
         raise ctx.error(path + ("target",), f"goal {name!r}: an NPS target is between -100 "
                                             f"and 100, got {target!r}")
-    events: tuple[str, ...] = ()
-    if raw.get("events") not in (None, "any"):
-        events = _texts(raw, "events", path, ctx)
-    return Goal(name=name, layer=layer, metric=metric, target=target, direction=direction,
-                stage=stage, within_days=within, events=events,
-                at_least=_whole(raw, "at_least", path, ctx, 1),
-                description=_text(raw, "description", path, ctx))
+    events = () if g.events in (None, "any") else g.events
+    return Goal(name=name, layer=g.layer, metric=metric, target=target,
+                direction=g.direction or "at_least", stage=stage, within_days=g.within_days,
+                events=events, at_least=g.at_least or 1, description=g.description)
 
 
 def dump_map(journey: JourneyMap) -> str:
