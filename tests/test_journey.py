@@ -449,13 +449,27 @@ def test_stakeholder_coverage_matches_brute_force(flow_ws):
     signup = {a: TS("2024-01-01") if a in ("A1", "A2", "A3", "A4") else TS("2024-04-10")
               for a in ends}
     years = {a: (ends[a] - signup[a]).days / 365.25 for a in ends}
-    churned = {"A2", "A6"}
-    # no executive sponsor present at the end: all but A1 (A6's sponsor left before churn)
-    gap = {a for a in ends if a != "A1"}
+    # no executive sponsor: A1's stays (never a gap); A6's left 2024-05-01, a month before
+    # A6 churned (gap from then: A6's churn counts with it, its time before without); the
+    # others never had one (gap from signup)
+    never = {a for a in ends if a not in ("A1", "A6")}
     row = cov.loc["no executive sponsor"]
-    assert row["accounts"] == len(gap) and row["churned"] == len(gap & churned)
-    assert row["exposure_years"] == pytest.approx(sum(years[a] for a in gap))
-    assert row["churn_per_year_without"] == 0
+    assert row["accounts"] == len(never) + 1 and row["churned"] == 2
+    with_gap = sum(years[a] for a in never) + (ends["A6"] - TS("2024-05-01")).days / 365.25
+    without = years["A1"] + (TS("2024-05-01") - signup["A6"]).days / 365.25
+    assert row["exposure_years"] == pytest.approx(with_gap)
+    assert row["exposure_years_without"] == pytest.approx(without)
+    assert row["accounts_without"] == 2 and row["churn_per_year_without"] == 0
+    # no owner: A1's owner left 2024-06-20 (gap for its last 10 days), A2's owner left
+    # 2024-02-01 before A2 churned, A3's stays; the rest never had one
+    row = cov.loc["no owner"]
+    own_with = (sum(years[a] for a in ends if a not in ("A1", "A2", "A3"))
+                + (ends["A1"] - TS("2024-06-20")).days / 365.25
+                + (ends["A2"] - TS("2024-02-01")).days / 365.25)
+    assert row["accounts"] == 7 and row["churned"] == 2 and row["churned_without"] == 0
+    assert row["exposure_years"] == pytest.approx(own_with)
+    assert row["exposure_years"] + row["exposure_years_without"] == pytest.approx(
+        sum(years.values()))
     # key person left: A6's sponsor (2024-05-01) before its churn; A2's owner before churn;
     # A1's owner left 2024-06-20 before the as-of date.
     row = cov.loc["key person left"]
@@ -672,3 +686,179 @@ def test_shared_goals_launch_has_both_grains_ready(small_demo, monkeypatch):
                         lambda *a, **k: (_ for _ in ()).throw(AssertionError("asked again")))
     app.filters["grain"].value = "month"
     assert app.error is None and (app.table["period_label"].str.len() == 7).all()
+
+
+# -- the workspace's time zone ----------------------------------------------------------
+def _utc(local: str, tz: str) -> pd.Timestamp:
+    """The stored (naive UTC) instant of a local wall-clock time in ``tz``."""
+    return TS(local).tz_localize(tz).tz_convert("UTC").tz_localize(None)
+
+
+def _local_day(stored, tz: str) -> pd.Timestamp:
+    """Reference: the local date of a stored UTC timestamp, with pandas' tz database."""
+    return TS(stored).tz_localize("UTC").tz_convert(tz).tz_localize(None).normalize()
+
+
+def _edge_times(tz: str, rng) -> list[pd.Timestamp]:
+    """Stored instants minutes either side of local midnight at month and quarter ends."""
+    out = []
+    for day in ["2024-01-31", "2024-02-29", "2024-03-31", "2024-04-30", "2024-05-31",
+                "2024-06-15", "2024-06-29", "2024-06-30"]:
+        nxt = (TS(day) + pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+        for _ in range(3):
+            m = int(rng.integers(1, 20))
+            out.append(_utc(f"{day} 23:{60 - m:02d}", tz))
+            out.append(_utc(f"{nxt} 00:{m:02d}", tz))
+    return out
+
+
+@pytest.fixture(params=["Asia/Tokyo", "America/Los_Angeles"])
+def tz_ws(request, tmp_path):
+    """Accounts whose responses, events and departures sit minutes from local midnight."""
+    tz = request.param
+    rng = np.random.default_rng(7)
+    ids = [f"T{i}" for i in range(12)]
+    signup = [D("2024-01-01"), D("2024-02-01"), D("2024-03-01"), D("2024-04-01")] * 3
+    accounts = pd.DataFrame({"account_id": ids, "signup_date": signup,
+                             "segment": ["SMB", "Ent"] * 6})
+    end = [None] * 10 + [D("2024-04-30"), D("2024-05-31")]
+    subs = pd.DataFrame({"account_id": ids, "start_date": signup, "end_date": end,
+                         "mrr": [100.0] * 12})
+    times = _edge_times(tz, rng)
+    # signup-day edges: 08:30 local on signup day (stored the day before in Tokyo) and
+    # 23:30 local the day before signup (stored on the signup day in Los Angeles)
+    resp = []
+    for a, s in zip(ids, signup, strict=True):
+        resp.append((a, _utc(f"{s} 08:30", tz)))
+        resp.append((a, _utc(f"{s - dt.timedelta(days=1)} 23:30", tz)))
+        for t in rng.choice(times, size=3, replace=False):
+            resp.append((a, TS(t)))
+    rng.shuffle(resp)
+    survey = pd.DataFrame({"response_id": [f"R{i}" for i in range(len(resp))],
+                           "account_id": [r[0] for r in resp], "survey": "ces",
+                           "score": rng.integers(3, 8, len(resp)).astype(float),
+                           "responded_at": [r[1] for r in resp], "touchpoint": "onboarding"})
+    ev = [(a, TS(t)) for a in ids for t in rng.choice(times, size=8, replace=False)]
+    events = pd.DataFrame({"account_id": [e[0] for e in ev], "event_at": [e[1] for e in ev],
+                           "event_name": "report_shared"})
+    people = pd.DataFrame({
+        "account_id": ids, "person_id": [f"p{i}" for i in range(12)],
+        "role": "executive sponsor", "domain": "business", "sentiment": 2,
+        # left 00:10 local on 1 May (stored 30 April in Tokyo) or 23:50 local on 30 April
+        # (stored 1 May in Los Angeles); a third stay
+        "left_at": [_utc("2024-05-01 00:10", tz), _utc("2024-04-30 23:50", tz), None] * 4})
+    path = write_workspace(tmp_path / "tz.duckdb", {
+        "accounts": accounts, "subscriptions": subs, "survey_responses": survey,
+        "usage_events": events, "stakeholders": people},
+        config={"as_of": "2024-06-30", "timezone": tz})
+    return open_workspace(path), tz, accounts, subs, survey, events, people
+
+
+def test_stage_flow_uses_local_days(tz_ws):
+    ws, tz, accounts, subs, survey, _, _ = tz_ws
+    as_of = TS("2024-06-15")
+    m = {**FLOW_MAP, "stages": [{"name": "Easy", "signal": {"survey": "ces", "min_score": 5}}]}
+    out = j.stage_flow(ws, m, as_of="2024-06-15").set_index("stage").loc["Easy"]
+    signup = dict(zip(accounts["account_id"], pd.to_datetime(accounts["signup_date"]),
+                      strict=True))
+    churn = {a: TS(e) for a, e in zip(subs["account_id"], subs["end_date"], strict=True) if e}
+    s = survey[survey["score"] >= 5].assign(
+        day=[_local_day(t, tz) for t in survey.loc[survey["score"] >= 5, "responded_at"]])
+    time, event = [], []
+    for a in signup:
+        days = s.loc[(s["account_id"] == a) & (s["day"] >= signup[a]) & (s["day"] <= as_of),
+                     "day"]
+        first = days.min() if len(days) else None
+        if first is not None and (a not in churn or first < churn[a]):
+            time.append((first - signup[a]).days)
+            event.append(1)
+        else:
+            time.append((min(churn.get(a, as_of), as_of) - signup[a]).days)
+            event.append(0)
+    assert out["reached"] == sum(event)
+    for p, col in ((0.5, "median_days"), (0.25, "p25_days"), (0.75, "p75_days")):
+        exp = km_quantile(time, event, p)
+        assert (math.isnan(exp) and math.isnan(out[col])) or out[col] == exp, col
+    # the 08:30-on-signup-day response is counted (0 days) in both zones
+    assert out["p25_days"] == 0
+
+
+@pytest.mark.parametrize("grain", ["month", "quarter"])
+def test_active_share_cuts_periods_in_the_workspace_zone(tz_ws, grain):
+    ws, tz, accounts, subs, _, events, _ = tz_ws
+    goal = {**FLOW_MAP, "goals": [{"name": "Sharing", "layer": "adoption",
+                                   "metric": "active_share", "events": ["report_shared"],
+                                   "at_least": 2, "target": 0.3}]}
+    out = j.goal_progress(ws, goal, grain=grain).set_index("period_label")
+    local = pd.Series([_local_day(t, tz) for t in events["event_at"]])
+    freq = "M" if grain == "month" else "Q"
+    ev = events.assign(period=local.dt.to_period(freq).to_numpy())
+    counts = ev.groupby(["account_id", "period"]).size()
+    as_of = TS("2024-06-30")
+    expected = {}
+    for per in pd.period_range("2024-01", "2024-06", freq=freq):
+        last = per.end_time.normalize()
+        if last > as_of:
+            continue
+        paying = [a for a, s, e in zip(subs["account_id"], subs["start_date"], subs["end_date"],
+                                       strict=True)
+                  if TS(s) <= last and (e is None or TS(e) > last)]
+        active = [a for a in paying if counts.get((a, per), 0) >= 2]
+        label = str(per) if grain == "month" else f"{per.year}-Q{per.quarter}"
+        expected[label] = (len(active), len(paying))
+    assert set(out.index) == set(expected)
+    for label, (num, den) in expected.items():
+        assert (out.loc[label, "numerator"], out.loc[label, "denominator"]) == (num, den), label
+
+
+def test_departures_are_local_days(tz_ws):
+    ws, tz, _, _, _, _, people = tz_ws
+    for pid, acc in (("p0", "T0"), ("p1", "T1")):
+        day = _local_day(people.set_index("person_id").loc[pid, "left_at"], tz)
+        before = (day - pd.Timedelta(days=1)).date()
+        m = j.stakeholder_map(ws, acc, as_of=before).people.set_index("person_id")
+        assert m.loc[pid, "present"]
+        m = j.stakeholder_map(ws, acc, as_of=day.date()).people.set_index("person_id")
+        assert not m.loc[pid, "present"] and m.loc[pid, "left_recently"]
+
+
+# -- time-varying stakeholder gaps: a simulation with known truth ------------------------
+def test_sponsor_gap_recovers_the_true_hazard_ratio_without_snapshot_bias(tmp_path):
+    """Sponsors leave mid-follow-up; churn hazard triples after. The truth is 3."""
+    rng = np.random.default_rng(2024)
+    n, horizon, lam0, ratio = 3000, 1095, 0.25 / 365.25, 3.0
+    start = TS("2021-01-01")
+    leaves = rng.random(n) < 0.6
+    leave_day = np.where(leaves, rng.integers(1, horizon, n), horizon + 10_000)
+    t0 = rng.exponential(1 / lam0, n)
+    t1 = leave_day + rng.exponential(1 / (lam0 * ratio), n)
+    churn_day = np.ceil(np.where(t0 < leave_day, t0, t1)).astype(int)
+    churned = churn_day < horizon
+    end_day = np.where(churned, churn_day, horizon)
+    ids = [f"S{i:04d}" for i in range(n)]
+    subs = pd.DataFrame({"account_id": ids, "start_date": start.date(),
+                         "end_date": [(start + pd.Timedelta(days=int(d))).date() if c else None
+                                      for d, c in zip(churn_day, churned, strict=True)],
+                         "mrr": 100.0})
+    seen = leaves & (leave_day < end_day)  # departures the CS team saw while a customer
+    people = pd.DataFrame({
+        "account_id": ids * 2, "person_id": [f"x{i}" for i in range(2 * n)],
+        "role": ["executive sponsor"] * n + ["owner"] * n,
+        "left_at": [start + pd.Timedelta(days=int(d), hours=10) if s else None
+                    for d, s in zip(leave_day, seen, strict=True)] + [None] * n})
+    path = write_workspace(tmp_path / "sim.duckdb", {
+        "accounts": pd.DataFrame({"account_id": ids, "signup_date": start.date()}),
+        "subscriptions": subs, "stakeholders": people},
+        config={"as_of": (start + pd.Timedelta(days=horizon)).strftime("%Y-%m-%d")})
+    row = j.stakeholder_coverage(open_workspace(path)).set_index("gap").loc[
+        "no executive sponsor"]
+    assert row["lower"] < ratio < row["upper"]
+    assert row["rate_ratio"] == pytest.approx(ratio, rel=0.2)
+    # the old last-day snapshot: the whole follow-up of an account whose sponsor left
+    # counts as "without a sponsor", which dilutes the gap's churn rate
+    years = end_day / 365.25
+    snap = (churned[seen].sum() / years[seen].sum()) / (churned[~seen].sum()
+                                                        / years[~seen].sum())
+    assert snap < 0.75 * ratio and abs(row["rate_ratio"] - ratio) < abs(snap - ratio) / 3
+    assert row["exposure_years"] + row["exposure_years_without"] == pytest.approx(
+        years.sum())

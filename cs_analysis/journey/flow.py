@@ -17,7 +17,18 @@ import pandas as pd
 from cs_analysis.errors import check_choice
 from cs_analysis.journey.maps import SMALL_SAMPLE, Goal, JourneyMap, Signal, Stage, load_map
 from cs_analysis.journey.stakeholders import stakeholder_split
-from cs_analysis.time import period_bounds, period_label, period_number, resolve_as_of
+from cs_analysis.time import (
+    is_observable,
+    local_date,
+    local_dates,
+    on_or_before,
+    period_bounds,
+    period_expr,
+    period_label,
+    period_number,
+    period_of,
+    resolve_as_of,
+)
 
 _SMALL = SMALL_SAMPLE
 
@@ -77,6 +88,7 @@ def _account_base(ws, as_of: dt.date, by: Sequence[str]) -> pd.DataFrame:
 
 
 def _survey_times(ws, as_of: dt.date, sig: Signal) -> pd.Series:
+    """First qualifying response per account, from its signup day to the as-of day (local)."""
     t = ws.table("survey_responses", columns=["account_id", "survey", "score", "responded_at"])
     t = t.filter(t.survey == sig.survey)
     if sig.touchpoint:
@@ -91,8 +103,9 @@ def _survey_times(ws, as_of: dt.date, sig: Signal) -> pd.Series:
     acc = ws.table("accounts", columns=["account_id", "signup_date"])
     acc = acc.select("account_id", _signup=acc.signup_date)
     j = t.join(acc, "account_id")
-    end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
-    j = j.filter(j.responded_at >= j._signup.cast("timestamp"), j.responded_at < end)
+    tz = ws.timezone
+    j = j.filter(local_date(j.responded_at, tz) >= j._signup,
+                 on_or_before(j.responded_at, as_of, tz))
     out = j.group_by("account_id").agg(at=j.responded_at.min()).to_pandas()
     return pd.Series(pd.to_datetime(out["at"]).astype("datetime64[us]").to_numpy(),
                      index=out["account_id"].astype("str"))
@@ -118,19 +131,18 @@ def _reach_times(ws, journey: JourneyMap, as_of: dt.date, by: Sequence[str]
             acc[name] = at.reindex(acc["account_id"]).to_numpy()
     churn_day = acc["churn_date"]
     for i, s in stages:
-        if s.signal.kind != "survey":
-            continue
-        at = _survey_times(ws, as_of, s.signal).reindex(acc["account_id"]).to_numpy()
-        at = pd.Series(at, index=acc.index, dtype="datetime64[us]")
-        ok = churn_day.isna() | (at.dt.normalize() < churn_day)
+        if s.signal.kind == "survey":
+            at = _survey_times(ws, as_of, s.signal).reindex(acc["account_id"]).to_numpy()
+            acc[f"stage_{i}"] = at
+        at = pd.to_datetime(acc[f"stage_{i}"]).astype("datetime64[us]")
+        # reached while a customer: on a local day before the churn date
+        ok = churn_day.isna() | (local_dates(at, ws.timezone) < churn_day)
         acc[f"stage_{i}"] = at.where(ok)
-    for i, _ in stages:
-        acc[f"stage_{i}"] = pd.to_datetime(acc[f"stage_{i}"]).astype("datetime64[us]")
     return acc, stages
 
 
 def _flow_rows(acc: pd.DataFrame, stages, as_of: dt.date, stall_days: int, small: int,
-               journey: JourneyMap) -> list[dict]:
+               journey: JourneyMap, tz: str) -> list[dict]:
     from cs_analysis.survival import kaplan_meier
 
     as_of_ts = pd.Timestamp(as_of)
@@ -148,8 +160,9 @@ def _flow_rows(acc: pd.DataFrame, stages, as_of: dt.date, stall_days: int, small
         prev_at = acc["signup_date"] if prev_col is None else acc[prev_col]
         prev = prev_at.notna()
         this = acc[col].notna()
-        prev_day = prev_at.dt.normalize()
-        this_day = acc[col].dt.normalize()
+        # whole local days: the signup is a date, a reached time a UTC timestamp
+        prev_day = prev_at.dt.normalize() if prev_col is None else local_dates(prev_at, tz)
+        this_day = local_dates(acc[col], tz)
         conv = prev & this
         event_days = (this_day - prev_day).dt.days.clip(lower=0)
         cens_days = (end - prev_day).dt.days.clip(lower=0)
@@ -288,7 +301,8 @@ def stage_flow(ws, journey, by: str | None = None, *, as_of=None, stall_days: in
         groups = [(None, acc)]
     rows = []
     for key, g in groups:
-        for r in _flow_rows(g, stages, as_of, stall_days, small_sample, journey):
+        for r in _flow_rows(g, stages, as_of, stall_days, small_sample, journey,
+                            ws.timezone):
             rows.append({by: key, **r} if by else r)
     cols = ([by] if by else []) + _FLOW_COLUMNS
     out = pd.DataFrame(rows).reindex(columns=cols)
@@ -405,7 +419,7 @@ def _stage_share(ws, journey: JourneyMap, goal: Goal, grain, by, as_of) -> pd.Da
     one = dataclasses.replace(journey, stages=(journey.stages[i],), goals=())
     acc, _ = _reach_times(ws, one, as_of, [by] if by else [])
     reached_at = acc["stage_0"]
-    days = (reached_at.dt.normalize() - acc["signup_date"]).dt.days
+    days = (local_dates(reached_at, ws.timezone) - acc["signup_date"]).dt.days
     ok = reached_at.notna() & (days <= goal.within_days)
     acc = acc.assign(period=period_number(acc["signup_date"], grain), ok=ok)
     observable = acc["period"].map(
@@ -423,59 +437,56 @@ def _stage_share(ws, journey: JourneyMap, goal: Goal, grain, by, as_of) -> pd.Da
 
 
 def _active_share(ws, goal: Goal, grain, by, as_of) -> pd.DataFrame:
-    acc_cols = ["account_id", "signup_date", *([by] if by else [])]
-    acc = ws.table("accounts", columns=acc_cols).select(*acc_cols).to_pandas()
-    acc["account_id"] = acc["account_id"].astype("str")
+    """``active_share`` per (group and) period, counted in the engine.
+
+    Periods are cut in the workspace's time zone (an event at 07:00 on 1 May in Tokyo is a
+    May event); only account x period rows come back.
+    """
+    import ibis
+
+    tz = ws.timezone
+    cols = [*([by] if by else []), "period", "value", "numerator", "denominator", "lower",
+            "upper"]
     subs = ws.table("subscriptions", columns=["account_id", "start_date"])
-    cols = ["account_id", "start_date"] + (["end_date"] if "end_date" in subs.columns else [])
-    subs = subs.select(*cols).to_pandas()
-    subs["account_id"] = subs["account_id"].astype("str")
-    if "end_date" not in subs:
-        subs["end_date"] = pd.NaT
-    subs["start_date"] = pd.to_datetime(subs["start_date"])
-    subs["end_date"] = pd.to_datetime(subs["end_date"])
-    ev = ws.table("usage_events", columns=["account_id", "event_at"])
+    has_end = "end_date" in subs.columns
+    first = subs.aggregate(first=subs.start_date.min()).to_pandas()["first"].iloc[0]
+    if pd.isna(first):
+        return pd.DataFrame(columns=cols)
+    periods = [p for p in range(period_of(first, grain), period_of(as_of, grain) + 1)
+               if is_observable(p, grain, as_of)]
+    if not periods:
+        return pd.DataFrame(columns=cols)
+    cal = ibis.memtable({"period": periods,
+                         "day": [period_bounds(p, grain)[1] for p in periods]},
+                        schema={"period": "int64", "day": "date"})
+    # accounts paying on the period's last day d: start_date <= d < end_date
+    cover = subs.cross_join(cal).filter(subs.start_date <= cal.day)
+    if has_end:
+        cover = cover.filter(cover.end_date.isnull() | (cover.end_date > cover.day))
+    paying = cover.select("account_id", "period").distinct()
+    acc = ws.table("accounts", columns=["account_id", *([by] if by else [])])
+    paying = paying.join(acc.select("account_id", *([by] if by else [])), "account_id")
+    ev = ws.table("usage_events", columns=["account_id", "event_at",
+                                           *(["event_name"] if goal.events else [])])
     if goal.events:
-        ev = ws.table("usage_events", columns=["account_id", "event_at", "event_name"])
         ev = ev.filter(ev.event_name.isin(list(goal.events)))
-    ev = ev.filter(ev.event_at < pd.Timestamp(as_of) + pd.Timedelta(days=1))
-    if grain == "month":
-        per = ev.event_at.year() * 12 + ev.event_at.month() - 1
-    else:
-        per = ev.event_at.year() * 4 + (ev.event_at.month() - 1) // 3
-    counts = ev.group_by(["account_id", per.name("period")]).agg(events=ev.count()).to_pandas()
-    counts["account_id"] = counts["account_id"].astype("str")
-    active = counts[counts["events"] >= goal.at_least][["account_id", "period"]]
-    active = set(zip(active["account_id"], active["period"].astype(int), strict=True))
-    if subs.empty:
-        return pd.DataFrame(columns=[*([by] if by else []), "period", "value", "numerator",
-                                     "denominator", "lower", "upper"])
-    first = int(period_number(pd.Series([subs["start_date"].min()]), grain).iloc[0])
-    last = int(period_number(pd.Series([pd.Timestamp(as_of)]), grain).iloc[0])
-    rows = []
-    for p in range(first, last + 1):
-        end = period_bounds(p, grain)[1]
-        if end > as_of:
-            continue
-        d = pd.Timestamp(end)
-        cov = subs[(subs["start_date"] <= d) & (subs["end_date"].isna() | (subs["end_date"] > d))]
-        paying = pd.Index(cov["account_id"].unique())
-        part = acc[acc["account_id"].isin(paying)]
-        part = part.assign(ok=[(a, p) in active for a in part["account_id"]])
-        if by:
-            part = part.assign(**{by: part[by].astype("object").where(part[by].notna(),
-                                                                      "(missing)").astype("str")})
-            for key, g in part.groupby(by, sort=True):
-                rows.append({by: key, "period": p, "numerator": float(g["ok"].sum()),
-                             "denominator": len(g)})
-        else:
-            rows.append({"period": p, "numerator": float(part["ok"].sum()),
-                         "denominator": len(part)})
-    df = pd.DataFrame(rows)
-    if df.empty:
-        return pd.DataFrame(columns=[*([by] if by else []), "period", "value", "numerator",
-                                     "denominator", "lower", "upper"])
-    df["value"] = df["numerator"] / df["denominator"].where(df["denominator"] > 0)
-    return df.assign(lower=np.nan, upper=np.nan)
-
-
+    ev = ev.filter(on_or_before(ev.event_at, as_of, tz))
+    ev = ev.mutate(period=period_expr(ev.event_at, grain, tz))
+    counts = ev.group_by(["account_id", "period"]).agg(events=ev.count())
+    counts = counts.filter(counts.events >= goal.at_least).select(
+        "account_id", "period", active=ibis.literal(1))
+    j = paying.left_join(counts, ["account_id", "period"])
+    keys = [*([by] if by else []), "period"]
+    out = (j.group_by([j[k] for k in keys])
+           .agg(numerator=j.active.fill_null(0).sum(), denominator=j.count())
+           .to_pandas())
+    if out.empty:
+        return pd.DataFrame(columns=cols)
+    if by:
+        out[by] = out[by].astype("object").where(out[by].notna(), "(missing)").astype("str")
+        out = out.groupby([by, "period"], as_index=False)[["numerator", "denominator"]].sum()
+    out["numerator"] = out["numerator"].astype(float)
+    out["denominator"] = out["denominator"].astype("int64")
+    out["value"] = out["numerator"] / out["denominator"].where(out["denominator"] > 0)
+    out = out.sort_values(keys).reset_index(drop=True)
+    return out.assign(lower=np.nan, upper=np.nan)[cols]

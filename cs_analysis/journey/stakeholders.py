@@ -9,9 +9,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from cs_analysis.errors import check_alpha, check_int
 from cs_analysis.journey.compare import escape_text as _e
 from cs_analysis.journey.maps import CHAMPION_ROLES, KEY_ROLES, ROLES, SMALL_SAMPLE
-from cs_analysis.time import resolve_as_of
+from cs_analysis.time import local_dates, resolve_as_of
 
 _SMALL = SMALL_SAMPLE
 
@@ -32,13 +33,15 @@ def _people(ws, as_of: dt.date, accounts: Sequence[str] | None = None) -> pd.Dat
         t = t.filter(t.account_id.isin([str(a) for a in accounts]))
     df = t.select(*cols).to_pandas()
     df["account_id"] = df["account_id"].astype("str")
-    if "left_at" in df:
-        df["left_at"] = pd.to_datetime(df["left_at"])
+    if "left_at" in df:  # the local day the person left (a stored UTC timestamp, or a date)
+        df["left_at"] = local_dates(df["left_at"], ws.timezone).astype("datetime64[us]")
     return df
 
 
-def _champion_mask(people: pd.DataFrame, at: pd.Series, champion_roles, min_sentiment
+def _champion_mask(people: pd.DataFrame, day: dt.date, champion_roles, min_sentiment
                    ) -> pd.Series:
+    """Champions on local ``day``: still there (left after it), in a champion role, positive."""
+    at = pd.Timestamp(day)
     present = people["left_at"].isna() | (people["left_at"] > at) if "left_at" in people \
         else pd.Series(True, index=people.index)
     champ = present & people["role"].isin(list(champion_roles))
@@ -58,8 +61,7 @@ def stakeholder_split(ws, as_of: dt.date, split: str) -> pd.Series:
         d = people.dropna(subset=["decision_style"])
         return d.groupby("account_id")["decision_style"].agg(
             lambda s: s.value_counts().sort_index().idxmax())
-    end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
-    champ = _champion_mask(people, pd.Series(end, index=people.index), CHAMPION_ROLES, 1)
+    champ = _champion_mask(people, as_of, CHAMPION_ROLES, 1)
     doms = people[champ].groupby("account_id")["domain"].agg(set) if "domain" in people \
         else pd.Series(dtype=object)
 
@@ -155,8 +157,7 @@ def stakeholder_map(ws, account_id: str, *, as_of=None, recent_days: int = 90,
     end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
     left = people["left_at"] if "left_at" in people else pd.Series(pd.NaT, index=people.index)
     people["present"] = (left.isna() | (left >= end)).astype(bool)
-    people["champion"] = _champion_mask(people, pd.Series(end, index=people.index),
-                                        champion_roles, min_sentiment)
+    people["champion"] = _champion_mask(people, as_of, champion_roles, min_sentiment)
     people["key_person"] = people["role"].isin(list(key_roles))
     start = end - pd.Timedelta(days=recent_days)
     people["left_recently"] = (people["key_person"] & left.notna() & (left >= start)
@@ -202,91 +203,108 @@ def stakeholder_coverage(ws, *, as_of=None, champion_roles: Sequence[str] = CHAM
     """Which stakeholder gaps go with churn, across accounts.
 
     Each account is followed from signup to its churn date (churned) or the as-of date
-    (censored), as in :func:`cs_analysis.retention.account_lifetimes`. Gaps:
+    (censored), as in :func:`cs_analysis.retention.account_lifetimes`. Departures
+    (``left_at``) are read as local dates in the workspace's time zone. Every gap is a
+    time-varying state: the follow-up is split at the day the gap opens, the time before
+    counts as exposure without the gap and the time after as exposure with it, and a
+    churn counts with the gap when the gap had opened before it. So an account whose
+    sponsor left late in its life contributes most of its time to "with a sponsor", and
+    longer-lived accounts do not look worse just for having had more time to lose someone.
 
-    - **no executive sponsor / decision maker / owner / heavy user / admin**, **no
-      technical champion**, **no business champion**: measured on the people present on
-      the account's last day followed (the day before churn, or the as-of date); the
-      whole follow-up counts as exposure with the gap (a simplification: people data are
-      a snapshot).
-    - **key person left**: a person in ``key_roles`` left during the follow-up; the
-      follow-up is split at the first such departure (exposure before it counts without
-      the gap, after it with), so longer-lived accounts do not look worse just for having
-      had more time to lose someone.
+    - **no executive sponsor / decision maker / owner / heavy user / admin**: opens when
+      the last person in that role leaves (at signup when the account has nobody in that
+      role; never while one of them stays). People data record departures, not arrivals,
+      so a person is taken to be there from signup until ``left_at``.
+    - **no technical champion** / **no business champion**: likewise for the champions of
+      that domain (role in ``champion_roles``, ``sentiment`` >= ``min_sentiment``).
+    - **key person left**: opens at the first departure of a person in ``key_roles``.
 
-    **churn_per_year** = churned accounts / account-years of exposure, in the accounts (or
-    time) with and without the gap; **rate_ratio** = with / without, with a Wald interval
-    on the log scale (sqrt(1/d1 + 1/d0)). ``churn_share`` = churned / accounts (with the
-    gap at the end) is given for reading, not for comparing.
+    **churn_per_year** = churned accounts / account-years of exposure, with and without
+    the gap; **rate_ratio** = with / without (the maximum-likelihood hazard ratio of an
+    exponential model with the gap as a time-varying covariate), with a Wald interval on
+    the log scale (sqrt(1/d1 + 1/d0)). ``churn_share`` = churned with the gap / accounts
+    that had the gap, for reading, not for comparing.
+
+    Parameters
+    ----------
+    ws : Workspace
+    as_of : date or str, optional
+        Keyword only; default the workspace's as-of date.
+    champion_roles, key_roles : sequence of str
+    min_sentiment : int, optional
+    alpha : float
+        0.05 gives 95% intervals.
+    small_sample : int
+        Gaps that fewer accounts had are flagged ``small_sample``.
 
     Returns
     -------
     pandas.DataFrame
-        One row per gap: ``gap``, ``accounts`` (with the gap), ``churned``,
-        ``churn_share``, ``exposure_years``, ``churn_per_year``, ``accounts_without``,
-        ``churned_without``, ``exposure_years_without``, ``churn_per_year_without``,
-        ``rate_ratio``, ``lower``, ``upper``, ``small_sample``.
+        One row per gap: ``gap``, ``accounts`` (that had the gap during follow-up),
+        ``churned`` (with the gap), ``churn_share``, ``exposure_years``, ``churn_per_year``,
+        ``accounts_without`` (with some follow-up without it), ``churned_without``,
+        ``exposure_years_without``, ``churn_per_year_without``, ``rate_ratio``, ``lower``,
+        ``upper``, ``small_sample``.
     """
     from scipy.stats import norm
 
     from cs_analysis.retention import account_lifetimes
 
+    alpha = check_alpha(alpha)
+    small_sample = check_int("small_sample", small_sample, minimum=0)
     as_of = resolve_as_of(ws, as_of)
     z = float(norm.ppf(1 - alpha / 2))
     lt = account_lifetimes(ws, as_of=as_of)
     lt["account_id"] = lt["account_id"].astype("str")
-    lt["end"] = (pd.to_datetime(lt["signup_date"])
-                 + pd.to_timedelta(lt["lifetime_days"], unit="D"))
-    people = _people(ws, as_of, None)
-    people = people.merge(lt[["account_id", "signup_date", "end"]], on="account_id")
-    left = people["left_at"] if "left_at" in people else pd.Series(pd.NaT, index=people.index)
-    present = left.isna() | (left >= people["end"])
     base = lt.set_index("account_id")
-    years = base["lifetime_days"] / 365.25
+    signup = pd.to_datetime(base["signup_date"]).astype("datetime64[us]")
+    end = signup + pd.to_timedelta(base["lifetime_days"], unit="D")
     churn = base["churned"].astype(bool)
-    gaps: dict[str, pd.Series] = {}
-    roles_present = people[present].groupby("account_id")["role"].agg(set)
-    roles_present = roles_present.reindex(base.index).map(
-        lambda s: s if isinstance(s, set) else set())
+    people = _people(ws, as_of, None)
+    people = people[people["account_id"].isin(base.index)]
+    left = people["left_at"] if "left_at" in people else pd.Series(pd.NaT, index=people.index)
+    people = people.assign(left_at=left)
+
+    def when_none_left(mask: pd.Series) -> pd.Series:
+        """Day the last eligible person left; signup when none; NaT while one stays."""
+        elig = people[mask]
+        last = elig.groupby("account_id")["left_at"].agg(
+            lambda s: pd.NaT if s.isna().any() else s.max())
+        opened = pd.to_datetime(last.reindex(base.index)).astype("datetime64[us]")
+        return opened.where(base.index.isin(elig["account_id"]), signup)
+
+    opens: dict[str, pd.Series] = {}
     for r in ROLES:
-        gaps[f"no {r}"] = roles_present.map(lambda s, r=r: r not in s)
+        opens[f"no {r}"] = when_none_left(people["role"] == r)
     if "domain" in people:
-        champ = _champion_mask(people, people["end"], champion_roles, min_sentiment)
-        doms = people[champ].groupby("account_id")["domain"].agg(set).reindex(base.index)
-        doms = doms.map(lambda s: s if isinstance(s, set) else set())
-        gaps["no technical champion"] = doms.map(lambda s: "technical" not in s)
-        gaps["no business champion"] = doms.map(lambda s: "business" not in s)
-    rows = []
-    for gap, has in gaps.items():
-        has = has.astype(bool)
-        rows.append(_coverage_row(gap, churn[has].sum(), has.sum(), years[has].sum(),
-                                  churn[~has].sum(), (~has).sum(), years[~has].sum(), z,
-                                  small_sample))
+        champ = people["role"].isin(list(champion_roles))
+        if "sentiment" in people and min_sentiment is not None:
+            champ &= people["sentiment"].astype("Float64").fillna(-99) >= min_sentiment
+        for d in ("technical", "business"):
+            opens[f"no {d} champion"] = when_none_left(champ & (people["domain"] == d))
     if "left_at" in people:
-        key = people["role"].isin(list(key_roles)) & left.notna() & (left < people["end"])
-        first = people[key].groupby("account_id")["left_at"].min().reindex(base.index)
-        signup = pd.to_datetime(base["signup_date"])
-        before = ((first - signup).dt.days.clip(lower=0) / 365.25).where(first.notna(), years)
-        after = (years - before).clip(lower=0)
-        had = first.notna()
-        # a churn counts with the gap when it came after the first key departure
-        d1 = int((churn & had).sum())
-        d0 = int((churn & ~had).sum())
-        rows.append(_coverage_row("key person left", d1, int(had.sum()), float(after.sum()),
-                                  d0, int((~had).sum()), float(before.sum()), z, small_sample,
-                                  accounts_without=len(base)))
-    out = pd.DataFrame(rows)
-    out.attrs = {"as_of": as_of, "alpha": alpha}
-    return out
+        key = people["role"].isin(list(key_roles)) & people["left_at"].notna()
+        first = people[key].groupby("account_id")["left_at"].min()
+        opens["key person left"] = pd.to_datetime(first.reindex(base.index)).astype(
+            "datetime64[us]")
+    rows = []
+    for gap, opened in opens.items():
+        opened = opened.clip(lower=signup)
+        had = opened.notna() & (opened < end)
+        split = opened.where(had, end)
+        before = (split - signup).dt.days / 365.25
+        after = (end - split).dt.days / 365.25
+        rows.append(_coverage_row(gap, int((churn & had).sum()), int(had.sum()),
+                                  float(after.sum()), int((churn & ~had).sum()),
+                                  int((split > signup).sum()), float(before.sum()), z,
+                                  small_sample))
+    return pd.DataFrame(rows)
 
 
-def _coverage_row(gap, d1, n1, e1, d0, n0, e0, z, small, accounts_without=None) -> dict:
+def _coverage_row(gap, d1, n1, e1, d0, n0, e0, z, small) -> dict:
     rr, lo, hi = _rate_ratio(float(d1), float(e1), float(d0), float(e0), z)
     return {"gap": gap, "accounts": int(n1), "churned": int(d1), "churn_share": _div(d1, n1),
             "exposure_years": float(e1), "churn_per_year": _div(d1, e1),
-            "accounts_without": int(n0 if accounts_without is None else accounts_without),
-            "churned_without": int(d0), "exposure_years_without": float(e0),
-            "churn_per_year_without": _div(d0, e0), "rate_ratio": rr, "lower": lo,
-            "upper": hi, "small_sample": bool(n1 < small)}
-
-
+            "accounts_without": int(n0), "churned_without": int(d0),
+            "exposure_years_without": float(e0), "churn_per_year_without": _div(d0, e0),
+            "rate_ratio": rr, "lower": lo, "upper": hi, "small_sample": bool(n1 < small)}
