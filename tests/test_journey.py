@@ -578,6 +578,69 @@ def test_broken_draft_is_moved_aside_not_lost(tmp_path):
     assert (tmp_path / "agreed.draft.yml.broken-1").read_text(encoding="utf-8") == "title: ["
 
 
+def test_draft_with_duplicate_keys_or_an_alias_bomb_is_refused_and_kept(tmp_path):
+    good = j.dump_map(j.merge_maps(*j.default_maps()))
+    bomb = "a: &a [x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 8)}]\n"
+        for i in range(9))
+    dup = good.replace("team: shared\n", "team: shared\nteam: cs\n")
+    for k, text in enumerate([dup, bomb], start=1):
+        (tmp_path / "agreed.draft.yml").write_text(text, encoding="utf-8")
+        s = j.WorkshopSession(folder=tmp_path)
+        assert "could not be read" in s.notice
+        assert ("duplicate key 'team'" if k == 1 else "aliases") in s.notice
+        aside = tmp_path / f"agreed.draft.yml.broken-{k}"
+        assert aside.read_text(encoding="utf-8") == text
+
+
+def _save_many(folder: str, count: int) -> list[str]:
+    """One viewer saving ``count`` times (also run in a separate process)."""
+    s = j.WorkshopSession(folder=folder)
+    return [s.save().name for _ in range(count)]
+
+
+def _check_versions(folder, names: list[str], total: int):
+    assert len(names) == total and len(set(names)) == total  # every save its own file
+    files = sorted(folder.glob("agreed-v*.yml"))
+    assert len(files) == total
+    versions = sorted(j.load_map(f).version for f in files)
+    assert versions == list(range(1, total + 1))  # none lost, each file names itself
+    for f in files:
+        assert f.name == f"agreed-v{j.load_map(f).version}.yml"
+    assert not list(folder.glob(".*.tmp"))  # no temporary file left behind
+
+
+def test_concurrent_saves_in_threads_keep_every_version(tmp_path):
+    import threading
+
+    j.WorkshopSession(folder=tmp_path).autosave()
+    names: list[str] = []
+    start = threading.Barrier(2)
+    lock = threading.Lock()
+
+    def viewer():
+        start.wait()
+        got = _save_many(str(tmp_path), 20)
+        with lock:
+            names.extend(got)
+
+    threads = [threading.Thread(target=viewer) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    _check_versions(tmp_path, names, 40)
+
+
+def test_concurrent_saves_in_processes_keep_every_version(tmp_path):
+    import multiprocessing as mp
+
+    j.WorkshopSession(folder=tmp_path).autosave()
+    with mp.get_context("fork").Pool(2) as pool:
+        parts = pool.starmap(_save_many, [(str(tmp_path), 20)] * 2)
+    _check_versions(tmp_path, [n for p in parts for n in p], 40)
+
+
 def test_workshop_dir_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv(j.WORKSHOP_ENV, str(tmp_path / "w"))
     assert j.workshop_dir() == tmp_path / "w"

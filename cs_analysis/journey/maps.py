@@ -762,10 +762,20 @@ def dump_map(journey: JourneyMap) -> str:
                           default_flow_style=False)
 
 
-def save_map(journey: JourneyMap, path) -> Path:
-    """Write ``journey`` to ``path`` atomically (temp file + rename); return the path.
+def save_map(journey: JourneyMap, path, *, exclusive: bool = False) -> Path:
+    """Write ``journey`` to ``path`` atomically; return the path.
 
-    The file is checked by reading it back before it replaces ``path``.
+    The text is checked by reading it back, written to a temporary file beside ``path``
+    and then put in place in one step, so a reader never sees a half-written map.
+
+    Parameters
+    ----------
+    journey : JourneyMap
+    path : str or Path
+    exclusive : bool
+        Create ``path`` only if it does not exist yet (a hard link of the finished
+        temporary file, which the file system makes atomically): :class:`FileExistsError`
+        when another writer got there first. Otherwise ``path`` is replaced.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -775,12 +785,28 @@ def save_map(journey: JourneyMap, path) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
+            fh.flush()
+            os.fsync(fh.fileno())
+        if exclusive:
+            _create_exclusive(tmp, path, text)
+        else:
+            os.replace(tmp, path)
+    finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
     return path
+
+
+def _create_exclusive(tmp: str, path: Path, text: str) -> None:
+    """Put the finished ``tmp`` at ``path`` only if nothing is there (atomic)."""
+    try:
+        os.link(tmp, path)  # fails with FileExistsError when path exists
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links: exclusive create, then write
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
 
 
 def slug(text: str) -> str:
@@ -790,19 +816,30 @@ def slug(text: str) -> str:
 
 
 def save_version(journey: JourneyMap, folder, name: str | None = None) -> tuple[Path, JourneyMap]:
-    """Save ``journey`` as the next version ``<name>-v<N>.yml`` in ``folder``.
+    """Save ``journey`` as a new version ``<name>-v<N>.yml`` in ``folder``.
 
-    ``N`` is one more than the highest version already saved under that name; the map's
-    ``version`` is set to ``N``. Returns the path and the saved map.
+    ``N`` is one more than the highest version saved under that name; the map's
+    ``version`` is set to ``N``. Every call creates its own file: the file is created only
+    if ``<name>-v<N>.yml`` does not exist yet (atomically), and when another viewer or
+    process saved ``N`` in the meantime the next free number is taken, so concurrent saves
+    never overwrite each other. Returns the path and the saved map.
     """
     folder = Path(folder)
     stem = slug(name or journey.title)
-    taken = [int(m.group(1)) for p in folder.glob(f"{stem}-v*.yml")
-             if (m := re.fullmatch(rf"{re.escape(stem)}-v(\d+)\.yml", p.name))]
-    version = max(taken, default=0) + 1
-    saved = dataclasses.replace(journey, version=version)
-    path = save_map(saved, folder / f"{stem}-v{version}.yml")
-    return path, dataclasses.replace(saved, source=str(path))
+    pattern = re.compile(rf"{re.escape(stem)}-v(\d+)\.yml")
+    version = 0
+    for _ in range(10_000):
+        taken = [int(m.group(1)) for p in folder.glob(f"{stem}-v*.yml")
+                 if (m := pattern.fullmatch(p.name))]
+        version = max([*taken, version], default=0) + 1
+        saved = dataclasses.replace(journey, version=version)
+        try:
+            path = save_map(saved, folder / f"{stem}-v{version}.yml", exclusive=True)
+        except FileExistsError:
+            continue
+        return path, dataclasses.replace(saved, source=str(path))
+    raise JourneyMapError(f"could not save a new version of {stem!r} in {folder}: every "
+                          f"attempt collided with another save (last tried v{version})")
 
 
 def journeys_dir() -> Path:
