@@ -925,3 +925,44 @@ def test_sponsor_gap_recovers_the_true_hazard_ratio_without_snapshot_bias(tmp_pa
     assert snap < 0.75 * ratio and abs(row["rate_ratio"] - ratio) < abs(snap - ratio) / 3
     assert row["exposure_years"] + row["exposure_years_without"] == pytest.approx(
         years.sum())
+
+
+# -- one shape for results ---------------------------------------------------------------
+def test_results_have_one_shape(flow_ws):
+    import dataclasses as dc
+
+    from cs_analysis import charts
+    from cs_analysis.errors import ArgumentError, CSAnalysisError
+    from cs_analysis.results import Result
+
+    cmp = j.compare_maps(*j.default_maps())
+    assert isinstance(cmp, Result) and "stages in both maps" in cmp.summary()
+    assert "cs-journey-compare" in cmp._repr_html_()
+    with pytest.raises(dc.FrozenInstanceError):
+        cmp.a = cmp.b
+    sm = j.stakeholder_map(flow_ws, "A1", as_of="2024-06-30")
+    assert isinstance(sm, Result) and list(sm.summary()["role"])[0] == "executive sponsor"
+    reach = j.journey_reach(flow_ws, FLOW_MAP, by="segment")
+    assert isinstance(reach, j.JourneyReach) and reach.by == ("segment",)
+    assert reach.summary()["accounts"].iloc[0] == 8
+    assert len(reach.narrow(["A1", "A2"]).frame) == 2
+    # no metadata in DataFrame.attrs; the grouping column is named after `by`
+    flow = j.stage_flow(flow_ws, FLOW_MAP, by="segment")
+    prog = j.goal_progress(flow_ws, GOAL_MAP, by="segment")
+    cov = j.stakeholder_coverage(flow_ws)
+    assert flow.attrs == {} and prog.attrs == {} and cov.attrs == {}
+    assert flow.columns[0] == "segment" and "segment" in prog.columns
+    spec = str(charts.journey_funnel(flow).to_dict())
+    assert "xOffset" in spec and "segment" in spec  # the chart finds the group itself
+    assert "xOffset" not in str(charts.journey_funnel(j.stage_flow(flow_ws, FLOW_MAP)).to_dict())
+    # as_of keyword-only; arguments checked with one error family
+    with pytest.raises(TypeError):
+        j.stage_flow(flow_ws, FLOW_MAP, None, "2024-01-01")
+    for call in (lambda: j.stage_flow(flow_ws, FLOW_MAP, stall_days=-1),
+                 lambda: j.goal_progress(flow_ws, GOAL_MAP, grain="fortnight"),
+                 lambda: j.stakeholder_coverage(flow_ws, alpha=1.5),
+                 lambda: j.stakeholder_map(flow_ws, "A1", recent_days=2.5)):
+        with pytest.raises(ArgumentError):
+            call()
+    assert issubclass(j.JourneyMapError, CSAnalysisError) and issubclass(
+        j.JourneyMapError, ValueError)

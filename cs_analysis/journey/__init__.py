@@ -66,7 +66,7 @@ from cs_analysis.journey.compare import (
     comparison_html,
     merge_maps,
 )
-from cs_analysis.journey.flow import goal_progress, journey_reach, stage_flow
+from cs_analysis.journey.flow import JourneyReach, goal_progress, journey_reach, stage_flow
 from cs_analysis.journey.maps import (
     CHAMPION_ROLES,
     DECISION_STYLES,
@@ -129,6 +129,7 @@ __all__ = [
     "Goal",
     "JourneyMap",
     "JourneyMapError",
+    "JourneyReach",
     "MapComparison",
     "Persona",
     "PersonaEvidence",

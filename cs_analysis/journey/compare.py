@@ -19,13 +19,14 @@ from cs_analysis.journey.maps import (
     norm_name,
     replace_stages,
 )
+from cs_analysis.results import Result
 
 
 # ======================================================================================
 # Comparing two maps
 # ======================================================================================
-@dataclass
-class MapComparison:
+@dataclass(frozen=True)
+class MapComparison(Result):
     """Result of :func:`compare_maps`.
 
     Attributes
@@ -46,6 +47,8 @@ class MapComparison:
     b: JourneyMap
     stages: pd.DataFrame
     persona: pd.DataFrame
+
+    title = "Two journey maps compared"
 
     @property
     def only_a(self) -> list[str]:
@@ -84,6 +87,9 @@ class MapComparison:
     def html(self) -> str:
         """The two maps side by side, differences highlighted (escaped HTML)."""
         return comparison_html(self)
+
+    def _repr_html_(self) -> str:
+        return self.html()
 
 
 def _lis_keep(seq: Sequence[int]) -> set[int]:

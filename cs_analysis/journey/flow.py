@@ -10,13 +10,15 @@ import dataclasses
 import datetime as dt
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from cs_analysis.errors import check_choice
+from cs_analysis.errors import ArgumentError, check_choice, check_int
 from cs_analysis.journey.maps import SMALL_SAMPLE, Goal, JourneyMap, Signal, Stage, load_map
 from cs_analysis.journey.stakeholders import stakeholder_split
+from cs_analysis.results import Result
 from cs_analysis.time import (
     is_observable,
     local_date,
@@ -195,14 +197,54 @@ def _div(a, b) -> float:
     return float(a) / float(b) if b else math.nan
 
 
-_FLOW_COLUMNS = ["position", "stage", "signal", "has_signal", "from_stage", "accounts",
+#: Columns of :func:`stage_flow` (after the ``by`` column).
+FLOW_COLUMNS = ["position", "stage", "signal", "has_signal", "from_stage", "accounts",
                  "reached", "reached_share", "from_reached", "converted", "conversion",
                  "median_days", "p25_days", "p75_days", "waiting", "stalled", "stalled_share",
                  "churned_before", "small_sample"]
 
 
+@dataclass(frozen=True)
+class JourneyReach(Result):
+    """Result of :func:`journey_reach`: when each account reached each signal stage.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        One row per account: ``account_id``, ``signup_date``, ``churn_date``, the ``by``
+        columns and ``stage_<i>`` (the stored UTC instant stage ``i`` was reached; NaT
+        when not reached while a customer).
+    journey : str
+        Fingerprint of the map (:meth:`JourneyMap.fingerprint`).
+    as_of : datetime.date
+    by : tuple of str
+        The split columns carried.
+    """
+
+    frame: pd.DataFrame
+    journey: str
+    as_of: dt.date
+    by: tuple[str, ...] = ()
+
+    title = "Accounts reaching each stage"
+
+    def narrow(self, ids) -> JourneyReach:
+        """The same reach, restricted to the accounts ``ids`` (all for None)."""
+        if ids is None:
+            return self
+        keep = self.frame["account_id"].astype("str").isin(pd.Index(ids).astype("str"))
+        return dataclasses.replace(self, frame=self.frame[keep])
+
+    def summary(self) -> pd.DataFrame:
+        """Accounts and accounts that reached each signal stage."""
+        cols = [c for c in self.frame.columns if c.startswith("stage_")]
+        return pd.DataFrame({"column": cols,
+                             "reached": [int(self.frame[c].notna().sum()) for c in cols],
+                             "accounts": len(self.frame)})
+
+
 def journey_reach(ws, journey, by: str | Sequence[str] | None = None, *, as_of=None
-                  ) -> pd.DataFrame:
+                  ) -> JourneyReach:
     """When each account reached each stage of a journey that has a data signal.
 
     One row per account (signed up by the as-of date): ``account_id``, ``signup_date``,
@@ -225,12 +267,11 @@ def journey_reach(ws, journey, by: str | Sequence[str] | None = None, *, as_of=N
     as_of = resolve_as_of(ws, as_of)
     by_cols = [by] if isinstance(by, str) else list(by or [])
     acc, _ = _reach_times(ws, journey, as_of, by_cols)
-    acc.attrs = {"journey": journey.fingerprint(), "as_of": as_of, "by": by_cols}
-    return acc
+    return JourneyReach(acc, journey.fingerprint(), as_of, tuple(by_cols))
 
 
 def stage_flow(ws, journey, by: str | None = None, *, as_of=None, stall_days: int = 30,
-               small_sample: int = _SMALL, reach: pd.DataFrame | None = None
+               small_sample: int = _SMALL, reach: JourneyReach | None = None
                ) -> pd.DataFrame:
     """How accounts move through a journey's stages: reach, conversion, days, stalls.
 
@@ -265,9 +306,10 @@ def stage_flow(ws, journey, by: str | None = None, *, as_of=None, stall_days: in
         Days of waiting after which an account counts as stalled.
     small_sample : int
         Rows whose ``from_reached`` is below this are flagged ``small_sample``.
-    reach : DataFrame, optional
+    reach : JourneyReach, optional
         :func:`journey_reach` of this journey and as-of date (with the ``by`` column),
-        possibly narrowed to some accounts: aggregated instead of asking the engine.
+        possibly narrowed (:meth:`JourneyReach.narrow`): aggregated instead of asking
+        the engine.
 
     Returns
     -------
@@ -281,19 +323,22 @@ def stage_flow(ws, journey, by: str | None = None, *, as_of=None, stall_days: in
         signal have only ``position``, ``stage``, ``has_signal`` and ``accounts``.
     """
     journey = load_map(journey)
+    stall_days = check_int("stall_days", stall_days, minimum=0)
+    small_sample = check_int("small_sample", small_sample, minimum=0)
     as_of = resolve_as_of(ws, as_of)
     by_cols = [by] if by else []
     if reach is None:
         acc, stages = _reach_times(ws, journey, as_of, by_cols)
     else:
         stages = _signal_stages(journey)
-        made = reach.attrs.get("journey"), reach.attrs.get("as_of")
+        made = (getattr(reach, "journey", None), getattr(reach, "as_of", None))
+        frame = getattr(reach, "frame", pd.DataFrame())
         missing = [c for c in [*by_cols, *(f"stage_{i}" for i, _ in stages)]
-                   if c not in reach]
+                   if c not in frame]
         if made != (journey.fingerprint(), as_of) or missing:
-            raise ValueError("reach must be journey_reach() of this journey and as-of date"
-                             + (f" with the column(s) {missing}" if missing else ""))
-        acc = reach.copy()
+            raise ArgumentError("reach must be journey_reach() of this journey and as-of "
+                                "date" + (f" with the column(s) {missing}" if missing else ""))
+        acc = frame.copy()
     if by:
         acc[by] = acc[by].astype("object").where(acc[by].notna(), "(missing)").astype("str")
         groups = [(str(k), g) for k, g in acc.groupby(by, sort=True)]
@@ -304,14 +349,13 @@ def stage_flow(ws, journey, by: str | None = None, *, as_of=None, stall_days: in
         for r in _flow_rows(g, stages, as_of, stall_days, small_sample, journey,
                             ws.timezone):
             rows.append({by: key, **r} if by else r)
-    cols = ([by] if by else []) + _FLOW_COLUMNS
+    cols = ([by] if by else []) + FLOW_COLUMNS
     out = pd.DataFrame(rows).reindex(columns=cols)
     for c in ("accounts", "reached", "from_reached", "converted", "waiting", "stalled",
               "churned_before"):
         out[c] = out[c].astype("Int64")
     out["has_signal"] = out["has_signal"].astype(bool)
     out["small_sample"] = out["small_sample"].astype("boolean")
-    out.attrs = {"by": by, "as_of": as_of, "stall_days": stall_days, "title": journey.title}
     return out
 
 
@@ -321,7 +365,8 @@ def stage_flow(ws, journey, by: str | None = None, *, as_of=None, stall_days: in
 _GRAINS = ("month", "quarter")
 
 
-_GOAL_COLUMNS = ["goal", "layer", "metric", "period", "period_label", "period_start",
+#: Columns of :func:`goal_progress` (the ``by`` column goes after ``metric``).
+GOAL_COLUMNS = ["goal", "layer", "metric", "period", "period_label", "period_start",
                  "value", "numerator", "denominator", "lower", "upper", "target",
                  "direction", "met", "small_sample"]
 
@@ -374,6 +419,7 @@ def goal_progress(ws, journey, *, grain: str = "quarter", by: str | None = None,
     from cs_analysis import surveys
 
     journey = load_map(journey)
+    small_sample = check_int("small_sample", small_sample, minimum=0)
     grain = check_choice("grain", grain, _GRAINS)
     as_of = resolve_as_of(ws, as_of)
     chosen = [g for g in journey.goals if goals is None or g.name in goals]
@@ -397,7 +443,7 @@ def goal_progress(ws, journey, *, grain: str = "quarter", by: str | None = None,
         df = df.assign(goal=g.name, layer=g.layer, metric=g.metric, target=float(g.target),
                        direction=g.direction)
         frames.append(df)
-    cols = _GOAL_COLUMNS[:3] + ([by] if by else []) + _GOAL_COLUMNS[3:]
+    cols = GOAL_COLUMNS[:3] + ([by] if by else []) + GOAL_COLUMNS[3:]
     if not frames:
         return pd.DataFrame(columns=cols)
     out = pd.concat(frames, ignore_index=True)
@@ -410,7 +456,6 @@ def goal_progress(ws, journey, *, grain: str = "quarter", by: str | None = None,
     out["small_sample"] = out["denominator"] < small_sample
     out = out.reindex(columns=cols)
     out = out.sort_values(["goal", *([by] if by else []), "period"]).reset_index(drop=True)
-    out.attrs = {"grain": grain, "by": by, "as_of": as_of}
     return out
 
 

@@ -7,14 +7,15 @@ from dataclasses import dataclass
 import pandas as pd
 
 from cs_analysis.journey.maps import Persona, load_map
+from cs_analysis.results import Result
 from cs_analysis.time import resolve_as_of
 
 
 # ======================================================================================
 # Persona evidence
 # ======================================================================================
-@dataclass
-class PersonaEvidence:
+@dataclass(frozen=True)
+class PersonaEvidence(Result):
     """Result of :func:`persona_evidence`.
 
     Attributes
@@ -38,6 +39,13 @@ class PersonaEvidence:
     voices: pd.DataFrame
     onboarding: pd.DataFrame
     accounts: int
+
+    title = "What the data say about the persona"
+
+    def summary(self) -> pd.DataFrame:
+        """The persona's typical onboarding path (median days, share within target)."""
+        cols = ["stage_label", "accounts", "reached", "median_days", "share_within_target"]
+        return self.onboarding[[c for c in cols if c in self.onboarding.columns]]
 
 
 def persona_evidence(ws, persona, *, as_of=None, voices: int = 8, criteria=None
@@ -81,6 +89,9 @@ def persona_evidence(ws, persona, *, as_of=None, voices: int = 8, criteria=None
                                                  as_of=as_of).assign(stage=s.name,
                                                                      stage_label=s.label)
                           for s in crit.stages], ignore_index=True)
-    return PersonaEvidence(persona, themes, voice, path, n)
+    notes = (f"{persona.name}: {n:,} accounts in the segment"
+             f"{' ' + ', '.join(persona.segment) if persona.segment else ''}; "
+             f"{len(themes)} survey themes, {len(voice)} curated voices",)
+    return PersonaEvidence(persona, themes, voice, path, n, notes=notes)
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 from cs_analysis.errors import check_alpha, check_int
 from cs_analysis.journey.compare import escape_text as _e
 from cs_analysis.journey.maps import CHAMPION_ROLES, KEY_ROLES, ROLES, SMALL_SAMPLE
+from cs_analysis.results import Result
 from cs_analysis.time import local_dates, resolve_as_of
 
 _SMALL = SMALL_SAMPLE
@@ -73,8 +74,8 @@ def stakeholder_split(ws, as_of: dt.date, split: str) -> pd.Series:
     return out.reindex(allacc).fillna("none")
 
 
-@dataclass
-class StakeholderMap:
+@dataclass(frozen=True)
+class StakeholderMap(Result):
     """Result of :func:`stakeholder_map`.
 
     Attributes
@@ -101,6 +102,17 @@ class StakeholderMap:
     decision_style: str | None
     flags: dict[str, bool]
     departed: list[str]
+
+    title = "Stakeholder map"
+
+    def summary(self) -> pd.DataFrame:
+        """The people, by role: who is there, who champions, who left."""
+        cols = ["role", "domain", "name", "title", "influence", "sentiment", "present",
+                "champion", "left_at"]
+        return self.people[[c for c in cols if c in self.people.columns]]
+
+    def _repr_html_(self) -> str:
+        return self.html()
 
     def html(self) -> str:
         """The map as an escaped HTML card: flags, then people by role and domain."""
@@ -149,6 +161,7 @@ def stakeholder_map(ws, account_id: str, *, as_of=None, recent_days: int = 90,
     StakeholderMap
     """
     as_of = resolve_as_of(ws, as_of)
+    recent_days = check_int("recent_days", recent_days, minimum=0)
     people = _people(ws, as_of, [account_id])
     if people.empty:
         from cs_analysis.workspace import WorkspaceError
