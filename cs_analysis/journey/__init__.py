@@ -9,7 +9,7 @@ handout). Every public name is re-exported here.
 
 CS and Product usually hold different pictures of the ideal customer and their path to
 success: Product maps feature use (set-up → feature A → feature B), CS maps what happens
-between those steps and after them. This module supports the workshop where both teams
+between those steps and after them. This package supports the workshop where both teams
 agree on one persona, one journey and at least one shared goal metric, and the review of
 that metric afterwards.
 
@@ -26,7 +26,8 @@ Public API
   renders the two maps side by side with the differences highlighted).
 - :func:`stage_flow`: per data-signal stage, accounts reaching it, conversion from the
   previous stage, Kaplan-Meier median and spread of the days between them, accounts
-  waiting, stalled and churned in between.
+  waiting, stalled and churned in between; :func:`journey_reach` →
+  :class:`JourneyReach` (when each account reached each stage, for dashboards to narrow).
 - :func:`persona_evidence`: survey themes, curated voices and the typical onboarding path
   of a persona's segment and role (from :mod:`cs_analysis.surveys` and
   :mod:`cs_analysis.onboarding`).
@@ -35,7 +36,8 @@ Public API
 - :func:`goal_progress`: the agreed goal metrics per period against their targets.
 - :func:`handout_html` / :func:`export_handout`: a printable workshop handout.
 - :class:`WorkshopSession` (the agreed map being edited, autosaved to a draft file under
-  :func:`workshop_dir`) and the dashboards :class:`JourneyWorkshopDashboard` and
+  :func:`workshop_dir`; every save a new version file, created atomically) and the
+  dashboards :class:`JourneyWorkshopDashboard` and
   :class:`SharedGoalsDashboard`.
 
 Definitions
@@ -48,6 +50,10 @@ Definitions
   activity from the account's ``signup_date`` up to the as-of date counts, and only
   while the account is a customer: a signal dated on or after the account's churn date
   (:func:`cs_analysis.retention.account_lifetimes`) does not count.
+- **Calendar**: every date of a timestamp (a stage reached, a response, a departure, an
+  event's month or quarter) is its local date in the workspace's time zone
+  (``ws.timezone``, :mod:`cs_analysis.time`), so a response at 08:30 in Tokyo on the
+  signup day is on the signup day (metrics.md, Time).
 - **Conversion** from stage A to the next signal stage B = accounts that reached both /
   accounts that reached A (for the first signal stage, A is the signup).
 - **Days from A to B**: whole days between the dates A and B were reached (0 when B came

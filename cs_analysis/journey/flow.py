@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import inspect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -431,7 +432,9 @@ def goal_progress(ws, journey, *, grain: str = "quarter", by: str | None = None,
             df = _active_share(ws, g, grain, by, as_of)
         else:
             fn = {"nps": surveys.nps, "csat": surveys.csat, "ces": surveys.ces}[g.metric]
-            s = fn(ws, by=by, period=grain, as_of=as_of)
+            # the period argument is being renamed `grain` across the package
+            kw = "grain" if "grain" in inspect.signature(fn).parameters else "period"
+            s = fn(ws, by=by, as_of=as_of, **{kw: grain})
             s = s[s["period"].map(lambda p: period_bounds(p, grain)[1] <= as_of)]
             df = pd.DataFrame({
                 **({by: s[by].astype("str")} if by else {}),
