@@ -925,6 +925,18 @@ def test_sponsor_gap_recovers_the_true_hazard_ratio_without_snapshot_bias(tmp_pa
     assert snap < 0.75 * ratio and abs(row["rate_ratio"] - ratio) < abs(snap - ratio) / 3
     assert row["exposure_years"] + row["exposure_years_without"] == pytest.approx(
         years.sum())
+    # an independent reference: a Cox model with the gap as a time-varying covariate
+    # (statsmodels PHReg on counting-process rows with entry times)
+    from statsmodels.duration.hazard_regression import PHReg
+
+    split = np.where(seen, leave_day, end_day)
+    pre = split > 0
+    entry = np.r_[np.zeros(pre.sum()), split[seen]]
+    exit_ = np.r_[split[pre], end_day[seen]]
+    status = np.r_[(churned & ~seen)[pre], churned[seen]].astype(int)
+    gap = np.r_[np.zeros(pre.sum()), np.ones(seen.sum())]
+    fit = PHReg(exit_, gap[:, None], status=status, entry=entry, ties="efron").fit()
+    assert row["rate_ratio"] == pytest.approx(float(np.exp(fit.params[0])), rel=0.1)
 
 
 # -- one shape for results ---------------------------------------------------------------
@@ -966,3 +978,26 @@ def test_results_have_one_shape(flow_ws):
             call()
     assert issubclass(j.JourneyMapError, CSAnalysisError) and issubclass(
         j.JourneyMapError, ValueError)
+
+
+def test_stage_share_counts_local_days(tz_ws):
+    ws, tz, accounts, subs, survey, _, _ = tz_ws
+    m = {**FLOW_MAP, "stages": [{"name": "Easy", "signal": {"survey": "ces", "min_score": 5}}],
+         "goals": [{"name": "Easy fast", "layer": "outcome", "metric": "stage_share",
+                    "stage": "Easy", "within_days": 30, "target": 0.5}]}
+    out = j.goal_progress(ws, m, grain="month").set_index("period_label")
+    churn = {a: TS(e) for a, e in zip(subs["account_id"], subs["end_date"], strict=True) if e}
+    ok = survey[survey["score"] >= 5]
+    day = pd.Series([_local_day(t, tz) for t in ok["responded_at"]], index=ok.index)
+    expected: dict[str, list[int]] = {}
+    for a, sd in zip(accounts["account_id"], pd.to_datetime(accounts["signup_date"]),
+                     strict=True):
+        d = day[(ok["account_id"] == a) & (day >= sd) & (day <= TS("2024-06-30"))]
+        first = d.min() if len(d) else None
+        hit = (first is not None and (a not in churn or first < churn[a])
+               and (first - sd).days <= 30)
+        expected.setdefault(sd.strftime("%Y-%m"), []).append(int(hit))
+    assert sorted(out.index) == sorted(expected)
+    for label, hits in expected.items():
+        assert (out.loc[label, "numerator"], out.loc[label, "denominator"]) == (
+            sum(hits), len(hits)), label
