@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from cs_analysis.errors import check_int
 from cs_analysis.journey.maps import Persona, load_map
 from cs_analysis.results import Result
 from cs_analysis.time import resolve_as_of
@@ -71,6 +72,7 @@ def persona_evidence(ws, persona, *, as_of=None, voices: int = 8, criteria=None
     if not isinstance(persona, Persona):
         persona = load_map(persona).persona
     as_of = resolve_as_of(ws, as_of)
+    voices = check_int("voices", voices, minimum=0)
     scoped = ws.where(segment=list(persona.segment)) if persona.segment else ws
     n = int(scoped.table("accounts").count().to_pandas())
     themes = pd.DataFrame()
