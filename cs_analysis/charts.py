@@ -1167,12 +1167,23 @@ def request_bars(priorities, *, top: int = 15, title: str | None = None) -> alt.
 # stage, goal period or gap).
 
 
-def _journey_group(frame) -> str | None:
-    by = frame.attrs.get("by") if hasattr(frame, "attrs") else None
-    return by if by and by in frame.columns else None
+def _journey_group(frame, by: str | None = None) -> str | None:
+    """The grouping column: ``by`` if given, else the one column the analysis did not make.
+
+    :func:`~cs_analysis.journey.stage_flow` and :func:`~cs_analysis.journey.goal_progress`
+    name their grouping column after ``by``; every other column is one of theirs.
+    """
+    if by:
+        return by if by in frame.columns else None
+    from cs_analysis.journey.flow import FLOW_COLUMNS, GOAL_COLUMNS
+
+    known = {*FLOW_COLUMNS, *GOAL_COLUMNS}
+    extra = [c for c in frame.columns if c not in known]
+    return extra[0] if len(extra) == 1 else None
 
 
-def journey_funnel(flow, *, title: str | None = None) -> alt.LayerChart:
+def journey_funnel(flow, *, by: str | None = None, title: str | None = None
+                   ) -> alt.LayerChart:
     """Accounts reaching each stage of a journey, with those stalled before it.
 
     Parameters
@@ -1180,6 +1191,8 @@ def journey_funnel(flow, *, title: str | None = None) -> alt.LayerChart:
     flow : pandas.DataFrame
         :func:`cs_analysis.journey.stage_flow` output (stages without a data signal are
         left out; with ``by`` one bar per group, side by side).
+    by : str, optional
+        The grouping column (default: the column named after the analysis's ``by``).
     title : str, optional
 
     Returns
@@ -1188,7 +1201,7 @@ def journey_funnel(flow, *, title: str | None = None) -> alt.LayerChart:
         Bars = share of accounts that reached the stage; red ticks = share of the
         previous stage's accounts stalled before it; the tooltip has the counts.
     """
-    by = _journey_group(flow)
+    by = _journey_group(flow, by)
     data = flow[flow["has_signal"]].copy()
     data["label"] = data["position"].astype(int).astype(str) + ". " + data["stage"]
     keep = ["label", "position", "stage", "from_stage", "accounts", "reached", "reached_share",
@@ -1215,13 +1228,16 @@ def journey_funnel(flow, *, title: str | None = None) -> alt.LayerChart:
         title=title or "Where accounts get to (bars) and stall (red: share stalled before it)")
 
 
-def journey_days(flow, *, title: str | None = None) -> alt.LayerChart:
+def journey_days(flow, *, by: str | None = None, title: str | None = None
+                 ) -> alt.LayerChart:
     """Median days from the previous stage to each stage, with the quartiles.
 
     Parameters
     ----------
     flow : pandas.DataFrame
         :func:`cs_analysis.journey.stage_flow` output.
+    by : str, optional
+        The grouping column (default: the column named after the analysis's ``by``).
     title : str, optional
 
     Returns
@@ -1230,7 +1246,7 @@ def journey_days(flow, *, title: str | None = None) -> alt.LayerChart:
         A point at the Kaplan-Meier median and a rule from the 25th to the 75th
         percentile (open to the right when the 75th is not reached within follow-up).
     """
-    by = _journey_group(flow)
+    by = _journey_group(flow, by)
     data = flow[flow["has_signal"]].copy()
     data["label"] = data["position"].astype(int).astype(str) + ". " + data["stage"]
     data = data[["label", "position", "from_stage", "median_days", "p25_days", "p75_days",
@@ -1251,7 +1267,8 @@ def journey_days(flow, *, title: str | None = None) -> alt.LayerChart:
         title=title or "Days between stages (censoring-aware)")
 
 
-def goal_trend(progress, *, title: str | None = None) -> alt.LayerChart:
+def goal_trend(progress, *, by: str | None = None, title: str | None = None
+               ) -> alt.LayerChart:
     """One goal metric over time against its target.
 
     Parameters
@@ -1259,6 +1276,8 @@ def goal_trend(progress, *, title: str | None = None) -> alt.LayerChart:
     progress : pandas.DataFrame
         :func:`cs_analysis.journey.goal_progress` rows of one goal (with ``by``, one line
         per group).
+    by : str, optional
+        The grouping column (default: the column named after the analysis's ``by``).
     title : str, optional
 
     Returns
@@ -1269,7 +1288,7 @@ def goal_trend(progress, *, title: str | None = None) -> alt.LayerChart:
     """
     import pandas as pd
 
-    by = _journey_group(progress)
+    by = _journey_group(progress, by)
     metric = str(progress["metric"].iloc[0]) if len(progress) else "stage_share"
     share = metric in ("stage_share", "active_share", "csat")
     data = progress[[c for c in ("period_start", "period_label", "value", "numerator",

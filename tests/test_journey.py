@@ -17,6 +17,7 @@ import pytest
 
 from cs_analysis import journey as j
 from cs_analysis.dashboard import JourneyWorkshopDashboard, SharedGoalsDashboard
+from cs_analysis.journey import compare as jcompare
 from cs_analysis.workspace import open_workspace, write_workspace
 
 D = dt.date.fromisoformat
@@ -77,10 +78,10 @@ BAD = [
     # (file text, substrings the message must contain)
     ("title: [unclosed\n", ["not valid YAML", "line 2, column 1"]),
     ("- a\n- b\n", ["expected a mapping", "list"]),
-    (MINIMAL.replace("team: cs\n", ""), ["has no `team`"]),
+    (MINIMAL.replace("team: cs\n", ""), ["(team): `team` is required"]),
     (MINIMAL.replace("title: T", "title: T\ncolour: red"), ["line 2", "unknown key 'colour'"]),
     (MINIMAL.replace("persona:\n  name: P\n  role: owner\n  domain: business\n", ""),
-     ["no `persona`"]),
+     ["(persona): `persona` is required"]),
     (MINIMAL.replace("role: owner", "role: boss"), ["line 5", "persona.role", "'boss'",
                                                     "executive sponsor"]),
     (MINIMAL.replace("domain: business", "domain: legal"), ["persona.domain", "'legal'"]),
@@ -91,7 +92,8 @@ BAD = [
     (MINIMAL.replace("title: T", "title: T\nversion: 0"), ["version", "whole number >= 1"]),
     (MINIMAL.replace("  - name: A\n    signal: {milestone: m1}\n", "  []\n"),
      ["`stages` must be a non-empty list"]),
-    (MINIMAL.replace("  - name: A", "  - customer_goal: x"), ["stages[0]", "no `name`"]),
+    (MINIMAL.replace("  - name: A", "  - customer_goal: x"),
+     ["stages[0].name", "`name` is required"]),
     (MINIMAL.replace("  - name: A", "  - name: [A]"), ["stages[0].name", "must be text"]),
     (MINIMAL + "  - name: a\n", ["stages[1].name", "already used by stage 'A'"]),
     (MINIMAL + "  - name: B\n    aliases: [A]\n", ["already used by stage 'A'"]),
@@ -114,7 +116,8 @@ BAD = [
     (MINIMAL + "  - name: B\n    signal: {survey: ces, min_score: high}\n",
      ["signal.min_score", "must be a number"]),
     (MINIMAL + "goals: {a: 1}\n", ["`goals` must be a list"]),
-    (MINIMAL + "goals:\n  - name: g\n    metric: nps\n    target: 30\n", ["has no `layer`"]),
+    (MINIMAL + "goals:\n  - name: g\n    metric: nps\n    target: 30\n",
+     ["goals[0].layer", "`layer` is required"]),
     (MINIMAL + "goals:\n  - {name: g, layer: revenue, metric: nps, target: 30}\n",
      ["goals[0].layer", "'revenue'", "adoption"]),
     (MINIMAL + "goals:\n  - {name: g, layer: outcome, metric: mrr, target: 30}\n",
@@ -138,6 +141,23 @@ BAD = [
     (MINIMAL + "goals:\n  - {name: g, layer: outcome, metric: nps, target: 1}\n"
                "  - {name: G, layer: outcome, metric: nps, target: 2}\n",
      ["goals[1].name", "used twice"]),
+    # schema (pydantic through config.validate): 3.0 is not a whole number, kinds of value
+    (MINIMAL + "  - name: B\n    signal: {events: [x], at_least: 3.0}\n",
+     ["line 11", "signal.at_least", "whole number >= 1", "3.0"]),
+    (MINIMAL.replace("persona:\n  name: P\n  role: owner\n  domain: business\n",
+                     "persona: someone\n"), ["(persona)", "`persona` must be a mapping"]),
+    (MINIMAL + "  - name: B\n    signal: {milestone: [a, b]}\n",
+     ["stages[1].signal.milestone", "must be text"]),
+    (MINIMAL + "  - name: B\n    signal: {milestone: m, colour: red}\n",
+     ["line 11", "unknown key 'colour'", "milestone"]),
+    (MINIMAL + "  - name: B\n    signal: {survey: ces, at_least: 2}\n",
+     ["`at_least` does not apply to a survey signal"]),
+    # the safe reader: duplicate keys (both lines) and alias bombs
+    (MINIMAL.replace("team: cs\n", "team: cs\nteam: product\n"),
+     ["duplicate key 'team'", "first on line 2", "again on line 3"]),
+    ("a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n"
+        for i in range(8)), ["aliases"]),
 ]
 
 
@@ -199,7 +219,7 @@ def test_lis_conflicts_are_minimal():
     rng = np.random.default_rng(1)
     for _ in range(30):
         perm = list(rng.permutation(7))
-        keep = j._lis_keep(perm)
+        keep = jcompare._lis_keep(perm)
         kept = [perm[i] for i in sorted(keep)]
         assert kept == sorted(kept)
         # brute force: the longest increasing subsequence length
@@ -429,13 +449,27 @@ def test_stakeholder_coverage_matches_brute_force(flow_ws):
     signup = {a: TS("2024-01-01") if a in ("A1", "A2", "A3", "A4") else TS("2024-04-10")
               for a in ends}
     years = {a: (ends[a] - signup[a]).days / 365.25 for a in ends}
-    churned = {"A2", "A6"}
-    # no executive sponsor present at the end: all but A1 (A6's sponsor left before churn)
-    gap = {a for a in ends if a != "A1"}
+    # no executive sponsor: A1's stays (never a gap); A6's left 2024-05-01, a month before
+    # A6 churned (gap from then: A6's churn counts with it, its time before without); the
+    # others never had one (gap from signup)
+    never = {a for a in ends if a not in ("A1", "A6")}
     row = cov.loc["no executive sponsor"]
-    assert row["accounts"] == len(gap) and row["churned"] == len(gap & churned)
-    assert row["exposure_years"] == pytest.approx(sum(years[a] for a in gap))
-    assert row["churn_per_year_without"] == 0
+    assert row["accounts"] == len(never) + 1 and row["churned"] == 2
+    with_gap = sum(years[a] for a in never) + (ends["A6"] - TS("2024-05-01")).days / 365.25
+    without = years["A1"] + (TS("2024-05-01") - signup["A6"]).days / 365.25
+    assert row["exposure_years"] == pytest.approx(with_gap)
+    assert row["exposure_years_without"] == pytest.approx(without)
+    assert row["accounts_without"] == 2 and row["churn_per_year_without"] == 0
+    # no owner: A1's owner left 2024-06-20 (gap for its last 10 days), A2's owner left
+    # 2024-02-01 before A2 churned, A3's stays; the rest never had one
+    row = cov.loc["no owner"]
+    own_with = (sum(years[a] for a in ends if a not in ("A1", "A2", "A3"))
+                + (ends["A1"] - TS("2024-06-20")).days / 365.25
+                + (ends["A2"] - TS("2024-02-01")).days / 365.25)
+    assert row["accounts"] == 7 and row["churned"] == 2 and row["churned_without"] == 0
+    assert row["exposure_years"] == pytest.approx(own_with)
+    assert row["exposure_years"] + row["exposure_years_without"] == pytest.approx(
+        sum(years.values()))
     # key person left: A6's sponsor (2024-05-01) before its churn; A2's owner before churn;
     # A1's owner left 2024-06-20 before the as-of date.
     row = cov.loc["key person left"]
@@ -468,21 +502,21 @@ def test_goal_progress_matches_brute_force(flow_ws):
     out = j.goal_progress(flow_ws, GOAL_MAP, grain="quarter")
     signup, churn, reach, as_of = brute_flow()
     share = out[out["goal"] == "One fast"].set_index("period_label")
-    # 2024Q1 cohort (A1-A4) is observable (Mar 31 + 10 days <= Jun 30); Q2 is not
-    assert list(share.index) == ["2024Q1"]
+    # 2024-Q1 cohort (A1-A4) is observable (Mar 31 + 10 days <= Jun 30); Q2 is not
+    assert list(share.index) == ["2024-Q1"]
     fast = [a for a in ("A1", "A2", "A3", "A4")
             if a in reach["One"] and (reach["One"][a].normalize() - signup[a]).days <= 10]
-    assert share.loc["2024Q1", "numerator"] == len(fast) == 4
-    assert share.loc["2024Q1", "denominator"] == 4 and bool(share.loc["2024Q1", "met"])
+    assert share.loc["2024-Q1", "numerator"] == len(fast) == 4
+    assert share.loc["2024-Q1", "denominator"] == 4 and bool(share.loc["2024-Q1", "met"])
     act = out[out["goal"] == "Sharing"].set_index("period_label")
     # paying on Mar 31: A1, A3, A4 (A2 ended Mar 1); >= 2 report_shared in Q1: A1, A4
-    assert act.loc["2024Q1", "denominator"] == 3 and act.loc["2024Q1", "numerator"] == 2
+    assert act.loc["2024-Q1", "denominator"] == 3 and act.loc["2024-Q1", "numerator"] == 2
     # paying on Jun 30: all but A2, A6; in Q2: A5 (2 events)
-    assert act.loc["2024Q2", "denominator"] == 6 and act.loc["2024Q2", "numerator"] == 1
-    assert not bool(act.loc["2024Q2", "met"])
+    assert act.loc["2024-Q2", "denominator"] == 6 and act.loc["2024-Q2", "numerator"] == 1
+    assert not bool(act.loc["2024-Q2", "met"])
     ces = out[out["goal"] == "Effort"].set_index("period_label")
-    assert ces.loc["2024Q1", "value"] == pytest.approx(np.mean([6, 3, 7]))
-    assert ces.loc["2024Q1", "denominator"] == 3
+    assert ces.loc["2024-Q1", "value"] == pytest.approx(np.mean([6, 3, 7]))
+    assert ces.loc["2024-Q1", "denominator"] == 3
     assert set(out["layer"]) == {"outcome", "adoption", "experience"}
 
 
@@ -544,6 +578,69 @@ def test_broken_draft_is_moved_aside_not_lost(tmp_path):
     assert (tmp_path / "agreed.draft.yml.broken-1").read_text(encoding="utf-8") == "title: ["
 
 
+def test_draft_with_duplicate_keys_or_an_alias_bomb_is_refused_and_kept(tmp_path):
+    good = j.dump_map(j.merge_maps(*j.default_maps()))
+    bomb = "a: &a [x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 8)}]\n"
+        for i in range(9))
+    dup = good.replace("team: shared\n", "team: shared\nteam: cs\n")
+    for k, text in enumerate([dup, bomb], start=1):
+        (tmp_path / "agreed.draft.yml").write_text(text, encoding="utf-8")
+        s = j.WorkshopSession(folder=tmp_path)
+        assert "could not be read" in s.notice
+        assert ("duplicate key 'team'" if k == 1 else "aliases") in s.notice
+        aside = tmp_path / f"agreed.draft.yml.broken-{k}"
+        assert aside.read_text(encoding="utf-8") == text
+
+
+def _save_many(folder: str, count: int) -> list[str]:
+    """One viewer saving ``count`` times (also run in a separate process)."""
+    s = j.WorkshopSession(folder=folder)
+    return [s.save().name for _ in range(count)]
+
+
+def _check_versions(folder, names: list[str], total: int):
+    assert len(names) == total and len(set(names)) == total  # every save its own file
+    files = sorted(folder.glob("agreed-v*.yml"))
+    assert len(files) == total
+    versions = sorted(j.load_map(f).version for f in files)
+    assert versions == list(range(1, total + 1))  # none lost, each file names itself
+    for f in files:
+        assert f.name == f"agreed-v{j.load_map(f).version}.yml"
+    assert not list(folder.glob(".*.tmp"))  # no temporary file left behind
+
+
+def test_concurrent_saves_in_threads_keep_every_version(tmp_path):
+    import threading
+
+    j.WorkshopSession(folder=tmp_path).autosave()
+    names: list[str] = []
+    start = threading.Barrier(2)
+    lock = threading.Lock()
+
+    def viewer():
+        start.wait()
+        got = _save_many(str(tmp_path), 20)
+        with lock:
+            names.extend(got)
+
+    threads = [threading.Thread(target=viewer) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    _check_versions(tmp_path, names, 40)
+
+
+def test_concurrent_saves_in_processes_keep_every_version(tmp_path):
+    import multiprocessing as mp
+
+    j.WorkshopSession(folder=tmp_path).autosave()
+    with mp.get_context("fork").Pool(2) as pool:
+        parts = pool.starmap(_save_many, [(str(tmp_path), 20)] * 2)
+    _check_versions(tmp_path, [n for p in parts for n in p], 40)
+
+
 def test_workshop_dir_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv(j.WORKSHOP_ENV, str(tmp_path / "w"))
     assert j.workshop_dir() == tmp_path / "w"
@@ -557,7 +654,7 @@ def test_handout_has_persona_journey_data_and_goals(flow_ws, tmp_path):
     prog = j.goal_progress(flow_ws, m)
     out = j.export_handout(m, tmp_path / "h", flow=flow, progress=prog, pdf=False)
     text = out["html"].read_text(encoding="utf-8")
-    for part in ("Persona", "Kickoff", "milestone m1", "One fast", "2024Q1", "@media print"):
+    for part in ("Persona", "Kickoff", "milestone m1", "One fast", "2024-Q1", "@media print"):
         assert part in text
     assert "pdf" not in out
 
@@ -652,3 +749,255 @@ def test_shared_goals_launch_has_both_grains_ready(small_demo, monkeypatch):
                         lambda *a, **k: (_ for _ in ()).throw(AssertionError("asked again")))
     app.filters["grain"].value = "month"
     assert app.error is None and (app.table["period_label"].str.len() == 7).all()
+
+
+# -- the workspace's time zone ----------------------------------------------------------
+def _utc(local: str, tz: str) -> pd.Timestamp:
+    """The stored (naive UTC) instant of a local wall-clock time in ``tz``."""
+    return TS(local).tz_localize(tz).tz_convert("UTC").tz_localize(None)
+
+
+def _local_day(stored, tz: str) -> pd.Timestamp:
+    """Reference: the local date of a stored UTC timestamp, with pandas' tz database."""
+    return TS(stored).tz_localize("UTC").tz_convert(tz).tz_localize(None).normalize()
+
+
+def _edge_times(tz: str, rng) -> list[pd.Timestamp]:
+    """Stored instants minutes either side of local midnight at month and quarter ends."""
+    out = []
+    for day in ["2024-01-31", "2024-02-29", "2024-03-31", "2024-04-30", "2024-05-31",
+                "2024-06-15", "2024-06-29", "2024-06-30"]:
+        nxt = (TS(day) + pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+        for _ in range(3):
+            m = int(rng.integers(1, 20))
+            out.append(_utc(f"{day} 23:{60 - m:02d}", tz))
+            out.append(_utc(f"{nxt} 00:{m:02d}", tz))
+    return out
+
+
+@pytest.fixture(params=["Asia/Tokyo", "America/Los_Angeles"])
+def tz_ws(request, tmp_path):
+    """Accounts whose responses, events and departures sit minutes from local midnight."""
+    tz = request.param
+    rng = np.random.default_rng(7)
+    ids = [f"T{i}" for i in range(12)]
+    signup = [D("2024-01-01"), D("2024-02-01"), D("2024-03-01"), D("2024-04-01")] * 3
+    accounts = pd.DataFrame({"account_id": ids, "signup_date": signup,
+                             "segment": ["SMB", "Ent"] * 6})
+    end = [None] * 10 + [D("2024-04-30"), D("2024-05-31")]
+    subs = pd.DataFrame({"account_id": ids, "start_date": signup, "end_date": end,
+                         "mrr": [100.0] * 12})
+    times = _edge_times(tz, rng)
+    # signup-day edges: 08:30 local on signup day (stored the day before in Tokyo) and
+    # 23:30 local the day before signup (stored on the signup day in Los Angeles)
+    resp = []
+    for a, s in zip(ids, signup, strict=True):
+        resp.append((a, _utc(f"{s} 08:30", tz)))
+        resp.append((a, _utc(f"{s - dt.timedelta(days=1)} 23:30", tz)))
+        for t in rng.choice(times, size=3, replace=False):
+            resp.append((a, TS(t)))
+    rng.shuffle(resp)
+    survey = pd.DataFrame({"response_id": [f"R{i}" for i in range(len(resp))],
+                           "account_id": [r[0] for r in resp], "survey": "ces",
+                           "score": rng.integers(3, 8, len(resp)).astype(float),
+                           "responded_at": [r[1] for r in resp], "touchpoint": "onboarding"})
+    ev = [(a, TS(t)) for a in ids for t in rng.choice(times, size=8, replace=False)]
+    events = pd.DataFrame({"account_id": [e[0] for e in ev], "event_at": [e[1] for e in ev],
+                           "event_name": "report_shared"})
+    people = pd.DataFrame({
+        "account_id": ids, "person_id": [f"p{i}" for i in range(12)],
+        "role": "executive sponsor", "domain": "business", "sentiment": 2,
+        # left 00:10 local on 1 May (stored 30 April in Tokyo) or 23:50 local on 30 April
+        # (stored 1 May in Los Angeles); a third stay
+        "left_at": [_utc("2024-05-01 00:10", tz), _utc("2024-04-30 23:50", tz), None] * 4})
+    path = write_workspace(tmp_path / "tz.duckdb", {
+        "accounts": accounts, "subscriptions": subs, "survey_responses": survey,
+        "usage_events": events, "stakeholders": people},
+        config={"as_of": "2024-06-30", "timezone": tz})
+    return open_workspace(path), tz, accounts, subs, survey, events, people
+
+
+def test_stage_flow_uses_local_days(tz_ws):
+    ws, tz, accounts, subs, survey, _, _ = tz_ws
+    as_of = TS("2024-06-15")
+    m = {**FLOW_MAP, "stages": [{"name": "Easy", "signal": {"survey": "ces", "min_score": 5}}]}
+    out = j.stage_flow(ws, m, as_of="2024-06-15").set_index("stage").loc["Easy"]
+    signup = dict(zip(accounts["account_id"], pd.to_datetime(accounts["signup_date"]),
+                      strict=True))
+    churn = {a: TS(e) for a, e in zip(subs["account_id"], subs["end_date"], strict=True) if e}
+    s = survey[survey["score"] >= 5].assign(
+        day=[_local_day(t, tz) for t in survey.loc[survey["score"] >= 5, "responded_at"]])
+    time, event = [], []
+    for a in signup:
+        days = s.loc[(s["account_id"] == a) & (s["day"] >= signup[a]) & (s["day"] <= as_of),
+                     "day"]
+        first = days.min() if len(days) else None
+        if first is not None and (a not in churn or first < churn[a]):
+            time.append((first - signup[a]).days)
+            event.append(1)
+        else:
+            time.append((min(churn.get(a, as_of), as_of) - signup[a]).days)
+            event.append(0)
+    assert out["reached"] == sum(event)
+    for p, col in ((0.5, "median_days"), (0.25, "p25_days"), (0.75, "p75_days")):
+        exp = km_quantile(time, event, p)
+        assert (math.isnan(exp) and math.isnan(out[col])) or out[col] == exp, col
+    # the 08:30-on-signup-day response is counted (0 days) in both zones
+    assert out["p25_days"] == 0
+
+
+@pytest.mark.parametrize("grain", ["month", "quarter"])
+def test_active_share_cuts_periods_in_the_workspace_zone(tz_ws, grain):
+    ws, tz, accounts, subs, _, events, _ = tz_ws
+    goal = {**FLOW_MAP, "goals": [{"name": "Sharing", "layer": "adoption",
+                                   "metric": "active_share", "events": ["report_shared"],
+                                   "at_least": 2, "target": 0.3}]}
+    out = j.goal_progress(ws, goal, grain=grain).set_index("period_label")
+    local = pd.Series([_local_day(t, tz) for t in events["event_at"]])
+    freq = "M" if grain == "month" else "Q"
+    ev = events.assign(period=local.dt.to_period(freq).to_numpy())
+    counts = ev.groupby(["account_id", "period"]).size()
+    as_of = TS("2024-06-30")
+    expected = {}
+    for per in pd.period_range("2024-01", "2024-06", freq=freq):
+        last = per.end_time.normalize()
+        if last > as_of:
+            continue
+        paying = [a for a, s, e in zip(subs["account_id"], subs["start_date"], subs["end_date"],
+                                       strict=True)
+                  if TS(s) <= last and (e is None or TS(e) > last)]
+        active = [a for a in paying if counts.get((a, per), 0) >= 2]
+        label = str(per) if grain == "month" else f"{per.year}-Q{per.quarter}"
+        expected[label] = (len(active), len(paying))
+    assert set(out.index) == set(expected)
+    for label, (num, den) in expected.items():
+        assert (out.loc[label, "numerator"], out.loc[label, "denominator"]) == (num, den), label
+
+
+def test_departures_are_local_days(tz_ws):
+    ws, tz, _, _, _, _, people = tz_ws
+    for pid, acc in (("p0", "T0"), ("p1", "T1")):
+        day = _local_day(people.set_index("person_id").loc[pid, "left_at"], tz)
+        before = (day - pd.Timedelta(days=1)).date()
+        m = j.stakeholder_map(ws, acc, as_of=before).people.set_index("person_id")
+        assert m.loc[pid, "present"]
+        m = j.stakeholder_map(ws, acc, as_of=day.date()).people.set_index("person_id")
+        assert not m.loc[pid, "present"] and m.loc[pid, "left_recently"]
+
+
+# -- time-varying stakeholder gaps: a simulation with known truth ------------------------
+def test_sponsor_gap_recovers_the_true_hazard_ratio_without_snapshot_bias(tmp_path):
+    """Sponsors leave mid-follow-up; churn hazard triples after. The truth is 3."""
+    rng = np.random.default_rng(2024)
+    n, horizon, lam0, ratio = 3000, 1095, 0.25 / 365.25, 3.0
+    start = TS("2021-01-01")
+    leaves = rng.random(n) < 0.6
+    leave_day = np.where(leaves, rng.integers(1, horizon, n), horizon + 10_000)
+    t0 = rng.exponential(1 / lam0, n)
+    t1 = leave_day + rng.exponential(1 / (lam0 * ratio), n)
+    churn_day = np.ceil(np.where(t0 < leave_day, t0, t1)).astype(int)
+    churned = churn_day < horizon
+    end_day = np.where(churned, churn_day, horizon)
+    ids = [f"S{i:04d}" for i in range(n)]
+    subs = pd.DataFrame({"account_id": ids, "start_date": start.date(),
+                         "end_date": [(start + pd.Timedelta(days=int(d))).date() if c else None
+                                      for d, c in zip(churn_day, churned, strict=True)],
+                         "mrr": 100.0})
+    seen = leaves & (leave_day < end_day)  # departures the CS team saw while a customer
+    people = pd.DataFrame({
+        "account_id": ids * 2, "person_id": [f"x{i}" for i in range(2 * n)],
+        "role": ["executive sponsor"] * n + ["owner"] * n,
+        "left_at": [start + pd.Timedelta(days=int(d), hours=10) if s else None
+                    for d, s in zip(leave_day, seen, strict=True)] + [None] * n})
+    path = write_workspace(tmp_path / "sim.duckdb", {
+        "accounts": pd.DataFrame({"account_id": ids, "signup_date": start.date()}),
+        "subscriptions": subs, "stakeholders": people},
+        config={"as_of": (start + pd.Timedelta(days=horizon)).strftime("%Y-%m-%d")})
+    row = j.stakeholder_coverage(open_workspace(path)).set_index("gap").loc[
+        "no executive sponsor"]
+    assert row["lower"] < ratio < row["upper"]
+    assert row["rate_ratio"] == pytest.approx(ratio, rel=0.2)
+    # the old last-day snapshot: the whole follow-up of an account whose sponsor left
+    # counts as "without a sponsor", which dilutes the gap's churn rate
+    years = end_day / 365.25
+    snap = (churned[seen].sum() / years[seen].sum()) / (churned[~seen].sum()
+                                                        / years[~seen].sum())
+    assert snap < 0.75 * ratio and abs(row["rate_ratio"] - ratio) < abs(snap - ratio) / 3
+    assert row["exposure_years"] + row["exposure_years_without"] == pytest.approx(
+        years.sum())
+    # an independent reference: a Cox model with the gap as a time-varying covariate
+    # (statsmodels PHReg on counting-process rows with entry times)
+    from statsmodels.duration.hazard_regression import PHReg
+
+    split = np.where(seen, leave_day, end_day)
+    pre = split > 0
+    entry = np.r_[np.zeros(pre.sum()), split[seen]]
+    exit_ = np.r_[split[pre], end_day[seen]]
+    status = np.r_[(churned & ~seen)[pre], churned[seen]].astype(int)
+    gap = np.r_[np.zeros(pre.sum()), np.ones(seen.sum())]
+    fit = PHReg(exit_, gap[:, None], status=status, entry=entry, ties="efron").fit()
+    assert row["rate_ratio"] == pytest.approx(float(np.exp(fit.params[0])), rel=0.1)
+
+
+# -- one shape for results ---------------------------------------------------------------
+def test_results_have_one_shape(flow_ws):
+    import dataclasses as dc
+
+    from cs_analysis import charts
+    from cs_analysis.errors import ArgumentError, CSAnalysisError
+    from cs_analysis.results import Result
+
+    cmp = j.compare_maps(*j.default_maps())
+    assert isinstance(cmp, Result) and "stages in both maps" in cmp.summary()
+    assert "cs-journey-compare" in cmp._repr_html_()
+    with pytest.raises(dc.FrozenInstanceError):
+        cmp.a = cmp.b
+    sm = j.stakeholder_map(flow_ws, "A1", as_of="2024-06-30")
+    assert isinstance(sm, Result) and list(sm.summary()["role"])[0] == "executive sponsor"
+    reach = j.journey_reach(flow_ws, FLOW_MAP, by="segment")
+    assert isinstance(reach, j.JourneyReach) and reach.by == ("segment",)
+    assert reach.summary()["accounts"].iloc[0] == 8
+    assert len(reach.narrow(["A1", "A2"]).frame) == 2
+    # no metadata in DataFrame.attrs; the grouping column is named after `by`
+    flow = j.stage_flow(flow_ws, FLOW_MAP, by="segment")
+    prog = j.goal_progress(flow_ws, GOAL_MAP, by="segment")
+    cov = j.stakeholder_coverage(flow_ws)
+    assert flow.attrs == {} and prog.attrs == {} and cov.attrs == {}
+    assert flow.columns[0] == "segment" and "segment" in prog.columns
+    spec = str(charts.journey_funnel(flow).to_dict())
+    assert "xOffset" in spec and "segment" in spec  # the chart finds the group itself
+    assert "xOffset" not in str(charts.journey_funnel(j.stage_flow(flow_ws, FLOW_MAP)).to_dict())
+    # as_of keyword-only; arguments checked with one error family
+    with pytest.raises(TypeError):
+        j.stage_flow(flow_ws, FLOW_MAP, None, "2024-01-01")
+    for call in (lambda: j.stage_flow(flow_ws, FLOW_MAP, stall_days=-1),
+                 lambda: j.goal_progress(flow_ws, GOAL_MAP, grain="fortnight"),
+                 lambda: j.stakeholder_coverage(flow_ws, alpha=1.5),
+                 lambda: j.stakeholder_map(flow_ws, "A1", recent_days=2.5)):
+        with pytest.raises(ArgumentError):
+            call()
+    assert issubclass(j.JourneyMapError, CSAnalysisError) and issubclass(
+        j.JourneyMapError, ValueError)
+
+
+def test_stage_share_counts_local_days(tz_ws):
+    ws, tz, accounts, subs, survey, _, _ = tz_ws
+    m = {**FLOW_MAP, "stages": [{"name": "Easy", "signal": {"survey": "ces", "min_score": 5}}],
+         "goals": [{"name": "Easy fast", "layer": "outcome", "metric": "stage_share",
+                    "stage": "Easy", "within_days": 30, "target": 0.5}]}
+    out = j.goal_progress(ws, m, grain="month").set_index("period_label")
+    churn = {a: TS(e) for a, e in zip(subs["account_id"], subs["end_date"], strict=True) if e}
+    ok = survey[survey["score"] >= 5]
+    day = pd.Series([_local_day(t, tz) for t in ok["responded_at"]], index=ok.index)
+    expected: dict[str, list[int]] = {}
+    for a, sd in zip(accounts["account_id"], pd.to_datetime(accounts["signup_date"]),
+                     strict=True):
+        d = day[(ok["account_id"] == a) & (day >= sd) & (day <= TS("2024-06-30"))]
+        first = d.min() if len(d) else None
+        hit = (first is not None and (a not in churn or first < churn[a])
+               and (first - sd).days <= 30)
+        expected.setdefault(sd.strftime("%Y-%m"), []).append(int(hit))
+    assert sorted(out.index) == sorted(expected)
+    for label, hits in expected.items():
+        assert (out.loc[label, "numerator"], out.loc[label, "denominator"]) == (
+            sum(hits), len(hits)), label

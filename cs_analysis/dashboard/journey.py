@@ -54,6 +54,8 @@ from cs_analysis.journey import (
 __all__ = ["JourneyWorkshopDashboard", "SharedGoalsDashboard", "resume"]
 
 
+#: Days of waiting after which an account counts as stalled (stage_flow's default).
+_STALL_DAYS = 30
 _SPLITS = (("no split", ""), ("segment", "segment"), ("champion domain", "champion_domain"),
            ("decision style", "decision_style"))
 
@@ -132,12 +134,14 @@ class JourneyWorkshopDashboard(Dashboard):
         ws = self.scoped(params)
         split = dict(_SPLITS).get(params.get("split"), "") or None
         m = self.session.map
-        reach = self.in_scope(self.reach(m), self.scope_ids(params))
-        if split and split not in reach:  # not in this workspace: let the analysis say so
-            flow = stage_flow(ws, m, by=split, as_of=self.as_of)
+        reach = self.reach(m).narrow(self.scope_ids(params))
+        if split and split not in reach.frame:  # not in this workspace: the analysis says so
+            flow = stage_flow(ws, m, by=split, as_of=self.as_of, stall_days=_STALL_DAYS)
         else:
-            flow = stage_flow(ws, m, by=split, as_of=self.as_of, reach=reach)
-        total = stage_flow(ws, m, as_of=self.as_of, reach=reach) if split else flow
+            flow = stage_flow(ws, m, by=split, as_of=self.as_of, reach=reach,
+                              stall_days=_STALL_DAYS)
+        total = (stage_flow(ws, m, as_of=self.as_of, reach=reach, stall_days=_STALL_DAYS)
+                 if split else flow)
         sig = total[total["has_signal"]]
         n = int(total["accounts"].iloc[0]) if len(total) else 0
         kpis = [KPI("Accounts in scope", n, fmt_int, n=None)]
@@ -149,7 +153,7 @@ class JourneyWorkshopDashboard(Dashboard):
             worst = sig.sort_values(["stalled", "position"], ascending=[False, True]).iloc[0]
             kpis.append(KPI("Most stalled before", float(worst["stalled"]), fmt_int,
                             detail=f"'{worst['stage']}': waiting over "
-                                   f"{flow.attrs.get('stall_days', 30)} days",
+                                   f"{_STALL_DAYS} days",
                             n=int(worst["from_reached"])))
         kpis.append(KPI("Stages in the agreed map", len(m.stages), fmt_int,
                         detail=f"{len(sig)} with a data signal · {len(m.goals)} goals"))
@@ -157,11 +161,13 @@ class JourneyWorkshopDashboard(Dashboard):
             Panel("funnel", "Accounts per stage",
                   caption="Bars: share of accounts that reached the stage; red ticks: "
                   "share stalled before it.", wide=True,
-                  build=lambda: charts.journey_funnel(flow) if not sig.empty else None),
+                  build=lambda: charts.journey_funnel(flow, by=split)
+                  if not sig.empty else None),
             Panel("days", "Days between stages",
                   caption="Median and quartiles from the Kaplan-Meier estimate; accounts "
                   "still on the way are censored, not dropped.",
-                  build=lambda: charts.journey_days(flow) if not sig.empty else None),
+                  build=lambda: charts.journey_days(flow, by=split)
+                  if not sig.empty else None),
         ]
         self._last_flow = total
         scope = f"{fmt_int(n)} accounts · data as of {self.as_of or self.ws.as_of}"
@@ -525,10 +531,9 @@ class SharedGoalsDashboard(Dashboard):
                                 else "accounts",
                                 warning="small sample" if bool(last["small_sample"]) else ""))
             d = prog[prog["goal"] == g.name]
-            d.attrs = {"by": by}
             panels.append(Panel(f"goal-{slug(g.name)}", f"{g.name} ({g.layer})",
                                 caption=g.definition(),
-                                build=lambda d=d: charts.goal_trend(d)
+                                build=lambda d=d: charts.goal_trend(d, by=by)
                                 if d["value"].notna().any() else None))
         return View(kpis=kpis, panels=panels, table=prog, table_title="Goal values per period",
                     scope=f"{len(self.journey.goals)} shared goals from '{self.journey.title}' "
