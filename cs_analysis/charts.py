@@ -1331,7 +1331,7 @@ def renewal_calendar_chart(calendar, *, title: str | None = None) -> alt.Chart:
     data = calendar[["renewal_date", "mrr_at_stake", "open_critical_tickets",
                      "account_id"]].copy()
     data["week"] = (pd.to_datetime(data["renewal_date"])
-                    - pd.to_timedelta(pd.to_datetime(data["renewal_date"]).dt.weekday,
+                    - pd.to_timedelta(pd.to_datetime(data["renewal_date"]).dt.day_of_week,
                                       unit="D"))
     data["critical"] = (data["open_critical_tickets"] > 0).map(
         {True: "open critical ticket", False: "no open critical ticket"})

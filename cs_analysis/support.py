@@ -266,8 +266,8 @@ class TicketMetrics(Result):
 
 
 def ticket_metrics(ws, by: str | None = None, grain: str = "month", *, as_of=None,
-                   window_days: int = 90, criteria=None,
-                   min_term_months: int = 6) -> TicketMetrics:
+                   window_days: int = 90, criteria=None, min_term_months: int = 6,
+                   periods: int | None = None) -> TicketMetrics:
     """Tickets opened, response and resolution times, backlog and CSAT per period.
 
     Definitions in the module docstring: periods are those of the local date of
@@ -290,6 +290,10 @@ def ticket_metrics(ws, by: str | None = None, grain: str = "month", *, as_of=Non
         Default: the workspace's as-of date.
     window_days, criteria, min_term_months
         Passed to :func:`ticket_phases` when ``by="phase"``.
+    periods : int, optional
+        Only the last ``periods`` periods up to the one holding the as-of date (the
+        backlog still counts older tickets that are open); default all since the first
+        ticket.
 
     Returns
     -------
@@ -298,6 +302,7 @@ def ticket_metrics(ws, by: str | None = None, grain: str = "month", *, as_of=Non
     grain = check_choice("grain", grain, ("week", "month", "quarter", "year"))
     if by is not None:
         by = check_choice("by", by, TICKET_BY)
+    periods_arg = None if periods is None else check_int("periods", periods, minimum=1)
     as_of = resolve_as_of(ws, as_of)
     tz = ws.timezone
     notes = []
@@ -321,6 +326,8 @@ def ticket_metrics(ws, by: str | None = None, grain: str = "month", *, as_of=Non
         df["_g"] = df[by].astype("object").where(df[by].notna(), MISSING).astype("str")
     p_last = period_of(as_of, grain)
     periods = (sorted(range(int(df["_p"].min()), p_last + 1)) if len(df) else [])
+    if periods_arg is not None:
+        periods = periods[-periods_arg:]
     groups = sorted(df["_g"].unique()) if by is not None and len(df) else [None]
     customers = _customers(ws, periods, grain, as_of, by == "segment")
     end_instant = {p: pd.Timestamp(utc_instant(min(period_end(p, grain), as_of)

@@ -442,3 +442,25 @@ def test_activity_coverage_matches_brute_force(tmp_path, seed, tz, days):
         if not dates or (AS_OF - max(dates)).days >= days:
             exp.append(aid)
     assert sorted(got["account_id"]) == sorted(exp)
+
+
+# -- dashboard (driven through its filters, no browser) -----------------------------------
+def test_dashboard_horizon_and_segment_filters(small_demo):
+    from cs_analysis.dashboard import RenewalsDashboard
+
+    app = RenewalsDashboard(small_demo)
+    assert app.error is None
+    full = rn.renewal_calendar(small_demo, 180)
+    assert len(app.table) == int((full["days_to_renewal"] <= 90).sum())
+    app.filters["horizon"].value = 30
+    assert len(app.table) == int((full["days_to_renewal"] <= 30).sum())
+    assert app.kpi("Renewing in 30 days").value == len(app.table)
+    app.filters["segment"].value = "Enterprise"
+    scoped = rn.renewal_calendar(small_demo.where(segment="Enterprise"), 30)
+    assert sorted(app.table["account_id"]) == sorted(scoped["account_id"])
+    assert app.kpi("MRR at stake").value == pytest.approx(scoped["mrr_at_stake"].sum())
+    ctd = rn.churn_to_date(small_demo.where(segment="Enterprise"), "quarter", by=None)
+    to_date = ctd.table[ctd.table["window"] == "to date"].iloc[0]
+    assert app.kpi("Logo churn, quarter to date").value == pytest.approx(to_date["logo_churn"])
+    assert app.csv_href.startswith("data:text/csv")
+    assert app.error is None
