@@ -459,3 +459,30 @@ def test_features_and_retention_matches_lifelines(demo_ws):
     cph = lifelines.CoxPHFitter().fit(df, "T", "E")
     hr = math.exp(cph.params_["used"])
     assert math.isclose(res.features["hazard_ratio"].iloc[0], hr, rel_tol=1e-4)
+
+
+# -- the dashboard (no browser) ----------------------------------------------------------------
+def test_dashboard_filters_change_heatmap_and_drop_list(demo_ws):
+    from cs_analysis.dashboard import AdoptionDashboard
+
+    d = AdoptionDashboard(demo_ws)
+    assert d.error is None
+    heat = d.charts["heatmap"].to_dict()
+    drops = d.table.copy()
+    assert {"mrr", "renewal_date", "usage_class"} <= set(drops.columns)
+    d.filters["segment"].value = "Enterprise"
+    assert d.error is None
+    assert d.charts["heatmap"].to_dict() != heat
+    assert set(d.table["segment"]) <= {"Enterprise"} and len(d.table) < len(drops)
+    # the dashboard's numbers are those of the analyses on the scoped workspace
+    ws = demo_ws.where(segment="Enterprise")
+    exp = A.usage_drops(ws)
+    pd.testing.assert_frame_equal(d.table.reset_index(drop=True), exp, check_dtype=False)
+    fading = d.kpi("Fading accounts")
+    assert fading.value == len(exp)
+    su = A.seat_utilisation(ws).accounts
+    assert math.isclose(d.kpi("Median seat utilisation").value,
+                        su.loc[su["status"] == "ok", "utilisation"].median())
+    assert d.csv_href.startswith("data:text/csv")
+    d.filters["plan"].value = d.filters["plan"].options[-1]
+    assert d.error is None  # an empty selection says so, it does not fail
