@@ -57,13 +57,12 @@ from cs_analysis.results import Result
 from cs_analysis.time import (
     last_observable,
     period_end,
-    period_expr,
     period_label,
     period_of,
     period_start,
     resolve_as_of,
 )
-from cs_analysis.workspace import feature_day_expr, user_day_expr
+from cs_analysis.workspace import feature_day_expr, user_day_expr, user_period_expr
 
 __all__ = [
     "USAGE_CLASSES",
@@ -116,6 +115,15 @@ def _user_days(ws):
         return t, True
     ev = ws.table("usage_events", columns=["account_id", "event_at"])
     return user_day_expr(ev, ws.timezone), False
+
+
+def _user_periods(ws, grain: str):
+    """``(table, from_rollup)``: account × local week/month users, user-days, events."""
+    t = ws.usage_user_periods(grain)
+    if t is not None:
+        return t, True
+    days, from_rollup = _user_days(ws)
+    return user_period_expr(days, grain), False
 
 
 def _feature_days(ws):
@@ -413,16 +421,10 @@ def stickiness(ws, grain: str = "week", as_of=None, *, periods: int = 12) -> Sti
     as_of = resolve_as_of(ws, as_of)
     last = last_observable(as_of, grain)
     first = last - periods + 1
-    lo, hi = period_start(first, grain), period_end(last, grain)
-    ud, from_rollup = _user_days(ws)
-    ud = ud.filter(ud.day >= lo, ud.day <= hi)
-    ud = ud.mutate(period=period_expr(ud.day, grain))
-    daily = ud.group_by(["account_id", "period", "day"]).agg(dau=ud.user_id.nunique())
-    dsum = daily.group_by(["account_id", "period"]).agg(dau_sum=daily.dau.sum())
-    per = ud.group_by(["account_id", "period"]).agg(active_users=ud.user_id.nunique())
-    j = per.join(dsum, ["account_id", "period"]).select("account_id", "period",
-                                                         "active_users", "dau_sum")
-    df = j.to_pandas()
+    up, from_rollup = _user_periods(ws, grain)
+    up = up.filter(up.period >= first, up.period <= last)
+    df = up.select("account_id", "period", active_users=up.users,
+                   dau_sum=up.user_days).to_pandas()
     df["account_id"] = df["account_id"].astype("str")
     keep = set(_accounts(ws, as_of)["account_id"])
     df = df[df["account_id"].isin(keep) & (df["active_users"] > 0)].copy()
@@ -508,12 +510,17 @@ def usage_trend(ws, weeks: int = 12, as_of=None, *, growth: float = 0.2,
     as_of = resolve_as_of(ws, as_of)
     last = last_observable(as_of, "week")
     first = last - 2 * weeks + 1
+    up, _ = _user_periods(ws, "week")
+    cut = up.filter(up.period >= first, up.period <= last)
+    wau = cut.select("account_id", week=cut.period, wau=cut.users).to_pandas()
+    # last use: whole weeks from the weekly rollup, the as-of date's own week by day
     ud, _ = _user_days(ws)
-    cut = ud.filter(ud.day >= period_start(first, "week"), ud.day <= period_end(last, "week"))
-    cut = cut.mutate(week=period_expr(cut.day, "week"))
-    wau = cut.group_by(["account_id", "week"]).agg(wau=cut.user_id.nunique()).to_pandas()
-    upto = ud.filter(ud.day <= as_of)
-    lastuse = upto.group_by("account_id").agg(last_use=upto.day.max()).to_pandas()
+    now = period_of(as_of, "week")
+    done = up.filter(up.period < now).select("account_id", "last_day")
+    part = ud.filter(ud.day >= period_start(now, "week"), ud.day <= as_of).select(
+        "account_id", last_day=ud.day)
+    both = done.union(part)
+    lastuse = both.group_by("account_id").agg(last_use=both.last_day.max()).to_pandas()
     acc = _accounts(ws, as_of)
     live = _live_accounts(ws, as_of)
     if live is not None:

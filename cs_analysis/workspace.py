@@ -42,8 +42,14 @@ USAGE_USER_DAY_ROLLUP = "usage_user_daily_rollup"
 #: ``usage_events.feature``, else ``event_name``): feature use over any day range, first
 #: use per feature. Grouped by month it is the account × month × feature view.
 USAGE_FEATURE_DAY_ROLLUP = "usage_feature_daily_rollup"
+#: Account × local calendar week / month user rollups (``account_id, period, users,
+#: user_days, events, last_day``): distinct users (WAU / MAU), user-days (the sum over the
+#: period's days of daily active users), events and the last day with an event.
+USAGE_USER_WEEK_ROLLUP = "usage_user_weekly_rollup"
+USAGE_USER_MONTH_ROLLUP = "usage_user_monthly_rollup"
 #: Every rollup :func:`write_workspace` builds (they are cut in the workspace zone).
-ROLLUPS = (USAGE_ROLLUP, USAGE_USER_DAY_ROLLUP, USAGE_FEATURE_DAY_ROLLUP)
+ROLLUPS = (USAGE_ROLLUP, USAGE_USER_DAY_ROLLUP, USAGE_FEATURE_DAY_ROLLUP,
+           USAGE_USER_WEEK_ROLLUP, USAGE_USER_MONTH_ROLLUP)
 
 #: Scoping filters that select accounts by an ``accounts`` column.
 ACCOUNT_FILTERS = ("segment", "plan", "region", "industry", "csm_owner", "touch_model")
@@ -265,6 +271,15 @@ class Workspace:
         ``event_name`` (null when missing). Scoped; None as for :meth:`usage_user_days`.
         """
         return self._day_rollup(USAGE_FEATURE_DAY_ROLLUP)
+
+    def usage_user_periods(self, grain: str) -> ibis.Table | None:
+        """Account × local week or month users, scoped.
+
+        Columns ``account_id, period, users, user_days, events, last_day``; ``period`` as
+        :func:`cs_analysis.time.period_of`. None as for :meth:`usage_user_days`.
+        """
+        name = {"week": USAGE_USER_WEEK_ROLLUP, "month": USAGE_USER_MONTH_ROLLUP}[grain]
+        return self._day_rollup(name)
 
     # -- scoping ---------------------------------------------------------------------
     def where(self, **filters) -> Workspace:
@@ -495,6 +510,10 @@ def _build_rollups(con, timezone: str | None = None) -> None:
         if expr is not None:
             expr = expr.order_by(["account_id", "day"])
             con.execute(f'CREATE TABLE "{name}" AS {ibis.to_sql(expr, dialect="duckdb")}')
+    days = icon.table(USAGE_USER_DAY_ROLLUP)
+    for name, grain in ((USAGE_USER_WEEK_ROLLUP, "week"), (USAGE_USER_MONTH_ROLLUP, "month")):
+        expr = user_period_expr(days, grain).order_by(["account_id", "period"])
+        con.execute(f'CREATE TABLE "{name}" AS {ibis.to_sql(expr, dialect="duckdb")}')
 
 
 def user_day_expr(ev, timezone: str | None):
@@ -503,6 +522,18 @@ def user_day_expr(ev, timezone: str | None):
     return (ev.select(account_id=ev.account_id, user_id=user.cast("string"),
                       day=local_date(ev.event_at, timezone))
             .group_by(["account_id", "user_id", "day"]).agg(events=ibis._.count()))
+
+
+def user_period_expr(days, grain: str):
+    """Ibis: users, user-days, events and last day per account and local week or month.
+
+    Columns ``account_id, period, users, user_days, events, last_day``, from a
+    :func:`user_day_expr` table ``days`` (whose days are already local).
+    """
+    t = days.mutate(period=period_expr(days.day, grain))
+    return t.group_by(["account_id", "period"]).agg(
+        users=t.user_id.nunique(), user_days=t.user_id.count(), events=t.events.sum(),
+        last_day=t.day.max())
 
 
 def feature_day_expr(ev, timezone: str | None):
