@@ -486,3 +486,15 @@ def test_dashboard_filters_change_heatmap_and_drop_list(demo_ws):
     assert d.csv_href.startswith("data:text/csv")
     d.filters["plan"].value = d.filters["plan"].options[-1]
     assert d.error is None  # an empty selection says so, it does not fail
+
+
+def test_time_to_first_use_onboarding_clock_follows_the_criteria(demo_ws):
+    # the demo's criteria: the kickoff meeting starts the clock, signup when there was none
+    res = A.time_to_first_use(demo_ws, "integrations", clock="onboarding", by=None)
+    acc = demo_ws.table("accounts").select("account_id", "signup_date",
+                                           "kickoff_date").to_pandas()
+    exp = pd.to_datetime(acc["kickoff_date"]).fillna(pd.to_datetime(acc["signup_date"]))
+    got = res.accounts.set_index("account_id")["clock_start"]
+    exp = pd.Series(exp.to_numpy(), index=acc["account_id"]).reindex(got.index)
+    assert (pd.to_datetime(got) == exp).all()
+    assert res.clock == "onboarding" and 0 < res.groups["share_within"].iloc[0] < 1
