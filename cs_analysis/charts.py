@@ -1473,3 +1473,136 @@ def ticket_time_trend(table, *, metric: str = "resolution",
     return alt.layer(line, pts).properties(
         title=title or f"{metric.replace('_', ' ').capitalize()} time: median and p90 "
                        "(Kaplan-Meier, open tickets censored)")
+
+
+# -- adoption (cs_analysis.adoption) -----------------------------------------------------
+def adoption_heatmap(features, *, group: str | None = None,
+                     title: str | None = None) -> alt.LayerChart:
+    """Feature × group heatmap of adoption rates.
+
+    Parameters
+    ----------
+    features : pandas.DataFrame
+        ``FeatureAdoption.features`` (:func:`cs_analysis.adoption.feature_adoption`).
+    group : str, optional
+        The ``by`` column (default: the column that is not a known one; none: one row).
+    title : str, optional
+
+    Returns
+    -------
+    altair.LayerChart
+        Cell colour and label = share of active accounts that used the feature.
+    """
+    known = {"feature", "active_accounts", "adopting_accounts", "adoption_rate", "lower",
+             "upper", "events", "active_users", "events_per_active_user"}
+    group = group or _group_column(features, known)
+    data = features.copy()
+    if group is None:
+        group = "group"
+        data[group] = "All accounts"
+    data = data[["feature", group, "adoption_rate", "lower", "upper", "active_accounts",
+                 "adopting_accounts"]]
+    base = alt.Chart(data).encode(
+        x=alt.X("feature:N", title=None, sort=None),
+        y=alt.Y(f"{group}:N", title=None),
+        tooltip=["feature:N", f"{group}:N", alt.Tooltip("adoption_rate:Q", format=".0%"),
+                 alt.Tooltip("lower:Q", format=".0%"), alt.Tooltip("upper:Q", format=".0%"),
+                 "adopting_accounts:Q", "active_accounts:Q"])
+    rect = base.mark_rect().encode(color=alt.Color(
+        "adoption_rate:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]),
+        legend=alt.Legend(format="%", title="Adoption")))
+    text = base.mark_text(fontSize=11).encode(
+        text=alt.Text("adoption_rate:Q", format=".0%"),
+        color=alt.condition("datum.adoption_rate > 0.6", alt.value("white"),
+                            alt.value("black")))
+    return alt.layer(rect, text).properties(
+        title=title or "Share of active accounts using each feature")
+
+
+def stickiness_trend(trend, *, ratio: str = "DAU/WAU",
+                     title: str | None = None) -> alt.Chart:
+    """Stickiness (DAU/WAU or DAU/MAU) of all accounts in scope, period by period.
+
+    Parameters
+    ----------
+    trend : pandas.DataFrame
+        ``Stickiness.trend`` (:func:`cs_analysis.adoption.stickiness`).
+    ratio : str
+        Axis title (``Stickiness.ratio_name``).
+    title : str, optional
+    """
+    data = trend[["period_label", "stickiness", "active_accounts", "active_users",
+                  "dau_mean"]].dropna(subset=["stickiness"])
+    return alt.Chart(data).mark_line(point=True).encode(
+        x=alt.X("period_label:O", title=None),
+        y=alt.Y("stickiness:Q", axis=_pct_axis(ratio), scale=alt.Scale(zero=True)),
+        tooltip=["period_label:N", alt.Tooltip("stickiness:Q", format=".1%"),
+                 "active_accounts:Q", "active_users:Q",
+                 alt.Tooltip("dau_mean:Q", format=",.1f")],
+    ).properties(title=title or f"Stickiness ({ratio})")
+
+
+def seat_utilisation_hist(accounts, *, cap: float = 1.5,
+                          title: str | None = None) -> alt.Chart:
+    """Distribution of seat utilisation (active users ÷ seats), capped at ``cap``.
+
+    Parameters
+    ----------
+    accounts : pandas.DataFrame
+        ``SeatUtilisation.accounts`` (:func:`cs_analysis.adoption.seat_utilisation`);
+        accounts without seats are left out (the caller reports them).
+    cap : float
+        Utilisations above it are shown in the last bin.
+    title : str, optional
+    """
+    data = accounts[["utilisation"]].dropna().clip(upper=cap)
+    return alt.Chart(data).mark_bar().encode(
+        x=alt.X("utilisation:Q", bin=alt.Bin(step=0.1, extent=[0, cap + 0.1]),
+                axis=_pct_axis(f"Active users ÷ seats (last bin: {cap:.0%} or more)")),
+        y=alt.Y("count():Q", title="Accounts"),
+    ).properties(title=title or "Seats bought vs used")
+
+
+def usage_classes(trend, *, title: str | None = None) -> alt.Chart:
+    """Accounts per usage class of :func:`cs_analysis.adoption.usage_trend`."""
+    from cs_analysis.adoption import USAGE_CLASSES
+
+    counts = trend["usage_class"].value_counts().reindex(USAGE_CLASSES, fill_value=0)
+    data = counts.rename_axis("usage_class").reset_index(name="accounts")
+    colours = [BAD, "#f28e2b", NEUTRAL, GOOD, "#76b7b2", "#dddddd"]
+    return alt.Chart(data).mark_bar().encode(
+        x=alt.X("accounts:Q", title="Accounts"),
+        y=alt.Y("usage_class:N", sort=list(USAGE_CLASSES), title=None),
+        color=alt.Color("usage_class:N", scale=alt.Scale(domain=list(USAGE_CLASSES),
+                                                         range=colours), legend=None),
+        tooltip=["usage_class:N", "accounts:Q"],
+    ).properties(title=title or "Usage trend over the last weeks")
+
+
+def feature_retention_ratios(features, *, title: str | None = None) -> alt.LayerChart:
+    """Hazard ratio of churn, users vs non-users of each feature, with its interval.
+
+    Parameters
+    ----------
+    features : pandas.DataFrame
+        ``FeaturesAndRetention.features``.
+    title : str, optional
+    """
+    import pandas as pd
+
+    data = features[["feature", "users", "non_users", "hazard_ratio", "lower", "upper",
+                     "p_adjusted"]].dropna(subset=["hazard_ratio", "lower", "upper"])
+    base = alt.Chart(data).encode(
+        y=alt.Y("feature:N", sort="x", title=None),
+        tooltip=["feature:N", "users:Q", "non_users:Q",
+                 alt.Tooltip("hazard_ratio:Q", format=".2f"),
+                 alt.Tooltip("lower:Q", format=".2f"), alt.Tooltip("upper:Q", format=".2f"),
+                 alt.Tooltip("p_adjusted:Q", format=".3f")])
+    rule = base.mark_rule().encode(
+        x=alt.X("lower:Q", scale=alt.Scale(type="log"),
+                title="Hazard ratio of churn, users vs non-users (association)"),
+        x2="upper:Q")
+    point = base.mark_point(filled=True, size=60).encode(x="hazard_ratio:Q")
+    one = alt.Chart(pd.DataFrame({"x": [1.0]})).mark_rule(color=NEUTRAL).encode(x="x:Q")
+    return alt.layer(one, rule, point).properties(
+        title=title or "Which features go with retention (not proof of cause)")

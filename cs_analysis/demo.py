@@ -78,6 +78,19 @@ What customers say
     ``onboarding``; lower after a slow onboarding), NPS runs in quarterly waves (touchpoint
     ``periodic``).
 
+Adoption: a key feature, fading usage, seats
+    Most accounts use ``integrations`` (``key_feature``) within days of signup; some do
+    not by day 60 (``key_feature_late_share``: 70% of slow onboardings, 10% of the
+    others; 40% of them never). Non-adopters churn faster (users vs non-users by day 60,
+    Cox adjusted for segment and size: about 0.6-0.65) because they are mostly slow
+    onboardings: an association the data show, planted through onboarding, not a cause.
+    In the three months before its first churn an account's events and active users
+    fall to ``pre_churn_usage_factor`` of normal, so ``usage_trend`` classes about half
+    of the accounts churning within 45 days as declining or dropped (vs about 17% of
+    those that stay). Seats bought = the account's user pool / a planted utilisation
+    (``seat_pool_utilisation``); a shelfware group (``seat_shelfware_share``) bought
+    three to ten times the seats it uses.
+
 Other realism: onboarding milestones out of order and duplicated for a few accounts,
 recent accounts still onboarding (censored); dormant months for live accounts (so "active
 exactly at k" and "active at k or later" differ); usage declining before churn and none
@@ -206,7 +219,27 @@ PLANTED: dict = {
                           "admin"],
     # --- usage --------------------------------------------------------------------------
     "pre_churn_usage_factor": [0.75, 0.5, 0.3],  # 3, 2, 1 months before churn
+    # ... applied to events and to the pool of users active in those months (so weekly
+    # active users fall too), for every account in the months before its first churn
     "no_usage_share": 0.015,
+    # --- adoption (cs_analysis.adoption) -------------------------------------------------
+    # A key feature some accounts do not adopt within 60 days of signup: most of them are
+    # slow onboardings (which churn slow_onboarding_churn_hr times as fast), so
+    # non-adopters churn faster; an association planted through onboarding, not a cause.
+    "key_feature": "integrations",
+    "key_feature_landmark_days": 60,
+    # share of accounts whose first use of the key feature comes after day 60 (or never)
+    "key_feature_late_share": {"slow onboarding": 0.7, "on time": 0.1},
+    "key_feature_never_share": 0.4,  # of the late ones, never within the book
+    # users vs non-users of the key feature by day 60, Cox adjusted for segment and size:
+    # about this hazard ratio (what features_and_retention should find)
+    "key_feature_expected_hr": 0.6,
+    # seats bought per account = its user pool / a planted utilisation; a shelfware
+    # group bought far more seats than it uses. Line seats follow the line's MRR
+    # (expansions add seats); Automation add-on lines carry 0 seats (not per user).
+    "seat_pool_utilisation": (0.75, 1.1),  # uniform range, typical accounts
+    "seat_shelfware_share": 0.15,
+    "seat_shelfware_utilisation": (0.1, 0.3),
 }
 
 
@@ -929,8 +962,8 @@ def _subscriptions(b: _Book, rng) -> pd.DataFrame:
     for _ in range(3):  # the first anniversary strictly after the as-of date
         k = np.where(_add_months(start, k * term) <= b.as_of, k + 1, k)
     renew = np.where(stop_ > b.as_of, _add_months(start, k * term), _BIG)
-    seats = np.maximum(1, np.round(b.employees[acc] * np.where(prod == "Automation", 0.05, 0.25)
-                                   )).astype(np.int64)
+    seats = np.where(prod == "Automation", 0, np.maximum(1, np.round(
+        _seat_base(b)[acc] * mrr / base[acc]))).astype(np.int64)
     return _frame("subscriptions", {
         "account_id": _str(b.ids[acc]),
         "start_date": _to_dates(start),
@@ -942,6 +975,35 @@ def _subscriptions(b: _Book, rng) -> pd.DataFrame:
         "term_months": term,
         "seats": seats,
     })
+
+
+def _seat_base(b: _Book) -> np.ndarray:
+    """Seats of each account's first contract line: its user pool / planted utilisation.
+
+    Drawn from its own random stream, so the other tables do not change with it.
+    """
+    rng = np.random.default_rng([b.seed, 111])
+    shelf = rng.random(b.n) < PLANTED["seat_shelfware_share"]
+    lo, hi = PLANTED["seat_pool_utilisation"]
+    slo, shi = PLANTED["seat_shelfware_utilisation"]
+    util = np.where(shelf, rng.uniform(slo, shi, b.n), rng.uniform(lo, hi, b.n))
+    return b.users / util
+
+
+def _key_feature_day(b: _Book) -> np.ndarray:
+    """First day each account may use the key feature (PLANTED["key_feature"]).
+
+    Accounts late with it (mostly slow onboardings, ``key_feature_late_share``) start
+    after day ``key_feature_landmark_days`` from signup, or never; the others at signup.
+    Its own random stream: the same for every chunking of the events.
+    """
+    rng = np.random.default_rng([b.seed, 101])
+    share = PLANTED["key_feature_late_share"]
+    late = rng.random(b.n) < np.where(b.slow, share["slow onboarding"], share["on time"])
+    never = rng.random(b.n) < PLANTED["key_feature_never_share"]
+    after = PLANTED["key_feature_landmark_days"] + 1 + np.floor(
+        rng.exponential(120.0, b.n)).astype(np.int64)
+    return np.where(late, np.where(never, _BIG, b.signup + after), b.signup)
 
 
 def _milestones(b: _Book, rng) -> pd.DataFrame:
@@ -1485,7 +1547,7 @@ _EVENT_NAMES = tuple(EVENT_FEATURES)
 
 
 def _event_block(b: _Book, seed: int, block: int, per_month: float, norm: float,
-                 intervals=None):
+                 intervals=None, key_day=None):
     """Usage events of accounts ``[block * EVENT_BLOCK, (block + 1) * EVENT_BLOCK)``.
 
     Returns a pyarrow Table sorted by account and time, drawn from the block's own random
@@ -1514,8 +1576,9 @@ def _event_block(b: _Book, seed: int, block: int, per_month: float, norm: float,
     churned = (b.churn[acc] <= b.as_of) & first_iv[iv]
     before = _month_of(b.churn[acc] - 1) - month
     decline = np.asarray(PLANTED["pre_churn_usage_factor"])[::-1]  # last month first
-    mu = np.where(churned & (before >= 0) & (before < 3),
-                  mu * decline[np.clip(before, 0, 2)], mu)
+    fading = churned & (before >= 0) & (before < 3)
+    pool = np.where(fading, decline[np.clip(before, 0, 2)], 1.0)  # users active, too
+    mu = mu * pool
     dormant = (k > 0) & (rng.random(month.size) < b.dormancy[acc])
     mu = np.where(dormant | b.no_usage[acc], 0.0, mu)
     count = rng.poisson(mu)
@@ -1534,7 +1597,12 @@ def _event_block(b: _Book, seed: int, block: int, per_month: float, norm: float,
     shared, created = _EVENT_NAMES.index("report_shared"), _EVENT_NAMES.index("report_created")
     name = np.where((name == wf) & ~b.automation[e_acc], dash, name)
     name = np.where((name == shared) & (day < b.value_day[e_acc]), created, name)
-    user = np.floor(b.users[e_acc] * rng.random(n) ** 2).astype(np.int64) + 1
+    key = _EVENT_NAMES.index("integration_synced")
+    key_day = _key_feature_day(b) if key_day is None else key_day
+    name = np.where((name == key) & (day < key_day[e_acc]), _EVENT_NAMES.index("search"), name)
+    e_pool = np.repeat(pool, count)
+    user = np.floor(np.maximum(1.0, np.round(b.users[e_acc] * e_pool)) * rng.random(n) ** 2
+                    ).astype(np.int64) + 1
     # sort by account, then time (one int64 key; stable, so ties keep their draw order)
     order = np.argsort((e_acc - first) * (1 << 40) + sec.astype(np.int64), kind="stable")
     e_acc, sec, name, user = e_acc[order], sec[order], name[order], user[order]
@@ -1567,10 +1635,12 @@ def _blocks(b: _Book, seed: int, per_month: float, chunk_accounts: int):
     n_blocks = math.ceil(b.n / EVENT_BLOCK)
     norm = _usage_norm(b)
     intervals = b.intervals()
+    key_day = _key_feature_day(b)
     for c0 in range(0, n_blocks, per_chunk):
         blocks = range(c0, min(c0 + per_chunk, n_blocks))
         yield (c0 * EVENT_BLOCK, min((c0 + per_chunk) * EVENT_BLOCK, b.n),
-               (_event_block(b, seed, k, per_month, norm, intervals) for k in blocks))
+               (_event_block(b, seed, k, per_month, norm, intervals, key_day)
+                for k in blocks))
 
 
 def usage_event_chunks(accounts: int = 300, seed: int = 42, as_of: dt.date = DEMO_AS_OF,

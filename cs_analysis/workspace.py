@@ -27,13 +27,29 @@ import ibis
 
 from cs_analysis.contract import AS_OF_SOURCES, TABLE_NAMES, TABLES, create_table_sql
 from cs_analysis.errors import CSAnalysisError
-from cs_analysis.time import period_expr, period_of, to_date, zone
+from cs_analysis.time import local_date, period_expr, period_of, to_date, zone
 
 #: Table holding the workspace's settings (key → JSON value).
 META_TABLE = "cs_workspace_meta"
 #: Account × calendar-month activity rollup maintained by :func:`write_workspace`,
 #: so analyses and dashboard filters never rescan raw events.
 USAGE_ROLLUP = "usage_monthly_rollup"
+#: Account × user × local day rollup (``account_id, user_id, day, events``; a null
+#: ``user_id`` row holds the events without a user): distinct users per account over any
+#: day range (DAU / WAU / MAU, windows ending at the as-of date) without rescanning events.
+USAGE_USER_DAY_ROLLUP = "usage_user_daily_rollup"
+#: Account × feature × local day rollup (``account_id, feature, day, events``; feature =
+#: ``usage_events.feature``, else ``event_name``): feature use over any day range, first
+#: use per feature. Grouped by month it is the account × month × feature view.
+USAGE_FEATURE_DAY_ROLLUP = "usage_feature_daily_rollup"
+#: Account × local calendar week / month user rollups (``account_id, period, users,
+#: user_days, events, last_day``): distinct users (WAU / MAU), user-days (the sum over the
+#: period's days of daily active users), events and the last day with an event.
+USAGE_USER_WEEK_ROLLUP = "usage_user_weekly_rollup"
+USAGE_USER_MONTH_ROLLUP = "usage_user_monthly_rollup"
+#: Every rollup :func:`write_workspace` builds (they are cut in the workspace zone).
+ROLLUPS = (USAGE_ROLLUP, USAGE_USER_DAY_ROLLUP, USAGE_FEATURE_DAY_ROLLUP,
+           USAGE_USER_WEEK_ROLLUP, USAGE_USER_MONTH_ROLLUP)
 
 #: Scoping filters that select accounts by an ``accounts`` column.
 ACCOUNT_FILTERS = ("segment", "plan", "region", "industry", "csm_owner", "touch_model")
@@ -195,7 +211,7 @@ class Workspace:
             Columns the caller needs; a missing one raises :class:`WorkspaceError` that
             names the table, the column and the analysis' need.
         """
-        if name not in TABLES and name != USAGE_ROLLUP:
+        if name not in TABLES and name not in ROLLUPS:
             raise WorkspaceError(f"unknown table {name!r}; expected one of {TABLE_NAMES}")
         if name not in self._available:
             raise WorkspaceError(f"this workspace ({self.source}) has no {name} table")
@@ -230,6 +246,40 @@ class Workspace:
         if (self.config.get("rollup_timezone") or "UTC") != self.timezone:
             return None
         return self.table(USAGE_ROLLUP)
+
+    def _day_rollup(self, name: str) -> ibis.Table | None:
+        if name not in self._available:
+            return None
+        if (self.config.get("rollup_timezone") or "UTC") != self.timezone:
+            return None
+        return self.table(name)
+
+    def usage_user_days(self) -> ibis.Table | None:
+        """Account × user × local day event counts (``account_id, user_id, day, events``).
+
+        ``day`` is the calendar date of ``event_at`` in the workspace's time zone; events
+        without a ``user_id`` are one row per account and day with a null ``user_id``.
+        Scoped like every table. None when absent (a warehouse, an older file) or built
+        for another zone: callers then aggregate ``usage_events`` themselves.
+        """
+        return self._day_rollup(USAGE_USER_DAY_ROLLUP)
+
+    def usage_feature_days(self) -> ibis.Table | None:
+        """Account × feature × local day event counts (``account_id, feature, day, events``).
+
+        ``feature`` is ``usage_events.feature`` when the column exists, else
+        ``event_name`` (null when missing). Scoped; None as for :meth:`usage_user_days`.
+        """
+        return self._day_rollup(USAGE_FEATURE_DAY_ROLLUP)
+
+    def usage_user_periods(self, grain: str) -> ibis.Table | None:
+        """Account × local week or month users, scoped.
+
+        Columns ``account_id, period, users, user_days, events, last_day``; ``period`` as
+        :func:`cs_analysis.time.period_of`. None as for :meth:`usage_user_days`.
+        """
+        name = {"week": USAGE_USER_WEEK_ROLLUP, "month": USAGE_USER_MONTH_ROLLUP}[grain]
+        return self._day_rollup(name)
 
     # -- scoping ---------------------------------------------------------------------
     def where(self, **filters) -> Workspace:
@@ -439,12 +489,18 @@ def _insert(con, name: str, data) -> None:
 
 
 def _build_rollups(con, timezone: str | None = None) -> None:
-    """(Re)build the account × month usage rollup from ``usage_events``.
+    """(Re)build the usage rollups from ``usage_events``, cut in the workspace's zone.
 
-    Months are cut in the workspace's time zone (:func:`cs_analysis.time.period_expr`,
-    the same expression the analyses use on raw events).
+    - :data:`USAGE_ROLLUP`: account × month event counts;
+    - :data:`USAGE_USER_DAY_ROLLUP`: account × user × local day event counts;
+    - :data:`USAGE_FEATURE_DAY_ROLLUP`: account × feature × local day event counts.
+
+    Months and days are cut in the workspace's time zone with
+    :func:`cs_analysis.time.period_expr` / :func:`cs_analysis.time.local_date`, the same
+    expressions the analyses use on raw events when a rollup is absent.
     """
-    con.execute(f'DROP TABLE IF EXISTS "{USAGE_ROLLUP}"')
+    for name in ROLLUPS:
+        con.execute(f'DROP TABLE IF EXISTS "{name}"')
     tables = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
     if "usage_events" not in tables:
         return
@@ -455,6 +511,49 @@ def _build_rollups(con, timezone: str | None = None) -> None:
             .group_by(["account_id", "month"]).agg(events=ibis._.count())
             .order_by(["account_id", "month"]))
     con.execute(f'CREATE TABLE "{USAGE_ROLLUP}" AS {ibis.to_sql(expr, dialect="duckdb")}')
+    for name, expr in ((USAGE_USER_DAY_ROLLUP, user_day_expr(ev, timezone)),
+                       (USAGE_FEATURE_DAY_ROLLUP, feature_day_expr(ev, timezone))):
+        if expr is not None:
+            expr = expr.order_by(["account_id", "day"])
+            con.execute(f'CREATE TABLE "{name}" AS {ibis.to_sql(expr, dialect="duckdb")}')
+    days = icon.table(USAGE_USER_DAY_ROLLUP)
+    for name, grain in ((USAGE_USER_WEEK_ROLLUP, "week"), (USAGE_USER_MONTH_ROLLUP, "month")):
+        expr = user_period_expr(days, grain).order_by(["account_id", "period"])
+        con.execute(f'CREATE TABLE "{name}" AS {ibis.to_sql(expr, dialect="duckdb")}')
+
+
+def user_day_expr(ev, timezone: str | None):
+    """Ibis: ``account_id, user_id, day, events`` of usage events ``ev`` (local days)."""
+    user = ev.user_id if "user_id" in ev.columns else ibis.null("string")
+    return (ev.select(account_id=ev.account_id, user_id=user.cast("string"),
+                      day=local_date(ev.event_at, timezone))
+            .group_by(["account_id", "user_id", "day"]).agg(events=ibis._.count()))
+
+
+def user_period_expr(days, grain: str):
+    """Ibis: users, user-days, events and last day per account and local week or month.
+
+    Columns ``account_id, period, users, user_days, events, last_day``, from a
+    :func:`user_day_expr` table ``days`` (whose days are already local).
+    """
+    t = days.mutate(period=period_expr(days.day, grain))
+    return t.group_by(["account_id", "period"]).agg(
+        users=t.user_id.nunique(), user_days=t.user_id.count(), events=t.events.sum(),
+        last_day=t.day.max())
+
+
+def feature_day_expr(ev, timezone: str | None):
+    """Ibis: ``account_id, feature, day, events`` of usage events ``ev``; None without one.
+
+    The feature is ``ev.feature`` when present, else ``ev.event_name``.
+    """
+    col = "feature" if "feature" in ev.columns else (
+        "event_name" if "event_name" in ev.columns else None)
+    if col is None:
+        return None
+    return (ev.select(account_id=ev.account_id, feature=ev[col].cast("string"),
+                      day=local_date(ev.event_at, timezone))
+            .group_by(["account_id", "feature", "day"]).agg(events=ibis._.count()))
 
 
 # -- small helpers -----------------------------------------------------------------------

@@ -6,6 +6,7 @@
 - :mod:`~cs_analysis.dashboard.retention`: :class:`RetentionDashboard`.
 - :mod:`~cs_analysis.dashboard.onboarding`: :class:`OnboardingDashboard`.
 - :mod:`~cs_analysis.dashboard.surveys`: :class:`VoiceOfCustomerDashboard`.
+- :mod:`~cs_analysis.dashboard.adoption`: :class:`AdoptionDashboard`.
 - :mod:`~cs_analysis.dashboard.journey`: :class:`JourneyWorkshopDashboard`,
   :func:`resume`, :class:`SharedGoalsDashboard`.
 - :mod:`~cs_analysis.dashboard.renewals`: :class:`RenewalsDashboard`.
@@ -15,6 +16,7 @@ RetentionDashboard``). The analysis modules never import this package: they stay
 of widgets.
 """
 
+from cs_analysis.dashboard.adoption import AdoptionDashboard
 from cs_analysis.dashboard.base import (
     ALL,
     KPI,
@@ -63,6 +65,7 @@ from cs_analysis.dashboard.surveys import VoiceOfCustomerDashboard
 
 __all__ = [
     "ALL",
+    "AdoptionDashboard",
     "HORIZON_MONTHS",
     "KPI",
     "LANDING",
