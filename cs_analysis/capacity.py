@@ -1318,7 +1318,7 @@ def load_pipeline(source=None) -> pd.DataFrame:
 
     A CSV file with columns ``month`` (``2027-01``), ``segment`` and ``new_accounts`` (a
     whole number >= 0), or a YAML file with ``pipeline:`` a list of such mappings, or a
-    DataFrame with those columns.
+    DataFrame with those columns (e.g. this function's output).
 
     Returns
     -------
@@ -1336,7 +1336,8 @@ def load_pipeline(source=None) -> pd.DataFrame:
 
     label = "pipeline"
     if isinstance(source, pd.DataFrame):
-        rows, where, name = source.to_dict("records"), None, "<frame>"
+        frame = source.drop(columns=["period"], errors="ignore")  # recomputed from month
+        rows, where, name = frame.to_dict("records"), None, "<frame>"
         lines = {i: None for i in range(len(rows))}
     else:
         path = Path(source) if source is not None else default_pipeline_path()
