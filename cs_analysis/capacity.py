@@ -67,6 +67,7 @@ from cs_analysis.time import (
 
 __all__ = [
     "DERIVED_ATTRIBUTES",
+    "NO_CSM",
     "PHASES",
     "TIERS",
     "CapacityError",
@@ -90,6 +91,7 @@ __all__ = [
     "load_model",
     "load_pipeline",
     "load_rules",
+    "per_csm_hours",
     "plan_capacity",
     "plan_inputs",
     "workload",
@@ -1262,7 +1264,7 @@ def workload(ws, model=None, as_of=None, *, rules=None, criteria=None) -> Worklo
                         "csm_owner": csm.where(csm.notna(), NO_CSM).astype("object"),
                         "tier": tier.astype("object"), "phase": phase,
                         "hours": np.asarray(hours, float)})
-    per_csm = _per_csm(out, model)
+    per_csm = per_csm_hours(out, model)
     per_tier = (out.groupby(["tier", "phase"]).agg(accounts=("account_id", "size"),
                                                    hours=("hours", "sum")).reset_index())
     per_tier["hours_per_account"] = per_tier["hours"] / per_tier["accounts"]
@@ -1282,8 +1284,18 @@ def workload(ws, model=None, as_of=None, *, rules=None, criteria=None) -> Worklo
     return Workload(out, per_csm, per_tier, onboardings, as_of, notes=tuple(notes))
 
 
-def _per_csm(accounts: pd.DataFrame, model: CapacityModel) -> pd.DataFrame:
-    """Per-CSM table from account-level tier, phase and hours (pure arithmetic)."""
+def per_csm_hours(accounts: pd.DataFrame, model) -> pd.DataFrame:
+    """The per-CSM table of :class:`Workload` from account-level phase and hours.
+
+    Pure arithmetic (no workspace): the dashboard recomputes it when hours change.
+
+    Parameters
+    ----------
+    accounts : DataFrame
+        ``Workload.accounts`` (``account_id``, ``csm_owner``, ``phase``, ``hours``).
+    model : CapacityModel or as :func:`load_model`
+    """
+    model = load_model(model)
     counts = pd.crosstab(accounts["csm_owner"], accounts["phase"]).reindex(
         columns=list(PHASES), fill_value=0)
     g = accounts.groupby("csm_owner").agg(accounts=("account_id", "size"),
