@@ -475,9 +475,9 @@ class Coverage(Result):
         Share of accounts whose rule tier equals their ``touch_model`` (NaN without it).
     """
 
-    accounts: pd.DataFrame
-    rules: pd.DataFrame
-    agreement: pd.DataFrame
+    accounts: pd.DataFrame = field(repr=False)
+    rules: pd.DataFrame = field(repr=False)
+    agreement: pd.DataFrame = field(repr=False)
     agreement_rate: float
     as_of: dt.date
     source: str
@@ -639,10 +639,10 @@ class CoverageEvaluation(Result):
         The assignment the evaluation used (``measured_at="start"``).
     """
 
-    tiers: pd.DataFrame
-    groups: pd.DataFrame
-    mismatches: pd.DataFrame
-    coverage: Coverage
+    tiers: pd.DataFrame = field(repr=False)
+    groups: pd.DataFrame = field(repr=False)
+    mismatches: pd.DataFrame = field(repr=False)
+    coverage: Coverage = field(repr=False)
     as_of: dt.date
     title = "How the coverage rule performs"
 
@@ -1148,10 +1148,10 @@ class Workload(Result):
         ``over_limit``.
     """
 
-    accounts: pd.DataFrame
-    per_csm: pd.DataFrame
-    per_tier: pd.DataFrame
-    onboardings: pd.DataFrame
+    accounts: pd.DataFrame = field(repr=False)
+    per_csm: pd.DataFrame = field(repr=False)
+    per_tier: pd.DataFrame = field(repr=False)
+    onboardings: pd.DataFrame = field(repr=False)
     as_of: dt.date
     title = "CS workload today"
 
@@ -1607,10 +1607,10 @@ class CapacityPlan(Result):
     inputs : PlanInputs
     """
 
-    months: pd.DataFrame
-    hires: pd.DataFrame
-    comparison: pd.DataFrame
-    inputs: PlanInputs
+    months: pd.DataFrame = field(repr=False)
+    hires: pd.DataFrame = field(repr=False)
+    comparison: pd.DataFrame = field(repr=False)
+    inputs: PlanInputs = field(repr=False)
     title = "CSM capacity plan"
 
     def summary(self) -> pd.DataFrame:

@@ -1410,6 +1410,9 @@ def coverage_misfits(groups, *, top: int = 15, title: str | None = None) -> alt.
         data["tier"], data["attribute"], data["value"], strict=True)]
     data["status"] = ["looks like " + str(x) if isinstance(x, str) else "fits its tier"
                       for x in data["looks_like"]]
+    data = data[["group", "tier", "attribute", "value", "accounts", "median_ttv_days",
+                 "rest_median_ttv_days", "ttv_ratio", "ttv_p_adjusted", "status"]]
+    data = data.astype({"value": "str"})
     order = list(data["group"])
     base = alt.Chart(pd.DataFrame(data)).encode(
         y=alt.Y("group:N", sort=order, title=None),
@@ -1458,7 +1461,7 @@ def csm_workload(per_csm, *, title: str | None = None) -> alt.LayerChart:
     bars = alt.Chart(people).mark_bar().encode(
         y=alt.Y("csm_owner:N", sort=order, title=None),
         x=alt.X("hours:Q", title="Hours of account work per month"),
-        color=alt.Color("state:N", title=None,
+        color=alt.Color("state:N", title=None, legend=alt.Legend(orient="bottom"),
                         scale=alt.Scale(domain=["within capacity", "overloaded"],
                                         range=[PALETTE[0], BAD])),
         tooltip=["csm_owner:N", "accounts:Q", alt.Tooltip("hours:Q", format=".1f"),

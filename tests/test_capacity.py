@@ -562,3 +562,17 @@ def test_dashboard_bad_model_file_shows_its_line(book, tmp_path):
         "ramp_months: 3", "ramp_months: three"), encoding="utf-8")
     panel = CapacityPlanningDashboard.launch(book, model=str(path))
     assert "capacity model" in panel.error and "line" in panel.error
+
+
+def test_charts_serialise_without_nan(book):
+    import json
+
+    from cs_analysis import charts
+
+    ev = cap.evaluate_coverage(book, RULES, criteria=CRITERIA, min_accounts=2)
+    wl = cap.workload(book, MODEL, as_of=AS_OF, criteria=CRITERIA)
+    months, _ = cap.plan_capacity(plan_inputs_by_hand(), PLAN_MODEL)
+    for chart in (charts.coverage_agreement(ev.coverage.agreement),
+                  charts.coverage_outcomes(ev.tiers), charts.coverage_misfits(ev.groups),
+                  charts.csm_workload(wl.per_csm), charts.csms_needed(months)):
+        json.dumps(chart.to_dict(), allow_nan=False)  # a NaN would break the widget

@@ -52,7 +52,7 @@ def _slider(name: str, label: str, value: float, lo: float, hi: float, step: flo
             fmt: str = ".2f") -> widgets.FloatSlider:
     w = widgets.FloatSlider(value=value, min=lo, max=hi, step=step, description=label,
                             readout_format=fmt, continuous_update=False,
-                            layout=widgets.Layout(width="330px"))
+                            layout=widgets.Layout(width="340px"))
     w.add_class("cs-filter")
     w.add_class(f"cs-filter-{name}")
     w.add_class("cs-slider")
@@ -122,9 +122,8 @@ class CapacityPlanningDashboard(Dashboard):
         for t in TIERS:
             base = m.hours[t]["adoption"]
             hi = max(2 * base, base + 1.0)
-            out[f"hours_{t}"] = _slider(f"hours_{t}", f"{t.capitalize()} touch: hours per "
-                                        "account-month", base, 0.0, round(hi, 2),
-                                        0.05 if hi <= 5 else 0.5)
+            out[f"hours_{t}"] = _slider(f"hours_{t}", f"{t.capitalize()} touch, h/account",
+                                        base, 0.0, round(hi, 2), 0.05 if hi <= 5 else 0.5)
         out["utilisation"] = _slider("utilisation", "Utilisation target",
                                      m.utilisation_target, 0.3, 1.0, 0.05)
         lo, hi = self.growth_range
