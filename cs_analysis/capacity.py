@@ -142,7 +142,7 @@ class _RuleModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     name: str = Field(min_length=1)
     tier: Literal["high", "low", "tech"]
-    when: dict[str, Any] = Field(default_factory=dict)
+    when: dict[str, Any] | None = None  # none (or empty): a catch-all
     description: str = ""
 
 
@@ -326,7 +326,7 @@ def load_rules(source=None) -> CoverageRules:
     rules = []
     for i, r in enumerate(model.rules):
         conds = tuple(_condition(attr, raw, ("rules", i, "when", attr), ctx)
-                      for attr, raw in r.when.items())
+                      for attr, raw in (r.when or {}).items())
         rules.append(Rule(r.name, r.tier, conds, ctx.lines.get(("rules", i)), r.description))
     names = [r.name for r in rules]
     dup = sorted({n for n in names if names.count(n) > 1})

@@ -576,3 +576,10 @@ def test_charts_serialise_without_nan(book):
                   charts.coverage_outcomes(ev.tiers), charts.coverage_misfits(ev.groups),
                   charts.csm_workload(wl.per_csm), charts.csms_needed(months)):
         json.dumps(chart.to_dict(), allow_nan=False)  # a NaN would break the widget
+
+
+def test_a_rule_with_an_empty_when_is_a_catch_all(book):
+    rules = cap.load_rules({"rules": [{"name": "a", "tier": "low", "when": None},
+                                      {"name": "b", "tier": "high", "when": {}}]})
+    assert rules.rules[0].catch_all and "comes after the catch-all" in rules.warnings[0]
+    assert set(cap.assign_coverage(book, rules).accounts["tier"]) == {"low"}
