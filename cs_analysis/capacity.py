@@ -840,6 +840,10 @@ def evaluate_coverage(ws, rules=None, *, as_of=None, criteria=None, stage: str |
     if "employees" in frame:
         frame["employees_band"] = _band(frame["employees"])
     observed = frame["status"].isin(["reached", "in_progress", "churned_before"])
+    absent = [a for a in attributes if a not in frame]
+    if absent:
+        notes.append(f"not compared (no such attribute in this workspace): "
+                     f"{', '.join(absent)}")
     grows = []
     for t in tiers_present:
         ft = frame[(frame["tier"] == t) & observed]
@@ -1510,6 +1514,11 @@ def plan_capacity(inputs: PlanInputs, model, *, scenario: str = "base",
         ``hires_joining``, ``short`` (capacity below need). ``hires``: ``scenario``,
         ``join_month``, ``needed_from``, ``late``.
     """
+    if utilisation_target is not None:
+        check_number("utilisation_target", utilisation_target, minimum=0.01, maximum=1.0)
+    for t, f in (hours_factor or {}).items():
+        check_choice("hours_factor tier", t, TIERS)
+        check_number(f"hours_factor[{t!r}]", f, minimum=0)
     model = load_model(model).with_changes(hours_factor=hours_factor,
                                            utilisation_target=utilisation_target,
                                            new_account_tiers=new_account_tiers)

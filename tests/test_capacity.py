@@ -486,6 +486,10 @@ def test_arguments_are_checked(book):
         cap.assign_coverage(book, RULES, measured_at="yesterday")
     with pytest.raises(ArgumentError):
         cap.plan_capacity(plan_inputs_by_hand(), PLAN_MODEL, pipeline_factor=-1)
+    with pytest.raises(ArgumentError):
+        cap.plan_capacity(plan_inputs_by_hand(), PLAN_MODEL, utilisation_target=1.5)
+    with pytest.raises(ArgumentError):
+        cap.plan_capacity(plan_inputs_by_hand(), PLAN_MODEL, hours_factor={"medium": 2})
 
 
 # ======================================================================================
