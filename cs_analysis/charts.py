@@ -1606,3 +1606,204 @@ def feature_retention_ratios(features, *, title: str | None = None) -> alt.Layer
     one = alt.Chart(pd.DataFrame({"x": [1.0]})).mark_rule(color=NEUTRAL).encode(x="x:Q")
     return alt.layer(one, rule, point).properties(
         title=title or "Which features go with retention (not proof of cause)")
+
+
+# -- coverage and capacity
+# Charts of cs_analysis.capacity's frames (one row per tier, group, CSM or plan month).
+_TIER_ORDER = ["high", "low", "tech"]
+_TIER_COLOURS = [PALETTE[0], PALETTE[1], PALETTE[4]]
+
+
+def coverage_agreement(agreement, *, title: str | None = None) -> alt.LayerChart:
+    """Today's touch model against the tier the rule gives, as a heat map.
+
+    Parameters
+    ----------
+    agreement : pandas.DataFrame
+        ``Coverage.agreement`` of :func:`cs_analysis.capacity.assign_coverage`
+        (``touch_model``, ``tier``, ``accounts``, ``share``).
+    title : str, optional
+
+    Returns
+    -------
+    altair.LayerChart
+        Cells = accounts (colour: share of the touch model's accounts); the diagonal is
+        where rule and practice agree.
+    """
+    base = alt.Chart(agreement).encode(
+        x=alt.X("tier:N", title="Tier by the rule", sort=_TIER_ORDER),
+        y=alt.Y("touch_model:N", title="Touch model today", sort=_TIER_ORDER),
+        tooltip=["touch_model:N", "tier:N", "accounts:Q",
+                 alt.Tooltip("share:Q", format=".0%")])
+    rect = base.mark_rect().encode(color=alt.Color("share:Q", title="Share",
+                                                   scale=alt.Scale(scheme="blues",
+                                                                   domain=[0, 1])))
+    text = base.mark_text(fontSize=12).encode(
+        text="accounts:Q",
+        color=alt.condition("datum.share > 0.5", alt.value("white"), alt.value("#333333")))
+    return alt.layer(rect, text).properties(
+        title=title or "Today's touch model vs the rule's tier", width=260, height=180)
+
+
+def coverage_outcomes(tiers, *, title: str | None = None) -> alt.LayerChart:
+    """Median days to value per tier, with its interval, and the share within target.
+
+    Parameters
+    ----------
+    tiers : pandas.DataFrame
+        ``CoverageEvaluation.tiers`` of :func:`cs_analysis.capacity.evaluate_coverage`.
+    title : str, optional
+
+    Returns
+    -------
+    altair.LayerChart
+    """
+    data = tiers[["tier", "accounts", "median_ttv_days", "median_ttv_lower",
+                  "median_ttv_upper", "share_within_target", "retention_12m",
+                  "tickets_per_account_month"]].copy()
+    data["label"] = [("–" if v != v else f"{v:.0%} within target")
+                     for v in data["share_within_target"]]
+    y = alt.Y("tier:N", title=None, sort=_TIER_ORDER)
+    base = alt.Chart(data)
+    tooltip = ["tier:N", "accounts:Q", alt.Tooltip("median_ttv_days:Q", title="median days"),
+               alt.Tooltip("share_within_target:Q", format=".0%", title="within target"),
+               alt.Tooltip("retention_12m:Q", format=".0%", title="still customers at 12 m"),
+               alt.Tooltip("tickets_per_account_month:Q", format=".2f",
+                           title="tickets per account-month")]
+    ci = base.mark_rule(strokeWidth=2, color=PALETTE[0]).encode(
+        y=y, x=alt.X("median_ttv_lower:Q", title="Days to value (median, 95% CI)"),
+        x2="median_ttv_upper:Q")
+    point = base.mark_point(filled=True, size=80, color=PALETTE[0]).encode(
+        y=y, x="median_ttv_days:Q", tooltip=tooltip)
+    text = base.mark_text(dy=-14, fontSize=11, color="#486581").encode(
+        y=y, x="median_ttv_days:Q", text="label:N")
+    return alt.layer(ci, point, text).properties(
+        title=title or "Time to value by coverage tier")
+
+
+def coverage_misfits(groups, *, top: int = 15, title: str | None = None) -> alt.LayerChart:
+    """Groups within a tier: their median days to value against the rest of the tier.
+
+    Parameters
+    ----------
+    groups : pandas.DataFrame
+        ``CoverageEvaluation.groups`` (``tier``, ``attribute``, ``value``, ``accounts``,
+        ``median_ttv_days``, ``rest_median_ttv_days``, ``ttv_ratio``, ``ttv_p_adjusted``,
+        ``looks_like``).
+    top : int
+        Groups shown: the flagged ones, then the lowest adjusted p-values.
+    title : str, optional
+
+    Returns
+    -------
+    altair.LayerChart
+        One row per group: grey tick = the rest of its tier, point = the group (red when
+        flagged as looking like another tier).
+    """
+    import pandas as pd
+
+    data = groups.dropna(subset=["median_ttv_days", "rest_median_ttv_days"]).copy()
+    data["flagged"] = data["looks_like"].notna()
+    data = data.sort_values(["flagged", "ttv_p_adjusted"], ascending=[False, True]).head(top)
+    data["group"] = [f"{t} · {a} = {v}" for t, a, v in zip(
+        data["tier"], data["attribute"], data["value"], strict=True)]
+    data["status"] = ["looks like " + str(x) if isinstance(x, str) else "fits its tier"
+                      for x in data["looks_like"]]
+    data = data[["group", "tier", "attribute", "value", "accounts", "median_ttv_days",
+                 "rest_median_ttv_days", "ttv_ratio", "ttv_p_adjusted", "status"]]
+    data = data.astype({"value": "str"})
+    order = list(data["group"])
+    base = alt.Chart(pd.DataFrame(data)).encode(
+        y=alt.Y("group:N", sort=order, title=None),
+        tooltip=["tier:N", "attribute:N", "value:N", "accounts:Q",
+                 alt.Tooltip("median_ttv_days:Q", title="median days"),
+                 alt.Tooltip("rest_median_ttv_days:Q", title="rest of tier"),
+                 alt.Tooltip("ttv_ratio:Q", format=".2f"),
+                 alt.Tooltip("ttv_p_adjusted:Q", format=".3g", title="p (Holm)"), "status:N"])
+    rule = base.mark_rule(color=NEUTRAL).encode(
+        x=alt.X("rest_median_ttv_days:Q", title="Median days to value"),
+        x2="median_ttv_days:Q")
+    rest = base.mark_tick(color="#666666", thickness=2, size=14).encode(
+        x="rest_median_ttv_days:Q")
+    point = base.mark_point(filled=True, size=70).encode(
+        x="median_ttv_days:Q",
+        color=alt.Color("status:N", title=None,
+                        scale=alt.Scale(domain=["fits its tier", "looks like high",
+                                                "looks like low", "looks like tech"],
+                                        range=[PALETTE[0], BAD, "#f28e2b", "#76b7b2"])))
+    return alt.layer(rule, rest, point).properties(
+        title=title or "Groups that onboard unlike the rest of their tier (tick: rest)")
+
+
+def csm_workload(per_csm, *, title: str | None = None) -> alt.LayerChart:
+    """Hours of each CSM's book per month, by phase, against their capacity.
+
+    Parameters
+    ----------
+    per_csm : pandas.DataFrame
+        ``Workload.per_csm`` of :func:`cs_analysis.capacity.workload`, or a frame with
+        ``csm_owner``, ``hours_onboarding``, ``hours_adoption``, ``hours_renewal`` and
+        ``capacity_hours`` (then bars are split by phase).
+    title : str, optional
+
+    Returns
+    -------
+    altair.LayerChart
+        Horizontal bars (red when overloaded), dashed line at the capacity.
+    """
+    import pandas as pd
+
+    people = per_csm[per_csm["capacity_hours"].notna()].copy()
+    people["state"] = ["overloaded" if bool(o) else "within capacity"
+                       for o in people["overloaded"].fillna(False)]
+    order = list(people.sort_values("hours", ascending=False)["csm_owner"])
+    bars = alt.Chart(people).mark_bar().encode(
+        y=alt.Y("csm_owner:N", sort=order, title=None),
+        x=alt.X("hours:Q", title="Hours of account work per month"),
+        color=alt.Color("state:N", title=None, legend=alt.Legend(orient="bottom"),
+                        scale=alt.Scale(domain=["within capacity", "overloaded"],
+                                        range=[PALETTE[0], BAD])),
+        tooltip=["csm_owner:N", "accounts:Q", alt.Tooltip("hours:Q", format=".1f"),
+                 alt.Tooltip("capacity_hours:Q", format=".1f"),
+                 alt.Tooltip("load:Q", format=".0%", title="load")])
+    cap = float(people["capacity_hours"].max()) if len(people) else 0.0
+    line = alt.Chart(pd.DataFrame({"x": [cap]})).mark_rule(
+        color="#333333", strokeDash=[4, 3]).encode(x="x:Q")
+    return alt.layer(bars, line).properties(
+        title=title or "Workload per CSM against capacity (dashed)")
+
+
+def csms_needed(months, *, title: str | None = None) -> alt.LayerChart:
+    """CSMs needed per month (one line per scenario) and the staff's ramped capacity.
+
+    Parameters
+    ----------
+    months : pandas.DataFrame
+        ``CapacityPlan.months`` of :func:`cs_analysis.capacity.capacity_plan` (or
+        :func:`~cs_analysis.capacity.plan_capacity`'s first frame): ``scenario``,
+        ``month``, ``csms_needed_fte``, ``csm_capacity_fte``, ``hires_joining``.
+    title : str, optional
+
+    Returns
+    -------
+    altair.LayerChart
+        Solid lines = CSMs needed (full-time equivalents); dashed = capacity of the staff
+        with hires ramping up; hires marked as points where they join.
+    """
+    data = months[["scenario", "month", "csms_needed_fte", "csm_capacity_fte",
+                   "hires_joining", "hours"]].copy()
+    x = alt.X("month:O", title=None, axis=alt.Axis(labelAngle=-45))
+    colour = alt.Color("scenario:N", title="Scenario")
+    tooltip = ["scenario:N", "month:O",
+               alt.Tooltip("csms_needed_fte:Q", format=".1f", title="CSMs needed"),
+               alt.Tooltip("csm_capacity_fte:Q", format=".2f", title="staff capacity"),
+               alt.Tooltip("hires_joining:Q", title="hires joining"),
+               alt.Tooltip("hours:Q", format=",.0f")]
+    need = alt.Chart(data).mark_line(point=True).encode(
+        x=x, y=alt.Y("csms_needed_fte:Q", title="CSMs (full-time equivalents)",
+                     scale=alt.Scale(zero=False)),
+        color=colour, tooltip=tooltip)
+    staff = alt.Chart(data).mark_line(strokeDash=[4, 3], interpolate="step-after").encode(
+        x=x, y="csm_capacity_fte:Q", color=colour, tooltip=tooltip)
+    return alt.layer(need, staff).properties(
+        title=title or "CSMs needed (solid) and staff capacity with ramp (dashed)")

@@ -33,6 +33,12 @@ Slow onboarding costs customers
     days; with these targets 35-40% of every segment is slow, which keeps this driver
     independent of segment. Some onboardings stall for good
     (``stalled_onboarding_share``); accounts signed recently are still onboarding.
+Low-touch accounts with high-touch needs
+    Logistics companies on low touch migrate from paper: without a dedicated CSM their
+    time-to-value is 45 days longer (``paper_migration``), so they run past target far
+    more often. Their segment, plan and MRR look like any other low-touch account's, so
+    an MRR rule puts them there; :func:`cs_analysis.capacity.evaluate_coverage` flags the
+    group. (High-touch Logistics accounts onboard normally: the CSM does the migration.)
 Training looks better than it is
     A ``training`` session early in onboarding shortens time-to-value by 10 days
     (``training_ttv_effect_days``). CS gives it far more often to Enterprise and to large
@@ -195,6 +201,11 @@ PLANTED: dict = {
     "training_ttv_effect_days": -10,
     # at the segment's median size; within a segment larger companies get it more often
     "training_share_by_segment": {"SMB": 0.10, "Mid-Market": 0.35, "Enterprise": 0.70},
+    # --- coverage (cs_analysis.capacity) -------------------------------------------------
+    # Low-touch accounts of one industry migrate from paper and need a CSM's help: without
+    # it their time-to-value is this many days longer (no extra random draws, so every
+    # other table stays as it was). Coverage evaluation finds them (low touch, Logistics).
+    "paper_migration": {"industry": "Logistics", "touch_model": "low", "extra_ttv_days": 45},
     # --- surveys ------------------------------------------------------------------------
     "nps_driver_weights": {
         "attr_value": 0.9,
@@ -718,6 +729,10 @@ def _simulate(n: int, seed: int, as_of: dt.date) -> _Book:
                          + 0.45 * rng.normal(size=n))
     ttv = np.maximum(3.0, base + PLANTED["training_ttv_effect_days"] * trained)
     ttv = np.maximum(ttv, np.where(trained, training_day - clock + 2, 0))
+    # low-touch accounts with high-touch needs (migrating from paper): onboard slower
+    paper = PLANTED["paper_migration"]
+    ttv = ttv + paper["extra_ttv_days"] * (
+        (touch == paper["touch_model"]) & (np.asarray(_INDUSTRIES)[industry] == paper["industry"]))
     stalled = rng.random(n) < PLANTED["stalled_onboarding_share"]
     value_day = np.where(stalled, _BIG, clock + np.round(ttv).astype(np.int64))
     target = np.array([PLANTED["ttv_target_days"][s] for s in SEGMENTS])[segment]

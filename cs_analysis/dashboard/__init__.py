@@ -10,6 +10,7 @@
 - :mod:`~cs_analysis.dashboard.journey`: :class:`JourneyWorkshopDashboard`,
   :func:`resume`, :class:`SharedGoalsDashboard`.
 - :mod:`~cs_analysis.dashboard.renewals`: :class:`RenewalsDashboard`.
+- :mod:`~cs_analysis.dashboard.capacity`: :class:`CapacityPlanningDashboard`.
 
 Every name is importable from here (``from cs_analysis.dashboard import
 RetentionDashboard``). The analysis modules never import this package: they stay free
@@ -51,6 +52,7 @@ from cs_analysis.dashboard.base import (
     toggle_filter,
     use_served_chart_bundle,
 )
+from cs_analysis.dashboard.capacity import CapacityPlanningDashboard
 from cs_analysis.dashboard.journey import JourneyWorkshopDashboard, SharedGoalsDashboard, resume
 from cs_analysis.dashboard.onboarding import OnboardingDashboard
 from cs_analysis.dashboard.renewals import RenewalsDashboard
@@ -71,6 +73,7 @@ __all__ = [
     "LANDING",
     "PANEL_WIDTH",
     "WIDE_PANEL_WIDTH",
+    "CapacityPlanningDashboard",
     "Dashboard",
     "DashboardInfo",
     "DashboardSpecError",
