@@ -260,7 +260,7 @@ def _open_tickets(ws, as_of: dt.date, critical: Sequence[str]) -> pd.DataFrame:
         pred.append(t.resolved_at.isnull() | ~on_or_before(t.resolved_at, as_of, tz))
     t = t.filter(*pred)
     if "priority" in t.columns and critical:
-        crit = t.priority.isin(list(critical)).fill_null(False).cast("int64")
+        crit = ibis.ifelse(t.priority.isin(list(critical)).fill_null(False), 1, 0).cast("int64")
     else:
         crit = ibis.literal(0).cast("int64")
     df = (t.mutate(_crit=crit).group_by("account_id")

@@ -870,8 +870,11 @@ def _bridge(ws, grid, by, grain: str) -> pd.DataFrame:
     # one query: per (period, group, component) the movers and the start / end totals
     agg = (g.group_by(["p", *gcols, "component"])
            .agg(accounts=g.account_id.count(), mrr=(g.mrr - g.prev).sum(),
-                start_accounts=(g.prev > 0).cast("int64").sum(), start=g.prev.sum(),
-                end_accounts=(g.mrr > 0).cast("int64").sum(), end=g.mrr.sum())
+                # ifelse, not bool.cast: PostgreSQL cannot cast boolean to bigint
+                start_accounts=ibis.ifelse(g.prev > 0, 1, 0).cast("int64").sum(),
+                start=g.prev.sum(),
+                end_accounts=ibis.ifelse(g.mrr > 0, 1, 0).cast("int64").sum(),
+                end=g.mrr.sum())
            .to_pandas())
     moves = agg[agg["component"] != "unchanged"][["p", *gcols, "component", "accounts", "mrr"]]
     totals = (agg.groupby(["p", *gcols], as_index=False)
@@ -1169,7 +1172,8 @@ def account_lifetimes(ws, *, as_of=None, by: str | Sequence[str] | None = None
     subs = _subscriptions(ws)
     subs = subs.filter(subs.start_date <= as_of,
                        subs.end_date.isnull() | (subs.end_date > subs.start_date))
-    covers_as_of = (subs.end_date.isnull() | (subs.end_date > as_of)).cast("int64")
+    covers_as_of = ibis.ifelse(subs.end_date.isnull() | (subs.end_date > as_of), 1, 0).cast(
+        "int64")  # not bool.cast: PostgreSQL cannot cast boolean to bigint
     per = subs.group_by("account_id").agg(covered=covers_as_of.max(),
                                           last_end=subs.end_date.max())
     j = acc.join(per, "account_id").select("account_id", "signup_date", "covered",
