@@ -182,7 +182,7 @@ def ticket_phases(ws, *, as_of=None, window_days: int = 90, criteria=None,
     n = len(df)
     d = df["opened_date"].to_numpy("datetime64[D]")
     # 1. after churn
-    lt = account_lifetimes(ws, as_of)
+    lt = account_lifetimes(ws, as_of=as_of)
     churn = df["account_id"].map(lt.set_index("account_id")["churn_date"])
     after = (pd.to_datetime(churn).to_numpy("datetime64[D]") <= d) & churn.notna().to_numpy()
     # 2. onboarding: before the day value was reached (or not reached)
