@@ -26,6 +26,8 @@ import pytest
 
 from cs_analysis import onboarding as ob
 from cs_analysis.dashboard import ErrorPanel, OnboardingDashboard, month_range
+from cs_analysis.onboarding.effects import _rmst
+from cs_analysis.onboarding.ttv import poisson_ci
 from cs_analysis.workspace import WorkspaceError, open_workspace, write_workspace
 
 AS_OF = pd.Timestamp("2024-06-30")
@@ -808,7 +810,7 @@ def test_onboarding_tickets_match_brute_force(rand):
 def test_poisson_interval_is_the_exact_garwood_interval():
     from scipy.stats import chi2
 
-    lo, hi = ob._poisson_ci(7, 2.0, 0.05)
+    lo, hi = poisson_ci(7, 2.0, 0.05)
     assert lo == pytest.approx(chi2.ppf(0.025, 14) / 4)
     assert hi == pytest.approx(chi2.ppf(0.975, 16) / 4)
     # textbook: 95% interval of a count of 7 is 2.81 to 14.42
@@ -894,7 +896,7 @@ def test_restricted_mean_matches_lifelines_and_its_variance_the_formula():
     time = rng.integers(1, 60, 150).astype(float)
     event = rng.random(150) < 0.7
     for tau in (30.0, 45.5, 100.0):
-        mean, var = ob._rmst(time, event, tau)
+        mean, var = _rmst(time, event, tau)
         kmf = KaplanMeierFitter().fit(time, event)
         assert mean == pytest.approx(restricted_mean_survival_time(kmf, t=tau), rel=1e-6)
         # the Kaplan-Meier variance: sum over event times of A^2 d / (n (n - d)), A the

@@ -33,7 +33,7 @@ from cs_analysis.onboarding import (
     ttv_curves,
     ttv_summary,
 )
-from cs_analysis.workspace import _to_date
+from cs_analysis.time import to_date
 
 __all__ = ["OnboardingDashboard"]
 
@@ -235,7 +235,7 @@ class OnboardingDashboard(Dashboard):
         if no_clock:
             notes.append(f"{no_clock:,} accounts have no {crit.clock_start} and are left out "
                          "(see the criteria file's if_no_clock_start).")
-        as_of_d = _to_date(as_of) if as_of else ws.as_of
+        as_of_d = to_date(as_of) if as_of else ws.as_of
         scope = (f"{n:,} onboardings in scope · clock starts at "
                  f"{crit.clock_start.replace('_', ' ')} · data as of {as_of_d:%d %b %Y}")
         return View(kpis=[median, within, still, stalled_kpi], panels=panels, table=table,
