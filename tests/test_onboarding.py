@@ -349,7 +349,7 @@ BAD = [  # (file text, substrings the message must hold)
     ("clock_start: signup_date\nstages: []\n", ["line 2", "non-empty list of stages"]),
     ("clock_start: signup_date\nstages:\n  - value\n", ["line 3", "must be a mapping"]),
     ("clock_start: signup_date\nstages:\n  - name: v\n    al: []\n",
-     ["line 4", "unknown stage key 'al'"]),
+     ["line 4", "(stages[0].al)", "unknown key 'al'", "allowed keys are all, any"]),
     ("clock_start: signup_date\nstages:\n  - label: V\n    all: [{milestone: m}]\n",
      ["needs a `name`", "None"]),
     ("clock_start: signup_date\nstages:\n  - name: 2nd stage\n    all: [{milestone: m}]\n",
@@ -369,8 +369,8 @@ BAD = [  # (file text, substrings the message must hold)
     ("clock_start: signup_date\nstages:\n  - name: v\n    all:\n"
      "      - {milestone: m, active_users: 3}\n", ["conditions of two kinds"]),
     ("clock_start: signup_date\nstages:\n  - name: v\n    all:\n"
-     "      - milestone: m\n        at_least: 2\n", ["line 6", "'at_least' is not a key of a "
-                                                     "milestone condition"]),
+     "      - milestone: m\n        at_least: 2\n", ["line 6", "unknown key 'at_least'",
+                                                     "allowed keys are milestone"]),
     ("clock_start: signup_date\nstages:\n  - name: v\n    all:\n      - milestone: 3\n",
      ["line 5", "a milestone must be a name", "3"]),
     ("clock_start: signup_date\nstages:\n  - name: v\n    all:\n      - events: {a: 1}\n",
@@ -380,6 +380,14 @@ BAD = [  # (file text, substrings the message must hold)
                                                        "number >= 1, got 0"]),
     ("clock_start: signup_date\nstages:\n  - name: v\n    all:\n"
      "      - events: [login]\n        at_least: 2.5\n", ["at_least", "2.5"]),
+    # 3.0 is not a whole number, nor is the text "3" (strict schema)
+    ("clock_start: signup_date\nstages:\n  - name: v\n    all:\n"
+     "      - events: [login]\n        at_least: 3.0\n", ["line 6", "at_least must be a "
+                                                         "whole number >= 1, got 3.0"]),
+    ("clock_start: signup_date\nstages:\n  - name: v\n    all:\n"
+     "      - events: [login]\n        within_days: '7'\n", ["line 6", "within_days", "'7'"]),
+    ("clock_start: signup_date\nstages:\n  - name: v\n    label: [a]\n"
+     "    all: [{milestone: m}]\n", ["line 4", "(stages[0].label)", "['a']"]),
     ("clock_start: signup_date\nstages:\n  - name: v\n    all:\n"
      "      - events: [login]\n        within_days: -7\n", ["within_days", "-7"]),
     ("clock_start: signup_date\nstages:\n  - name: v\n    all:\n"

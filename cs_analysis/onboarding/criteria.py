@@ -13,10 +13,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any
 
 import pandas as pd
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
-from cs_analysis.config import YamlContext, read_text, read_yaml, short
+from cs_analysis.config import YamlContext, read_text, read_yaml, short, validate
 from cs_analysis.errors import CSAnalysisError
 from cs_analysis.formatting import is_missing
 from cs_analysis.workspace import WorkspaceError
@@ -265,14 +267,104 @@ def default_criteria_path() -> Path:
     return Path(__file__).resolve().parents[2] / "data" / "onboarding_criteria.yml"
 
 
-_TOP_KEYS = ("clock_start", "if_no_clock_start", "stages", "description", "title", "version")
-_STAGE_KEYS = ("name", "label", "description", "all", "any", "target_days", "requires")
 _COND_KEYS = {"milestone": ("milestone",),
               "events": ("events", "at_least", "within_days"),
               "active_users": ("active_users", "events")}
 #: What an onboarding criteria file is called in messages.
 _LABEL = "onboarding criteria"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+_KINDS_TEXT = "`milestone: <name>`, `events: [<event names>]` or `active_users: <K>`"
+
+
+# -- schema (pydantic, through cs_analysis.config.validate: file + line in every error) --
+def _whole_number(value, info: ValidationInfo):
+    """A whole number >= 1; 3.0, "3" and True are refused (strict)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{info.field_name} must be a whole number >= 1")
+    return value
+
+
+def _event_names(value):
+    """``any`` / ``*`` (every event), one name, or a list of names -> tuple of names."""
+    if value in ("any", "*"):
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if (not isinstance(value, list) or not value
+            or not all(isinstance(e, str) and e.strip() for e in value)):
+        raise ValueError("`events` must be a list of event names (or `any`)")
+    return tuple(dict.fromkeys(e.strip() for e in value))
+
+
+_Whole = Annotated[int, BeforeValidator(_whole_number)]
+_Events = Annotated[tuple[str, ...], BeforeValidator(_event_names)]
+_STRICT = ConfigDict(extra="forbid", strict=True)
+
+
+class _MilestoneSchema(BaseModel):
+    model_config = _STRICT
+    milestone: Any
+
+    @field_validator("milestone", mode="before")
+    @classmethod
+    def _named(cls, value):
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError("a milestone must be a name (text)")
+        return value.strip()
+
+
+class _EventsSchema(BaseModel):
+    model_config = _STRICT
+    events: _Events = ()
+    at_least: _Whole = 1
+    within_days: _Whole | None = None
+
+
+class _UsersSchema(BaseModel):
+    model_config = _STRICT
+    active_users: _Whole
+    events: _Events = ()
+
+
+_COND_SCHEMAS = {"milestone": _MilestoneSchema, "events": _EventsSchema,
+                 "active_users": _UsersSchema}
+
+
+class _StageSchema(BaseModel):
+    model_config = _STRICT
+    name: Any = Field(default=None, validate_default=True)
+    label: str | int | float | None = None
+    description: str | None = None
+    all: Any = None
+    any: Any = None
+    target_days: Any = None
+    requires: str | None = None
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _valid_name(cls, value):
+        if not isinstance(value, str) or not _NAME.match(value):
+            raise ValueError("each stage needs a `name`: letters, digits, _ or -, starting "
+                             "with a letter (e.g. value_realized)")
+        return value
+
+
+class _FileSchema(BaseModel):
+    model_config = _STRICT
+    clock_start: Any = None
+    if_no_clock_start: str | None = REPORT
+    stages: Any = None
+    description: str | None = None
+    title: str | None = None
+    version: Any = None
+
+    @field_validator("if_no_clock_start", mode="before")
+    @classmethod
+    def _fallback(cls, value):
+        if value is not None and value != REPORT and value not in CLOCK_COLUMNS:
+            raise ValueError(f"if_no_clock_start must be {REPORT!r} or one of "
+                             f"{', '.join(CLOCK_COLUMNS)}")
+        return value
 
 
 def load_criteria(source=None) -> Criteria:
@@ -298,8 +390,9 @@ def load_criteria(source=None) -> Criteria:
         neither or both of ``all`` / ``any``, with no conditions, with a ``requires``
         that is not an earlier stage; a condition of unknown kind or with mixed kinds,
         a non-text milestone, event names that are not a list of text, ``at_least`` or
-        ``within_days`` that are not whole numbers >= 1; targets that are not
-        non-negative numbers. Names are checked against a workspace by
+        ``within_days`` that are not whole numbers >= 1 (``3.0`` is not); targets that
+        are not non-negative numbers. The structure is checked with pydantic
+        (:func:`cs_analysis.config.validate`). Names are checked against a workspace by
         :meth:`Criteria.check`.
     """
     if isinstance(source, Criteria):
@@ -317,36 +410,25 @@ def _parse(data, ctx: YamlContext) -> Criteria:
     if not isinstance(data, Mapping):
         raise ctx.error((), "expected a mapping with `clock_start` and `stages` at the top "
                             f"level, got {type(data).__name__}: {short(data)}")
-    unknown = [k for k in data if k not in _TOP_KEYS]
-    if unknown:
-        raise ctx.error((unknown[0],), f"unknown key {unknown[0]!r}; the allowed keys are "
-                                       f"{', '.join(_TOP_KEYS)}", key_line=True)
-    clock_start, by_segment = _parse_clock(data, ctx)
-    fallback = data.get("if_no_clock_start", REPORT)
-    if fallback is None or fallback == REPORT:
-        fallback = None
-    elif fallback not in CLOCK_COLUMNS:
-        raise ctx.error(("if_no_clock_start",),
-                        f"if_no_clock_start must be {REPORT!r} or one of "
-                        f"{', '.join(CLOCK_COLUMNS)}, got {fallback!r}")
-    stages_raw = data.get("stages")
-    if stages_raw is None:
+    top = validate(_FileSchema, data, ctx)
+    clock_start, by_segment = _parse_clock(top.clock_start, ctx)
+    fallback = top.if_no_clock_start
+    fallback = None if fallback in (None, REPORT) else fallback
+    if top.stages is None:
         raise ctx.error((), "no `stages`: list at least one stage (name, label, and `all:` "
                             "or `any:` conditions)")
-    if not isinstance(stages_raw, list) or not stages_raw:
+    if not isinstance(top.stages, list) or not top.stages:
         raise ctx.error(("stages",), "`stages` must be a non-empty list of stages, got "
-                                     f"{short(stages_raw)}")
+                                     f"{short(top.stages)}")
     stages: list[Stage] = []
-    for i, raw in enumerate(stages_raw):
+    for i, raw in enumerate(top.stages):
         stages.append(_parse_stage(raw, i, stages, ctx))
     return Criteria(clock_start=clock_start, clock_by_segment=by_segment,
                     if_no_clock_start=fallback, stages=tuple(stages), source=ctx.source,
-                    description=str(data.get("description") or ""),
-                    lines=dict(ctx.lines))
+                    description=str(top.description or ""), lines=dict(ctx.lines))
 
 
-def _parse_clock(data, ctx: YamlContext) -> tuple[str, dict[str, str]]:
-    raw = data.get("clock_start")
+def _parse_clock(raw, ctx: YamlContext) -> tuple[str, dict[str, str]]:
     expected = f"one of {', '.join(CLOCK_COLUMNS)}"
     if raw is None:
         raise ctx.error((), f"no `clock_start`: say when the onboarding clock starts ({expected}"
@@ -376,16 +458,8 @@ def _parse_stage(raw, i: int, earlier: list[Stage], ctx: YamlContext) -> Stage:
     if not isinstance(raw, Mapping):
         raise ctx.error(here, f"each stage must be a mapping (name, label, all/any), got "
                               f"{short(raw)}")
-    unknown = [k for k in raw if k not in _STAGE_KEYS]
-    if unknown:
-        raise ctx.error(here + (unknown[0],), f"unknown stage key {unknown[0]!r}; the allowed "
-                                              f"keys are {', '.join(_STAGE_KEYS)}",
-                        key_line=True)
-    name = raw.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ctx.error(here + (("name",) if "name" in raw else ()),
-                        "each stage needs a `name`: letters, digits, _ or -, starting with "
-                        f"a letter (e.g. value_realized), got {name!r}")
+    st = validate(_StageSchema, raw, ctx, at=here)
+    name = st.name
     if name in [s.name for s in earlier]:
         raise ctx.error(here + ("name",), f"duplicate stage name {name!r}; stage names must "
                                           "be unique")
@@ -401,80 +475,42 @@ def _parse_stage(raw, i: int, earlier: list[Stage], ctx: YamlContext) -> Stage:
                                         f"of conditions, got {short(conds_raw)}")
     conditions = tuple(_parse_condition(c, here + (mode, j), name, ctx)
                        for j, c in enumerate(conds_raw))
-    targets, default = _parse_targets(raw.get("target_days"), here + ("target_days",), name,
-                                      ctx)
-    requires = raw.get("requires")
-    if requires is not None:
+    targets, default = _parse_targets(st.target_days, here + ("target_days",), name, ctx)
+    if st.requires is not None:
         names = [s.name for s in earlier]
-        if requires not in names:
+        if st.requires not in names:
             raise ctx.error(here + ("requires",),
-                            f"stage {name!r} requires {requires!r}, which is not an earlier "
-                            f"stage; earlier stages: {', '.join(names) or '(none)'}")
-    label = raw.get("label")
-    label = str(label) if label not in (None, "") else name.replace("_", " ").capitalize()
+                            f"stage {name!r} requires {st.requires!r}, which is not an "
+                            f"earlier stage; earlier stages: {', '.join(names) or '(none)'}")
+    label = str(st.label) if st.label not in (None, "") else name.replace("_", " ").capitalize()
     return Stage(name=name, label=label, mode=mode, conditions=conditions, targets=targets,
-                 default_target=default, requires=requires,
-                 description=str(raw.get("description") or "").strip())
+                 default_target=default, requires=st.requires,
+                 description=str(st.description or "").strip())
 
 
 def _parse_condition(raw, path: tuple, stage: str, ctx: YamlContext) -> Condition:
     line = ctx.lines.get(path)
-    kinds_text = "`milestone: <name>`, `events: [<event names>]` or `active_users: <K>`"
     if isinstance(raw, str):
         raise ctx.error(path, f"stage {stage!r}: condition {raw!r} is plain text; write "
-                              f"`- milestone: {raw}` ({kinds_text})")
+                              f"`- milestone: {raw}` ({_KINDS_TEXT})")
     if not isinstance(raw, Mapping):
         raise ctx.error(path, f"stage {stage!r}: each condition must be a mapping: "
-                              f"{kinds_text}; got {short(raw)}")
+                              f"{_KINDS_TEXT}; got {short(raw)}")
     primary = [k for k in ("milestone", "active_users") if k in raw]
     if not primary and "events" in raw:
         primary = ["events"]
     if len(primary) != 1:
         what = "conditions of two kinds" if primary else "no known condition"
         raise ctx.error(path, f"stage {stage!r}: {what} in {short(raw)}; one condition per "
-                              f"list item: {kinds_text}")
+                              f"list item: {_KINDS_TEXT}")
     kind = primary[0]
-    unknown = [k for k in raw if k not in _COND_KEYS[kind]]
-    if unknown:
-        raise ctx.error(path + (unknown[0],), f"stage {stage!r}: {unknown[0]!r} is not a key "
-                                              f"of a {kind} condition (allowed: "
-                                              f"{', '.join(_COND_KEYS[kind])})", key_line=True)
+    c = validate(_COND_SCHEMAS[kind], raw, ctx, at=path)
     if kind == "milestone":
-        name = raw["milestone"]
-        if not isinstance(name, str) or not name.strip():
-            raise ctx.error(path + ("milestone",), f"stage {stage!r}: a milestone must be a "
-                                                   f"name (text), got {short(name)}")
-        return Condition("milestone", milestone=name.strip(), line=line)
-    events = _parse_events(raw.get("events", "any"), path + ("events",), stage, ctx)
+        return Condition("milestone", milestone=c.milestone, line=line)
     if kind == "events":
-        at_least = _whole(raw.get("at_least", 1), path + ("at_least",), "at_least", stage, ctx)
-        within = raw.get("within_days")
-        within = None if within is None else _whole(within, path + ("within_days",),
-                                                    "within_days", stage, ctx)
-        return Condition("events", events=events, at_least=at_least, within_days=within,
-                         line=line)
-    k = _whole(raw["active_users"], path + ("active_users",), "active_users", stage, ctx)
-    return Condition("active_users", events=events, at_least=k, line=line)
-
-
-def _parse_events(raw, path, stage, ctx) -> tuple[str, ...]:
-    if raw in ("any", "*"):
-        return ()
-    if isinstance(raw, str):
-        raw = [raw]
-    if (not isinstance(raw, list) or not raw
-            or not all(isinstance(e, str) and e.strip() for e in raw)):
-        raise ctx.error(path, f"stage {stage!r}: `events` must be a list of event names (or "
-                              f"`any`), got {short(raw)}")
-    return tuple(dict.fromkeys(e.strip() for e in raw))
-
-
-def _whole(value, path, key, stage, ctx) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value) \
-            or value < 1:
-        raise ctx.error(path, f"stage {stage!r}: {key} must be a whole number >= 1, got "
-                              f"{short(value)}")
-    return int(value)
+        return Condition("events", events=c.events, at_least=c.at_least,
+                         within_days=c.within_days, line=line)
+    return Condition("active_users", events=c.events, at_least=c.active_users, line=line)
 
 
 def _parse_targets(raw, path, stage, ctx) -> tuple[dict[str, float], float | None]:
