@@ -171,12 +171,18 @@ def bf_clock(row, crit: dict):
     return None if _na(start) else pd.Timestamp(start)
 
 
-def bf_condition(tables, row, cond: dict, as_of=AS_OF):
+def local(t, tz: str = "UTC") -> pd.Timestamp:
+    """Wall-clock time in ``tz`` of a stored (naive UTC) timestamp, by pandas' tz database."""
+    return pd.Timestamp(t).tz_localize("UTC").tz_convert(tz).tz_localize(None)
+
+
+def bf_condition(tables, row, cond: dict, as_of=AS_OF, tz="UTC"):
+    """When a condition first holds (a stored UTC time); dates compared on the LOCAL calendar."""
     aid, signup = row["account_id"], pd.Timestamp(row["signup_date"])
     end = as_of + DAY
 
     def ok(t):
-        return signup <= t < end
+        return signup <= local(t, tz) < end
 
     if "milestone" in cond:
         times = [t for a, m, t in tables["onboarding_milestones"].itertuples(index=False)
@@ -199,7 +205,7 @@ def bf_condition(tables, row, cond: dict, as_of=AS_OF):
     if d is None:
         return times[n - 1] if len(times) >= n else None
     for i in range(n - 1, len(times)):
-        if (times[i].normalize() - times[i - n + 1].normalize()).days < d:
+        if (local(times[i], tz).normalize() - local(times[i - n + 1], tz).normalize()).days < d:
             return times[i]
     return None
 
@@ -221,8 +227,11 @@ def bf_target(stage: dict, segment):
     return float(t["default"]) if "default" in t else math.nan
 
 
-def bf_ttv(tables, crit: dict, as_of=AS_OF) -> pd.DataFrame:
-    """time_to_value by brute force: one row per account (signed up by as_of) and stage."""
+def bf_ttv(tables, crit: dict, as_of=AS_OF, tz="UTC") -> pd.DataFrame:
+    """time_to_value by brute force: one row per account (signed up by as_of) and stage.
+
+    Every date of a timestamp is its local date in ``tz`` (pandas ``tz_convert``).
+    """
     out = []
     for _, row in tables["accounts"].iterrows():
         if row["signup_date"] > as_of:
@@ -232,7 +241,7 @@ def bf_ttv(tables, crit: dict, as_of=AS_OF) -> pd.DataFrame:
         reached_at: dict = {}
         for stage in crit["stages"]:
             mode = "all" if "all" in stage else "any"
-            times = [bf_condition(tables, row, c, as_of) for c in stage[mode]]
+            times = [bf_condition(tables, row, c, as_of, tz) for c in stage[mode]]
             if mode == "all":
                 at = None if any(t is None for t in times) else max(times)
             else:
@@ -247,8 +256,8 @@ def bf_ttv(tables, crit: dict, as_of=AS_OF) -> pd.DataFrame:
                 status, days = "no_clock_start", math.nan
             elif start > as_of:
                 status, days = "not_started", math.nan
-            elif at is not None and (churn is None or at.normalize() < churn):
-                status, days = "reached", max(0, (at.normalize() - start).days)
+            elif at is not None and (churn is None or local(at, tz).normalize() < churn):
+                status, days = "reached", max(0, (local(at, tz).normalize() - start).days)
             elif churn is not None:
                 status, days = "churned_before", max(0, (churn - start).days)
             else:
@@ -489,13 +498,27 @@ def test_missing_tables_and_columns_are_clear_errors(tmp_path, tiny_tables):
 # ======================================================================================
 # time_to_value against the brute force
 # ======================================================================================
+@pytest.fixture(scope="module")
+def rand_tz(tmp_path_factory):
+    """The first random workspace's tables loaded in Tokyo (UTC+9) and Los Angeles."""
+    tables = random_tables(1)
+    out = {}
+    for tz in ("Asia/Tokyo", "America/Los_Angeles"):
+        path = write_workspace(tmp_path_factory.mktemp("onbtz") / "r.duckdb", tables,
+                               config={"as_of": AS_OF.date().isoformat(), "timezone": tz})
+        out[tz] = (open_workspace(path), tables)
+    return out
+
+
 @pytest.mark.parametrize("crit", [CRITERIA_A, CRITERIA_B], ids=["A", "B"])
-@pytest.mark.parametrize("which", [0, 1])
-def test_time_to_value_matches_brute_force(rand, crit, which):
-    ws, tables = rand[which]
+@pytest.mark.parametrize("which", [0, 1, "Asia/Tokyo", "America/Los_Angeles"])
+def test_time_to_value_matches_brute_force(rand, rand_tz, crit, which):
+    ws, tables = rand[which] if isinstance(which, int) else rand_tz[which]
+    tz = which if isinstance(which, str) else "UTC"
     got = ob.time_to_value(ws, crit).sort_values(["account_id", "stage"]).reset_index(
         drop=True)
-    want = bf_ttv(tables, crit).sort_values(["account_id", "stage"]).reset_index(drop=True)
+    want = bf_ttv(tables, crit, tz=tz).sort_values(["account_id", "stage"]).reset_index(
+        drop=True)
     assert len(got) == len(want)
     assert list(got["account_id"]) == list(want["account_id"])
     assert list(got["stage"]) == list(want["stage"])
@@ -526,6 +549,74 @@ def test_the_random_workspaces_hold_every_case(rand):
         order = first.pivot(index="account_id", columns="milestone", values="completed_at")
         assert (order["imported"] < order["configured"]).any()  # out of order
     assert seen == set(ob.STATUSES)
+
+
+def _tz_workspace(tmp_path, tz: str, milestones: list, events: list = ()):
+    """Accounts a, b, c signing up on 1 March 2024 (local dates), as of 30 June 2024."""
+    signup = pd.Timestamp("2024-03-01")
+    accounts = pd.DataFrame({"account_id": ["a", "b", "c"], "signup_date": [signup] * 3})
+    tables = {
+        "accounts": accounts,
+        "subscriptions": pd.DataFrame({"account_id": ["a", "b", "c"],
+                                       "start_date": [signup] * 3, "end_date": [pd.NaT] * 3,
+                                       "mrr": [1.0] * 3}),
+        "onboarding_milestones": pd.DataFrame(milestones, columns=["account_id", "milestone",
+                                                                   "completed_at"]).astype(
+            {"completed_at": "datetime64[us]"}),
+        "usage_events": pd.DataFrame([*events, ("a", "2024-03-02 12:00", "report_shared")],
+                                     columns=["account_id", "event_at", "event_name"]).astype(
+            {"event_at": "datetime64[us]"}),
+    }
+    path = write_workspace(tmp_path / f"{tz.replace('/', '_')}.duckdb", tables,
+                           config={"as_of": "2024-06-30", "timezone": tz})
+    return open_workspace(path)
+
+
+TZ_CRIT = {"clock_start": "signup_date", "stages": [
+    {"name": "value", "any": [{"milestone": "value_moment"},
+                              {"events": ["report_shared"], "at_least": 2,
+                               "within_days": 1}]}]}
+
+
+def test_tokyo_dates_are_local_dates(tmp_path):
+    # stored UTC; Tokyo is UTC+9 all year
+    ws = _tz_workspace(tmp_path, "Asia/Tokyo", [
+        ("a", "value_moment", "2024-02-29 23:30"),  # 08:30 on 1 March in Tokyo: counts, day 0
+        ("b", "value_moment", "2024-06-30 16:00"),  # 01:00 on 1 July: after the as-of date
+        ("c", "value_moment", "2024-03-10 14:59"),  # 23:59 on 10 March: day 9
+    ], events=[("b", "2024-03-05 14:30", "report_shared"),   # 23:30 on 5 March
+               ("b", "2024-03-05 15:30", "report_shared")])  # 00:30 on 6 March: 2 days
+    got = ob.time_to_value(ws, TZ_CRIT).set_index("account_id")
+    assert got.loc["a", "status"] == "reached" and got.loc["a", "days"] == 0
+    # b: neither the milestone after the local as-of date nor two events on two local days
+    # (within_days: 1) count; it is still onboarding, censored at the as-of date
+    assert got.loc["b", "status"] == "in_progress"
+    assert got.loc["b", "days"] == (pd.Timestamp("2024-06-30") - pd.Timestamp("2024-03-01")).days
+    assert got.loc["c", "days"] == 9
+    # the same data read in UTC: a's milestone is "before signup", b's counts
+    utc = ob.time_to_value(_tz_workspace(tmp_path / "u", "UTC", [
+        ("a", "value_moment", "2024-02-29 23:30"), ("b", "value_moment", "2024-06-30 16:00"),
+        ("c", "value_moment", "2024-03-10 14:59")]), TZ_CRIT).set_index("account_id")
+    assert utc.loc["a", "status"] == "in_progress" and utc.loc["b", "status"] == "reached"
+    # stalled: the last milestone's LOCAL date is the last progress
+    st = ob.stalled_accounts(ws, TZ_CRIT, idle_days=1, include_moving=True)
+    assert st.set_index("account_id").loc["b", "days_since_progress"] == got.loc["b", "days"]
+
+
+def test_los_angeles_dates_are_local_dates(tmp_path):
+    # Los Angeles is UTC-8 in winter and UTC-7 in summer (PDT from 10 March 2024)
+    ws = _tz_workspace(tmp_path, "America/Los_Angeles", [
+        ("a", "value_moment", "2024-03-01 07:30"),  # 23:30 on 29 Feb: before signup
+        ("a", "value_moment", "2024-03-01 08:30"),  # 00:30 on 1 March: day 0
+        ("b", "value_moment", "2024-07-01 06:30"),  # 23:30 on 30 June: the as-of date counts
+        ("c", "value_moment", "2024-04-01 06:59"),  # 23:59 on 31 March (PDT): day 30
+    ], events=[("c", "2024-03-03 07:59", "report_shared"),   # 23:59 on 2 March
+               ("c", "2024-03-03 08:01", "report_shared")])  # 00:01 on 3 March: 2 days
+    got = ob.time_to_value(ws, TZ_CRIT).set_index("account_id")
+    assert got.loc["a", "days"] == 0 and got.loc["a", "reached_at"] == pd.Timestamp(
+        "2024-03-01 08:30")
+    assert got.loc["b", "status"] == "reached" and got.loc["b", "days"] == 121
+    assert got.loc["c", "days"] == 30
 
 
 def test_duplicates_and_out_of_order_milestones_do_not_change_the_result(tmp_path):

@@ -27,10 +27,11 @@ from cs_analysis.onboarding.ttv import (
     poisson_ci,
     stage_ttv,
     time_to_value,
+    utc_bounds,
     z_value,
 )
 from cs_analysis.survival import kaplan_meier, loglog_interval
-from cs_analysis.time import resolve_as_of
+from cs_analysis.time import period_expr, resolve_as_of
 
 __all__ = ["OUTCOMES", "ActivityEffect", "TTVRetention", "activity_effect", "ttv_vs_retention"]
 
@@ -389,14 +390,16 @@ def activity_effect(ws, activity: str, outcome: str = "ttv",
     base["_w0"] = base["clock_start"]
     base["_w1"] = base["clock_start"] + pd.Timedelta(days=int(window_days))
     base = base[base["_w1"] <= as_of_ts + DAY]
+    w1_utc = utc_bounds(base["_w1"], ws.timezone)
     if outcome == "ttv":
         cut = base["reached_at"].where(base["reached"])
-        base["_w1c"] = cut.where(cut.notna() & (cut < base["_w1"]), base["_w1"])
+        base["_w1c"] = cut.where(cut.notna() & (cut < w1_utc), w1_utc)
     else:
-        base["_w1c"] = base["_w1"]
+        base["_w1c"] = w1_utc
+    base["_w0"] = utc_bounds(base["_w0"], ws.timezone)
     windows = base[["account_id", "_w0", "_w1c"]].astype(
         {"account_id": "str", "_w0": "datetime64[us]", "_w1c": "datetime64[us]"})
-    a = acts.filter(acts.activity == activity, acts.occurred_at < end_ts(as_of_d))
+    a = acts.filter(acts.activity == activity, acts.occurred_at < end_ts(as_of_d, ws.timezone))
     treated_ids: set[str] = set()
     if not windows.empty:
         w = ibis.memtable(windows)
@@ -425,7 +428,8 @@ def activity_effect(ws, activity: str, outcome: str = "ttv",
         base["_event"] = life["churned"].to_numpy(int)
         measure = "share still a customer 365 days after signup"
     else:
-        resp = _nps_responses(ws, as_of_d, base[["account_id", "_w1"]])
+        w1 = base[["account_id", "_w1"]].assign(_w1=utc_bounds(base["_w1"], ws.timezone))
+        resp = _nps_responses(ws, as_of_d, w1)
         base = base.merge(resp, on="account_id", how="left")
         for c in ("responses", "promoters", "detractors"):
             base[c] = base[c].fillna(0).astype("int64")
@@ -582,12 +586,12 @@ def _nps_responses(ws, as_of: dt.date, windows: pd.DataFrame) -> pd.DataFrame:
     cols = ["account_id", "survey", "score", "responded_at"]
     has_resp = ws.has("survey_responses", "respondent_id")
     sr = ws.table("survey_responses", columns=cols + (["respondent_id"] if has_resp else []))
-    sr = sr.filter(sr.survey == "nps", sr.responded_at < end_ts(as_of))
+    sr = sr.filter(sr.survey == "nps", sr.responded_at < end_ts(as_of, ws.timezone))
     w = ibis.memtable(windows.astype({"account_id": "str", "_w1": "datetime64[us]"}))
     j = sr.join(w, "account_id")
     j = j.filter(j.responded_at >= j._w1)
     if has_resp:
-        wave = j.responded_at.year() * 4 + j.responded_at.quarter()
+        wave = period_expr(j.responded_at, "quarter", ws.timezone)
         j = j.mutate(_wave=wave)
         win = ibis.window(group_by=[j.account_id, j.respondent_id, j._wave],
                           order_by=ibis.desc(j.responded_at))

@@ -8,15 +8,15 @@ import ibis
 import pandas as pd
 
 from cs_analysis.onboarding.ttv import (
-    DAY,
     MISSING,
     OBSERVED,
+    end_ts,
     group_labels,
     poisson_ci,
     stage_ttv,
-    ts,
+    utc_bounds,
 )
-from cs_analysis.time import resolve_as_of
+from cs_analysis.time import resolve_as_of, utc_instant
 
 __all__ = ["onboarding_tickets"]
 
@@ -29,11 +29,12 @@ def onboarding_tickets(ws, criteria=None, *, stage: str | None = None, by: str |
     """Support tickets opened during onboarding, by category, per account-week.
 
     Each account with a running clock (status ``reached``, ``in_progress`` or
-    ``churned_before`` in :func:`time_to_value`) is **onboarding** from midnight of its
-    clock-start date until the stage was reached (its ``reached_at``), or, when it was
-    not, until its churn date or the end of the as-of date. A ticket counts when its
-    ``opened_at`` falls in that window. The rate is tickets / account-weeks of
-    onboarding (the summed window lengths / 7 days), with an exact Poisson interval.
+    ``churned_before`` in :func:`time_to_value`) is **onboarding** from local midnight
+    (workspace time zone) of its clock-start date until the stage was reached (its
+    ``reached_at``), or, when it was not, until its churn date or the end of the as-of
+    date. A ticket counts when its ``opened_at`` falls in that window. The rate is
+    tickets / account-weeks of onboarding (the summed window lengths / 7 days), with an
+    exact Poisson interval.
     For comparison, the same rate **after** onboarding: from ``reached_at`` to the churn
     date or the end of the as-of date, for accounts that reached the stage;
     ``rate_ratio`` = during / after. Null categories are labelled ``"(missing)"``.
@@ -67,15 +68,18 @@ def onboarding_tickets(ws, criteria=None, *, stage: str | None = None, by: str |
     ws.table("support_tickets", columns=["account_id", "opened_at", "category"])
     ttv, _ = stage_ttv(ws, criteria, stage, as_of, by, None)
     as_of_d = resolve_as_of(ws, as_of)
-    end_day = pd.Timestamp(as_of_d) + DAY
+    tz = ws.timezone
+    # window bounds as stored (UTC) instants: local midnights of the dates in ws.timezone
+    end_day = pd.Timestamp(utc_instant(as_of_d + dt.timedelta(days=1), tz))
     obs = ttv[ttv["status"].isin(OBSERVED)].copy()
     obs["group"] = group_labels(obs, by)
-    w0 = obs["clock_start"]
-    stop = obs["churn_date"].where(obs["status"] == "churned_before", end_day)
+    w0 = utc_bounds(obs["clock_start"], tz)
+    churn = utc_bounds(obs["churn_date"], tz)
+    stop = churn.where(obs["status"] == "churned_before", end_day)
     w1 = obs["reached_at"].where(obs["reached"], stop)
     w1 = w1.where(w1 > w0, w0)
     a0 = obs["reached_at"].where(obs["reached"])
-    a1 = obs["churn_date"].where(obs["churn_date"].notna(), end_day)
+    a1 = churn.where(churn.notna(), end_day)
     windows = pd.DataFrame({
         "account_id": obs["account_id"].astype("str"), "_g": obs["group"].astype("str"),
         "_w0": w0.astype("datetime64[us]"), "_w1": w1.astype("datetime64[us]"),
@@ -93,7 +97,7 @@ def onboarding_tickets(ws, criteria=None, *, stage: str | None = None, by: str |
     if windows.empty:
         return pd.DataFrame({c: [] for c in cols})
     t = ws.table("support_tickets", columns=["account_id", "opened_at", "category"])
-    t = t.filter(t.opened_at < ts(as_of_d + dt.timedelta(days=1)))
+    t = t.filter(t.opened_at < end_ts(as_of_d, tz))
     w = ibis.memtable(windows)
     j = t.join(w, "account_id")
     cat = j.category.cast("string").fill_null(MISSING)

@@ -20,7 +20,7 @@ import pandas as pd
 from cs_analysis.formatting import is_missing
 from cs_analysis.onboarding.criteria import CLOCK_COLUMNS, Condition, Criteria, Stage, load_criteria
 from cs_analysis.survival import kaplan_meier, loglog_interval
-from cs_analysis.time import resolve_as_of
+from cs_analysis.time import day_start, local_date, local_dates, resolve_as_of
 
 __all__ = [
     "ALL_ACCOUNTS",
@@ -47,19 +47,34 @@ DAY = pd.Timedelta(days=1)
 # ======================================================================================
 # Engine work: per-account clock and condition times
 # ======================================================================================
-def ts(d: dt.date):
-    return ibis.timestamp(dt.datetime(d.year, d.month, d.day))
+def end_ts(as_of: dt.date, tz: str | None):
+    """The stored (UTC) instant of local midnight after the as-of date in ``tz``.
+
+    Activity strictly before it counts: it happened on or before the as-of date on the
+    workspace's calendar.
+    """
+    return day_start(as_of + dt.timedelta(days=1), tz)
 
 
-def end_ts(as_of: dt.date):
-    """Midnight after the as-of date: activity strictly before it counts."""
-    return ts(as_of + dt.timedelta(days=1))
+def utc_bounds(dates: pd.Series, tz: str | None) -> pd.Series:
+    """Stored (UTC) instants at which local days ``dates`` start in ``tz`` (NaT stays)."""
+    d = pd.to_datetime(dates).astype("datetime64[us]")
+    name = tz or "UTC"
+    if name == "UTC":
+        return d
+    return (d.dt.tz_localize(name, ambiguous=False, nonexistent="shift_forward")
+            .dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[us]"))
 
 
 def _scoped_accounts(ws, as_of: dt.date):
     acc = ws.table("accounts", columns=["account_id", "signup_date"])
     acc = acc.filter(acc.signup_date <= as_of)
-    return acc.select("account_id", _signup=acc.signup_date.cast("timestamp"))
+    return acc.select("account_id", _signup=acc.signup_date)
+
+
+def _since_signup(j, col, as_of: dt.date, tz: str | None):
+    """Rows of ``j`` whose timestamp ``col`` falls from the local signup date to as-of."""
+    return j.filter(local_date(col, tz) >= j._signup, col < end_ts(as_of, tz))
 
 
 def _milestone_times(ws, as_of: dt.date, names: Sequence[str]) -> pd.DataFrame:
@@ -68,7 +83,7 @@ def _milestone_times(ws, as_of: dt.date, names: Sequence[str]) -> pd.DataFrame:
     m = m.filter(m.milestone.isin(list(names)))
     acc = _scoped_accounts(ws, as_of)
     j = m.join(acc, "account_id")
-    j = j.filter(j.completed_at >= j._signup, j.completed_at < end_ts(as_of))
+    j = _since_signup(j, j.completed_at, as_of, ws.timezone)
     out = j.group_by(["account_id", "milestone"]).agg(at=j.completed_at.min()).to_pandas()
     out["account_id"] = out["account_id"].astype("str")
     return out
@@ -88,7 +103,7 @@ def _events_time(ws, as_of: dt.date, cond: Condition) -> pd.DataFrame:
         ev = ev.filter(ev.event_name.isin(list(cond.events)))
     acc = _scoped_accounts(ws, as_of)
     j = ev.join(acc, "account_id")
-    j = j.filter(j.event_at >= j._signup, j.event_at < end_ts(as_of))
+    j = _since_signup(j, j.event_at, as_of, ws.timezone)
     j = j.select("account_id", "event_at")
     n = cond.at_least
     w = ibis.window(group_by=j.account_id, order_by=j.event_at)
@@ -101,8 +116,10 @@ def _events_time(ws, as_of: dt.date, cond: Condition) -> pd.DataFrame:
     else:
         r = j.mutate(_prev=j.event_at.lag(n - 1).over(w)) if n > 1 else j.mutate(
             _prev=j.event_at)
+        tz = ws.timezone
         r = r.filter(r._prev.notnull(),
-                     r.event_at.date().delta(r._prev.date(), unit="day") < cond.within_days)
+                     local_date(r.event_at, tz).delta(local_date(r._prev, tz), unit="day")
+                     < cond.within_days)
         res = r.group_by("account_id").agg(at=r.event_at.min())
     out = res.to_pandas()
     out["account_id"] = out["account_id"].astype("str")
@@ -118,7 +135,7 @@ def _users_time(ws, as_of: dt.date, cond: Condition) -> pd.DataFrame:
         ev = ev.filter(ev.event_name.isin(list(cond.events)))
     acc = _scoped_accounts(ws, as_of)
     j = ev.join(acc, "account_id")
-    j = j.filter(j.event_at >= j._signup, j.event_at < end_ts(as_of))
+    j = _since_signup(j, j.event_at, as_of, ws.timezone)
     first = j.group_by(["account_id", "user_id"]).agg(_first=j.event_at.min())
     k = cond.at_least
     if k == 1:
@@ -141,7 +158,7 @@ def _last_milestones(ws, as_of: dt.date) -> pd.DataFrame:
     m = ws.table("onboarding_milestones", columns=["account_id", "milestone", "completed_at"])
     acc = _scoped_accounts(ws, as_of)
     j = m.join(acc, "account_id")
-    j = j.filter(j.completed_at >= j._signup, j.completed_at < end_ts(as_of))
+    j = _since_signup(j, j.completed_at, as_of, ws.timezone)
     out = j.group_by("account_id").agg(last_milestone=j.milestone.argmax(j.completed_at),
                                        last_at=j.completed_at.max()).to_pandas()
     out["account_id"] = out["account_id"].astype("str")
@@ -153,7 +170,7 @@ def _open_tickets(ws, as_of: dt.date) -> pd.DataFrame | None:
     if not ws.has("support_tickets", "resolved_at"):
         return None
     t = ws.table("support_tickets", columns=["account_id", "opened_at", "resolved_at"])
-    end = end_ts(as_of)
+    end = end_ts(as_of, ws.timezone)
     t = t.filter(t.opened_at < end, t.resolved_at.isnull() | (t.resolved_at >= end))
     out = t.group_by("account_id").agg(open_tickets=t.count()).to_pandas()
     out["account_id"] = out["account_id"].astype("str")
@@ -169,6 +186,7 @@ class _Data:
     reached: pd.DataFrame  # account_id x stage name -> reached_at
     as_of: dt.date
     criteria: Criteria
+    tz: str = "UTC"  # the workspace's time zone: dates of timestamps are taken there
 
 
 def _collect(ws, criteria, as_of=None, extra: Sequence[str] = ()) -> _Data:
@@ -252,7 +270,7 @@ def _collect(ws, criteria, as_of=None, extra: Sequence[str] = ()) -> _Data:
             both = pd.concat([at, reached[s.requires]], axis=1)
             at = both.max(axis=1, skipna=False)
         reached[s.name] = at.astype("datetime64[us]")
-    return _Data(acc, cond_df, reached, as_of, crit)
+    return _Data(acc, cond_df, reached, as_of, crit, ws.timezone)
 
 
 def _stage_frame(data: _Data, stage: Stage, extra: Sequence[str] = ()) -> pd.DataFrame:
@@ -261,7 +279,7 @@ def _stage_frame(data: _Data, stage: Stage, extra: Sequence[str] = ()) -> pd.Dat
     as_of = pd.Timestamp(data.as_of)
     start = acc["clock_start"]
     reached_at = data.reached[stage.name]
-    reached_day = reached_at.dt.normalize()
+    reached_day = local_dates(reached_at, data.tz).astype("datetime64[us]")
     churn = acc["churn_date"]
     no_clock = start.isna()
     not_started = ~no_clock & (start > as_of)
@@ -628,7 +646,7 @@ def stalled_accounts(ws, criteria=None, idle_days: int = 14, *, stage: str | Non
     last = _last_milestones(ws, data.as_of).set_index("account_id")
     frame["last_milestone"] = last["last_milestone"].reindex(frame.index)
     frame["last_milestone_at"] = pd.to_datetime(last["last_at"]).reindex(frame.index)
-    progress = frame["last_milestone_at"].dt.normalize()
+    progress = local_dates(frame["last_milestone_at"], ws.timezone).astype("datetime64[us]")
     since = progress.where(progress.notna() & (progress > frame["clock_start"]),
                            frame["clock_start"])
     frame["days_since_progress"] = (as_of_ts - since).dt.days.astype("float")
