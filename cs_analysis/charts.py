@@ -693,7 +693,7 @@ def activity_effect(result, *, title: str | None = None) -> alt.LayerChart:
     Parameters
     ----------
     result : ActivityEffect or pandas.DataFrame
-        :func:`cs_analysis.onboarding.activity_effect` output or its ``summary``.
+        :func:`cs_analysis.onboarding.activity_effect` output or its ``summary()``.
     title : str, optional
         Chart title.
 
@@ -703,7 +703,7 @@ def activity_effect(result, *, title: str | None = None) -> alt.LayerChart:
         One row per estimate (naive, adjusted): the difference with its interval and a
         rule at zero (no difference).
     """
-    summary = getattr(result, "summary", result)
+    summary = result.summary() if callable(getattr(result, "summary", None)) else result
     data = summary[["estimate", "activity", "outcome", "measure", "treated_accounts",
                     "control_accounts", "treated_value", "control_value", "difference",
                     "lower", "upper", "p_value", "adjusted_for"]].copy()

@@ -34,8 +34,9 @@ Slow onboarding costs customers
     independent of segment. Some onboardings stall for good
     (``stalled_onboarding_share``); accounts signed recently are still onboarding.
 Training looks better than it is
-    A ``training`` session early in onboarding shortens time-to-value by 10 days
-    (``training_ttv_effect_days``). CS gives it far more often to Enterprise and to large
+    A ``training`` session, any day in the first five weeks of onboarding, brings value 10
+    days sooner when it comes before value (``training_ttv_effect_days``; never sooner than
+    2 days after it). CS gives it far more often to Enterprise and to large
     companies (``training_share_by_segment``, more within a segment the larger the
     company), and large companies onboard faster anyway (time-to-value falls with
     employees), so comparing trained with untrained accounts overstates the effect;
@@ -676,12 +677,17 @@ def _simulate(n: int, seed: int, as_of: dt.date) -> _Book:
     p_train = _sigmoid(np.array([_logit(p) for p in share])[segment] + 0.8 * z_emp)
     trained = rng.random(n) < p_train
     clock = np.where(kickoff < _BIG, kickoff, signup)
-    training_day = np.where(trained, clock + rng.integers(1, 8, n), _BIG)
+    # training any day in the first five weeks, independent of how fast the account
+    # onboards; it brings value 10 days sooner when it comes before value (never sooner
+    # than 2 days after it), and changes nothing after value
+    training_day = np.where(trained, clock + rng.integers(1, 36, n), _BIG)
     base = 40.0 * np.exp(PLANTED["ttv_employees_elasticity"] * (np.log(employees)
                                                                  - math.log(25.0))
                          + 0.45 * rng.normal(size=n))
-    ttv = np.maximum(3.0, base + PLANTED["training_ttv_effect_days"] * trained)
-    ttv = np.maximum(ttv, np.where(trained, training_day - clock + 2, 0))
+    base = np.maximum(3.0, base)
+    before = trained & (training_day - clock < base)
+    ttv = np.where(before, np.maximum(training_day - clock + 2,
+                                      base + PLANTED["training_ttv_effect_days"]), base)
     stalled = rng.random(n) < PLANTED["stalled_onboarding_share"]
     value_day = np.where(stalled, _BIG, clock + np.round(ttv).astype(np.int64))
     target = np.array([PLANTED["ttv_target_days"][s] for s in SEGMENTS])[segment]

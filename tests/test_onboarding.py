@@ -1032,10 +1032,9 @@ def test_activity_effect_matches_brute_force(rand, outcome):
         w0, w1 = r["clock_start"], r["clock_start"] + pd.Timedelta(days=30)
         if w1 > end_all:
             continue
-        stop = w1
-        if outcome == "ttv" and r["status"] == "reached" and r["reached_at"] < w1:
-            stop = r["reached_at"]
-        treated = any(a == r["account_id"] and act == "training" and w0 <= t < stop
+        if outcome == "ttv" and r["days"] < 30:
+            continue  # landmark at day 30: only accounts still onboarding then
+        treated = any(a == r["account_id"] and act == "training" and w0 <= t < w1
                       for a, act, t in acts.itertuples(index=False))
         churn = None if _na(r["churn_date"]) else r["churn_date"]
         seg = "(missing)" if _na(r["segment"]) else r["segment"]
@@ -1043,7 +1042,7 @@ def test_activity_effect_matches_brute_force(rand, outcome):
                                                                  "signup_date"]
         row = {"account_id": r["account_id"], "treated": treated, "seg": seg}
         if outcome == "ttv":
-            row |= {"T": r["days"], "E": r["status"] == "reached"}
+            row |= {"T": r["days"] - 30, "E": r["status"] == "reached"}  # from the landmark
         elif outcome == "retention_12m":
             if churn is not None and churn <= w1:
                 continue
@@ -1082,7 +1081,7 @@ def test_activity_effect_matches_brute_force(rand, outcome):
         return 100 * (g["P"].sum() - g["D"].sum()) / g["n"].sum()
 
     t, c = want[want["treated"]], want[~want["treated"]]
-    naive = res.summary.set_index("estimate").loc["naive"]
+    naive = res.summary().set_index("estimate").loc["naive"]
     assert naive["treated_accounts"] == len(t) and naive["control_accounts"] == len(c)
     assert naive["difference"] == pytest.approx(arm(t) - arm(c))
     # adjusted: strata by segment with >= 2 of each, weighted by treated accounts
@@ -1092,10 +1091,98 @@ def test_activity_effect_matches_brute_force(rand, outcome):
         if len(gt) >= 2 and len(gc) >= 2 and not math.isnan(arm(gt) - arm(gc)):
             num += len(gt) * (arm(gt) - arm(gc))
             den += len(gt)
-    adjusted = res.summary.set_index("estimate").loc["adjusted"]
+    adjusted = res.summary().set_index("estimate").loc["adjusted"]
     assert adjusted["difference"] == pytest.approx(num / den)
     assert adjusted["lower"] < adjusted["difference"] < adjusted["upper"]
     assert "association, not proof" in res.statement
+
+
+SIM_CRIT = {"clock_start": "signup_date", "stages": [
+    {"name": "value", "all": [{"milestone": "value_moment"}]}]}
+
+
+def _sim_workspace(path, seed: int, effect_days: float, train_days: tuple[int, int],
+                   median: float, sd: float, n: int = 900):
+    """Accounts with a known training effect: value comes ``effect_days`` sooner after a
+    training that happens before it (never before day 2 after the training).
+
+    Time to value without training: lognormal (``median``, ``sd``); half of the accounts
+    get a training on a day drawn uniformly from ``train_days``, independent of their
+    time to value. Everyone signs up in 2023 and is followed to 30 June 2024.
+    """
+    rng = np.random.default_rng(seed)
+    signup = pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.integers(0, 300, n), "D")
+    t0 = np.maximum(1, np.round(median * np.exp(sd * rng.normal(size=n))))
+    trained = rng.random(n) < 0.5
+    tau = rng.integers(train_days[0], train_days[1] + 1, n)
+    before = trained & (tau < t0)
+    ttv = np.where(before, np.maximum(tau + 2, t0 + effect_days), t0)
+    ids = [f"s{i:04d}" for i in range(n)]
+    noon = pd.Timedelta(hours=12)
+    tables = {
+        "accounts": pd.DataFrame({"account_id": ids, "signup_date": signup}),
+        "subscriptions": pd.DataFrame({"account_id": ids, "start_date": signup,
+                                       "end_date": pd.NaT, "mrr": 1.0}),
+        "onboarding_milestones": pd.DataFrame({
+            "account_id": ids, "milestone": "value_moment",
+            "completed_at": signup + pd.to_timedelta(ttv, "D") + noon}),
+        "cs_activities": pd.DataFrame({
+            "account_id": np.array(ids)[trained], "activity": "training",
+            "occurred_at": (signup + pd.to_timedelta(tau, "D") + pd.Timedelta(hours=9))[
+                trained]}),
+    }
+    return open_workspace(write_workspace(path, tables, config={"as_of": "2024-06-30"}))
+
+
+def _old_naive_ttv_gap(ws, window: int = 30, horizon: int = 180) -> float:
+    """The method before the landmark: trained = training within ``window`` days AND before
+    value, outcome measured from the clock start (restricted mean, lifelines)."""
+    _lifelines()
+    from lifelines import KaplanMeierFitter
+    from lifelines.utils import restricted_mean_survival_time
+
+    ttv = ob.time_to_value(ws, SIM_CRIT)
+    acts = ws.table("cs_activities").to_pandas()
+    first = acts.groupby("account_id")["occurred_at"].min()
+    t = first.reindex(ttv["account_id"]).to_numpy()
+    start = ttv["clock_start"].to_numpy()
+    reached_at = ttv["reached_at"].to_numpy()
+    treated = (pd.notna(t) & (t < start + np.timedelta64(window, "D"))
+               & (pd.isna(reached_at) | (t < reached_at)))
+    means = []
+    for arm in (treated, ~treated):
+        kmf = KaplanMeierFitter().fit(ttv["days"][arm], ttv["reached"][arm])
+        means.append(restricted_mean_survival_time(kmf, t=horizon))
+    return means[0] - means[1]
+
+
+def test_activity_effect_null_simulation_shows_no_effect_and_the_old_bias(tmp_path):
+    # true effect 0; training any day 1-35, independent of how fast an account onboards
+    ws = _sim_workspace(tmp_path / "null.duckdb", 7, 0.0, (1, 35), median=25, sd=0.8,
+                        n=2000)
+    res = ob.activity_effect(ws, "training", "ttv", adjust_for=[], criteria=SIM_CRIT)
+    row = res.summary().set_index("estimate").loc["naive"]
+    assert row["lower"] < 0 < row["upper"]
+    assert abs(row["difference"]) < 3
+    assert res.landmark_days == 30 and 0 < res.landmark_accounts < 2000
+    assert res.landmark_accounts == row["treated_accounts"] + row["control_accounts"]
+    assert sum(res.landmark_excluded.values()) + res.landmark_accounts == 2000
+    # the old classification (trained only if before value, clock from the start) makes
+    # trained accounts look SLOWER with no true effect: immortal time (here about +12
+    # days, the landmark about +0.6; the issue saw +18 on its data)
+    old = _old_naive_ttv_gap(ws)
+    assert old > 8, old
+    assert old > row["upper"]
+
+
+def test_activity_effect_planted_simulation_recovers_the_effect(tmp_path):
+    # value 10 days sooner after a training on days 1-29; time to value well past the
+    # landmark (median 60), so the effect is still to come at day 30 for nearly everyone
+    ws = _sim_workspace(tmp_path / "planted.duckdb", 6, -10.0, (1, 29), median=60, sd=0.25)
+    res = ob.activity_effect(ws, "training", "ttv", adjust_for=[], criteria=SIM_CRIT)
+    row = res.summary().set_index("estimate").loc["naive"]
+    assert row["lower"] < -10 < row["upper"]
+    assert abs(row["difference"] + 10) < 2.5
 
 
 def test_activity_effect_checks_its_arguments(rand):
@@ -1140,18 +1227,21 @@ def test_planted_slow_onboarding_doubles_churn(planted_ws):
     assert b["churn_rate"].iloc[-1] > b["churn_rate"].iloc[0]
 
 
-def test_planted_training_effect_is_smaller_adjusted_and_near_its_size(planted_ws):
-    from cs_analysis.demo import PLANTED
+def test_planted_training_effect_on_the_demo_is_a_landmark_comparison(planted_ws):
+    """The demo trains on days 1-35; value comes 10 days sooner after a training before it.
 
+    A landmark at day 30 compares only accounts still onboarding then. The demo's effect is
+    a shift that has mostly been spent by day 30 (trained accounts that finished early are
+    no longer compared), so the landmark does not show -10 days: see the simulations above
+    for when it does. Here we check the bookkeeping and record the figure (see the note).
+    """
     res = ob.activity_effect(planted_ws, "training", "ttv", criteria=PLANTED_CRITERIA)
-    s = res.summary.set_index("estimate")
-    naive, adjusted = s.loc["naive", "difference"], s.loc["adjusted", "difference"]
-    planted = PLANTED["training_ttv_effect_days"]  # -10
-    share = 1 - PLANTED["stalled_onboarding_share"]  # stalled accounts never reach value
-    assert naive < adjusted < 0  # the naive comparison overstates the effect
-    assert naive < planted * share - 2
-    assert abs(adjusted - planted * share) < 3.0
-    assert s.loc["adjusted", "lower"] < planted * share < s.loc["adjusted", "upper"]
+    s = res.summary().set_index("estimate")
+    assert res.landmark_days == 30
+    assert res.landmark_accounts == s.loc["naive", "treated_accounts"] + s.loc[
+        "naive", "control_accounts"]
+    assert res.landmark_excluded["reached_before_landmark"] > 0
+    assert "Landmark at day 30" in res.notes[0]
 
 
 def test_planted_medians_follow_the_segment_speeds(planted_ws):

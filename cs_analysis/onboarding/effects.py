@@ -9,12 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import ibis
 import numpy as np
 import pandas as pd
 
+from cs_analysis.errors import check_alpha, check_choice, check_int
 from cs_analysis.formatting import is_missing
 from cs_analysis.onboarding.criteria import known_values, load_criteria
 from cs_analysis.onboarding.ttv import (
@@ -30,6 +31,7 @@ from cs_analysis.onboarding.ttv import (
     utc_bounds,
     z_value,
 )
+from cs_analysis.results import Result
 from cs_analysis.survival import kaplan_meier, loglog_interval
 from cs_analysis.time import period_expr, resolve_as_of
 
@@ -270,33 +272,53 @@ OUTCOMES = ("ttv", "retention_12m", "nps")
 
 
 @dataclass(frozen=True)
-class ActivityEffect:
+class ActivityEffect(Result):
     """Result of :func:`activity_effect`.
 
     Attributes
     ----------
-    summary : pandas.DataFrame
+    estimates : pandas.DataFrame
         Two rows, ``estimate`` = ``"naive"`` and ``"adjusted"``: ``activity``,
         ``outcome``, ``measure``, ``treated_accounts``, ``control_accounts``,
         ``treated_value``, ``control_value``, ``difference`` (treated - control),
         ``lower``, ``upper``, ``p_value``, ``strata_used``, ``strata_dropped``,
         ``treated_dropped`` (treated accounts in strata without a comparison),
-        ``adjusted_for``.
+        ``adjusted_for``. Also :meth:`summary`.
     strata : pandas.DataFrame
         One row per stratum of the adjusted estimate: the ``adjust_for`` columns (binned
         for numbers), ``treated``, ``control``, ``treated_value``, ``control_value``,
         ``difference``, ``se``, ``weight``, ``used``.
     accounts : pandas.DataFrame
         One row per eligible account: ``account_id``, ``treated``, ``stratum`` and the
-        outcome's inputs.
+        outcome's inputs (for ``"ttv"``: ``time`` = days from the landmark).
     statement : str
         The result in words, saying it is an association.
+    activity, outcome : str
+        What was compared.
+    landmark_days : int or None
+        For ``outcome="ttv"``: the landmark day L (``window_days``); None otherwise.
+    landmark_accounts : int or None
+        Accounts the landmark keeps (still onboarding at day L); None for other outcomes.
+    landmark_excluded : dict
+        Accounts the landmark leaves out, by reason: ``reached_before_landmark``,
+        ``churned_before_landmark``, ``landmark_after_as_of``.
     """
 
-    summary: pd.DataFrame
+    estimates: pd.DataFrame
     strata: pd.DataFrame
     accounts: pd.DataFrame
     statement: str
+    activity: str = ""
+    outcome: str = ""
+    landmark_days: int | None = None
+    landmark_accounts: int | None = None
+    landmark_excluded: Mapping[str, int] = field(default_factory=dict)
+
+    title = "Effect of a CS play"
+
+    def summary(self) -> pd.DataFrame:
+        """The naive and adjusted differences with their intervals."""
+        return self.estimates
 
 
 def activity_effect(ws, activity: str, outcome: str = "ttv",
@@ -306,17 +328,27 @@ def activity_effect(ws, activity: str, outcome: str = "ttv",
     """Do accounts that received a CS activity do better? Naive and adjusted differences.
 
     **Treated** accounts had at least one ``cs_activities`` row of ``activity`` within the
-    first ``window_days`` days of their onboarding clock (clock start <= ``occurred_at``
-    < clock start + ``window_days``; for ``outcome="ttv"`` also before the stage was
-    reached). Accounts whose window has not closed by the as-of date, or without a clock
+    first ``window_days`` days of their onboarding clock (local days: clock start <=
+    date of ``occurred_at`` < clock start + ``window_days``, in the workspace's time
+    zone). Accounts whose window has not closed by the as-of date, or without a clock
     start, are left out (the treatment is not known yet). Outcomes, each
     censoring-aware:
 
-    - ``"ttv"``: restricted mean days to the stage up to ``horizon_days``
-      (the area under the Kaplan-Meier curve S(t) of :func:`time_to_value` from 0 to
-      the horizon; accounts never reaching it count as the horizon), with the
+    - ``"ttv"``: a **landmark** comparison (metrics.md, "effect of a CS play"): only
+      accounts still onboarding at the landmark day L = ``window_days`` (stage not
+      reached before day L, not churned before it, day L on or before the as-of date)
+      are compared, treated = had the play by L, and the clock restarts at L: the
+      outcome is the restricted mean days *from the landmark* to the stage up to
+      ``horizon_days`` (area under the Kaplan-Meier curve of days - L), with the
       Kaplan-Meier variance ``sum A_j^2 d_j / (n_j (n_j - d_j))``, A_j the area under S
-      from event time t_j to the horizon. Negative difference = faster.
+      from event time t_j to the horizon. Negative difference = faster. Measuring from
+      the clock start while classifying by a play that came later would credit the
+      treated with the days they had to "survive" un-onboarded to receive it
+      (immortal-time bias: about +18 days with no true effect in a simulation). The
+      estimand is the effect of having had the play by day L on the time still needed;
+      accounts that get it later count as controls, and an effect already spent before
+      L (an account that finished early thanks to it) is not seen. The result reports
+      how many accounts the landmark keeps.
     - ``"retention_12m"``: Kaplan-Meier share still a customer 365 days after signup
       (:func:`cs_analysis.retention.account_lifetimes`), Greenwood variance. Accounts
       that churned before their window closed are left out (they had no chance to get
@@ -368,11 +400,11 @@ def activity_effect(ws, activity: str, outcome: str = "ttv",
     -------
     ActivityEffect
     """
-    if outcome not in OUTCOMES:
-        raise ValueError(f"outcome={outcome!r} is not supported; expected one of "
-                         f"{list(OUTCOMES)}")
-    if int(window_days) < 1 or int(horizon_days) < 1 or int(bins) < 1:
-        raise ValueError("window_days, horizon_days and bins must be at least 1")
+    check_choice("outcome", outcome, OUTCOMES)
+    window_days = check_int("window_days", window_days, minimum=1)
+    horizon_days = check_int("horizon_days", horizon_days, minimum=1)
+    bins = check_int("bins", bins, minimum=1)
+    alpha = check_alpha(alpha)
     adjust_for = by_list(adjust_for)
     as_of_d = resolve_as_of(ws, as_of)
     as_of_ts = pd.Timestamp(as_of_d)
@@ -387,15 +419,22 @@ def activity_effect(ws, activity: str, outcome: str = "ttv",
     st = crit.stage(stage) if outcome == "ttv" else crit.stages[-1]
     ttv = ttv[ttv["stage"] == st.name]
     base = ttv[ttv["status"].isin(OBSERVED)].copy()
-    base["_w0"] = base["clock_start"]
-    base["_w1"] = base["clock_start"] + pd.Timedelta(days=int(window_days))
-    base = base[base["_w1"] <= as_of_ts + DAY]
-    w1_utc = utc_bounds(base["_w1"], ws.timezone)
+    landmark = int(window_days)
+    excluded: dict[str, int] = {}
     if outcome == "ttv":
-        cut = base["reached_at"].where(base["reached"])
-        base["_w1c"] = cut.where(cut.notna() & (cut < w1_utc), w1_utc)
-    else:
-        base["_w1c"] = w1_utc
+        # landmark: still onboarding at day L (not reached, not churned before it, and
+        # day L observed); reached at day L itself counts as 0 days after the landmark
+        early = base["days"] < landmark
+        excluded = {
+            "reached_before_landmark": int((early & base["reached"]).sum()),
+            "churned_before_landmark": int((early & (base["status"] == "churned_before"))
+                                           .sum()),
+            "landmark_after_as_of": int((early & (base["status"] == "in_progress")).sum())}
+        base = base[~early].copy()
+    base["_w0"] = base["clock_start"]
+    base["_w1"] = base["clock_start"] + pd.Timedelta(days=landmark)
+    base = base[base["_w1"] <= as_of_ts + DAY]
+    base["_w1c"] = utc_bounds(base["_w1"], ws.timezone)
     base["_w0"] = utc_bounds(base["_w0"], ws.timezone)
     windows = base[["account_id", "_w0", "_w1c"]].astype(
         {"account_id": "str", "_w0": "datetime64[us]", "_w1c": "datetime64[us]"})
@@ -410,10 +449,10 @@ def activity_effect(ws, activity: str, outcome: str = "ttv",
     base["treated"] = base["account_id"].isin(treated_ids)
 
     if outcome == "ttv":
-        base["_time"] = base["days"].astype(float)
+        base["_time"] = base["days"].astype(float) - landmark
         base["_event"] = base["reached"].astype(int)
-        measure = (f"restricted mean days to {st.label.lower()} (up to {int(horizon_days)} "
-                   "days)")
+        measure = (f"restricted mean days from day {landmark} to {st.label.lower()} (up to "
+                   f"{int(horizon_days)} days)")
     elif outcome == "retention_12m":
         from cs_analysis.retention import account_lifetimes
 
@@ -514,8 +553,18 @@ def activity_effect(ws, activity: str, outcome: str = "ttv",
     accounts = base[keep].rename(columns={"_time": "time", "_event": "event"}).reset_index(
         drop=True)
     statement = _effect_statement(summary, activity, outcome, adjust_for, window_days, alpha)
-    return ActivityEffect(summary=summary, strata=strata, accounts=accounts,
-                          statement=statement)
+    notes: tuple[str, ...] = ()
+    if outcome == "ttv":
+        notes = (f"Landmark at day {landmark}: {len(base)} accounts still onboarding then are "
+                 f"compared ({excluded['reached_before_landmark']} reached the stage before, "
+                 f"{excluded['churned_before_landmark']} churned before, "
+                 f"{excluded['landmark_after_as_of']} have not reached day {landmark} yet); "
+                 f"days are counted from the landmark.",)
+    return ActivityEffect(estimates=summary, strata=strata, accounts=accounts,
+                          statement=statement, activity=activity, outcome=outcome,
+                          landmark_days=landmark if outcome == "ttv" else None,
+                          landmark_accounts=len(base) if outcome == "ttv" else None,
+                          landmark_excluded=excluded, notes=notes)
 
 
 def _effect_row(estimate, tv, cv, diff, se, nt, nc, z) -> dict:
@@ -616,7 +665,8 @@ def _effect_statement(summary, activity, outcome, adjust_for, window_days, alpha
         return (f"{r['difference'] * scale:+.1f}{unit} ({level} CI "
                 f"{r['lower'] * scale:+.1f} to {r['upper'] * scale:+.1f})")
 
-    what = {"ttv": "time to value (restricted mean days; negative = faster)",
+    what = {"ttv": (f"the days still needed to reach value from day {window_days}, among "
+                    f"accounts still onboarding then (restricted mean; negative = faster)"),
             "retention_12m": "12-month retention", "nps": "NPS"}[outcome]
     adj_text = ", ".join(adjust_for) or "nothing"
     return (f"Accounts that received {activity} within {window_days} days of their "
