@@ -10,9 +10,22 @@ One convention for every survival curve of the package:
   R ``survival`` / lifelines rule. (statsmodels' own ``SurvfuncRight.quantile`` takes
   ``S(t) < 1 - p``, which moves to the next event time when the curve lands exactly on
   ``1 - p``.) NaN when the curve never gets that low within follow-up;
-- its interval is statsmodels' ``quantile_ci`` (inverted tests on the cloglog scale);
 - a pointwise interval of ``S`` is computed on the log(-log S) scale,
-  ``S ** exp(+-z * se / (S * |log S|))``, which stays within [0, 1].
+  ``S ** exp(+-z * se / (S * |log S|))``, which stays within [0, 1] (lifelines'
+  "exponential Greenwood" band);
+- the interval of the ``p`` quantile is where that band crosses ``1 - p`` (metrics.md,
+  median intervals; lifelines' ``median_survival_times(confidence_interval_)``): its
+  lower end is the first event time at which the band's lower edge is ``<= 1 - p``, its
+  upper end the first event time at which the band's upper edge is. When the curve steps
+  across 50% in one large jump both ends are that step's time (e.g. [3, 3]), never
+  missing. **NaN means that edge of the band does not reach** ``1 - p`` **within
+  follow-up** (the upper end of a median interval when fewer than about half are known
+  to have had the event, with the uncertainty), or that there is no event at all.
+  (statsmodels' ``quantile_ci`` inverts a test at the event times only and returns NaN
+  at such a jump.)
+- Competing risks: :func:`aalen_johansen` gives the cumulative incidence of one event
+  type when another ends follow-up for good (churn before value): "what actually
+  happened", beside 1 - S(t) of Kaplan-Meier, "in a world without the competing event".
 """
 
 from __future__ import annotations
@@ -67,13 +80,39 @@ class KaplanMeier:
         idx = np.flatnonzero(self.surv <= 1 - p + _TOL)
         return float(self.times[idx[0]]) if len(idx) else math.nan
 
+    def band(self, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+        """Pointwise ``1 - alpha`` band of S at :attr:`times` (log(-log S) scale).
+
+        Where S = 0 both edges are 0; where the standard error is 0 (nobody left at risk
+        after the step), both edges are S.
+        """
+        from scipy.stats import norm
+
+        z = float(norm.ppf(1 - alpha / 2))
+        lo, hi = loglog_interval(self.surv, self.se, z)
+        flat = np.isnan(lo) | np.isnan(hi)
+        lo = np.where(flat, self.surv, lo)
+        hi = np.where(flat, self.surv, hi)
+        return lo, hi
+
     def quantile_ci(self, p: float, alpha: float = 0.05) -> tuple[float, float]:
-        """Interval of the ``p`` quantile (statsmodels, cloglog); NaN where unbounded."""
-        if self.fit is None:
+        """Interval of the ``p`` quantile: where the pointwise band crosses ``1 - p``.
+
+        Lower end: the first event time at which the band's lower edge is ``<= 1 - p``;
+        upper end: the first at which its upper edge is. A curve stepping across ``1 - p``
+        in one jump gives that step's time at both ends when the band jumps across too.
+        NaN: that edge of the band does not reach ``1 - p`` within follow-up (or no
+        event was observed).
+        """
+        if not len(self.times):
             return math.nan, math.nan
-        with np.errstate(divide="ignore", invalid="ignore"):
-            lo, hi = self.fit.quantile_ci(p, alpha=alpha)
-        return finite(lo), finite(hi)
+        lo, hi = self.band(alpha)
+
+        def first(edge):
+            idx = np.flatnonzero(edge <= 1 - p + _TOL)
+            return float(self.times[idx[0]]) if len(idx) else math.nan
+
+        return first(lo), first(hi)
 
 
 def kaplan_meier(time, event) -> KaplanMeier:

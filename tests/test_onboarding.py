@@ -756,6 +756,31 @@ def test_known_product_limit_example(tmp_path):
     assert curves["at_risk"].tolist()[:3] == [10, 10, 9]
 
 
+def test_median_interval_of_a_one_day_jump_is_that_day(tmp_path):
+    _lifelines()
+    from lifelines import KaplanMeierFitter
+    from lifelines.utils import median_survival_times
+
+    # 40 accounts: 4 reach value on day 1, 4 on day 2, 28 on day 3; 4 still onboarding
+    signup = pd.Timestamp("2024-03-01")
+    days = [1] * 4 + [2] * 4 + [3] * 28
+    ids = [f"a{i:02d}" for i in range(40)]
+    tables = {
+        "accounts": pd.DataFrame({"account_id": ids, "signup_date": [signup] * 40}),
+        "onboarding_milestones": pd.DataFrame({
+            "account_id": ids[:36], "milestone": "value_moment",
+            "completed_at": [signup + pd.Timedelta(days=d, hours=10) for d in days]}),
+    }
+    ws = open_workspace(write_workspace(tmp_path / "jump.duckdb", tables,
+                                        config={"as_of": "2024-03-07"}))
+    row = ob.ttv_summary(ws, SIM_CRIT, by=None).iloc[0]
+    assert row["median_days"] == 3
+    assert (row["median_lower"], row["median_upper"]) == (3.0, 3.0)  # not NaN
+    kmf = KaplanMeierFitter().fit(days + [6] * 4, [1] * 36 + [0] * 4)
+    ci = median_survival_times(kmf.confidence_interval_)
+    assert (row["median_lower"], row["median_upper"]) == tuple(ci.iloc[0])
+
+
 def test_curves_are_one_minus_the_product_limit_estimate(rand):
     ws, tables = rand[1]
     want = bf_ttv(tables, CRITERIA_B)

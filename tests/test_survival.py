@@ -68,8 +68,55 @@ def test_curve_quantiles_and_intervals_against_brute_force_and_lifelines():
 
         assert km.quantile(0.5) == KaplanMeierFitter().fit(time, event).median_survival_time_
     lo, hi = km.quantile_ci(0.5, 0.05)
-    assert (lo, hi) == tuple(finite(x) for x in km.fit.quantile_ci(0.5, alpha=0.05))
+    assert (lo, hi) == _lifelines_median_ci(time, event)
     assert lo <= km.quantile(0.5) <= hi
+
+
+def _lifelines_median_ci(time, event, alpha=0.05):
+    """lifelines' median interval: where its pointwise (exponential Greenwood) band crosses
+    0.5; an infinite end (never crosses) as NaN."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from lifelines import KaplanMeierFitter
+        from lifelines.utils import median_survival_times
+
+        kmf = KaplanMeierFitter(alpha=alpha).fit(time, event)
+        m = median_survival_times(kmf.confidence_interval_)
+    return tuple(finite(x) for x in m.iloc[0])
+
+
+@pytest.mark.parametrize(("time", "event", "expected"), [
+    # S jumps 0.8 -> 0.1 at day 3: the median is 3 and so is its interval
+    ([1] * 4 + [2] * 4 + [3] * 28 + [6] * 4, [1] * 36 + [0] * 4, (3.0, 3.0)),
+    # everyone on day 3: S jumps 1 -> 0
+    ([3] * 10, [1] * 10, (3.0, 3.0)),
+    # censored around a big jump
+    ([1] + [3] * 6 + [9], [0] + [1] * 6 + [0], (3.0, 3.0)),
+])
+def test_median_interval_of_one_big_jump_is_that_step_not_missing(time, event, expected):
+    km = kaplan_meier(time, event)
+    assert km.quantile(0.5) == 3
+    assert km.quantile_ci(0.5) == expected
+    assert km.quantile_ci(0.5) == _lifelines_median_ci(time, event)
+    # statsmodels' inverted test, which this module replaced, has no answer there
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert any(math.isnan(finite(x)) for x in km.fit.quantile_ci(0.5))
+
+
+def test_median_intervals_match_lifelines_and_nan_only_when_the_band_stays_above():
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        n = int(rng.integers(3, 60))
+        time = rng.integers(1, 30, n).astype(float)
+        event = rng.random(n) < rng.uniform(0.1, 1.0)
+        km = kaplan_meier(time, event)
+        got = km.quantile_ci(0.5, 0.1)
+        assert got == pytest.approx(_lifelines_median_ci(time, event, 0.1), nan_ok=True)
+        lo, hi = km.band(0.1)
+        # NaN exactly when that edge of the band never reaches 0.5
+        assert math.isnan(got[0]) == (not (lo <= 0.5 + 1e-12).any())
+        assert math.isnan(got[1]) == (not (hi <= 0.5 + 1e-12).any())
 
 
 def test_step_function_follow_up_and_no_events():

@@ -430,8 +430,12 @@ def ttv_summary(ws, criteria=None, by: str | None = "segment", *, stage: str | N
     **median TTV** and the percentiles come from the Kaplan-Meier estimate S(t) of the
     share not yet at the stage after t days: the p-th percentile is the smallest t with
     S(t) <= 1 - p (the convention of lifelines and most textbooks; NaN when fewer than
-    that share have reached it within follow-up), with the statsmodels ``quantile_ci``
-    interval (inverted tests on the cloglog scale). **Share within target** = 1 -
+    that share have reached it within follow-up). Its interval is where the pointwise
+    log(-log) band of S crosses 1 - p (metrics.md, median intervals; lifelines'
+    convention): when the curve steps across 50% in one jump, the interval is that
+    step's day (e.g. [3, 3]). A NaN bound means that edge of the band does not reach
+    1 - p within follow-up (typically the upper bound when too few accounts have
+    reached the stage yet to rule out a later median). **Share within target** = 1 -
     S(target) from the same estimate, not completed / all; its interval is the Greenwood
     interval on the log(-log) scale. When a group's accounts have different targets
     (grouping by anything but segment), the estimate runs on days / target and the share
