@@ -671,7 +671,7 @@ def test_summary_matches_product_limit_and_lifelines(rand, which):
     want = bf_ttv(tables, CRITERIA_A)
     want = want[(want["stage"] == "setup") & want["status"].isin(
         ["reached", "in_progress", "churned_before"])]
-    got = ob.ttv_summary(ws, CRITERIA_A, by="segment", stage="setup").set_index("group")
+    got = ob.ttv_summary(ws, CRITERIA_A, by="segment", stage="setup").set_index("segment")
     segs = want["segment"].fillna("(missing)")
     assert sorted(got.index) == sorted(segs.unique())
     for seg, g in want.groupby(segs):
@@ -715,7 +715,7 @@ def test_share_within_target_uses_each_accounts_target_when_groups_mix(rand):
     u = (want["days"] / want["target_days"]).tolist()
     s = bf_s_at(bf_km(u, (want["status"] == "reached").tolist()), 1.0)
     assert got["share_within_target"] == pytest.approx(1 - s)
-    assert got["group"] == "All accounts" and got["accounts"] == len(want)
+    assert "group" not in got and got["accounts"] == len(want)  # by=None: no group column
     # not the naive completed / all
     naive = ((want["status"] == "reached") & (want["days"] <= want["target_days"])).mean()
     assert got["share_within_target"] != pytest.approx(naive)
@@ -756,6 +756,32 @@ def test_known_product_limit_example(tmp_path):
     assert curves["at_risk"].tolist()[:3] == [10, 10, 9]
 
 
+def test_share_within_target_what_actually_happened_is_the_aalen_johansen_incidence(rand):
+    ws, tables = rand[1]
+    want = bf_ttv(tables, CRITERIA_B)  # one target: 25 days
+    want = want[want["status"].isin(["reached", "in_progress", "churned_before"])]
+    got = ob.ttv_summary(ws, CRITERIA_B, by=None).iloc[0]
+    # by hand: F(25) = sum over days t <= 25 of S(t-) x reached(t) / at risk(t), S the
+    # share with neither value nor churn yet (churn before value ends the race)
+    u = want["days"] / 25.0
+    f, s = 0.0, 1.0
+    for t in sorted(set(u[want["status"] != "in_progress"])):
+        if t > 1:
+            break
+        n = (u >= t).sum()
+        d1 = ((u == t) & (want["status"] == "reached")).sum()
+        d2 = ((u == t) & (want["status"] == "churned_before")).sum()
+        f += s * d1 / n
+        s *= 1 - (d1 + d2) / n
+    assert got["share_within_target_cif"] == pytest.approx(f)
+    assert got["within_cif_lower"] < f < got["within_cif_upper"]
+    # churn counted as "not reached" can only lower the share of the world without churn
+    assert got["share_within_target_cif"] <= got["share_within_target"] + 1e-12
+    assert got["churned_before_target_cif"] > 0
+    assert (got["share_within_target_cif"] + got["churned_before_target_cif"]
+            == pytest.approx(1 - s))
+
+
 def test_median_interval_of_a_one_day_jump_is_that_day(tmp_path):
     _lifelines()
     from lifelines import KaplanMeierFitter
@@ -788,7 +814,7 @@ def test_curves_are_one_minus_the_product_limit_estimate(rand):
     curves = ob.ttv_curves(ws, CRITERIA_B, by="segment")
     for seg, g in want.groupby(want["segment"].fillna("(missing)")):
         curve = bf_km(g["days"].tolist(), (g["status"] == "reached").tolist())
-        c = curves[curves["group"] == seg]
+        c = curves[curves["segment"] == seg]
         assert c["days"].iloc[0] == 0 and c["reached_share"].iloc[0] == 0
         for t, s in curve:
             assert c.loc[c["days"] == t, "reached_share"].iloc[0] == pytest.approx(1 - s)
@@ -1272,7 +1298,7 @@ def test_planted_training_effect_on_the_demo_is_a_landmark_comparison(planted_ws
 def test_planted_medians_follow_the_segment_speeds(planted_ws):
     from cs_analysis.demo import PLANTED
 
-    got = ob.ttv_summary(planted_ws, PLANTED_CRITERIA).set_index("group")
+    got = ob.ttv_summary(planted_ws, PLANTED_CRITERIA).set_index("segment")
     untrained = PLANTED["ttv_median_days_untrained"]
     # training only makes onboarding faster: medians at most the untrained ones
     for seg, days in untrained.items():
@@ -1331,8 +1357,10 @@ def test_dashboard_kpis_table_and_filters(small_demo):
     summary = ob.ttv_summary(small_demo, by=None).iloc[0]
     median = dash.kpi("Median days to value")
     assert median.value == summary["median_days"] and median.n == summary["accounts"]
-    assert dash.kpi("Reached within target").value == pytest.approx(
-        summary["share_within_target"])
+    within = dash.kpi("Reached within target")
+    assert within.value == pytest.approx(summary["share_within_target_cif"])  # what happened
+    assert f"{summary['share_within_target']:.0%}" in within.detail  # world without churn
+    assert "what actually happened" in within.detail
     stalled = ob.stalled_accounts(small_demo)
     assert dash.kpi("Stalled").value == len(stalled)
     assert sorted(dash.table["account_id"]) == sorted(stalled["account_id"])

@@ -141,3 +141,39 @@ def test_loglog_interval_formula_and_undefined_ends():
     assert np.isnan(lo[[0, 2]]).all() and np.isnan(hi[[0, 2]]).all()
     assert lo[1] < s < hi[1]
     assert math.isnan(finite(float("inf"))) and finite(3) == 3.0
+
+
+def test_aalen_johansen_matches_lifelines_and_a_hand_example():
+    from cs_analysis.survival import aalen_johansen, cif_interval
+
+    # by hand: 4 accounts; value at 1, churn at 2, value at 3, censored at 4
+    aj = aalen_johansen([1, 2, 3, 4], [1, 2, 1, 0])
+    # F(1) = 1/4; S(1) = 3/4; churn at 2: S(2) = 3/4 * 2/3 = 1/2; F(3) = 1/4 + 1/2 * 1/2
+    assert aj.cif == pytest.approx([0.25, 0.25, 0.5])
+    # 1 - KM of value (churn as censoring) would say 1 - 3/4 * 1/2 = 5/8 by day 3
+    km = kaplan_meier([1, 2, 3, 4], [1, 0, 1, 0])
+    assert 1 - km.at(3)[0] == pytest.approx(5 / 8)
+    assert aj.at(3)[0] == pytest.approx(0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from lifelines import AalenJohansenFitter
+
+        rng = np.random.default_rng(1)
+        for _ in range(15):
+            n = int(rng.integers(10, 80))
+            # distinct times: lifelines jitters ties between event types at random
+            time = np.round(rng.exponential(20, n), 3) + 0.001 * np.arange(n)
+            event = rng.choice([0, 1, 2], n, p=[0.3, 0.5, 0.2])
+            ref = AalenJohansenFitter(calculate_variance=True).fit(time, event,
+                                                                   event_of_interest=1)
+            got = aalen_johansen(time, event, 1)
+            for q in np.quantile(time, [0.2, 0.5, 0.8]):
+                f, se = got.at(q)
+                assert f == pytest.approx(ref.cumulative_density_.loc[:q].iloc[-1, 0])
+                assert se ** 2 == pytest.approx(ref.variance_.loc[:q].iloc[-1], abs=1e-12)
+                lo, hi = cif_interval(f, se, 1.959963984540054)
+                band = ref.confidence_interval_.loc[:q].iloc[-1]
+                if math.isnan(lo):
+                    assert band.isna().all()
+                else:
+                    assert (lo, hi) == pytest.approx((band.min(), band.max()))

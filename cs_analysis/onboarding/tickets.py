@@ -12,6 +12,7 @@ from cs_analysis.onboarding.ttv import (
     OBSERVED,
     end_ts,
     group_labels,
+    name_groups,
     poisson_ci,
     stage_ttv,
     utc_bounds,
@@ -50,7 +51,7 @@ def onboarding_tickets(ws, criteria=None, *, stage: str | None = None, by: str |
     stage : str, optional
         The stage that ends onboarding; default the last stage ("value").
     by : str, optional
-        An ``accounts`` column to split by (column ``group``).
+        An ``accounts`` column to split by (a column named after it).
     as_of : date or str, optional
         Default: the workspace's as-of date.
     alpha : float
@@ -59,7 +60,8 @@ def onboarding_tickets(ws, criteria=None, *, stage: str | None = None, by: str |
     Returns
     -------
     pandas.DataFrame
-        One row per (group and) category, most frequent first: ``group``, ``category``,
+        One row per (``by`` value and) category, most frequent first: the ``by``
+        column (none without ``by``), ``category``,
         ``tickets``, ``accounts_with_tickets``, ``accounts`` (onboarding in the group),
         ``account_weeks``, ``per_account_week``, ``lower``, ``upper``, ``share`` (of the
         group's onboarding tickets), ``after_tickets``, ``after_account_weeks``,
@@ -95,7 +97,7 @@ def onboarding_tickets(ws, criteria=None, *, stage: str | None = None, by: str |
             "account_weeks", "per_account_week", "lower", "upper", "share", "after_tickets",
             "after_account_weeks", "after_per_account_week", "rate_ratio"]
     if windows.empty:
-        return pd.DataFrame({c: [] for c in cols})
+        return name_groups(pd.DataFrame({c: [] for c in cols}), by)
     t = ws.table("support_tickets", columns=["account_id", "opened_at", "category"])
     t = t.filter(t.opened_at < end_ts(as_of_d, tz))
     w = ibis.memtable(windows)
@@ -109,7 +111,7 @@ def onboarding_tickets(ws, criteria=None, *, stage: str | None = None, by: str |
         tickets=j._during.sum(), after_tickets=j._after.sum(),
         accounts_with_tickets=j.account_id.nunique(where=j._during == 1)).to_pandas()
     if agg.empty:
-        return pd.DataFrame({c: [] for c in cols})
+        return name_groups(pd.DataFrame({c: [] for c in cols}), by)
     agg = agg.rename(columns={"_g": "group", "_cat": "category"})
     agg = agg.join(exposure, on="group")
     agg["tickets"] = agg["tickets"].astype("int64")
@@ -127,7 +129,5 @@ def onboarding_tickets(ws, criteria=None, *, stage: str | None = None, by: str |
     agg["rate_ratio"] = (agg["per_account_week"] / agg["after_per_account_week"]).where(
         agg["after_tickets"] > 0)
     agg = agg.sort_values(["group", "tickets", "category"], ascending=[True, False, True])
-    out = agg[cols].reset_index(drop=True)
-    out.attrs["by"] = by
-    return out
+    return name_groups(agg[cols].reset_index(drop=True), by)
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from cs_analysis.formatting import is_missing
 from cs_analysis.onboarding.criteria import CLOCK_COLUMNS, Condition, Criteria, Stage, load_criteria
-from cs_analysis.survival import kaplan_meier, loglog_interval
+from cs_analysis.survival import aalen_johansen, cif_interval, kaplan_meier, loglog_interval
 from cs_analysis.time import day_start, local_date, local_dates, resolve_as_of
 
 __all__ = [
@@ -404,6 +404,13 @@ def group_labels(frame: pd.DataFrame, by: str | None) -> pd.Series:
     return frame[by].astype("str").where(frame[by].notna(), MISSING)
 
 
+def name_groups(frame: pd.DataFrame, by: str | None) -> pd.DataFrame:
+    """Name the grouping column after ``by``; without ``by`` there is none (house rule)."""
+    if by is None:
+        return frame.drop(columns="group")
+    return frame.rename(columns={"group": by})
+
+
 def stage_ttv(ws, criteria, stage, as_of, by, ttv) -> tuple[pd.DataFrame, Stage]:
     crit = load_criteria(criteria)
     st = crit.stage(stage)
@@ -467,12 +474,20 @@ def ttv_summary(ws, criteria=None, by: str | None = "segment", *, stage: str | N
     Returns
     -------
     pandas.DataFrame
-        One row per group: ``group``, ``stage``, ``accounts`` (in the estimate),
+        One row per group: the ``by`` column (named after it; none when ``by`` is
+        None: one row for every account), ``stage``, ``accounts`` (in the estimate),
         ``reached``, ``in_progress``, ``churned_before``, ``no_clock_start``,
-        ``not_started``, ``target_days`` (NaN when mixed or none), ``share_within_target``,
-        ``within_lower``, ``within_upper``, ``median_days``, ``median_lower``,
-        ``median_upper``, ``p<q>_days`` / ``_lower`` / ``_upper`` per percentile,
-        ``small_sample``. ``attrs["by"]`` holds ``by``.
+        ``not_started``, ``target_days`` (NaN when mixed or none),
+        ``share_within_target`` with ``within_lower`` / ``within_upper``: 1 - S(target)
+        of Kaplan-Meier, churn treated as censoring: the share that would have reached
+        the stage within target **in a world without churn**;
+        ``share_within_target_cif`` with ``within_cif_lower`` / ``within_cif_upper``:
+        the Aalen-Johansen cumulative incidence of the stage by the target, churn before
+        value a competing event: the share that **actually** reached it within target
+        (never above the Kaplan-Meier figure); ``churned_before_target_cif``: the share
+        that churned before reaching it, by the target; ``median_days``,
+        ``median_lower``, ``median_upper``, ``p<q>_days`` / ``_lower`` / ``_upper`` per
+        percentile (NaN bound: see above), ``small_sample``.
     """
     ttv, st = stage_ttv(ws, criteria, stage, as_of, by, ttv)
     z = z_value(alpha)
@@ -500,21 +515,18 @@ def ttv_summary(ws, criteria=None, by: str | None = "segment", *, stage: str | N
                         f"{name}_upper": hi})
         row["small_sample"] = len(obs) < small_sample
         rows.append(row)
-    cols = ["group", "stage", "accounts", *STATUSES, "target_days", "share_within_target",
-            "within_lower", "within_upper"]
+    cols = ["group", "stage", "accounts", *STATUSES, "target_days", *_WITHIN_COLUMNS]
     for p in (0.5, *percentiles):
         name = "median" if p == 0.5 else f"p{round(p * 100):d}"
         cols += [f"{name}_days", f"{name}_lower", f"{name}_upper"]
     cols.append("small_sample")
-    out = pd.DataFrame(rows, columns=cols)
-    out.attrs["by"] = by
-    return out
+    return name_groups(pd.DataFrame(rows, columns=cols), by)
 
 
 def _within_share(obs: pd.DataFrame, z: float) -> dict[str, float]:
     """1 - S(1) on days / target (= 1 - S(target) for one target), with its interval."""
     ok = obs[obs["target_days"].notna()]
-    nan = {"share_within_target": math.nan, "within_lower": math.nan, "within_upper": math.nan}
+    nan = {c: math.nan for c in _WITHIN_COLUMNS}
     if ok.empty:
         return nan
     target = ok["target_days"].to_numpy(float)
@@ -522,14 +534,34 @@ def _within_share(obs: pd.DataFrame, z: float) -> dict[str, float]:
     # days / target; a 0-day target: 0 when reached on day 0, else past it (2 > 1)
     scaled = np.where(target > 0, days / np.where(target > 0, target, 1.0),
                       np.where(days > 0, 2.0, 0.0))
+    out = dict(nan)
     km = kaplan_meier(scaled, ok["reached"])
     s, se = km.at(1.0)
-    if is_missing(s):
-        return nan
-    lo, hi = loglog_interval(s, se, z)
-    return {"share_within_target": 1 - s,
-            "within_lower": 1 - hi if not is_missing(hi) else math.nan,
-            "within_upper": 1 - lo if not is_missing(lo) else math.nan}
+    if not is_missing(s):
+        lo, hi = loglog_interval(s, se, z)
+        out.update(share_within_target=1 - s,
+                   within_lower=1 - hi if not is_missing(hi) else 1 - s,
+                   within_upper=1 - lo if not is_missing(lo) else 1 - s)
+    # Aalen-Johansen: churn before value is a competing event, not censoring
+    kind = np.where(ok["reached"].to_numpy(bool), 1,
+                    np.where((ok["status"] == "churned_before").to_numpy(), 2, 0))
+    aj = aalen_johansen(scaled, kind, cause=1)
+    f, fse = aj.at(1.0)
+    if not is_missing(f):
+        lo, hi = cif_interval(f, fse, z)
+        churn, _ = aalen_johansen(scaled, kind, cause=2).at(1.0)
+        out.update(share_within_target_cif=f,
+                   within_cif_lower=lo if not is_missing(lo) else f,
+                   within_cif_upper=hi if not is_missing(hi) else f,
+                   churned_before_target_cif=churn)
+    return out
+
+
+#: Columns of the share within target: Kaplan-Meier (a world without churn) and
+#: Aalen-Johansen (what actually happened).
+_WITHIN_COLUMNS = ("share_within_target", "within_lower", "within_upper",
+                   "share_within_target_cif", "within_cif_lower", "within_cif_upper",
+                   "churned_before_target_cif")
 
 
 def ttv_curves(ws, criteria=None, by: str | None = "segment", *, stage: str | None = None,
@@ -549,7 +581,8 @@ def ttv_curves(ws, criteria=None, by: str | None = "segment", *, stage: str | No
     Returns
     -------
     pandas.DataFrame
-        ``group``, ``stage``, ``days``, ``reached_share``, ``lower``, ``upper``,
+        the ``by`` column (none when ``by`` is None), ``stage``, ``days``,
+        ``reached_share``, ``lower``, ``upper``,
         ``at_risk`` (accounts not yet there and still observed just before ``days``),
         ``events`` (reached at ``days``), ``target_days`` (the group's target when it
         has one). The first row per group is day 0; a last row carries the curve to the
@@ -590,8 +623,7 @@ def ttv_curves(ws, criteria=None, by: str | None = "segment", *, stage: str | No
     cols = ["group", "stage", "days", "reached_share", "lower", "upper", "at_risk", "events",
             "target_days"]
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({c: [] for c in cols})
-    out.attrs["by"] = by
-    return out
+    return name_groups(out, by)
 
 
 # ======================================================================================
