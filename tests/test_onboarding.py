@@ -619,6 +619,35 @@ def test_los_angeles_dates_are_local_dates(tmp_path):
     assert got.loc["c", "days"] == 30
 
 
+def test_a_churn_episode_during_onboarding_counts_even_if_the_account_came_back(tmp_path):
+    signup = pd.Timestamp("2024-01-01")
+    ids = ["back", "gone", "after"]
+    tables = {
+        "accounts": pd.DataFrame({"account_id": ids, "signup_date": [signup] * 3}),
+        "subscriptions": pd.DataFrame({
+            "account_id": ["back", "back", "gone", "after", "after"],
+            # back: lapses 1 Feb - 1 Mar during onboarding, returns; gone: lapses for good
+            # on 1 Feb; after: lapses after reaching value and returns (no effect)
+            "start_date": pd.to_datetime(["2024-01-01", "2024-03-01", "2024-01-01",
+                                          "2024-01-01", "2024-04-01"]),
+            "end_date": pd.to_datetime(["2024-02-01", None, "2024-02-01", "2024-03-01",
+                                        None]),
+            "mrr": 1.0}),
+        "onboarding_milestones": pd.DataFrame({
+            "account_id": ["back", "after"], "milestone": "value_moment",
+            "completed_at": pd.to_datetime(["2024-04-10 10:00", "2024-01-20 10:00"])}),
+    }
+    ws = open_workspace(write_workspace(tmp_path / "ep.duckdb", tables,
+                                        config={"as_of": "2024-06-30"}))
+    got = ob.time_to_value(ws, SIM_CRIT).set_index("account_id")
+    # reached value only after coming back: churned before value at its first lapse
+    assert got.loc["back", "status"] == "churned_before"
+    assert got.loc["back", "churn_date"] == pd.Timestamp("2024-02-01")
+    assert got.loc["back", "days"] == 31
+    assert got.loc["gone", "status"] == "churned_before"
+    assert got.loc["after", "status"] == "reached" and got.loc["after", "days"] == 19
+
+
 def test_duplicates_and_out_of_order_milestones_do_not_change_the_result(tmp_path):
     signup = pd.Timestamp("2024-01-01")
     accounts = pd.DataFrame({"account_id": ["a", "b"], "signup_date": [signup, signup]})

@@ -41,10 +41,17 @@ Definitions (metrics.md, "Onboarding")
   there by the as-of date are censored at the as-of date (status ``in_progress``);
   accounts that churn before are censored at their churn date (status
   ``churned_before``, counted separately as "churned before value"). The churn date is
-  :func:`cs_analysis.retention.account_lifetimes`' (not recomputed here).
+  that of the account's first churn episode (metrics.md's churn date applied to each
+  episode): a reactivated account that lost coverage while onboarding churned before
+  value even if it came back later.
 - **median TTV** and percentiles: from the Kaplan-Meier estimate of the TTV
-  distribution. **Share within target** = 1 - S(target) from the same estimate, not
-  completed / all.
+  distribution, with intervals where its pointwise band crosses 50% (a one-step jump
+  gives [t, t]; NaN means the band does not reach 50% within follow-up). **Share within
+  target** = 1 - S(target) from the same estimate, not completed / all: the share in a
+  world without churn. Churn before value is a competing event: beside it, the
+  Aalen-Johansen cumulative incidence of value by the target, what actually happened.
+- **effect of a CS play** on time to value: a landmark comparison (accounts still
+  onboarding at day L, by whether they had the play by L, clock restarted at L).
 - **stalled**: not reached, not churned, and either no milestone for ``idle_days``
   (counting from the clock start when there is none) or past the segment's target.
 

@@ -177,6 +177,27 @@ def _open_tickets(ws, as_of: dt.date) -> pd.DataFrame | None:
     return out
 
 
+def _first_churn(ws, as_of: dt.date) -> pd.Series:
+    """First churn date per account: the first ``end_date`` (on or before the as-of date)
+    on which no subscription of the account covers that day (engine; metrics.md churn
+    date, applied to each episode). Accounts that never lost coverage are absent.
+
+    For an account that never came back this is :func:`cs_analysis.retention.
+    account_lifetimes`' churn date; for a reactivated one it is the end of its first
+    episode, where retention's churn date is the end of its last.
+    """
+    s = ws.table("subscriptions", columns=["account_id", "start_date", "end_date"])
+    s = s.filter(s.start_date <= as_of)
+    ends = s.filter(s.end_date.notnull(), s.end_date <= as_of).select(
+        "account_id", _end=s.end_date)
+    cover = s.select(_acc=s.account_id, _s=s.start_date, _e=s.end_date)
+    gaps = ends.anti_join(cover, [ends.account_id == cover._acc, cover._s <= ends._end,
+                                  cover._e.isnull() | (cover._e > ends._end)])
+    out = gaps.group_by("account_id").agg(churn_date=gaps._end.min()).to_pandas()
+    return pd.Series(pd.to_datetime(out["churn_date"]).astype("datetime64[us]").to_numpy(),
+                     index=out["account_id"].astype("str").to_numpy())
+
+
 @dataclass
 class _Data:
     """Everything per account that the onboarding analyses share."""
@@ -226,16 +247,12 @@ def _collect(ws, criteria, as_of=None, extra: Sequence[str] = ()) -> _Data:
     acc["clock_start"] = start
     acc["clock_source"] = source.astype("str").where(source.notna())
 
-    # churn (retention's definition, not recomputed)
+    # churn: the first churn episode (a reactivated account churned when it first lost
+    # coverage; a later return does not undo "churned before value")
     churn = pd.Series(pd.NaT, index=acc.index, dtype="datetime64[us]")
     if ws.has("subscriptions"):
-        from cs_analysis.retention import account_lifetimes
-
-        lt = account_lifetimes(ws, as_of=as_of)
-        if not lt.empty:
-            lt_churn = pd.Series(pd.to_datetime(lt["churn_date"]).astype("datetime64[us]")
-                                 .to_numpy(), index=lt["account_id"].astype("str"))
-            churn = lt_churn.reindex(acc.index).astype("datetime64[us]")
+        first = _first_churn(ws, as_of)
+        churn = first.reindex(acc.index).astype("datetime64[us]")
     acc["churn_date"] = churn
 
     # conditions (engine), then stages (per account, pandas)
@@ -342,8 +359,13 @@ def time_to_value(ws, criteria=None, stage: str | None = None, *, as_of=None,
     - ``reached``: reached by the as-of date while still a customer; ``days`` = TTV.
     - ``in_progress``: not reached by the as-of date; censored there (``days`` = as-of
       date - clock start).
-    - ``churned_before``: churned (:func:`cs_analysis.retention.account_lifetimes`)
-      before reaching the stage ("churned before value"); censored at the churn date.
+    - ``churned_before``: churned before reaching the stage ("churned before value");
+      censored at the churn date. The churn date is that of metrics.md (the ``end_date``
+      after which no subscription covers the next day) of the account's **first** churn
+      episode: a reactivated account that lost coverage during onboarding churned before
+      value even if it came back and reached value later (its clock does not run
+      through the gap). For accounts that never came back it equals
+      :func:`cs_analysis.retention.account_lifetimes`' churn date.
     - ``no_clock_start``: the clock's date is missing; left out of every estimate.
     - ``not_started``: the clock starts after the as-of date; left out.
 
