@@ -178,9 +178,11 @@ def _open_tickets(ws, as_of: dt.date) -> pd.DataFrame | None:
 
 
 def _first_churn(ws, as_of: dt.date) -> pd.Series:
-    """First churn date per account: the first ``end_date`` (on or before the as-of date)
-    on which no subscription of the account covers that day (engine; metrics.md churn
-    date, applied to each episode). Accounts that never lost coverage are absent.
+    """First churn date per account (engine), for churn before value.
+
+    The first ``end_date`` (on or before the as-of date) on which no subscription of the
+    account covers that day: metrics.md's churn date applied to each episode. Accounts
+    that never lost coverage are absent.
 
     For an account that never came back this is :func:`cs_analysis.retention.
     account_lifetimes`' churn date; for a reactivated one it is the end of its first
