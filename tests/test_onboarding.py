@@ -26,6 +26,7 @@ import pytest
 
 from cs_analysis import onboarding as ob
 from cs_analysis.dashboard import ErrorPanel, OnboardingDashboard, month_range
+from cs_analysis.errors import CSAnalysisError
 from cs_analysis.onboarding.effects import _rmst
 from cs_analysis.onboarding.ttv import poisson_ci
 from cs_analysis.workspace import WorkspaceError, open_workspace, write_workspace
@@ -982,6 +983,8 @@ def test_onboarding_tickets_match_brute_force(rand):
         assert g["per_account_week"] == pytest.approx(counts.get(cat, 0) / weeks)
         if counts.get(cat):
             assert g["lower"] < g["per_account_week"] < g["upper"]
+        if after.get(cat):  # score interval of the rate ratio (statsmodels.stats.rates)
+            assert g["ratio_lower"] < g["rate_ratio"] < g["ratio_upper"]
     assert got["share"].sum() == pytest.approx(1.0)
     assert got["tickets"].tolist() == sorted(got["tickets"], reverse=True)
 
@@ -1271,6 +1274,11 @@ def test_activity_effect_checks_its_arguments(rand):
         ob.activity_effect(ws, "training", "churn", criteria=CRITERIA_B)
     with pytest.raises(ValueError, match="activities are: qbr, training"):
         ob.activity_effect(ws, "trainig", criteria=CRITERIA_B)
+    for call in (ob.ttv_summary, ob.ttv_curves, ob.onboarding_tickets, ob.ttv_vs_retention):
+        with pytest.raises(CSAnalysisError, match="alpha=1.5"):
+            call(ws, CRITERIA_B, alpha=1.5)
+    with pytest.raises(ValueError, match="window_days=3.0 must be a whole number"):
+        ob.activity_effect(ws, "training", criteria=CRITERIA_B, window_days=3.0)
 
 
 # ======================================================================================

@@ -42,7 +42,7 @@ __all__ = ["OUTCOMES", "ActivityEffect", "TTVRetention", "activity_effect", "ttv
 # Time to value and retention
 # ======================================================================================
 @dataclass(frozen=True)
-class TTVRetention:
+class TTVRetention(Result):
     """Result of :func:`ttv_vs_retention`.
 
     Attributes
@@ -73,6 +73,13 @@ class TTVRetention:
     accounts: pd.DataFrame
     excluded: Mapping[str, int]
     note: str
+
+    title = "Time to value and retention (landmark analysis)"
+
+    def summary(self) -> pd.DataFrame:
+        """The hazard ratios (the first row is the headline: missed target vs met)."""
+        return self.cox[["model", "term", "reference", "hazard_ratio", "lower", "upper",
+                         "p_value", "accounts", "events"]]
 
 
 _LANDMARK_NOTE = (
@@ -130,6 +137,7 @@ def ttv_vs_retention(ws, criteria=None, *, stage: str | None = None,
     -------
     TTVRetention
     """
+    alpha = check_alpha(alpha)
     edges = [int(b) for b in buckets]
     if not edges or any(b <= 0 for b in edges) or edges != sorted(set(edges)):
         raise ValueError(f"buckets must be increasing whole days > 0, got {list(buckets)}")
@@ -215,7 +223,8 @@ def ttv_vs_retention(ws, criteria=None, *, stage: str | None = None,
     return TTVRetention(buckets=pd.DataFrame(rows, columns=bucket_cols),
                         cox=pd.DataFrame(cox_rows, columns=_COX_COLS),
                         accounts=accounts.reset_index(drop=True), excluded=excluded,
-                        note=_LANDMARK_NOTE.format(h=h))
+                        note=_LANDMARK_NOTE.format(h=h),
+                        notes=(_LANDMARK_NOTE.format(h=h),))
 
 
 _COX_COLS = ["model", "term", "reference", "hazard_ratio", "lower", "upper", "p_value",

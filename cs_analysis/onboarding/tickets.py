@@ -7,6 +7,7 @@ import datetime as dt
 import ibis
 import pandas as pd
 
+from cs_analysis.errors import check_alpha
 from cs_analysis.onboarding.ttv import (
     MISSING,
     OBSERVED,
@@ -14,6 +15,7 @@ from cs_analysis.onboarding.ttv import (
     group_labels,
     name_groups,
     poisson_ci,
+    rate_ratio_ci,
     stage_ttv,
     utc_bounds,
 )
@@ -65,8 +67,11 @@ def onboarding_tickets(ws, criteria=None, *, stage: str | None = None, by: str |
         ``tickets``, ``accounts_with_tickets``, ``accounts`` (onboarding in the group),
         ``account_weeks``, ``per_account_week``, ``lower``, ``upper``, ``share`` (of the
         group's onboarding tickets), ``after_tickets``, ``after_account_weeks``,
-        ``after_per_account_week``, ``rate_ratio``.
+        ``after_per_account_week``, ``rate_ratio`` with ``ratio_lower`` /
+        ``ratio_upper`` (score interval of the ratio of two Poisson rates,
+        ``statsmodels.stats.rates``).
     """
+    alpha = check_alpha(alpha)
     ws.table("support_tickets", columns=["account_id", "opened_at", "category"])
     ttv, _ = stage_ttv(ws, criteria, stage, as_of, by, None)
     as_of_d = resolve_as_of(ws, as_of)
@@ -95,7 +100,8 @@ def onboarding_tickets(ws, criteria=None, *, stage: str | None = None, by: str |
                                        after_account_weeks=("after", "sum"))
     cols = ["group", "category", "tickets", "accounts_with_tickets", "accounts",
             "account_weeks", "per_account_week", "lower", "upper", "share", "after_tickets",
-            "after_account_weeks", "after_per_account_week", "rate_ratio"]
+            "after_account_weeks", "after_per_account_week", "rate_ratio", "ratio_lower",
+            "ratio_upper"]
     if windows.empty:
         return name_groups(pd.DataFrame({c: [] for c in cols}), by)
     t = ws.table("support_tickets", columns=["account_id", "opened_at", "category"])
@@ -128,6 +134,11 @@ def onboarding_tickets(ws, criteria=None, *, stage: str | None = None, by: str |
         agg["after_account_weeks"] > 0)
     agg["rate_ratio"] = (agg["per_account_week"] / agg["after_per_account_week"]).where(
         agg["after_tickets"] > 0)
+    rr = [rate_ratio_ci(int(k1), float(e1), int(k2), float(e2), alpha)
+          for k1, e1, k2, e2 in zip(agg["tickets"], agg["account_weeks"], agg["after_tickets"],
+                                    agg["after_account_weeks"], strict=True)]
+    agg["ratio_lower"] = [c[0] for c in rr]
+    agg["ratio_upper"] = [c[1] for c in rr]
     agg = agg.sort_values(["group", "tickets", "category"], ascending=[True, False, True])
     return name_groups(agg[cols].reset_index(drop=True), by)
 

@@ -17,6 +17,7 @@ import ibis
 import numpy as np
 import pandas as pd
 
+from cs_analysis.errors import check_alpha, check_int
 from cs_analysis.formatting import is_missing
 from cs_analysis.onboarding.criteria import CLOCK_COLUMNS, Condition, Criteria, Stage, load_criteria
 from cs_analysis.survival import aalen_johansen, cif_interval, kaplan_meier, loglog_interval
@@ -513,6 +514,7 @@ def ttv_summary(ws, criteria=None, by: str | None = "segment", *, stage: str | N
         ``median_lower``, ``median_upper``, ``p<q>_days`` / ``_lower`` / ``_upper`` per
         percentile (NaN bound: see above), ``small_sample``.
     """
+    alpha = check_alpha(alpha)
     ttv, st = stage_ttv(ws, criteria, stage, as_of, by, ttv)
     z = z_value(alpha)
     groups = group_labels(ttv, by)
@@ -612,6 +614,7 @@ def ttv_curves(ws, criteria=None, by: str | None = "segment", *, stage: str | No
         has one). The first row per group is day 0; a last row carries the curve to the
         longest follow-up.
     """
+    alpha = check_alpha(alpha)
     ttv, st = stage_ttv(ws, criteria, stage, as_of, by, ttv)
     z = z_value(alpha)
     groups = group_labels(ttv, by)
@@ -694,8 +697,7 @@ def stalled_accounts(ws, criteria=None, idle_days: int = 14, *, stage: str | Non
         date; NA without ticket data), ``past_target``, ``idle``, ``stalled``,
         ``reasons``.
     """
-    if int(idle_days) < 1:
-        raise ValueError(f"idle_days must be at least 1, got {idle_days}")
+    idle_days = check_int("idle_days", idle_days, minimum=1)
     data = _collect(ws, criteria, as_of)
     crit = data.criteria
     st = crit.stage(stage)
@@ -803,11 +805,27 @@ def stalled_per_owner(stalled: pd.DataFrame) -> pd.DataFrame:
 
 
 def poisson_ci(k: int, exposure: float, alpha: float) -> tuple[float, float]:
-    """Exact (Garwood) interval of a rate k / exposure."""
-    from scipy.stats import chi2
+    """Exact (Garwood) interval of a rate k / exposure (``statsmodels.stats.rates``)."""
+    from statsmodels.stats.rates import confint_poisson
 
     if exposure <= 0:
         return math.nan, math.nan
-    lo = 0.0 if k == 0 else chi2.ppf(alpha / 2, 2 * k) / 2
-    hi = chi2.ppf(1 - alpha / 2, 2 * k + 2) / 2
-    return float(lo) / exposure, float(hi) / exposure
+    lo, hi = confint_poisson(int(k), float(exposure), method="exact-c", alpha=alpha)
+    return float(lo), float(hi)
+
+
+def rate_ratio_ci(k1: int, e1: float, k2: int, e2: float, alpha: float
+                  ) -> tuple[float, float]:
+    """Score interval of the ratio of two Poisson rates (k1 / e1) / (k2 / e2).
+
+    ``statsmodels.stats.rates.confint_poisson_2indep(compare="ratio", method="score")``;
+    NaN without exposure on either side or without events in the second.
+    """
+    from statsmodels.stats.rates import confint_poisson_2indep
+
+    if e1 <= 0 or e2 <= 0 or k2 <= 0:
+        return math.nan, math.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lo, hi = confint_poisson_2indep(int(k1), float(e1), int(k2), float(e2),
+                                        method="score", compare="ratio", alpha=alpha)
+    return float(lo), float(hi)
