@@ -33,7 +33,7 @@ from cs_analysis.onboarding.ttv import (
 )
 from cs_analysis.results import Result
 from cs_analysis.survival import kaplan_meier, loglog_interval
-from cs_analysis.time import period_expr, resolve_as_of
+from cs_analysis.time import local_dates, period_expr, resolve_as_of
 
 __all__ = ["OUTCOMES", "ActivityEffect", "TTVRetention", "activity_effect", "ttv_vs_retention"]
 
@@ -305,12 +305,14 @@ class ActivityEffect(Result):
     activity, outcome : str
         What was compared.
     landmark_days : int or None
-        For ``outcome="ttv"``: the landmark day L (``window_days``); None otherwise.
+        For ``outcome="ttv"``: plays on days 0 to ``landmark_days - 1`` after the clock
+        start are landmarks (``window_days``); None otherwise.
     landmark_accounts : int or None
-        Accounts the landmark keeps (still onboarding at day L); None for other outcomes.
+        Accounts in at least one landmark comparison (still onboarding on a play day);
+        None for other outcomes.
     landmark_excluded : dict
-        Accounts the landmark leaves out, by reason: ``reached_before_landmark``,
-        ``churned_before_landmark``, ``landmark_after_as_of``.
+        Accounts left out of the played group: ``play_on_or_after_value`` (their first
+        play came on or after the day they reached the stage).
     """
 
     estimates: pd.DataFrame
@@ -343,21 +345,24 @@ def activity_effect(ws, activity: str, outcome: str = "ttv",
     start, are left out (the treatment is not known yet). Outcomes, each
     censoring-aware:
 
-    - ``"ttv"``: a **landmark** comparison (metrics.md, "effect of a CS play"): only
-      accounts still onboarding at the landmark day L = ``window_days`` (stage not
-      reached before day L, not churned before it, day L on or before the as-of date)
-      are compared, treated = had the play by L, and the clock restarts at L: the
-      outcome is the restricted mean days *from the landmark* to the stage up to
-      ``horizon_days`` (area under the Kaplan-Meier curve of days - L), with the
-      Kaplan-Meier variance ``sum A_j^2 d_j / (n_j (n_j - d_j))``, A_j the area under S
-      from event time t_j to the horizon. Negative difference = faster. Measuring from
-      the clock start while classifying by a play that came later would credit the
-      treated with the days they had to "survive" un-onboarded to receive it
-      (immortal-time bias: about +18 days with no true effect in a simulation). The
-      estimand is the effect of having had the play by day L on the time still needed;
-      accounts that get it later count as controls, and an effect already spent before
-      L (an account that finished early thanks to it) is not seen. The result reports
-      how many accounts the landmark keeps.
+    - ``"ttv"``: a **landmark at each play** (metrics.md, "effect of a CS play", the
+      play as a time-varying covariate): for each day d < ``window_days`` on which an
+      account had its first play (local days since its clock start), the accounts still
+      onboarding on day d that had the play that day are compared with those still
+      onboarding that had not had it yet, the clock restarted at day d; a comparison
+      account that gets the play later is censored then. The outcome is the restricted
+      mean days from day d to the stage up to ``horizon_days`` (area under the
+      Kaplan-Meier curve), with the Kaplan-Meier variance ``sum A_j^2 d_j / (n_j (n_j -
+      d_j))``, A_j the area under S from event time t_j to the horizon; the days are
+      averaged with weights proportional to the played accounts (variance: played parts
+      independent, comparison parts taken as fully correlated, which is conservative).
+      Negative difference = faster. Classifying an account by a play that came after its
+      clock started while counting days from the clock start would credit the played
+      accounts with the days they had to stay un-onboarded to receive it (immortal-time
+      bias: about +12 days with no true effect in a simulation); a single landmark at a
+      fixed day L would miss an effect already spent before L. Accounts whose first play
+      came on or after the day they reached the stage are not treated (counted in
+      :attr:`ActivityEffect.landmark_excluded`).
     - ``"retention_12m"``: Kaplan-Meier share still a customer 365 days after signup
       (:func:`cs_analysis.retention.account_lifetimes`), Greenwood variance. Accounts
       that churned before their window closed are left out (they had no chance to get
@@ -430,38 +435,38 @@ def activity_effect(ws, activity: str, outcome: str = "ttv",
     base = ttv[ttv["status"].isin(OBSERVED)].copy()
     landmark = int(window_days)
     excluded: dict[str, int] = {}
-    if outcome == "ttv":
-        # landmark: still onboarding at day L (not reached, not churned before it, and
-        # day L observed); reached at day L itself counts as 0 days after the landmark
-        early = base["days"] < landmark
-        excluded = {
-            "reached_before_landmark": int((early & base["reached"]).sum()),
-            "churned_before_landmark": int((early & (base["status"] == "churned_before"))
-                                           .sum()),
-            "landmark_after_as_of": int((early & (base["status"] == "in_progress")).sum())}
-        base = base[~early].copy()
     base["_w0"] = base["clock_start"]
     base["_w1"] = base["clock_start"] + pd.Timedelta(days=landmark)
-    base = base[base["_w1"] <= as_of_ts + DAY]
+    if outcome != "ttv":  # the treatment must be known: the window has closed
+        base = base[base["_w1"] <= as_of_ts + DAY]
     base["_w1c"] = utc_bounds(base["_w1"], ws.timezone)
     base["_w0"] = utc_bounds(base["_w0"], ws.timezone)
     windows = base[["account_id", "_w0", "_w1c"]].astype(
         {"account_id": "str", "_w0": "datetime64[us]", "_w1c": "datetime64[us]"})
     a = acts.filter(acts.activity == activity, acts.occurred_at < end_ts(as_of_d, ws.timezone))
-    treated_ids: set[str] = set()
+    first_play = pd.Series(dtype="datetime64[us]")
     if not windows.empty:
         w = ibis.memtable(windows)
         j = a.join(w, "account_id")
         j = j.filter(j.occurred_at >= j._w0, j.occurred_at < j._w1c)
-        treated_ids = set(j.select("account_id").distinct().to_pandas()["account_id"]
-                          .astype("str"))
-    base["treated"] = base["account_id"].isin(treated_ids)
-
+        got = j.group_by("account_id").agg(_first=j.occurred_at.min()).to_pandas()
+        first_play = pd.Series(pd.to_datetime(got["_first"]).astype("datetime64[us]")
+                               .to_numpy(), index=got["account_id"].astype("str").to_numpy())
+    played = first_play.reindex(base["account_id"].astype("str")).to_numpy()
+    base["treated"] = pd.notna(played)
     if outcome == "ttv":
-        base["_time"] = base["days"].astype(float) - landmark
+        # the local day (since the clock start) of the first play; treated = before value
+        day = (local_dates(pd.Series(played, index=base.index), ws.timezone)
+               - base["clock_start"]).dt.days
+        base["_play"] = day.astype("float")
+        base["treated"] = base["_play"].notna() & (base["_play"] < base["days"])
+        excluded = {"play_on_or_after_value": int((base["_play"].notna()
+                                                   & ~base["treated"]).sum())}
+    if outcome == "ttv":
+        base["_time"] = base["days"].astype(float)
         base["_event"] = base["reached"].astype(int)
-        measure = (f"restricted mean days from day {landmark} to {st.label.lower()} (up to "
-                   f"{int(horizon_days)} days)")
+        measure = (f"restricted mean days from the play (landmark) to {st.label.lower()} "
+                   f"(up to {int(horizon_days)} days)")
     elif outcome == "retention_12m":
         from cs_analysis.retention import account_lifetimes
 
@@ -504,8 +509,6 @@ def activity_effect(ws, activity: str, outcome: str = "ttv",
     base["stratum"] = stratum
 
     def arm(frame):
-        if outcome == "ttv":
-            return _rmst(frame["_time"], frame["_event"], float(horizon_days))
         if outcome == "retention_12m":
             km = kaplan_meier(frame["_time"], frame["_event"])
             s, se = km.at(365.0)
@@ -513,26 +516,36 @@ def activity_effect(ws, activity: str, outcome: str = "ttv",
         return _nps(frame)
 
     z = z_value(alpha)
-    t_all, c_all = base[base["treated"]], base[~base["treated"]]
+
+    def compare(frame):
+        """(treated value, its variance, control value, its variance, n treated, n control)."""
+        if outcome == "ttv":
+            return _play_time_effect(frame["_time"].to_numpy(float),
+                                     frame["_event"].to_numpy(bool),
+                                     frame["_play"].to_numpy(float), landmark,
+                                     float(horizon_days))
+        t, c = frame[frame["treated"]], frame[~frame["treated"]]
+        if len(t) < 1 or len(c) < 1:
+            return math.nan, math.nan, math.nan, math.nan, len(t), len(c)
+        (tv, tvar), (cv, cvar) = arm(t), arm(c)
+        return tv, tvar, cv, cvar, len(t), len(c)
+
     rows = []
-    if len(t_all) and len(c_all):
-        (tv, tvar), (cv, cvar) = arm(t_all), arm(c_all)
-        diff, se = tv - cv, math.sqrt(tvar + cvar)
-    else:
-        tv = cv = diff = se = math.nan
-    rows.append(_effect_row("naive", tv, cv, diff, se, len(t_all), len(c_all), z))
+    tv, tvar, cv, cvar, n_t, n_c = compare(base)
+    ok = not any(is_missing(v) for v in (tv, tvar, cv, cvar))
+    diff, se = (tv - cv, math.sqrt(tvar + cvar)) if ok else (math.nan, math.nan)
+    rows.append(_effect_row("naive", tv, cv, diff, se, n_t, n_c, z))
     strata_rows = []
     for key, g in base.groupby(labs if labs else "stratum", sort=True, dropna=False):
-        t, c = g[g["treated"]], g[~g["treated"]]
         row = dict(zip(adjust_for, key if isinstance(key, tuple) else (key,), strict=False))
-        row.update(treated=len(t), control=len(c), treated_value=math.nan,
+        a_v, a_var, b_v, b_var, n_t, n_c = compare(g)
+        row.update(treated=n_t, control=n_c, treated_value=math.nan,
                    control_value=math.nan, difference=math.nan, se=math.nan, weight=0.0,
                    used=False)
-        if len(t) >= 2 and len(c) >= 2:
-            (a_v, a_var), (b_v, b_var) = arm(t), arm(c)
-            if not any(is_missing(v) for v in (a_v, a_var, b_v, b_var)):
-                row.update(treated_value=a_v, control_value=b_v, difference=a_v - b_v,
-                           se=math.sqrt(a_var + b_var), used=True)
+        if n_t >= 2 and n_c >= 2 and not any(is_missing(v) for v in (a_v, a_var, b_v,
+                                                                       b_var)):
+            row.update(treated_value=a_v, control_value=b_v, difference=a_v - b_v,
+                       se=math.sqrt(a_var + b_var), used=True)
         strata_rows.append(row)
     strata = pd.DataFrame(strata_rows)
     used = strata[strata["used"]] if not strata.empty else strata
@@ -559,21 +572,76 @@ def activity_effect(ws, activity: str, outcome: str = "ttv",
     summary["adjusted_for"] = ", ".join(adjust_for) or "(nothing)"
     keep = ["account_id", "treated", "stratum"] + (
         ["_time", "_event"] if outcome != "nps" else ["responses", "promoters", "detractors"])
-    accounts = base[keep].rename(columns={"_time": "time", "_event": "event"}).reset_index(
-        drop=True)
+    if outcome == "ttv":
+        keep.append("_play")
+    accounts = base[keep].rename(columns={"_time": "time", "_event": "event",
+                                          "_play": "play_day"}).reset_index(drop=True)
     statement = _effect_statement(summary, activity, outcome, adjust_for, window_days, alpha)
     notes: tuple[str, ...] = ()
+    kept = None
     if outcome == "ttv":
-        notes = (f"Landmark at day {landmark}: {len(base)} accounts still onboarding then are "
-                 f"compared ({excluded['reached_before_landmark']} reached the stage before, "
-                 f"{excluded['churned_before_landmark']} churned before, "
-                 f"{excluded['landmark_after_as_of']} have not reached day {landmark} yet); "
-                 f"days are counted from the landmark.",)
+        plays = base["_play"][base["_play"] < landmark]
+        kept = int((base["days"] > plays.min()).sum()) if len(plays) else 0
+        notes = (f"Landmark at each play: an account that had {activity} on day d (d < "
+                 f"{landmark}) is compared with the accounts still onboarding on day d that "
+                 f"had not had it yet (followed until they get it), days counted from day d; "
+                 f"{int(summary.iloc[0]['treated_accounts'])} played accounts and "
+                 f"{int(summary.iloc[0]['control_accounts'])} comparison accounts; "
+                 f"{excluded['play_on_or_after_value']} had the play only on or after "
+                 "reaching the stage (not counted as treated).",)
     return ActivityEffect(estimates=summary, strata=strata, accounts=accounts,
                           statement=statement, activity=activity, outcome=outcome,
                           landmark_days=landmark if outcome == "ttv" else None,
-                          landmark_accounts=len(base) if outcome == "ttv" else None,
+                          landmark_accounts=kept,
                           landmark_excluded=excluded, notes=notes)
+
+
+def _play_time_effect(days, reached, play, window: int, tau: float):
+    """Restricted mean days to the stage from each play day, played vs not yet played.
+
+    Sequential landmarks (one per day d < ``window`` on which someone had the play): the
+    accounts still onboarding on day d (``days > d``) that had the play on day d against
+    those that had not had it by day d, each followed from day d; a comparison account
+    that gets the play later is censored then (it stops being a "not yet" account). The
+    landmark days' restricted means are averaged with weights proportional to the played
+    accounts. Variance: the played accounts' parts are independent (each account is
+    played once); the comparison accounts recur across days, so their variance is taken
+    as fully correlated, ``(sum w_d se_d)^2``, which is conservative.
+
+    Returns
+    -------
+    tuple
+        ``(played value, variance, comparison value, variance, played accounts,
+        comparison accounts)``; NaN values when no day has both.
+    """
+    days = np.asarray(days, float)
+    reached = np.asarray(reached, bool)
+    play = np.asarray(play, float)
+    vals, n_played, controls = [], 0, np.zeros(len(days), bool)
+    first = play[~np.isnan(play) & (play < window)]
+    for d in np.unique(first):
+        still = days > d
+        t = still & (play == d)
+        c = still & ~(play <= d)  # NaN (never played) compares False: a comparison
+        if not t.any() or not c.any():
+            continue
+        later = ~np.isnan(play[c]) & (play[c] < days[c])
+        tc = np.where(later, play[c], days[c]) - d
+        ec = reached[c] & ~later
+        a, va = _rmst(days[t] - d, reached[t], tau)
+        b, vb = _rmst(tc, ec, tau)
+        if any(is_missing(v) for v in (a, va, b, vb)):
+            continue
+        vals.append((int(t.sum()), a, va, b, vb))
+        n_played += int(t.sum())
+        controls |= c
+    if not vals:
+        return math.nan, math.nan, math.nan, math.nan, n_played, int(controls.sum())
+    w = np.array([v[0] for v in vals], float)
+    w /= w.sum()
+    a, va, b, vb = (np.array([v[k] for v in vals], float) for k in range(1, 5))
+    return (float((w * a).sum()), float((w ** 2 * va).sum()), float((w * b).sum()),
+            float((w * np.sqrt(vb)).sum() ** 2), n_played, int(controls.sum()))
 
 
 def _effect_row(estimate, tv, cv, diff, se, nt, nc, z) -> dict:
