@@ -742,8 +742,9 @@ def _effect_statement(summary, activity, outcome, adjust_for, window_days, alpha
         return (f"{r['difference'] * scale:+.1f}{unit} ({level} CI "
                 f"{r['lower'] * scale:+.1f} to {r['upper'] * scale:+.1f})")
 
-    what = {"ttv": (f"the days still needed to reach value from day {window_days}, among "
-                    f"accounts still onboarding then (restricted mean; negative = faster)"),
+    what = {"ttv": ("the days still needed to reach value from the day of the play, "
+                    "against accounts still onboarding that day that had not had it yet "
+                    "(restricted mean; negative = faster)"),
             "retention_12m": "12-month retention", "nps": "NPS"}[outcome]
     adj_text = ", ".join(adjust_for) or "nothing"
     return (f"Accounts that received {activity} within {window_days} days of their "
