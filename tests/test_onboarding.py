@@ -937,24 +937,31 @@ def test_stalled_can_include_moving_onboardings(rand):
 # ======================================================================================
 # Tickets during onboarding
 # ======================================================================================
-def test_onboarding_tickets_match_brute_force(rand):
-    ws, tables = rand[1]
+@pytest.mark.parametrize("which", [1, "Asia/Tokyo", "America/Los_Angeles"])
+def test_onboarding_tickets_match_brute_force(rand, rand_tz, which):
+    ws, tables = rand[which] if isinstance(which, int) else rand_tz[which]
+    tz = which if isinstance(which, str) else "UTC"
+
+    def utc(d):  # the stored (UTC) instant at which local day d starts
+        return pd.Timestamp(d).tz_localize(tz).tz_convert("UTC").tz_localize(None)
+
     crit = CRITERIA_B
     got = ob.onboarding_tickets(ws, crit).set_index("category")
-    ttv = bf_ttv(tables, crit)
+    ttv = bf_ttv(tables, crit, tz=tz)
     ttv = ttv[ttv["status"].isin(["reached", "in_progress", "churned_before"])]
+    end = utc(END)
     windows = {}
     weeks = after_weeks = 0.0
     for _, r in ttv.iterrows():
-        w0 = r["clock_start"]
+        w0 = utc(r["clock_start"])
         if r["status"] == "reached":
             w1 = r["reached_at"]
         elif r["status"] == "churned_before":
-            w1 = r["churn_date"]
+            w1 = utc(r["churn_date"])
         else:
-            w1 = END
+            w1 = end
         w1 = max(w1, w0)
-        a = (r["reached_at"], END if _na(r["churn_date"]) else r["churn_date"]) \
+        a = (r["reached_at"], end if _na(r["churn_date"]) else utc(r["churn_date"])) \
             if r["status"] == "reached" else None
         windows[r["account_id"]] = (w0, w1, a)
         weeks += (w1 - w0) / pd.Timedelta(days=7)
@@ -962,7 +969,7 @@ def test_onboarding_tickets_match_brute_force(rand):
             after_weeks += max((a[1] - a[0]) / pd.Timedelta(days=7), 0)
     counts, after, accounts = {}, {}, {}
     for _, aid, opened, _res, cat in tables["support_tickets"].itertuples(index=False):
-        if aid not in windows or opened >= END:
+        if aid not in windows or opened >= end:
             continue
         cat = "(missing)" if _na(cat) else cat
         w0, w1, a = windows[aid]
