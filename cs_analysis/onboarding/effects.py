@@ -97,8 +97,9 @@ def ttv_vs_retention(ws, criteria=None, *, stage: str | None = None,
                      alpha: float = 0.05, small_sample: int = 30) -> TTVRetention:
     """Does faster time-to-value go with better retention? Landmark hazards and Cox.
 
-    Two landmark analyses (time-to-value as in :func:`time_to_value`, churn dates from
-    :func:`cs_analysis.retention.account_lifetimes`):
+    Two landmark analyses (time-to-value and churn dates as in :func:`time_to_value`:
+    the churn date is that of the account's first churn episode, so an account that
+    lapsed and came back counts as churned when it first lapsed):
 
     - **Within target** (Cox): each account with a target is followed from its
       landmark = clock start + its segment's target days, if the landmark is on or
