@@ -487,6 +487,20 @@ def _carry_to(frame, x: str, limit: float, keys: list[str]):
     return pd.concat(parts, ignore_index=True) if parts else frame.iloc[0:0]
 
 
+def _with_group(frame):
+    """An onboarding frame with a ``group`` column for encoding.
+
+    The analyses name their grouping column after ``by`` (the column before ``stage``);
+    a frame without one (``by=None``) is one group, "All accounts".
+    """
+    cols = list(frame.columns)
+    if "group" in cols:
+        return frame
+    if cols and cols[0] != "stage" and "stage" in cols:
+        return frame.rename(columns={cols[0]: "group"})
+    return frame.assign(group="All accounts")
+
+
 def ttv_curves(curves, *, max_days: float | None = None, band: bool = True,
                title: str | None = None) -> alt.LayerChart:
     """Share of accounts at an onboarding stage after each number of days (step curves).
@@ -494,9 +508,9 @@ def ttv_curves(curves, *, max_days: float | None = None, band: bool = True,
     Parameters
     ----------
     curves : pandas.DataFrame
-        :func:`cs_analysis.onboarding.ttv_curves` output (``group``, ``days``,
-        ``reached_share``, ``lower``, ``upper``, ``at_risk``, ``events``,
-        ``target_days``).
+        :func:`cs_analysis.onboarding.ttv_curves` output (the ``by`` column, e.g.
+        ``segment``, or none; ``days``, ``reached_share``, ``lower``, ``upper``,
+        ``at_risk``, ``events``, ``target_days``).
     max_days : float, optional
         Draw up to this many days; default three times the largest target (the whole
         follow-up when there is no target).
@@ -513,6 +527,7 @@ def ttv_curves(curves, *, max_days: float | None = None, band: bool = True,
     """
     import pandas as pd
 
+    curves = _with_group(curves)
     targets = curves[["group", "target_days"]].dropna().drop_duplicates()
     if max_days is None:
         max_days = (3 * float(targets["target_days"].max()) if len(targets)
@@ -557,13 +572,22 @@ def ttv_targets(summary, *, title: str | None = None) -> alt.LayerChart:
     -------
     altair.LayerChart
         One row per group: the median (point) with its interval (rule), the target
-        (red tick) and the share within target (text).
+        (red tick) and the share within target (text): 1 - KM (a world without churn)
+        and, in brackets, the Aalen-Johansen share that actually got there in time.
     """
+    import pandas as pd
+
+    summary = _with_group(summary)
+    cif = [c for c in ("share_within_target_cif", "within_cif_lower", "within_cif_upper")
+           if c in summary]
     data = summary[["group", "accounts", "reached", "median_days", "median_lower",
                     "median_upper", "target_days", "share_within_target", "within_lower",
-                    "within_upper"]].copy()
-    data["label"] = [("–" if v != v else f"{v:.0%} within target")
-                     for v in data["share_within_target"]]
+                    "within_upper", *cif]].copy()
+    actual = (data["share_within_target_cif"] if cif
+              else pd.Series(float("nan"), index=data.index))
+    data["label"] = [("–" if v != v else f"{v:.0%} within target"
+                      + ("" if a != a else f" ({a:.0%} counting churn)"))
+                     for v, a in zip(data["share_within_target"], actual, strict=True)]
     y = alt.Y("group:N", title=None, sort=list(data["group"]))
     base = alt.Chart(data)
     tooltip = ["group:N", "accounts:Q", "reached:Q",
@@ -574,6 +598,9 @@ def ttv_targets(summary, *, title: str | None = None) -> alt.LayerChart:
                alt.Tooltip("share_within_target:Q", format=".1%", title="within target"),
                alt.Tooltip("within_lower:Q", format=".1%", title="within, lower"),
                alt.Tooltip("within_upper:Q", format=".1%", title="within, upper")]
+    if cif:
+        tooltip.append(alt.Tooltip("share_within_target_cif:Q", format=".1%",
+                                   title="actually within target (churn counted)"))
     ci = base.mark_rule(strokeWidth=2, color=PALETTE[0]).encode(
         y=y, x=alt.X("median_lower:Q", title="Days"), x2="median_upper:Q")
     point = base.mark_point(filled=True, size=80, color=PALETTE[0]).encode(
@@ -699,7 +726,7 @@ def activity_effect(result, *, title: str | None = None) -> alt.LayerChart:
     Parameters
     ----------
     result : ActivityEffect or pandas.DataFrame
-        :func:`cs_analysis.onboarding.activity_effect` output or its ``summary``.
+        :func:`cs_analysis.onboarding.activity_effect` output or its ``summary()``.
     title : str, optional
         Chart title.
 
@@ -709,7 +736,7 @@ def activity_effect(result, *, title: str | None = None) -> alt.LayerChart:
         One row per estimate (naive, adjusted): the difference with its interval and a
         rule at zero (no difference).
     """
-    summary = getattr(result, "summary", result)
+    summary = result.summary() if callable(getattr(result, "summary", None)) else result
     data = summary[["estimate", "activity", "outcome", "measure", "treated_accounts",
                     "control_accounts", "treated_value", "control_value", "difference",
                     "lower", "upper", "p_value", "adjusted_for"]].copy()

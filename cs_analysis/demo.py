@@ -40,8 +40,9 @@ Low-touch accounts with high-touch needs
     an MRR rule puts them there; :func:`cs_analysis.capacity.evaluate_coverage` flags the
     group. (High-touch Logistics accounts onboard normally: the CSM does the migration.)
 Training looks better than it is
-    A ``training`` session early in onboarding shortens time-to-value by 10 days
-    (``training_ttv_effect_days``). CS gives it far more often to Enterprise and to large
+    A ``training`` session, any day in the first five weeks of onboarding, brings value 10
+    days sooner when it comes before value (``training_ttv_effect_days``; never sooner than
+    2 days after it). CS gives it far more often to Enterprise and to large
     companies (``training_share_by_segment``, more within a segment the larger the
     company), and large companies onboard faster anyway (time-to-value falls with
     employees), so comparing trained with untrained accounts overstates the effect;
@@ -723,12 +724,17 @@ def _simulate(n: int, seed: int, as_of: dt.date) -> _Book:
     p_train = _sigmoid(np.array([_logit(p) for p in share])[segment] + 0.8 * z_emp)
     trained = rng.random(n) < p_train
     clock = np.where(kickoff < _BIG, kickoff, signup)
-    training_day = np.where(trained, clock + rng.integers(1, 8, n), _BIG)
+    # training any day in the first five weeks, independent of how fast the account
+    # onboards; it brings value 10 days sooner when it comes before value (never sooner
+    # than 2 days after it), and changes nothing after value
+    training_day = np.where(trained, clock + rng.integers(1, 36, n), _BIG)
     base = 40.0 * np.exp(PLANTED["ttv_employees_elasticity"] * (np.log(employees)
                                                                  - math.log(25.0))
                          + 0.45 * rng.normal(size=n))
-    ttv = np.maximum(3.0, base + PLANTED["training_ttv_effect_days"] * trained)
-    ttv = np.maximum(ttv, np.where(trained, training_day - clock + 2, 0))
+    base = np.maximum(3.0, base)
+    before = trained & (training_day - clock < base)
+    ttv = np.where(before, np.maximum(training_day - clock + 2,
+                                      base + PLANTED["training_ttv_effect_days"]), base)
     # low-touch accounts with high-touch needs (migrating from paper): onboard slower
     paper = PLANTED["paper_migration"]
     ttv = ttv + paper["extra_ttv_days"] * (

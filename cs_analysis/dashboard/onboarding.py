@@ -33,7 +33,7 @@ from cs_analysis.onboarding import (
     ttv_curves,
     ttv_summary,
 )
-from cs_analysis.workspace import _to_date
+from cs_analysis.time import to_date
 
 __all__ = ["OnboardingDashboard"]
 
@@ -49,7 +49,9 @@ class OnboardingDashboard(Dashboard):
     "value", from the criteria file). KPI tiles (with intervals and sample sizes):
 
     - **Median days to <stage>**: Kaplan-Meier median of :func:`ttv_summary`.
-    - **Within target**: 1 - S(target) from the same estimate.
+    - **Reached within target**: what actually happened, the Aalen-Johansen cumulative
+      incidence of the stage by the target (churn before value counted as not reached);
+      the detail gives 1 - S(target) of Kaplan-Meier, the share in a world without churn.
     - **Still onboarding** and **stalled** (:func:`stalled_accounts`, default
       ``idle_days``).
 
@@ -180,11 +182,16 @@ class OnboardingDashboard(Dashboard):
             median = KPI(f"Median days to {label}", row["median_days"], format=_days,
                          detail=f"{ci} · {int(row['reached']):,} reached",
                          n=n, warning=warn)
-            wci = (f"95% CI {fmt_pct(row['within_lower'])}–{fmt_pct(row['within_upper'])}"
-                   if not is_missing(row["within_lower"]) else "")
-            within = KPI("Reached within target", row["share_within_target"],
-                         detail=f"{wci} · Kaplan-Meier, censoring-aware".strip(" ·"), n=n,
-                         warning=warn)
+            # what actually happened (Aalen-Johansen: churn before value counts as not
+            # reached), and, for comparison, the share in a world without churn (1 - KM)
+            wci = (f"95% CI {fmt_pct(row['within_cif_lower'])}–"
+                   f"{fmt_pct(row['within_cif_upper'])}"
+                   if not is_missing(row["within_cif_lower"]) else "")
+            km = (f"{fmt_pct(row['share_within_target'])} if none had churned "
+                  "(Kaplan-Meier)" if not is_missing(row["share_within_target"]) else "")
+            within = KPI("Reached within target", row["share_within_target_cif"],
+                         detail=" · ".join(p for p in (wci, "what actually happened", km)
+                                           if p), n=n, warning=warn)
         onboarding = int((ttv["status"] == "in_progress").sum())
         still = KPI("Still onboarding", onboarding, format=fmt_int,
                     detail=f"{int((ttv['status'] == 'churned_before').sum()):,} churned "
@@ -205,7 +212,9 @@ class OnboardingDashboard(Dashboard):
                   build=lambda: fit_chart(charts.ttv_targets(per)) if per["accounts"].sum()
                   else None,
                   caption="Median with its 95% interval; ticks mark each segment's target; "
-                          "labels: share within target."),
+                          "labels: share within target if no account had churned "
+                          "(Kaplan-Meier) and, in brackets, the share that actually did "
+                          "(churn before value counted)."),
             Panel("stalled", "Stalled onboardings per CSM",
                   build=lambda: fit_chart(charts.stalled_by_owner(stalled_by_csm))
                   if not stalled_by_csm.empty else None,
@@ -226,7 +235,7 @@ class OnboardingDashboard(Dashboard):
                   "open_tickets": "Open tickets", "why": "Stalled because"}
         on_screen = [c for c in labels if c in table]
         notes = []
-        small = per[per["small_sample"].astype(bool)]["group"].tolist() if by else []
+        small = per[per["small_sample"].astype(bool)][by].tolist() if by else []
         if small and len(per) > 1:
             notes.append(f"{', '.join(map(str, small))}: fewer than {self.small_sample} "
                          "onboardings, so differences with other segments are not "
@@ -235,7 +244,7 @@ class OnboardingDashboard(Dashboard):
         if no_clock:
             notes.append(f"{no_clock:,} accounts have no {crit.clock_start} and are left out "
                          "(see the criteria file's if_no_clock_start).")
-        as_of_d = _to_date(as_of) if as_of else ws.as_of
+        as_of_d = to_date(as_of) if as_of else ws.as_of
         scope = (f"{n:,} onboardings in scope · clock starts at "
                  f"{crit.clock_start.replace('_', ' ')} · data as of {as_of_d:%d %b %Y}")
         return View(kpis=[median, within, still, stalled_kpi], panels=panels, table=table,
