@@ -725,8 +725,9 @@ def _nps_responses(ws, as_of: dt.date, windows: pd.DataFrame) -> pd.DataFrame:
         j = j.mutate(_rn=ibis.row_number().over(win))
         j = j.filter(j.respondent_id.isnull() | (j._rn == 0))
     agg = j.group_by("account_id").agg(
-        responses=j.count(), promoters=(j.score >= 9).cast("int64").sum(),
-        detractors=(j.score <= 6).cast("int64").sum()).to_pandas()
+        # ifelse, not bool.cast: PostgreSQL cannot cast boolean to bigint
+        responses=j.count(), promoters=ibis.ifelse(j.score >= 9, 1, 0).cast("int64").sum(),
+        detractors=ibis.ifelse(j.score <= 6, 1, 0).cast("int64").sum()).to_pandas()
     agg["account_id"] = agg["account_id"].astype("str")
     return agg
 
