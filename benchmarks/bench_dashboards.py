@@ -99,7 +99,7 @@ def _change_filter(page, label: str) -> tuple[float, float]:
 
 def run(args) -> list[dict]:
     from cs_analysis.dashboard import discover
-    from cs_analysis.serve import CHROMIUM, CHROMIUM_ARGS, DashboardServer
+    from tests.serving import CHROMIUM, CHROMIUM_ARGS, DashboardServer
 
     if not Path(CHROMIUM).exists():
         return [_row("skipped", note=f"{CHROMIUM} missing")]

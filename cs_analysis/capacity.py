@@ -789,7 +789,7 @@ def evaluate_coverage(ws, rules=None, *, as_of=None, criteria=None, stage: str |
     ttv = ttv[ttv["tier"].notna()]
     summ = ttv_summary(ws, crit, by="tier", stage=st.name, as_of=as_of,
                        ttv=ttv.assign(tier=ttv["tier"].astype("str")))
-    summ = summ.set_index("group")
+    summ = summ.set_index("tier")  # the grouping column is named after `by`
     life = account_lifetimes(ws, as_of=as_of)
     life["account_id"] = life["account_id"].astype("str")
     life = life.merge(acc[["account_id", "tier"]], on="account_id", how="inner")

@@ -21,8 +21,9 @@ request that seemed to hang. :class:`DashboardVoila` keeps Voila's behaviour and
 - **Unconnected kernels culled.** A viewer kernel whose page never opened its connection
   within :attr:`~DashboardVoila.connect_timeout` seconds (a plain GET, a script, a closed
   tab) is shut down; Voila's idle cull (``MappingKernelManager``) handles the rest.
-- **No kernel details over HTTP.** ``/api/kernels/<id>`` answers 404: viewers never need
-  it (pages talk to their kernel over its channels socket), and it exposed viewer kernels.
+- **No kernel details over HTTP.** ``/api/kernels/<id>`` answers only the kernel's id and
+  name (a page asks for its own before connecting) and refuses ``DELETE``; it used to
+  show any viewer kernel's state, connections and last activity to whoever had its id.
 
 Run as ``python -m cs_analysis.voila_app DIR --Voila.config_file_paths=...`` (what
 :func:`cs_analysis.serve.serve` does); the configuration sections ``Voila``,
@@ -212,13 +213,13 @@ class DashboardVoila(Voila):
 
     # -- handlers ----------------------------------------------------------------------
     def init_handlers(self):
-        """Voila's handlers, with ``/healthz``, caps, the starting page, no kernel API."""
+        """Voila's handlers, with ``/healthz``, caps, the starting page, a reduced kernel API."""
         handlers = []
         for spec in super().init_handlers():
             pattern, cls = spec[0], spec[1]
             kwargs = spec[2] if len(spec) > 2 else {}
             if cls is KernelHandler:
-                handlers.append((pattern, ClosedKernelHandler))
+                handlers.append((pattern, KernelModelHandler))
             elif cls is TornadoVoilaHandler:
                 handlers.append((pattern, CappedVoilaHandler, {**kwargs, "app": self}))
             elif cls is TornadoVoilaTreeHandler:
@@ -254,11 +255,27 @@ class HealthHandler(tornado.web.RequestHandler):
         self.write(json.dumps(self.app.health()))
 
 
-class ClosedKernelHandler(tornado.web.RequestHandler):
-    """``/api/kernels/<id>``: not available (viewers use the kernel's channels socket)."""
+class KernelModelHandler(KernelHandler):
+    """``/api/kernels/<id>``: only the kernel's id and name, and no way to shut it down.
 
-    def prepare(self):
-        raise tornado.web.HTTPError(404)
+    A dashboard page asks for its own kernel's model before it connects, so the endpoint
+    stays, but it no longer tells anyone else a viewer kernel's state, connections or
+    last activity, and ``DELETE`` (shutting down someone else's kernel) is refused.
+    With a token, Voila's authentication applies as before.
+    """
+
+    @tornado.web.authenticated
+    async def get(self, kernel_id):
+        """The kernel's id and name (404 for an unknown id)."""
+        if kernel_id not in self.kernel_manager:
+            raise tornado.web.HTTPError(404)
+        model = self.kernel_manager.kernel_model(kernel_id)
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps({"id": model["id"], "name": model["name"]}))
+
+    async def delete(self, kernel_id):
+        """Refused: pages shut their kernel down through Voila's own endpoint."""
+        raise tornado.web.HTTPError(405)
 
 
 def _starting_page(app: DashboardVoila) -> str:

@@ -53,3 +53,21 @@ def small_demo_path(tmp_path_factory):
 @pytest.fixture(scope="session")
 def small_demo(small_demo_path):
     return open_workspace(small_demo_path)
+
+
+@pytest.fixture(scope="session")
+def server(small_demo_path, tmp_path_factory):
+    """One `cs-analysis serve` of the small demo, shared by the browser test modules."""
+    from serving import serving
+
+    with serving(small_demo_path, tmp_path_factory.mktemp("serve") / "serve.log") as srv:
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def browser(server):
+    """Debian's Chromium, shared by the browser test modules."""
+    from serving import chromium
+
+    with chromium() as b:
+        yield b

@@ -11,16 +11,14 @@ Needs /usr/bin/chromium: skipped locally without it, failed when CI=true.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from serving import chromium, require_chromium, serving  # noqa: F401 - used by sibling modules
 
 from cs_analysis.dashboard import dashboards_dir, discover
-from cs_analysis.serve import CHROMIUM, CHROMIUM_ARGS, DashboardServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
 
@@ -33,52 +31,6 @@ LOAD_MS = 90_000
 UPDATE_MS = 30_000
 #: Server log lines that mean something went wrong.
 BAD_LOG = re.compile(r"Traceback|\bERROR\b|\[E |Exception|cs_analysis\.dashboard: error")
-
-
-def _require_chromium() -> None:
-    if not Path(CHROMIUM).exists():
-        reason = f"{CHROMIUM} is missing (Debian package `chromium`)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"browser tests must run in CI: {reason}")
-        pytest.skip(reason)
-
-
-@contextlib.contextmanager
-def serving(workspace, log, env=None):
-    """A `cs-analysis serve` for a test module; fails if processes are left behind."""
-    _require_chromium()
-    srv = DashboardServer(workspace, log_path=log, env=env)
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
-        assert srv.processes() == [], "server processes left behind"
-
-
-@contextlib.contextmanager
-def chromium():
-    """Debian's Chromium driven by Playwright (never a downloaded browser)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-@pytest.fixture(scope="module")
-def server(small_demo_path, tmp_path_factory):
-    with serving(small_demo_path, tmp_path_factory.mktemp("serve") / "serve.log") as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    with chromium() as b:
-        yield b
 
 
 class Recorder:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import test_browser as tb  # noqa: I001 - the sibling test module (tests/ is on sys.path)
-from test_browser import browser, page, server  # noqa: F401 - fixtures reused
+from test_browser import page  # noqa: F401 - fixture reused (server, browser: conftest)
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
 

@@ -21,19 +21,6 @@ _CSMS_JS = ("() => Array.from(document.querySelectorAll('.cs-chart-csms svg.mark
             "e.innerHTML).join('|')")
 
 
-@pytest.fixture(scope="module")
-def server(small_demo_path, tmp_path_factory):
-    with tb.serving(small_demo_path, tmp_path_factory.mktemp("serve-capacity") / "serve.log"
-                    ) as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    with tb.chromium() as b:
-        yield b
-
-
 @pytest.fixture
 def page(browser):
     context = browser.new_context(viewport={"width": 1440, "height": 900})

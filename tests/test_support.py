@@ -169,6 +169,21 @@ def test_ticket_metrics_arguments(small_demo):
 
 
 # -- phases ------------------------------------------------------------------------------
+def first_lapse(lines: pd.DataFrame):
+    """First day without any subscription after the first stretch of coverage (or None)."""
+    spans = sorted((r["start_date"].date(),
+                    None if pd.isna(r["end_date"]) else r["end_date"].date())
+                   for _, r in lines.iterrows())
+    end = None
+    for start, stop in spans:
+        if end is not None and start > end:
+            return end  # a gap: coverage lapsed on `end`
+        if stop is None:
+            return None
+        end = stop if end is None else max(end, stop)
+    return end
+
+
 @settings(max_examples=10, deadline=None, suppress_health_check=SLOW)
 @given(seed=st.integers(0, 2**31), tz=st.sampled_from(ZONES), window=st.sampled_from([30, 90]))
 def test_phases_match_brute_force(tmp_path, seed, tz, window):
@@ -192,7 +207,10 @@ def test_phases_match_brute_force(tmp_path, seed, tz, window):
         vdays = [local_date(x, tz) for x in m]
         vdays = [v for v in vdays if acc.loc[aid, "signup_date"] <= v <= AS_OF]
         value = min(vdays) if vdays else None
-        if value is not None and churn is not None and value >= churn:
+        # onboarding's rule (metrics.md, churn episodes): value reached on or after the
+        # account's first loss of all coverage does not count (churned before value)
+        lapse = first_lapse(lines)
+        if value is not None and lapse is not None and value >= lapse:
             value = None  # churned before value
         in_window = False
         for _, line in subs[subs["account_id"] == aid].iterrows():
