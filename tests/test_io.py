@@ -1174,7 +1174,7 @@ def test_failed_load_leaves_existing_workspace_unchanged(tmp_path, monkeypatch):
     assert "subscriptions.csv line 2" in str(err.value)
     assert digest(out) == before
 
-    def boom(con):
+    def boom(con, *args):
         raise RuntimeError("disk full while building the rollup")
 
     monkeypatch.setattr(wsmod, "_build_rollups", boom)
