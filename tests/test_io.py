@@ -1246,3 +1246,97 @@ def test_csv_export_is_read_as_text_only(tmp_path):
 def test_stdlib_io_not_shadowed():
     # the module is cs_analysis.io; the standard library's io stays importable
     assert stdio.StringIO("x").read() == "x"
+
+
+# ----------------------------------------------------------------------------------------
+# the mapping file through the schema (cs_analysis.config)
+# ----------------------------------------------------------------------------------------
+def test_duplicate_keys_in_a_mapping_are_an_error_with_both_lines(tmp_path):
+    # account_name mapped twice: a plain YAML loader keeps the last one, and account
+    # names silently came from the segment column
+    folder = tmp_path / "x"
+    folder.mkdir()
+    (folder / "acc.csv").write_text("顧客ID,開始日,会社名,セグメント\n001,2024/4/1,髙橋,SMB\n",
+                                    encoding="utf-8")
+    path = folder / "m.yml"
+    path.write_text("tables:\n"
+                    "  accounts:\n"
+                    "    file: acc.csv\n"
+                    "    columns:\n"
+                    "      account_id: 顧客ID\n"
+                    "      signup_date: 開始日\n"
+                    "      account_name: 会社名\n"
+                    "      account_name: セグメント\n", encoding="utf-8")
+    report = validate(path)
+    assert not report.ok
+    text = report.summary()
+    assert "m.yml" in text and "duplicate key 'account_name'" in text
+    assert "line 7" in text and "line 8" in text
+    with pytest.raises(MappingError, match="line 7.*line 8"):
+        read_mapping(path)
+    with pytest.raises(LoadError):
+        load(path, tmp_path / "w.duckdb")
+    assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_every_schema_problem_of_a_mapping_is_listed_with_its_line(tmp_path):
+    folder = tmp_path / "x"
+    folder.mkdir()
+    (folder / "acc.csv").write_text("account_id,signup_date\n1,2024-01-01\n", encoding="utf-8")
+    path = folder / "m.yml"
+    path.write_text("workspace:\n"
+                    "  timezone: Tokyo\n"
+                    "  as_of: last week\n"
+                    "tables:\n"
+                    "  accounts:\n"
+                    "    file: acc.csv\n"
+                    "    colums: {}\n"
+                    "    header_row: 0\n"
+                    "  subscriptions:\n"
+                    "    format: xls\n"
+                    "    file: acc.csv\n"
+                    "  usage_events: {}\n", encoding="utf-8")
+    report = validate(path)
+    found = {p.entry: p for p in report.problems}
+    expected_lines = {"workspace.timezone": 2, "workspace.as_of": 3,
+                      "tables.accounts.colums": 7, "tables.accounts.header_row": 8,
+                      "tables.subscriptions.format": 10, "tables.usage_events.file": 12}
+    assert {e: found[e].rows for e in expected_lines} == {
+        e: (n,) for e, n in expected_lines.items()}, report.summary()
+    assert "IANA" in found["workspace.timezone"].expected
+    assert "one of the keys" in found["tables.accounts.colums"].expected
+    assert "1 or more" in found["tables.accounts.header_row"].expected
+    assert "'csv', 'xlsx' or 'parquet'" in found["tables.subscriptions.format"].expected
+    assert "required" in found["tables.usage_events.file"].expected
+
+
+@pytest.mark.parametrize("text", [
+    "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n"
+        for p, c in zip("abcdefgh", "bcdefghi", strict=True)) + "tables: *i\n",
+    "tables:\n" + "".join("  " * (i + 1) + f"k{i}:\n" for i in range(200)) + "  " * 201 + "v\n",
+])
+def test_yaml_bombs_and_deep_nesting_in_a_mapping_are_refused_quickly(tmp_path, text):
+    import time
+
+    path = tmp_path / "m.yml"
+    path.write_text(text, encoding="utf-8")
+    start = time.perf_counter()
+    report = validate(path)
+    assert time.perf_counter() - start < 5
+    assert not report.ok and "m.yml" in report.summary() and "line" in report.summary()
+
+
+@pytest.mark.parametrize(("fmt", "fragment"), [
+    ("%Y/%m/%Q", "%Q is not a strptime directive"),
+    ("%Y/%m/%d %", "stray %"),
+])
+def test_bad_date_format_directives_name_file_and_setting(tmp_path, fmt, fragment):
+    tables = {"accounts": {**ACC, "date_format": {"signup_date": fmt}}}
+    path = _mapping(tmp_path, tables)
+    report = validate(path)
+    (p,) = report.problems
+    assert p.entry == "tables.accounts.date_format.signup_date" and fragment in p.expected
+    assert str(path) in report.summary() and p.rows  # a line number
+    with pytest.raises(MappingError, match=fragment):
+        read_mapping(path)

@@ -343,13 +343,13 @@ class _Collector:
         return self.groups[key]
 
     def add_one(self, rule, table, file, *, column=None, source_column=None, entry=None,
-                value=None, expected=""):
+                value=None, expected="", lines=()):
         # mapping problems each have their own expectation: group them by entry
         key_col = column if rule not in (R_MAPPING, R_UNREADABLE) else (entry or column
                                                                         or file)
         g = self._group(table, rule, key_col, source_column, expected)
         g["total"] += 1
-        g["examples"].append((_Example(None, file, (), value, 0, entry), expected, column,
+        g["examples"].append((_Example(None, file, tuple(lines), value, 0, entry), expected, column,
                               source_column))
 
     def add_rows(self, table, rule, column, source_column, expected, src, recs, values):
@@ -382,7 +382,7 @@ class _Collector:
         for (table, rule, key_col), g in self.groups.items():
             examples = []
             for ex, expected, column, source_column in g["examples"]:
-                vis = tuple(rows[id(ex.src)][r] for r in ex.recs) if ex.src else ()
+                vis = tuple(rows[id(ex.src)][r] for r in ex.recs) if ex.src else ex.recs
                 examples.append(Problem(
                     rule=rule, table=table, file=ex.file, column=column,
                     source_column=source_column, rows=vis,
