@@ -72,6 +72,14 @@ def test_load_japanese_cp932_example(tmp_path, capsys):
     open_ended = raw_subs["終了日"].isna() | (raw_subs["終了日"] == "9999/12/31")
     assert subs.end_date.isna().tolist() == open_ended.tolist()
     assert subs.mrr.tolist() == [float(x.replace(",", "")) for x in raw_subs["月額(円)"]]
+    # the optional renewal columns: next renewal, term, seats (blank cells stay missing)
+    assert [None if pd.isna(d) else d.date() for d in subs.renewal_date] == [
+        None if pd.isna(x) else dt.datetime.strptime(x, "%Y/%m/%d").date()
+        for x in raw_subs["次回更新日"]]
+    assert subs.term_months.tolist() == [int(x) for x in raw_subs["契約期間(月)"]]
+    assert [None if pd.isna(x) else int(x) for x in subs.seats] == [
+        None if pd.isna(x) else int(x.replace(",", "")) for x in raw_subs["ライセンス数"]]
+    assert subs.seats.notna().any() and subs.renewal_date.notna().any()
     # Tokyo wall-clock times are stored as UTC
     ev = ws.usage_events.to_pandas()
     raw_ev = pd.read_csv(JP.parent / "exports" / "利用ログ.csv", encoding="cp932", dtype=str)
@@ -104,6 +112,14 @@ def test_load_english_mixed_example(tmp_path):
     # xlsx: a header under a title row, Excel dates and serial numbers
     subs = ws.subscriptions.to_pandas()
     assert len(subs) > len(acc) and subs.start_date.notna().all()
+    import openpyxl
+
+    sheet = openpyxl.load_workbook(EN.parent / "exports" / "billing.xlsx")["Subscriptions"]
+    rows = [r for r in sheet.iter_rows(min_row=4, values_only=True) if r[0]]
+    assert [None if pd.isna(d) else d.date() for d in subs.renewal_date] == [
+        None if r[6] is None else r[6].date() for r in rows]
+    assert subs.term_months.tolist() == [r[7] for r in rows]
+    assert [None if pd.isna(x) else int(x) for x in subs.seats] == [r[8] for r in rows]
     health = ws.health_inputs.to_pandas()
     assert health.as_of.notna().all() and set(health.csm_rating) <= set(range(1, 6))
     sr = ws.survey_responses.to_pandas()
