@@ -24,6 +24,7 @@ from cs_analysis.io.report import (
     MAX_ROWS_PER_VALUE,
     R_DUPLICATE,
     R_EXTRA_CELLS,
+    R_FORMULA,
     R_MAPPING,
     R_NULL,
     R_ORDER,
@@ -194,7 +195,10 @@ class _TableRun:
         headers = {c: src.headers[i] for c, i in src.used.items()}
         overflow = raw[_OVERFLOW] if _OVERFLOW in raw.columns else None
         raw = pd.DataFrame({c: _nullify(raw[src.used[c]]) for c in self.columns}, index=recs)
-        blank = raw.isna().all(axis=1).to_numpy()
+        blank = raw.isna().all(axis=1).to_numpy().copy()
+        no_value = self._formulas(src, recs, headers) if src.formulas else {}
+        for mask in no_value.values():
+            blank &= ~mask
         if overflow is not None:
             extra = (overflow.fillna("").str.strip() != "").to_numpy() & ~blank
             if extra.any():
@@ -202,6 +206,7 @@ class _TableRun:
                              f"at most {len(src.headers)} cells per row, as in the header "
                              "(quote values that contain the delimiter)",
                              src, recs[extra], overflow[extra].tolist())
+        blank_rows = blank if blank.any() else None
         if blank.any():
             self.blank += int(blank.sum())
             raw, recs = raw[~blank], recs[~blank]
@@ -232,6 +237,9 @@ class _TableRun:
                 bad_parse[c] = bad
                 col.add_rows(tm.name, R_PARSE[colspec.dtype], c, headers[c], expected, src,
                              recs[bad], s[bad].tolist())
+        for c, mask in no_value.items():  # reported already: not also a missing value
+            mask = mask[~blank_rows] if blank_rows is not None else mask
+            bad_parse[c] = bad_parse[c] | mask if c in bad_parse else mask
         typed = pd.DataFrame(typed, index=recs)
         # account references
         if spec.references_accounts and "account_id" in typed and ctx.account_ids is not None:
@@ -256,6 +264,26 @@ class _TableRun:
         for c in self.spec.unique:
             if c in typed:
                 self._stage_keys(src, c, typed[c], recs)
+
+    def _formulas(self, src, recs: np.ndarray, headers) -> dict[str, np.ndarray]:
+        """Report Excel formula cells without a saved result; their masks per column."""
+        first, last = int(recs[0]), int(recs[-1])
+        column_of = {i: c for c, i in src.used.items() if c in self.columns}
+        found: dict[str, list[tuple[int, str]]] = {}
+        for r in sorted(r for r in src.formulas if first <= r <= last):
+            for i, text in src.formulas.pop(r):
+                if i in column_of:
+                    found.setdefault(column_of[i], []).append((r, text))
+        masks = {}
+        for c, cells in found.items():
+            rows = np.array([r for r, _ in cells], dtype=np.int64)
+            self.ctx.col.add_rows(
+                self.tm.name, R_FORMULA, c, headers[c],
+                "a value: the cell holds a formula whose result was never calculated and "
+                "saved (open the workbook in Excel and save it, or paste the values)",
+                src, rows, [t for _, t in cells])
+            masks[c] = np.isin(recs, rows)
+        return masks
 
     def _column_rules(self, src, typed, raw, recs, headers, bad_parse) -> None:
         import pandera.pandas as pa

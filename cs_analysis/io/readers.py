@@ -19,7 +19,14 @@ import pandas as pd
 
 from cs_analysis.contract import TABLES
 from cs_analysis.io.mapping import FORMATS, TableMapping
-from cs_analysis.io.report import R_HEADER, R_MISSING_COLUMN, R_UNREADABLE, _Collector, _one_line
+from cs_analysis.io.report import (
+    R_COLUMN_TYPE,
+    R_HEADER,
+    R_MISSING_COLUMN,
+    R_UNREADABLE,
+    _Collector,
+    _one_line,
+)
 from cs_analysis.io.values import _cell_text
 
 #: Rows read, parsed and validated at a time (bounded memory for large event files).
@@ -36,11 +43,21 @@ def _chunk_rows() -> int:
 # ----------------------------------------------------------------------------------------
 # Encodings
 # ----------------------------------------------------------------------------------------
-_JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff01-\uff5e]")
+#: Characters of Japanese text: kana, kanji (with the compatibility ideographs such as 﨑),
+#: CJK punctuation, full- and half-width forms, enclosed characters (①, ㈱).
+_JAPANESE = re.compile(r"[\u3000-\u30ff\u3200-\u33ff\u3400-\u4dbf\u4e00-\u9fff"
+                       r"\uf900-\ufaff\uff01-\uff9f\u2460-\u24ff]")
+#: Encodings to suggest when a file's encoding cannot be told with confidence.
+ENCODING_HINT = ("cp1252 (Western European Excel exports: Señor, Frédéric, Ærø), cp949 "
+                 "(Korean), gb18030 (Chinese), cp932 (Japanese) or utf-8")
 
 
 def detect_encoding(path) -> str:
-    """Guess the text encoding of a CSV export.
+    """The text encoding of a CSV export, when it can be told with confidence.
+
+    Only UTF-8 and CP932 are recognised: a wrong guess among the single-byte code pages
+    (Latin-1, Windows-1250/1252, ...) or the East Asian double-byte ones turns names into
+    mojibake without a word, so any other file needs ``encoding:`` in the mapping.
 
     Parameters
     ----------
@@ -50,14 +67,15 @@ def detect_encoding(path) -> str:
     Returns
     -------
     str
-        ``"utf-8-sig"`` (UTF-8 with a byte-order mark), ``"utf-8"``, ``"cp932"`` (any
-        Shift_JIS-family guess: Excel on Japanese Windows writes CP932, and decoding it
-        as ``shift_jis_2004`` silently turns 髙 into 郄), or charset-normalizer's guess.
+        ``"utf-8-sig"`` (UTF-8 with a byte-order mark), ``"utf-8"`` (also ASCII), or
+        ``"cp932"`` (Japanese: Excel on Japanese Windows writes CP932, and decoding it as
+        ``shift_jis_2004`` silently turns 髙 into 郄).
 
     Raises
     ------
     ValueError
-        When no encoding can be guessed; name it with ``encoding:`` in the mapping.
+        When the text is neither (with charset-normalizer's guess, to check and then
+        name with ``encoding:`` in the mapping).
     """
     return _detect_encoding(Path(path))[0]
 
@@ -90,23 +108,42 @@ def _detect_encoding(path: Path) -> tuple[str, str]:
         return "utf-8", "detected"
     except UnicodeDecodeError:
         pass
+    if _looks_cp932(window):
+        return "cp932", "detected"
     from charset_normalizer import from_bytes
 
     best = from_bytes(window).best()
-    guess = best.encoding.lower().replace("-", "_") if best is not None else None
-    if guess and (guess.startswith("shift_jis") or guess in ("cp932", "ms932", "sjis")):
-        return "cp932", "detected"
+    guess = f"; it may be {best.encoding}" if best is not None else ""
+    raise ValueError(f"text in UTF-8 or CP932; this file is neither{guess}, and encodings "
+                     "are never guessed: name it with `encoding:` in this table's entry of "
+                     f"the mapping, e.g. {ENCODING_HINT}")
+
+
+def _looks_cp932(window: bytes) -> bool:
+    """Whether bytes are Japanese text in CP932 with high confidence.
+
+    They must decode as CP932 into Japanese characters only (at least 80% of the non-ASCII
+    ones), and some two-byte character must have a trail byte of 0x80 or more: Western
+    text decoded as CP932 (é followed by a letter reads as a kanji) never does.
+    """
     try:
         text = window.decode("cp932")
-        non_ascii = [ch for ch in text if ord(ch) > 127]
-        japanese = sum(1 for ch in non_ascii if _JAPANESE.match(ch))
-        if non_ascii and japanese >= 0.5 * len(non_ascii):
-            return "cp932", "detected"
     except UnicodeDecodeError:
-        pass
-    if guess:
-        return codecs.lookup(guess).name, "detected"
-    raise ValueError("cannot guess the encoding; name it with `encoding:` (e.g. cp932)")
+        return False
+    non_ascii = [ch for ch in text if ord(ch) > 127]
+    if not non_ascii or sum(1 for ch in non_ascii if _JAPANESE.match(ch)) < 0.8 * len(
+            non_ascii):
+        return False
+    i, n = 0, len(window)
+    while i < n:
+        b = window[i]
+        if 0x81 <= b <= 0x9F or 0xE0 <= b <= 0xFC:  # a lead byte
+            if i + 1 < n and window[i + 1] >= 0x80:
+                return True
+            i += 2
+        else:
+            i += 1
+    return False
 
 
 # ----------------------------------------------------------------------------------------
@@ -128,6 +165,10 @@ class _Source:
     has_quotes: bool = False
     data_offset: int = 0
     used: dict[str, int] = field(default_factory=dict)
+    #: Parquet: the Arrow type of each column.
+    types: list = field(default_factory=list)
+    #: Excel: formula cells without a saved result, ``{record: [(position, "C5: =A1")]}``.
+    formulas: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
 
     @property
     def row_label(self) -> str:
@@ -195,7 +236,8 @@ def _open_source(index, tm: TableMapping, path: Path, shown: str, col: _Collecto
         else:
             import pyarrow.parquet as pq
 
-            src.headers = list(pq.ParquetFile(path).schema_arrow.names)
+            schema = pq.ParquetFile(path).schema_arrow
+            src.headers, src.types = list(schema.names), list(schema.types)
     except Exception as exc:  # any reader failure is reported, not raised
         expected = {"csv": "a CSV file", "xlsx": "an Excel .xlsx workbook",
                     "parquet": "a Parquet file"}[kind]
@@ -325,6 +367,18 @@ def _match_headers(src: _Source, tm: TableMapping, col: _Collector,
                     entry=f"{entry}.columns",
                     expected=f"a mapping `{c}: <header>` (a required column of {tm.name}); "
                              f"the file's headers: {listing}")
+    if ok and src.kind == "parquet":
+        import pyarrow.types as pat
+
+        for canon, i in used.items():
+            t = src.types[i]
+            if pat.is_nested(t) or pat.is_binary(t) or pat.is_large_binary(t):
+                col.add_one(R_COLUMN_TYPE, tm.name, src.display, column=canon,
+                            source_column=headers[i], entry=f"{entry}.columns.{canon}",
+                            value=str(t),
+                            expected=f"a column of single values (text, numbers, dates) for "
+                                     f"{canon}; the Parquet column {headers[i]!r} holds {t}")
+                ok = False
     return used if ok and not missing else None
 
 
@@ -404,6 +458,7 @@ def _csv_chunks(src, positions, bar):
 
 def _xlsx_chunks(src, positions, bar):
     import openpyxl
+    from openpyxl.utils import get_column_letter
 
     wb = openpyxl.load_workbook(src.path, read_only=True, data_only=True)
     try:
@@ -418,8 +473,24 @@ def _xlsx_chunks(src, positions, bar):
                     for k, c in enumerate(cols)}
             return pd.DataFrame(data, index=recs, columns=cols), recs
 
+        # formulas are read beside the cached values: a formula cell whose result was
+        # never saved (a workbook written by a script, not by Excel) reads as empty
+        fwb = openpyxl.load_workbook(src.path, read_only=True, data_only=False)
+        formulas = fwb[src.sheet].iter_rows(min_row=src.header_row + 1, values_only=True)
+        rec = -1
         for values in ws.iter_rows(min_row=src.header_row + 1, values_only=True):
-            rows.append(tuple(values[i] if i < len(values) else None for i in idx))
+            rec += 1
+            fvalues = next(formulas, ())
+            row = tuple(values[i] if i < len(values) else None for i in idx)
+            for k, i in enumerate(idx):
+                f = fvalues[i] if i < len(fvalues) else None
+                if row[k] is None and f is not None and (
+                        (isinstance(f, str) and f.startswith("="))
+                        or "Formula" in type(f).__name__):
+                    text = f if isinstance(f, str) else getattr(f, "text", None) or str(f)
+                    cell = f"{get_column_letter(i + 1)}{src.header_row + 1 + rec}"
+                    src.formulas.setdefault(rec, []).append((i, f"{cell}: {text}"))
+            rows.append(row)
             if len(rows) >= _chunk_rows():
                 out = frame(rows, start)
                 start += len(rows)
@@ -434,6 +505,8 @@ def _xlsx_chunks(src, positions, bar):
             yield out
     finally:
         wb.close()
+        if "fwb" in locals():
+            fwb.close()
 
 
 def _parquet_chunks(src, positions, bar):

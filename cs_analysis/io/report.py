@@ -39,8 +39,10 @@ R_SCALE = "outside survey scale"
 R_VOCAB = "not in vocabulary"
 R_ORDER = "date order"
 R_UNKNOWN_ACCOUNT = "unknown account"
+R_COLUMN_TYPE = "unsupported column type"
+R_FORMULA = "formula without a value"
 #: Rules about the mapping or a file as a whole (counted in entries, not rows).
-_ENTRY_RULES = (R_MAPPING, R_UNREADABLE, R_HEADER, R_MISSING_COLUMN)
+_ENTRY_RULES = (R_MAPPING, R_UNREADABLE, R_HEADER, R_MISSING_COLUMN, R_COLUMN_TYPE)
 
 EXPECT = {
     "date": "a date such as 2024-04-01, 2024/04/01 or 2024/4/1 (a time such as 9:05 may "

@@ -7,10 +7,13 @@ nothing is coerced silently; a cell that does not parse is reported by the calle
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from cs_analysis.time import local_dates
 
 
 # ----------------------------------------------------------------------------------------
@@ -89,7 +92,7 @@ def _kinds(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Masks (text, number, datetime) of an object column's non-null cells."""
     vals = s.to_numpy()
     text = np.fromiter((isinstance(v, str) for v in vals), bool, len(vals))
-    num = np.fromiter((isinstance(v, int | float | np.integer | np.floating)
+    num = np.fromiter((isinstance(v, int | float | np.integer | np.floating | Decimal)
                        and not isinstance(v, bool | np.bool_) and not _is_null(v)
                        for v in vals), bool, len(vals))
     when = np.fromiter((isinstance(v, dt.date | pd.Timestamp | np.datetime64)
@@ -287,8 +290,9 @@ def _parse_when(s: pd.Series, kind: str, formats: list[str] | None, tz: str,
         if kind == "timestamp":
             utcv = s.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[us]")
             in_utc = present.copy()
-        else:
-            local = s.dt.tz_localize(None).to_numpy("datetime64[us]")
+        else:  # the date of that instant in the workspace zone
+            local = local_dates(s.dt.tz_convert("UTC").dt.tz_localize(None), tz).to_numpy(
+                "datetime64[us]")
     elif pd.api.types.is_datetime64_dtype(s.dtype):
         local = s.to_numpy("datetime64[us]")
     elif pd.api.types.is_bool_dtype(s.dtype):
@@ -308,9 +312,8 @@ def _parse_when(s: pd.Series, kind: str, formats: list[str] | None, tz: str,
                     utcv[idx[aware]] = ts.to_numpy("datetime64[us]")
                     in_utc[idx[aware]] = True
                 else:
-                    local[idx[aware]] = np.array(
-                        [pd.Timestamp(v).tz_localize(None) for v in vals[aware]],
-                        dtype="datetime64[us]")
+                    local[idx[aware]] = local_dates(pd.Series(ts), tz).to_numpy(
+                        "datetime64[us]")
             if (~aware).any():
                 local[idx[~aware]] = pd.to_datetime(list(vals[~aware])).to_numpy(
                     "datetime64[us]")
