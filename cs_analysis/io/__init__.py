@@ -146,7 +146,7 @@ encodings, headers, chunks), :mod:`~cs_analysis.io.values` (parsing cells),
 
 from __future__ import annotations
 
-from cs_analysis.io.load import load, validate
+from cs_analysis.io.load import check_out, clean_stale, load, validate
 from cs_analysis.io.mapping import (
     FORMATS,
     TABLE_KEYS,
@@ -162,6 +162,7 @@ from cs_analysis.io.report import (
     MAX_ROWS_PER_VALUE,
     LoadError,
     MappingError,
+    OutputError,
     Problem,
     ProblemGroup,
     Report,
@@ -177,11 +178,14 @@ __all__ = [
     "WORKSPACE_KEYS",
     "LoadError",
     "MappingError",
+    "OutputError",
     "MappingFile",
     "Problem",
     "ProblemGroup",
     "Report",
     "TableMapping",
+    "check_out",
+    "clean_stale",
     "detect_encoding",
     "load",
     "read_mapping",

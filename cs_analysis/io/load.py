@@ -7,8 +7,11 @@
 from __future__ import annotations
 
 import csv
+import os
+import re
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +38,7 @@ from cs_analysis.io.report import (
     R_UNREADABLE,
     R_VOCAB,
     LoadError,
+    OutputError,
     Report,
     _Collector,
     _one_line,
@@ -583,11 +587,19 @@ def load(config, out, drop_unknown_accounts: bool = False, progress: bool = Fals
     LoadError
         When validation found problems (``str()`` is the full report).
     """
+    import duckdb
+
     from cs_analysis.workspace import write_workspace
 
-    out = Path(out)
-    parent = out.parent if out.parent.is_dir() else None
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.stem}-staging-", dir=parent))
+    out = Path(out).expanduser()
+    check_out(out, config, base_dir)
+    clean_stale(out)
+    unchanged = f"{out} is unchanged" if out.exists() else f"nothing was written to {out}"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{out.stem}-staging-", dir=out.parent))
+    except OSError as exc:
+        raise OutputError(f"cannot write beside {out} ({_one_line(exc)})") from None
     try:
         report, tables = _run(config, base_dir, drop_unknown_accounts=drop_unknown_accounts,
                               max_examples=max_examples, stage=stage, stage_data=True,
@@ -595,6 +607,111 @@ def load(config, out, drop_unknown_accounts: bool = False, progress: bool = Fals
         if not report.ok:
             raise LoadError(report)
         write_workspace(out, tables, config=report.settings, progress=progress)
+    except (OSError, duckdb.IOException) as exc:  # a full disk, a permission, a lost drive
+        raise OutputError(f"cannot write the workspace {out} ({_one_line(exc)}); "
+                          f"{unchanged}") from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return report
+
+
+#: DuckDB files carry this magic number at byte 8.
+_DUCKDB_MAGIC = b"DUCK"
+
+
+def check_out(out, config=None, base_dir=None) -> Path:
+    """Refuse a workspace path that a load must not write (before reading anything).
+
+    A load replaces ``out`` whole, so ``out`` must not be the mapping file, one of the
+    source files, a folder, or an existing file that is not a workspace (a DuckDB file
+    with the workspace settings table); its folder must be creatable and writable.
+
+    Raises
+    ------
+    OutputError
+        One line naming ``out`` and what is wrong.
+    """
+    from cs_analysis.workspace import META_TABLE
+
+    out = Path(out).expanduser()
+    if out.is_dir():
+        raise OutputError(f"--out {out} is a folder; give the workspace file to write, "
+                          f"such as {out / 'workspace.duckdb'}")
+    anc = out.parent
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    if not anc.is_dir():
+        raise OutputError(f"--out {out} cannot be created: {anc} is a file, not a folder")
+    if not os.access(anc, os.W_OK | os.X_OK):
+        raise OutputError(f"--out {out} cannot be written: no permission to write in {anc}")
+    target = out.resolve()
+    inputs: list[tuple[Path, str]] = []
+    if config is not None and not isinstance(config, Mapping):
+        inputs.append((Path(config).expanduser(), "the mapping file"))
+    if config is not None:
+        mf = _parse_mapping(config, base_dir, _Collector(1))
+        for tm in (mf.tables.values() if mf is not None else ()):
+            inputs += [(p, f"a source file of {tm.name}") for p, _ in tm.files]
+    for path, what in inputs:
+        same = path.resolve() == target
+        if not same and out.exists() and path.exists():
+            try:
+                same = os.path.samefile(path, out)
+            except OSError:
+                same = False
+        if same:
+            raise OutputError(f"--out {out} is {what}; a load never overwrites its inputs: "
+                              "choose a new .duckdb path")
+    if out.exists():
+        try:
+            with open(out, "rb") as f:
+                head = f.read(12)
+        except OSError as exc:
+            raise OutputError(f"--out {out} cannot be read ({_one_line(exc)})") from None
+        is_workspace = head[8:12] == _DUCKDB_MAGIC
+        if is_workspace:
+            import duckdb
+
+            try:
+                con = duckdb.connect(str(out), read_only=True)
+                try:
+                    names = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
+                finally:
+                    con.close()
+                is_workspace = META_TABLE in names
+            except duckdb.Error:
+                is_workspace = False
+        if not is_workspace:
+            raise OutputError(f"--out {out} exists and is not a cs-analysis workspace; a load "
+                              "replaces only workspaces: move it away or choose another path")
+    return out
+
+
+_STALE = r"\.{stem}-(?:staging-)?[a-z0-9_]{{8}}(?:\.duckdb\.tmp(?:\.wal)?)?"
+
+
+def clean_stale(out) -> list[Path]:
+    """Remove what an interrupted load of ``out`` left beside it; return what was removed.
+
+    A load builds ``.<stem>-staging-XXXXXXXX`` (validated rows) and
+    ``.<stem>-XXXXXXXX.duckdb.tmp`` (the new workspace) next to ``out`` and removes them
+    when it ends; a load that was killed leaves them, and the next load of the same
+    ``out`` removes them first.
+    """
+    out = Path(out)
+    if not out.parent.is_dir():
+        return []
+    pattern = re.compile(_STALE.format(stem=re.escape(out.stem)))
+    removed = []
+    for p in out.parent.iterdir():
+        if not pattern.fullmatch(p.name):
+            continue
+        is_stage = "-staging-" in p.name
+        if is_stage != p.is_dir() or (not is_stage and ".duckdb.tmp" not in p.name):
+            continue
+        try:
+            shutil.rmtree(p) if is_stage else p.unlink()
+            removed.append(p)
+        except OSError:
+            pass
+    return removed

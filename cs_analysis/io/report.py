@@ -278,6 +278,15 @@ class LoadError(CSAnalysisError, RuntimeError):
         self.report = report
 
 
+class OutputError(CSAnalysisError, ValueError):
+    """The workspace cannot be written where asked (``--out``); nothing was changed.
+
+    ``str()`` is one line naming the path and the reason: the path is an input (the
+    mapping or a source file), a folder, a file that is not a workspace, in a place that
+    cannot be written, or the disk filled up while writing.
+    """
+
+
 class MappingError(CSAnalysisError, ValueError):
     """The mapping file is invalid; ``str()`` lists every problem, ``.report`` holds them."""
 
