@@ -253,8 +253,9 @@ def _parse_mapping(config, base_dir, col: _Collector) -> MappingFile | None:
         shown = str(config)
         base = Path(base_dir) if base_dir is not None else path.resolve().parent
 
-        def fail(expected, value=None):
-            col.add_one(R_MAPPING, None, shown, expected=expected, value=value)
+        def fail(expected, value=None, line=None):
+            col.add_one(R_MAPPING, None, shown, expected=expected, value=value,
+                        lines=(line,) if line else ())
 
         if not path.is_file():
             fail("an existing mapping file (YAML)", value=str(path))
@@ -264,7 +265,8 @@ def _parse_mapping(config, base_dir, col: _Collector) -> MappingFile | None:
             data, c = read_yaml(text, "mapping", shown, _MappingFileError)
         except _MappingFileError as exc:
             detail = str(exc).removeprefix(f"mapping {shown}").lstrip(":, ")
-            fail(f"a readable UTF-8 YAML file ({detail})")
+            line = re.match(r"line (\d+)", detail)
+            fail(f"a readable UTF-8 YAML file ({detail})", line=int(line[1]) if line else None)
             return None
         ctx = _Context(c.label, c.source, c.lines, c.keys, _MappingFileError)
     mf = MappingFile(path, shown, base, {}, {})
@@ -288,7 +290,8 @@ def _parse_mapping(config, base_dir, col: _Collector) -> MappingFile | None:
                             expected=_expected_text(exc.detail),
                             lines=(exc.line,) if exc.line else ())
                 key = exc.path[len(at)] if len(exc.path) > len(at) else None
-                if key not in value:
+                field_ = model.model_fields.get(key) if isinstance(key, str) else None
+                if key not in value or (field_ is not None and field_.is_required()):
                     return None
                 del value[key]
         return None

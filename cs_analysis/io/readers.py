@@ -48,6 +48,10 @@ def _chunk_rows() -> int:
 _JAPANESE = re.compile(r"[\u3000-\u30ff\u3200-\u33ff\u3400-\u4dbf\u4e00-\u9fff"
                        r"\uf900-\ufaff\uff01-\uff9f\u2460-\u24ff]")
 #: Encodings to suggest when a file's encoding cannot be told with confidence.
+#: charset-normalizer's guesses that rule CP932 out (Korean and Chinese code pages).
+_OTHER_CJK = {codecs.lookup(e).name for e in (
+    "cp949", "euc_kr", "johab", "iso2022_kr", "gb2312", "gbk", "gb18030", "hz", "big5",
+    "big5hkscs", "cp950")}
 ENCODING_HINT = ("cp1252 (Western European Excel exports: Señor, Frédéric, Ærø), cp949 "
                  "(Korean), gb18030 (Chinese), cp932 (Japanese) or utf-8")
 
@@ -108,11 +112,12 @@ def _detect_encoding(path: Path) -> tuple[str, str]:
         return "utf-8", "detected"
     except UnicodeDecodeError:
         pass
-    if _looks_cp932(window):
-        return "cp932", "detected"
     from charset_normalizer import from_bytes
 
     best = from_bytes(window).best()
+    other_cjk = best is not None and codecs.lookup(best.encoding).name in _OTHER_CJK
+    if not other_cjk and _looks_cp932(window):
+        return "cp932", "detected"
     guess = f"; it may be {best.encoding}" if best is not None else ""
     raise ValueError(f"text in UTF-8 or CP932; this file is neither{guess}, and encodings "
                      "are never guessed: name it with `encoding:` in this table's entry of "
@@ -133,6 +138,10 @@ def _looks_cp932(window: bytes) -> bool:
     non_ascii = [ch for ch in text if ord(ch) > 127]
     if not non_ascii or sum(1 for ch in non_ascii if _JAPANESE.match(ch)) < 0.8 * len(
             non_ascii):
+        return False
+    # Korean and Chinese double-byte text decodes as CP932 into half-width katakana mixed
+    # with kanji; Japanese exports use half-width katakana sparingly
+    if sum(1 for ch in non_ascii if "\uff61" <= ch <= "\uff9f") > 0.5 * len(non_ascii):
         return False
     i, n = 0, len(window)
     while i < n:
