@@ -64,16 +64,25 @@ Keys of a table entry:
 The ``workspace`` section accepts ``timezone`` (an IANA name, default ``UTC``),
 ``currency`` (default ``USD``), ``as_of`` (a date) and ``survey_scales``
 (``name: [low, high]``; NPS is always 0–10). Unknown keys, tables or columns are errors
-that name the mapping file and the entry.
+that name the mapping file, the line and the entry.
+
+The file is read by :func:`cs_analysis.config.read_yaml` (duplicate keys are errors naming
+both lines, so a column mapped twice never silently takes the last value; alias bombs,
+deep nesting and oversized files are refused) and checked with pydantic schemas through
+:func:`cs_analysis.config.validate`; every wrong key is listed, not only the first.
+``date_format`` directives are checked (``%Q`` or a stray ``%`` is a mapping error).
 
 Reading
 -------
-- **Encodings.** An explicit ``encoding:`` wins. Otherwise: a UTF-8 byte-order mark means
-  UTF-8 with BOM; text that decodes as UTF-8 is UTF-8; otherwise charset-normalizer
-  guesses, and any Shift_JIS-family guess, or a guess it cannot make on text that decodes
-  as CP932 into Japanese characters, is read as ``cp932`` (decoding Excel's Japanese CSVs
-  as ``shift_jis_2004`` silently turns 髙 into 郄 and 﨑 into 粼). The encoding used is
-  shown in the report.
+- **Encodings.** An explicit ``encoding:`` wins (``cp1252``, ``latin-1``, ``cp949``,
+  ``euc-kr``, ``gb18030``, ...). Otherwise only UTF-8 and CP932 are recognised, never
+  guessed: a UTF-8 byte-order mark means UTF-8 with BOM; text that decodes as UTF-8 is
+  UTF-8; text that decodes as CP932 into Japanese characters (real two-byte characters,
+  few half-width katakana, and no Korean/Chinese guess by charset-normalizer) is
+  ``cp932`` (decoding Excel's Japanese CSVs as ``shift_jis_2004`` silently turns 髙 into
+  郄 and 﨑 into 粼). Any other file (Latin-1 / Windows-1252 names such as Señor,
+  Frédéric, Ærø; Korean; Chinese) stops with a request to name its encoding, with
+  charset-normalizer's guess to check. The encoding used is shown in the report.
 - **Text.** Every CSV cell is read as text (``00042`` stays ``00042``); surrounding
   spaces are trimmed and empty cells are null. Rows whose cells are all empty (blank
   lines, the ``,,,`` rows Excel leaves) are skipped and counted in the report. A CSV row
@@ -87,9 +96,12 @@ Reading
   Full-width digits are read as digits. Month-first (``4/1/2024``), day-first and
   two-digit years are never guessed: name them with ``date_format``. Years before 1900
   are errors. Excel cells holding dates, and Parquet date/timestamp columns, are used as
-  they are.
+  they are. An Excel formula cell whose result was never saved (a workbook written by a
+  script) is an error naming the sheet and cell, never an empty value.
 - **A ``*_date`` column given a timestamp keeps the date as written** (``2024/4/1 23:30``
-  is 2024-04-01, whatever the offset or time zone).
+  is 2024-04-01, whatever the offset or time zone). A time-zone-aware *value* (a Parquet
+  timestamp with a zone, an aware ``datetime``) is an instant: its date is the date in
+  the workspace time zone (:func:`cs_analysis.time.local_dates`).
 - **Timestamps** without an offset are local times in the workspace time zone and are
   stored as naive UTC; those with an offset (or tz-aware Parquet columns) are converted to
   UTC. In the hour repeated when clocks go back, a local time is read as its first
@@ -99,11 +111,23 @@ Reading
   ``1,200`` / ``12,345,678.9`` (groups of exactly three digits; the point is always the
   decimal separator, so ``1,20`` is an error, never 1.2). ``nan``, ``inf``, currency
   symbols and units are errors. **Whole numbers** (``int`` columns) must be integral:
-  ``3`` and ``3.0`` are 3, ``3.5`` is an error.
+  ``3`` and ``3.0`` are 3, ``3.5`` is an error. Parquet ``DECIMAL`` columns are numbers.
+- **Parquet columns** of lists, structs, maps or bytes are refused for any canonical
+  column (an id must be one value).
 - Large files are read in chunks of :data:`CHUNK_ROWS` rows; each validated chunk is
   written to a temporary Parquet folder that :func:`cs_analysis.workspace.write_workspace`
   reads with a glob, so memory stays bounded. Source files are only ever opened for
   reading.
+
+Writing
+-------
+:func:`load` refuses (:class:`OutputError`, one line, nothing touched) an ``out`` that is
+the mapping or a source file, a folder, under a file, in a place that cannot be written,
+or an existing file that is not a workspace (a DuckDB file with the settings table). A
+write that fails (a full disk) is an :class:`OutputError` too, and the old workspace is
+left byte-identical (the new one is built beside it and swapped in with ``os.replace``).
+Staging folders and ``.duckdb.tmp`` files that an interrupted load left beside ``out``
+are removed by the next load of the same ``out`` (:func:`clean_stale`).
 
 Validation
 ----------
