@@ -332,3 +332,94 @@ def test_oversized_mapping_is_refused_before_parsing(tmp_path):
 
 def test_a_folder_given_as_the_mapping(tmp_path):
     _check(tmp_path, tmp_path, ["an existing mapping file"], str(tmp_path), None)
+
+
+# -- property-based: readers and parsers raise nothing but the package's errors ------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_FAST = settings(max_examples=60, deadline=None,
+                 suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                        HealthCheck.too_slow])
+_cells = st.one_of(st.none(), st.text(max_size=30), st.integers(), st.floats(),
+                   st.booleans(), st.dates(), st.datetimes())
+
+
+@_FAST
+@given(st.lists(_cells, min_size=1, max_size=30), st.sampled_from(["date", "timestamp"]),
+       st.sampled_from(["UTC", "Asia/Tokyo", "America/Los_Angeles"]))
+def test_date_parser_never_raises(values, kind, tz):
+    import numpy as np
+    import pandas as pd
+
+    from cs_analysis.io.values import _parse_when
+
+    s = pd.Series(values, dtype=object)
+    parsed, bad = _parse_when(s, kind, None, tz, [])
+    assert len(parsed) == len(values) and bad.dtype == np.bool_
+    # a cell is either parsed or reported, never both, and null cells are neither
+    assert not (parsed.notna().to_numpy() & bad).any()
+
+
+@_FAST
+@given(st.lists(_cells, min_size=1, max_size=30), st.booleans())
+def test_number_parser_never_raises(values, whole):
+    import pandas as pd
+
+    from cs_analysis.io.values import _parse_number
+
+    s = pd.Series(values, dtype=object)
+    parsed, bad = _parse_number(s, whole)
+    assert len(parsed) == len(values)
+    assert not (parsed.notna().to_numpy() & bad).any()
+
+
+@_FAST
+@given(st.binary(max_size=400))
+def test_csv_reader_reports_any_bytes(tmp_path_factory, data):
+    folder = tmp_path_factory.mktemp("csv")
+    (folder / "acc.csv").write_bytes(b"account_id,signup_date\n" + data)
+    mapping = folder / "m.yml"
+    mapping.write_text("tables:\n  accounts:\n    file: acc.csv\n", encoding="utf-8")
+    with bounded():
+        report = validate(mapping)  # only a report: no exception of any kind
+    assert report.ok or all(p.file for p in report.problems)
+
+
+@_FAST
+@given(st.text(max_size=300))
+def test_mapping_reader_reports_any_text(tmp_path_factory, text):
+    folder = tmp_path_factory.mktemp("map")
+    (folder / "acc.csv").write_bytes(b"account_id,signup_date\nA1,2024-01-01\n")
+    mapping = folder / "m.yml"
+    mapping.write_text("tables:\n  accounts:\n    file: acc.csv\n" + text, encoding="utf-8")
+    with bounded():
+        try:
+            report = validate(mapping)
+        except CSAnalysisError:
+            return
+    assert report.ok or "m.yml" in report.summary()
+
+
+_yaml_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+              st.text(max_size=10), st.dates()),
+    lambda inner: st.one_of(st.lists(inner, max_size=4),
+                            st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    max_leaves=20)
+_table_keys = st.sampled_from(["file", "format", "encoding", "sheet", "delimiter",
+                               "header_row", "columns", "values", "date_format", "other"])
+
+
+@_FAST
+@given(st.dictionaries(_table_keys, _yaml_values, max_size=6),
+       st.dictionaries(st.sampled_from(["timezone", "currency", "as_of", "survey_scales",
+                                        "x"]), _yaml_values, max_size=4))
+def test_mapping_schema_reports_any_structure(tmp_path_factory, entry, workspace):
+    folder = tmp_path_factory.mktemp("schema")
+    (folder / "acc.csv").write_bytes(b"account_id,signup_date\nA1,2024-01-01\n")
+    entry = {"file": "acc.csv", **entry} if "file" not in entry else entry
+    data = {"workspace": workspace, "tables": {"accounts": entry}}
+    with bounded():
+        report = validate(data, base_dir=folder)  # a dict mapping: same checks, no lines
+    assert report.ok or all(p.file for p in report.problems)
