@@ -338,7 +338,7 @@ def test_a_folder_given_as_the_mapping(tmp_path):
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-_FAST = settings(max_examples=60, deadline=None,
+_FAST = settings(max_examples=60, deadline=None, database=None,
                  suppress_health_check=[HealthCheck.function_scoped_fixture,
                                         HealthCheck.too_slow])
 _cells = st.one_of(st.none(), st.text(max_size=30), st.integers(), st.floats(),

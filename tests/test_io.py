@@ -1517,3 +1517,63 @@ def test_parquet_decimal_money_columns_load(tmp_path):
     subs = loaded(out, "subscriptions")
     assert subs.mrr.tolist() == [1200.5, 99.99]
     assert subs.seats.iloc[0] == 10 and pd.isna(subs.seats.iloc[1])
+
+
+# ----------------------------------------------------------------------------------------
+# a load killed part-way: the old workspace stays, the next load cleans up and works
+# ----------------------------------------------------------------------------------------
+_KILL_DRIVER = """
+import sys, time
+import cs_analysis.io.loader as L
+import cs_analysis.workspace as W
+point = sys.argv[3]
+
+def pause(name, orig):
+    def wrapper(*args, **kwargs):
+        result = orig(*args, **kwargs)
+        print("AT", name, flush=True)
+        time.sleep(120)
+        return result
+    return wrapper
+
+if point == "staging":
+    L._TableRun._stage = pause(point, L._TableRun._stage)
+elif point == "insert":
+    W._insert = pause(point, W._insert)
+else:
+    W._build_rollups = pause(point, W._build_rollups)
+L.load(sys.argv[1], sys.argv[2])
+"""
+
+
+@pytest.mark.parametrize("point", ["staging", "insert", "rollup"])
+def test_a_killed_load_keeps_the_old_workspace_and_the_next_load_cleans_up(tmp_path, point):
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "w.duckdb"
+    first = write_exports(tmp_path / "a", base_tables())
+    load(first, out)
+    before = digest(out)
+    tables = base_tables()
+    tables["accounts"].loc[0, "segment"] = "Mid-Market"
+    second = write_exports(tmp_path / "b", tables)
+    env = {**os.environ, "PYTHONPATH": str(Path(csio.__file__).resolve().parents[2])}
+    proc = subprocess.Popen([sys.executable, "-c", _KILL_DRIVER, str(second), str(out), point],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        assert line.strip() == f"AT {point}", proc.stderr.read()
+        proc.kill()  # SIGKILL: no finally block, no cleanup
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert digest(out) == before
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
+    assert left, "the killed load should have left its staging behind"
+    report = load(second, out)
+    assert report.ok
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert loaded(out, "accounts").segment.iloc[0] == "Mid-Market"

@@ -164,13 +164,13 @@ Modules
 -------
 :mod:`~cs_analysis.io.mapping` (the mapping file), :mod:`~cs_analysis.io.readers` (files,
 encodings, headers, chunks), :mod:`~cs_analysis.io.values` (parsing cells),
-:mod:`~cs_analysis.io.report` (problems and the report), :mod:`~cs_analysis.io.load`
+:mod:`~cs_analysis.io.report` (problems and the report), :mod:`~cs_analysis.io.loader`
 (validation and the load). Every public name is importable from ``cs_analysis.io``.
 """
 
 from __future__ import annotations
 
-from cs_analysis.io.load import check_out, clean_stale, load, validate
+from cs_analysis.io.loader import check_out, clean_stale, load, validate
 from cs_analysis.io.mapping import (
     FORMATS,
     TABLE_KEYS,

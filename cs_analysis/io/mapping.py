@@ -174,8 +174,10 @@ class _Settings(BaseModel):
         if v is None:
             return v
         try:
-            zone(str(v))
-        except TimeZoneError:
+            if not isinstance(v, str):
+                raise TimeZoneError(v)
+            zone(v)
+        except (TimeZoneError, OSError):  # OSError: a name too long for a file name
             raise ValueError("expected an IANA time zone such as Asia/Tokyo or UTC") from None
         return str(v)
 
