@@ -352,10 +352,10 @@ def test_date_parser_never_raises(values, kind, tz):
     import numpy as np
     import pandas as pd
 
-    from cs_analysis.io.values import _parse_when
+    from cs_analysis.io.values import parse_when
 
     s = pd.Series(values, dtype=object)
-    parsed, bad = _parse_when(s, kind, None, tz, [])
+    parsed, bad = parse_when(s, kind, None, tz, [])
     assert len(parsed) == len(values) and bad.dtype == np.bool_
     # a cell is either parsed or reported, never both, and null cells are neither
     assert not (parsed.notna().to_numpy() & bad).any()
@@ -366,10 +366,10 @@ def test_date_parser_never_raises(values, kind, tz):
 def test_number_parser_never_raises(values, whole):
     import pandas as pd
 
-    from cs_analysis.io.values import _parse_number
+    from cs_analysis.io.values import parse_number
 
     s = pd.Series(values, dtype=object)
-    parsed, bad = _parse_number(s, whole)
+    parsed, bad = parse_number(s, whole)
     assert len(parsed) == len(values)
     assert not (parsed.notna().to_numpy() & bad).any()
 

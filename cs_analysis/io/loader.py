@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from cs_analysis.contract import DEFAULT_SURVEY_SCALES, TABLES, Column, survey_scale
-from cs_analysis.io.mapping import TableMapping, _parse_mapping
-from cs_analysis.io.readers import _OVERFLOW, _iter_chunks, _match_headers, _open_source, _Source
+from cs_analysis.io.mapping import TableMapping, parse_mapping
+from cs_analysis.io.readers import OVERFLOW, Source, iter_chunks, match_headers, open_source
 from cs_analysis.io.report import (
     EXPECT,
     MAX_EXAMPLES,
@@ -37,19 +37,19 @@ from cs_analysis.io.report import (
     R_UNKNOWN_ACCOUNT,
     R_UNREADABLE,
     R_VOCAB,
+    Collector,
     LoadError,
     OutputError,
     Report,
-    _Collector,
-    _one_line,
+    one_line,
 )
 from cs_analysis.io.values import (
-    _apply_values,
-    _as_text,
-    _cell_text,
-    _nullify,
-    _parse_number,
-    _parse_when,
+    apply_values,
+    as_text,
+    cell_text,
+    nullify,
+    parse_number,
+    parse_when,
 )
 
 
@@ -114,7 +114,7 @@ class _TableRun:
         self.blank = 0
         self.parts = 0
         self.columns: list[str] | None = None
-        self.sources: list[_Source] = []
+        self.sources: list[Source] = []
         self.memo: dict[str, list[str]] = {}
         self.unknown: dict[str, list] = {}  # id -> [n, [(src, rec), ...]]
         self.unknown_overflow = 0
@@ -125,11 +125,11 @@ class _TableRun:
         ctx, tm = self.ctx, self.tm
         entry = f"tables.{tm.name}"
         for path, shown in tm.files:
-            src = _open_source(len(ctx.sources), tm, path, shown, ctx.col, f"{entry}.file")
+            src = open_source(len(ctx.sources), tm, path, shown, ctx.col, f"{entry}.file")
             if src is None:
                 continue
             ctx.sources.append(src)
-            used = _match_headers(src, tm, ctx.col, entry)
+            used = match_headers(src, tm, ctx.col, entry)
             if used is None:
                 continue
             src.used = used
@@ -154,7 +154,7 @@ class _TableRun:
         names = self.spec.names()
         return [c for c in names if c in used] + sorted(c for c in used if c not in names)
 
-    def _read(self, src: _Source) -> None:
+    def _read(self, src: Source) -> None:
         bar = None
         if self.ctx.progress:
             from tqdm.auto import tqdm
@@ -167,7 +167,7 @@ class _TableRun:
             bar = tqdm(total=total, desc=f"{self.tm.name}: {src.shown}",
                        unit="B" if src.kind == "csv" else " rows",
                        unit_scale=src.kind == "csv", leave=False)
-        chunks = _iter_chunks(src, bar)
+        chunks = iter_chunks(src, bar)
         try:
             while True:
                 try:
@@ -179,9 +179,9 @@ class _TableRun:
                     # ArrowInvalid are ValueErrors); validation runs outside this try
                     if isinstance(exc, UnicodeDecodeError):
                         expected = (f"text in {src.encoding} throughout the file "
-                                    f"({_one_line(exc)}); set `encoding:` in the mapping")
+                                    f"({one_line(exc)}); set `encoding:` in the mapping")
                     else:
-                        expected = f"a well-formed {src.kind} file ({_one_line(exc)})"
+                        expected = f"a well-formed {src.kind} file ({one_line(exc)})"
                     self.ctx.col.add_one(R_UNREADABLE, self.tm.name, src.display,
                                          entry=f"tables.{self.tm.name}.file",
                                          expected=expected)
@@ -193,12 +193,12 @@ class _TableRun:
                 bar.close()
 
     # -- one chunk -----------------------------------------------------------------------
-    def _chunk(self, src: _Source, raw: pd.DataFrame, recs: np.ndarray) -> None:
+    def _chunk(self, src: Source, raw: pd.DataFrame, recs: np.ndarray) -> None:
         ctx, spec, tm = self.ctx, self.spec, self.tm
         col = ctx.col
         headers = {c: src.headers[i] for c, i in src.used.items()}
-        overflow = raw[_OVERFLOW] if _OVERFLOW in raw.columns else None
-        raw = pd.DataFrame({c: _nullify(raw[src.used[c]]) for c in self.columns}, index=recs)
+        overflow = raw[OVERFLOW] if OVERFLOW in raw.columns else None
+        raw = pd.DataFrame({c: nullify(raw[src.used[c]]) for c in self.columns}, index=recs)
         blank = raw.isna().all(axis=1).to_numpy().copy()
         no_value = self._formulas(src, recs, headers) if src.formulas else {}
         for mask in no_value.values():
@@ -216,7 +216,7 @@ class _TableRun:
             raw, recs = raw[~blank], recs[~blank]
         for c, mapping in tm.values.items():
             if c in raw.columns:
-                raw[c] = _apply_values(raw[c], mapping)
+                raw[c] = apply_values(raw[c], mapping)
         # parse
         typed = {}
         bad_parse: dict[str, np.ndarray] = {}
@@ -224,14 +224,14 @@ class _TableRun:
             colspec = spec[c]
             s = raw[c]
             if colspec.dtype == "string":
-                typed[c] = _as_text(s)
+                typed[c] = as_text(s)
                 continue
             if colspec.dtype in ("float", "int"):
-                values, bad = _parse_number(s, whole=colspec.dtype == "int")
+                values, bad = parse_number(s, whole=colspec.dtype == "int")
                 expected = EXPECT[colspec.dtype]
             else:
                 fmts = tm.formats_for(c)
-                values, bad = _parse_when(s, colspec.dtype, fmts, ctx.timezone,
+                values, bad = parse_when(s, colspec.dtype, fmts, ctx.timezone,
                                           self.memo.setdefault(c, []))
                 expected = (f"a {colspec.dtype} in the format {' or '.join(fmts)} (from the "
                             f"mapping), or {EXPECT[colspec.dtype]}" if fmts
@@ -322,7 +322,7 @@ class _TableRun:
             if earlier in typed and later in typed:
                 bad = (typed[later] < typed[earlier]).fillna(False).to_numpy(bool)
                 if bad.any():
-                    values = [f"{_cell_text(b)} < {earlier} {_cell_text(a)}" for a, b in
+                    values = [f"{cell_text(b)} < {earlier} {cell_text(a)}" for a, b in
                               zip(raw[earlier][bad], raw[later][bad], strict=True)]
                     self.ctx.col.add_rows(
                         self.tm.name, R_ORDER, later, headers[later],
@@ -382,7 +382,7 @@ class _TableRun:
         expected = ("an account_id present in accounts (or drop these rows with "
                     "--drop-unknown-accounts / drop_unknown_accounts=True)")
         for v, (n, where) in list(self.unknown.items())[: col.limit]:
-            by_src: dict[int, tuple[_Source, list[int]]] = {}
+            by_src: dict[int, tuple[Source, list[int]]] = {}
             for src, r in where:
                 by_src.setdefault(src.index, (src, []))[1].append(r)
             for src, rs in by_src.values():
@@ -471,7 +471,7 @@ class _TableRun:
 # ----------------------------------------------------------------------------------------
 @dataclass
 class _Run:
-    col: _Collector
+    col: Collector
     stage: Path
     stage_data: bool
     drop_unknown_accounts: bool
@@ -479,15 +479,15 @@ class _Run:
     timezone: str = "UTC"
     scales: dict = field(default_factory=dict)
     account_ids: pd.Index | None = None
-    sources: list[_Source] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
     schema_cache: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
 def _run(config, base_dir, *, drop_unknown_accounts, max_examples, stage: Path,
          stage_data: bool, progress: bool) -> tuple[Report, dict[str, str]]:
-    col = _Collector(max_examples)
-    mf = _parse_mapping(config, base_dir, col)
+    col = Collector(max_examples)
+    mf = parse_mapping(config, base_dir, col)
     shown = mf.shown if mf is not None else str(config)
     if mf is None:
         return col.report(shown, {}), {}
@@ -599,7 +599,7 @@ def load(config, out, drop_unknown_accounts: bool = False, progress: bool = Fals
         out.parent.mkdir(parents=True, exist_ok=True)
         stage = Path(tempfile.mkdtemp(prefix=f".{out.stem}-staging-", dir=out.parent))
     except OSError as exc:
-        raise OutputError(f"cannot write beside {out} ({_one_line(exc)})") from None
+        raise OutputError(f"cannot write beside {out} ({one_line(exc)})") from None
     try:
         report, tables = _run(config, base_dir, drop_unknown_accounts=drop_unknown_accounts,
                               max_examples=max_examples, stage=stage, stage_data=True,
@@ -608,7 +608,7 @@ def load(config, out, drop_unknown_accounts: bool = False, progress: bool = Fals
             raise LoadError(report)
         write_workspace(out, tables, config=report.settings, progress=progress)
     except (OSError, duckdb.IOException) as exc:  # a full disk, a permission, a lost drive
-        raise OutputError(f"cannot write the workspace {out} ({_one_line(exc)}); "
+        raise OutputError(f"cannot write the workspace {out} ({one_line(exc)}); "
                           f"{unchanged}") from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
@@ -649,7 +649,7 @@ def check_out(out, config=None, base_dir=None) -> Path:
     if config is not None and not isinstance(config, Mapping):
         inputs.append((Path(config).expanduser(), "the mapping file"))
     if config is not None:
-        mf = _parse_mapping(config, base_dir, _Collector(1))
+        mf = parse_mapping(config, base_dir, Collector(1))
         for tm in (mf.tables.values() if mf is not None else ()):
             inputs += [(p, f"a source file of {tm.name}") for p, _ in tm.files]
     for path, what in inputs:
@@ -667,7 +667,7 @@ def check_out(out, config=None, base_dir=None) -> Path:
             with open(out, "rb") as f:
                 head = f.read(12)
         except OSError as exc:
-            raise OutputError(f"--out {out} cannot be read ({_one_line(exc)})") from None
+            raise OutputError(f"--out {out} cannot be read ({one_line(exc)})") from None
         is_workspace = head[8:12] == _DUCKDB_MAGIC
         if is_workspace:
             import duckdb

@@ -28,7 +28,7 @@ from cs_analysis import config as cfg
 from cs_analysis.config import YamlContext, path_text, read_text, read_yaml
 from cs_analysis.contract import DEFAULT_SURVEY_SCALES, TABLE_NAMES, TABLES
 from cs_analysis.errors import CSAnalysisError
-from cs_analysis.io.report import MAX_EXAMPLES, R_MAPPING, MappingError, _Collector
+from cs_analysis.io.report import MAX_EXAMPLES, R_MAPPING, Collector, MappingError
 from cs_analysis.time import TimeZoneError, zone
 
 TABLE_KEYS = ("file", "format", "encoding", "sheet", "delimiter", "header_row", "columns",
@@ -124,8 +124,8 @@ def read_mapping(config, base_dir=None) -> MappingFile:
         Listing every problem of the mapping (unknown tables, keys or columns, bad
         settings, files that do not exist).
     """
-    col = _Collector(MAX_EXAMPLES)
-    mf = _parse_mapping(config, base_dir, col)
+    col = Collector(MAX_EXAMPLES)
+    mf = parse_mapping(config, base_dir, col)
     if col.groups:
         raise MappingError(col.report(mf.shown if mf else str(config), {}))
     return mf
@@ -245,7 +245,8 @@ class _Table(BaseModel):
         return v
 
 
-def _parse_mapping(config, base_dir, col: _Collector) -> MappingFile | None:
+def parse_mapping(config, base_dir, col: Collector) -> MappingFile | None:
+    """Parse and check a mapping, adding every problem to ``col`` (None: no file to read)."""
     if isinstance(config, Mapping):
         path, shown, data = None, "<mapping>", dict(config)
         base = Path(base_dir) if base_dir is not None else Path.cwd()

@@ -24,10 +24,10 @@ from cs_analysis.io.report import (
     R_HEADER,
     R_MISSING_COLUMN,
     R_UNREADABLE,
-    _Collector,
-    _one_line,
+    Collector,
+    one_line,
 )
-from cs_analysis.io.values import _cell_text
+from cs_analysis.io.values import cell_text
 
 #: Rows read, parsed and validated at a time (bounded memory for large event files).
 CHUNK_ROWS = 500_000
@@ -159,7 +159,9 @@ def _looks_cp932(window: bytes) -> bool:
 # Sources: one file of one table
 # ----------------------------------------------------------------------------------------
 @dataclass
-class _Source:
+class Source:
+    """One file of one table as it is being read (kind, encoding, headers, positions)."""
+
     index: int
     table: str
     path: Path
@@ -181,14 +183,17 @@ class _Source:
 
     @property
     def row_label(self) -> str:
+        """``line`` (CSV) or ``row`` (Excel, Parquet), as the report names rows."""
         return "line" if self.kind == "csv" else "row"
 
     @property
     def display(self) -> str:
+        """The file as the report names it (with the sheet for Excel)."""
         return f"{self.shown} [{self.sheet}]" if self.kind == "xlsx" and self.sheet else \
             self.shown
 
     def describe(self) -> str:
+        """How the file was read, for the report (kind, encoding)."""
         if self.kind == "csv":
             how = f", {self.encoding_how}" if self.encoding_how else ""
             return f"{self.display} (csv, {self.encoding}{how})"
@@ -204,7 +209,7 @@ class _Source:
         return {r: self.header_row + 1 + r for r in recs}
 
 
-def _csv_lines(src: _Source, recs: list[int]) -> dict[int, int]:
+def _csv_lines(src: Source, recs: list[int]) -> dict[int, int]:
     """Line where each record starts, counting quoted line breaks (one pass, stops early)."""
     need, last = set(recs), recs[-1]
     out: dict[int, int] = {}
@@ -227,8 +232,9 @@ def _csv_lines(src: _Source, recs: list[int]) -> dict[int, int]:
     return out
 
 
-def _open_source(index, tm: TableMapping, path: Path, shown: str, col: _Collector,
-                 entry: str) -> _Source | None:
+def open_source(index, tm: TableMapping, path: Path, shown: str, col: Collector,
+                 entry: str) -> Source | None:
+    """Open one file and read its headers; a file that cannot be read is reported (None)."""
     kind = tm.format or FORMATS.get(path.suffix.lower())
     if kind is None:
         col.add_one(R_UNREADABLE, tm.name, shown, entry=entry,
@@ -236,7 +242,7 @@ def _open_source(index, tm: TableMapping, path: Path, shown: str, col: _Collecto
                     + ("; save .xls files as .xlsx or CSV" if path.suffix.lower() == ".xls"
                        else ""), value=path.suffix)
         return None
-    src = _Source(index, tm.name, path, shown, kind, header_row=tm.header_row)
+    src = Source(index, tm.name, path, shown, kind, header_row=tm.header_row)
     try:
         if kind == "csv":
             _open_csv(src, tm)
@@ -251,12 +257,12 @@ def _open_source(index, tm: TableMapping, path: Path, shown: str, col: _Collecto
         expected = {"csv": "a CSV file", "xlsx": "an Excel .xlsx workbook",
                     "parquet": "a Parquet file"}[kind]
         if isinstance(exc, UnicodeDecodeError):
-            expected = (f"text in {src.encoding} ({_one_line(exc)}); set `encoding:` in the "
+            expected = (f"text in {src.encoding} ({one_line(exc)}); set `encoding:` in the "
                         "mapping (cp932, utf-8, utf-8-sig)")
         elif isinstance(exc, _SourceError):
             expected = str(exc)
         else:
-            expected += f" that can be read ({type(exc).__name__}: {_one_line(exc)})"
+            expected += f" that can be read ({type(exc).__name__}: {one_line(exc)})"
         col.add_one(R_UNREADABLE, tm.name, src.display, entry=entry, expected=expected)
         return None
     return src
@@ -266,7 +272,7 @@ class _SourceError(ValueError):
     pass
 
 
-def _open_csv(src: _Source, tm: TableMapping) -> None:
+def _open_csv(src: Source, tm: TableMapping) -> None:
     if tm.encoding and codecs.lookup(tm.encoding).name == "shift_jis":
         # Excel's "Shift_JIS" is CP932, a superset that also decodes 髙, 﨑, ①, ㈱ ...
         src.encoding, src.encoding_how = "cp932", f"{tm.encoding} in the mapping, read as cp932"
@@ -312,7 +318,7 @@ def _open_csv(src: _Source, tm: TableMapping) -> None:
             src.has_quotes = b'"' in block
 
 
-def _open_xlsx(src: _Source, tm: TableMapping) -> None:
+def _open_xlsx(src: Source, tm: TableMapping) -> None:
     import openpyxl
 
     wb = openpyxl.load_workbook(src.path, read_only=True, data_only=True)
@@ -331,10 +337,10 @@ def _open_xlsx(src: _Source, tm: TableMapping) -> None:
         wb.close()
     if not header or all(h is None for h in header):
         raise _SourceError(f"a header on sheet row {src.header_row} (it is empty)")
-    src.headers = ["" if h is None else _cell_text(h).strip() for h in header]
+    src.headers = ["" if h is None else cell_text(h).strip() for h in header]
 
 
-def _match_headers(src: _Source, tm: TableMapping, col: _Collector,
+def match_headers(src: Source, tm: TableMapping, col: Collector,
                    entry: str) -> dict[str, int] | None:
     """Canonical column -> position in the source file, reporting what is missing."""
     spec = TABLES[tm.name]
@@ -398,10 +404,10 @@ def _norm_header(h: str) -> str:
 # ----------------------------------------------------------------------------------------
 # Reading chunks
 # ----------------------------------------------------------------------------------------
-def _iter_chunks(src: _Source, bar=None) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+def iter_chunks(src: Source, bar=None) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
     """Yield ``(raw cells, 0-based record indices)`` of the columns ``src.used`` needs.
 
-    The frame's columns are the source positions (ints), plus :data:`_OVERFLOW` for CSV.
+    The frame's columns are the source positions (ints), plus :data:`OVERFLOW` for CSV.
     """
     positions = sorted(set(src.used.values()))
     if src.kind == "csv":
@@ -412,7 +418,7 @@ def _iter_chunks(src: _Source, bar=None) -> Iterator[tuple[pd.DataFrame, np.ndar
         yield from _parquet_chunks(src, positions, bar)
 
 
-_OVERFLOW = -1
+OVERFLOW = -1
 
 
 class _AfterHeader(io.RawIOBase):
@@ -457,7 +463,7 @@ def _csv_chunks(src, positions, bar):
             for chunk in reader:
                 recs = np.arange(start, start + len(chunk), dtype=np.int64)
                 start += len(chunk)
-                chunk.columns = [int(c[1:]) if int(c[1:]) < n else _OVERFLOW
+                chunk.columns = [int(c[1:]) if int(c[1:]) < n else OVERFLOW
                                  for c in chunk.columns]
                 chunk.index = recs
                 if bar is not None:

@@ -1,7 +1,7 @@
 """The validation report: problems, their groups, the report and the load errors.
 
 Each broken rule becomes a :class:`Problem` (file, rows as the user sees them, column,
-value, what was expected); :class:`_Collector` groups them by table, rule and column,
+value, what was expected); :class:`Collector` groups them by table, rule and column,
 keeping the first few of each group with the group's total, and builds the
 :class:`Report` that ``cs-analysis validate`` prints.
 """
@@ -17,7 +17,7 @@ import pandas as pd
 from cs_analysis.errors import CSAnalysisError
 
 if TYPE_CHECKING:
-    from cs_analysis.io.readers import _Source
+    from cs_analysis.io.readers import Source
 
 #: Problems kept per (table, rule, column) group; the group keeps the total count.
 MAX_EXAMPLES = 5
@@ -322,7 +322,8 @@ def _example_line(p: Problem) -> str:
 
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line, cut to 300 characters."""
     return " ".join(str(exc).split())[:300]
 
 
@@ -331,7 +332,7 @@ def _one_line(exc: BaseException) -> str:
 # ----------------------------------------------------------------------------------------
 @dataclass
 class _Example:
-    src: _Source | None
+    src: Source | None
     file: str | None
     recs: tuple[int, ...]
     value: Any
@@ -339,7 +340,7 @@ class _Example:
     entry: str | None = None
 
 
-class _Collector:
+class Collector:
     """Problems grouped by (table, rule, column): first N examples and the totals."""
 
     def __init__(self, limit: int):
@@ -355,6 +356,7 @@ class _Collector:
 
     def add_one(self, rule, table, file, *, column=None, source_column=None, entry=None,
                 value=None, expected="", lines=()):
+        """One problem of the mapping or of a file as a whole (``lines``: of the mapping)."""
         # mapping problems each have their own expectation: group them by entry
         key_col = column if rule not in (R_MAPPING, R_UNREADABLE) else (entry or column
                                                                         or file)
@@ -364,6 +366,7 @@ class _Collector:
                               source_column))
 
     def add_rows(self, table, rule, column, source_column, expected, src, recs, values):
+        """One problem per row (the first few kept; all counted)."""
         g = self._group(table, rule, column, source_column, expected)
         g["total"] += len(recs)
         room = self.limit - len(g["examples"])
@@ -379,11 +382,13 @@ class _Collector:
                                        n_rows), expected, column, source_column))
 
     def set_total(self, table, rule, column, total, detail=""):
+        """Set a group's total and detail (when rows were counted elsewhere)."""
         g = self.groups[(table, rule, column)]
         g["total"], g["detail"] = total, detail
 
     def report(self, mapping: str, settings: dict) -> Report:
-        needed: dict[int, tuple[_Source, set[int]]] = {}
+        """The :class:`Report`, with rows as the user sees them."""
+        needed: dict[int, tuple[Source, set[int]]] = {}
         for g in self.groups.values():
             for ex, *_ in g["examples"]:
                 if ex.src is not None:

@@ -19,7 +19,7 @@ from cs_analysis.time import local_dates
 # ----------------------------------------------------------------------------------------
 # Parsing cells
 # ----------------------------------------------------------------------------------------
-def _cell_text(v) -> str:
+def cell_text(v) -> str:
     """One non-text cell (Excel / Parquet) as the text a CSV would hold."""
     if isinstance(v, str):
         return v
@@ -48,7 +48,7 @@ def _is_null(v) -> bool:
         return False
 
 
-def _nullify(s: pd.Series) -> pd.Series:
+def nullify(s: pd.Series) -> pd.Series:
     """Trim text, turn empty cells into nulls; typed columns pass unchanged."""
     if s.dtype == object:
         return s.map(lambda v: None if _is_null(v) else (v.strip() if isinstance(v, str)
@@ -59,7 +59,8 @@ def _nullify(s: pd.Series) -> pd.Series:
     return s
 
 
-def _apply_values(s: pd.Series, mapping: dict[str, Any]) -> pd.Series:
+def apply_values(s: pd.Series, mapping: dict[str, Any]) -> pd.Series:
+    """Apply a mapping's ``values:`` (source text → canonical value) to a column."""
     if not mapping:
         return s
     if s.dtype == object:
@@ -71,7 +72,7 @@ def _apply_values(s: pd.Series, mapping: dict[str, Any]) -> pd.Series:
         out = s.astype(object)
         out[hit.to_numpy()] = s[hit].map(mapping).to_numpy()
         return out.astype("str")
-    text = s.map(lambda v: None if _is_null(v) else _cell_text(v))
+    text = s.map(lambda v: None if _is_null(v) else cell_text(v))
     hit = text.isin(list(mapping))
     if not hit.any():
         return s
@@ -80,11 +81,11 @@ def _apply_values(s: pd.Series, mapping: dict[str, Any]) -> pd.Series:
     return out
 
 
-def _as_text(s: pd.Series) -> pd.Series:
+def as_text(s: pd.Series) -> pd.Series:
     """A column as trimmed text (``str`` dtype), nulls kept."""
     if pd.api.types.is_string_dtype(s.dtype) and s.dtype != object:
         return s.astype("str")
-    vals = [None if _is_null(v) else _cell_text(v).strip() for v in s.to_numpy()]
+    vals = [None if _is_null(v) else cell_text(v).strip() for v in s.to_numpy()]
     return pd.Series(vals, index=s.index, dtype="str")
 
 
@@ -132,7 +133,8 @@ def _parse_number_text(t: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return out, bad
 
 
-def _parse_number(s: pd.Series, whole: bool) -> tuple[pd.Series, np.ndarray]:
+def parse_number(s: pd.Series, whole: bool) -> tuple[pd.Series, np.ndarray]:
+    """Cells to numbers (``Int64`` if ``whole``): (values, mask of unparseable cells)."""
     n = len(s)
     if pd.api.types.is_bool_dtype(s.dtype):
         values, bad = np.full(n, np.nan), s.notna().to_numpy()
@@ -278,7 +280,7 @@ def _from_serial(x: np.ndarray) -> np.ndarray:
     return _EXCEL_EPOCH + ms.astype("timedelta64[ms]").astype("timedelta64[us]")
 
 
-def _parse_when(s: pd.Series, kind: str, formats: list[str] | None, tz: str,
+def parse_when(s: pd.Series, kind: str, formats: list[str] | None, tz: str,
                 memo: list[str]) -> tuple[pd.Series, np.ndarray]:
     """Cells to naive datetimes: dates (midnight) or timestamps in UTC; (values, bad)."""
     n = len(s)
