@@ -101,13 +101,13 @@ EXPORTS: dict[str, tuple[str | None, list[str]] | None] = {
     "ok_script_text.csv": None,
     "ok_long_field.csv": None,
     "ok_dates_mixed.csv": None,
+    "ok_fullwidth_header.csv": None,
     "nul_byte.csv": None,
     "subscriptions__ok_renewal.csv": None,
     "empty.csv": (None, ["a header on line 1"]),
     "only_newlines.csv": (None, ["a header on line 1"]),
     "missing_required_column.csv": (None, ["missing column", "signup_date: <header>"]),
-    "duplicate_header.csv": (None, ["missing column", "account_id, account_id"]),
-    "fullwidth_header_unmapped.csv": (None, ["missing column", "ａｃｃｏｕｎｔ＿ｉｄ"]),
+    "duplicate_header.csv": (None, ["header not found", "appears once (it is in columns 1, 2)"]),
     "bad_date.csv": ("line 3", ["unparseable date", "'2024-13-01'"]),
     "feb_30.csv": ("line 4", ["unparseable date", "'2024-02-30'"]),
     "year_1800.csv": ("line 3", ["unparseable date", "year 1900 or later"]),
@@ -279,6 +279,16 @@ def _xlsx_bad_cells(folder: Path) -> Path:
     return folder / "bad_cells.xlsx"
 
 
+def _xlsx_far_cell(folder: Path) -> Path:
+    wb = openpyxl.Workbook()  # a stray cell on the sheet's last row: a million empty rows
+    ws = wb.active
+    ws.append(["account_id", "signup_date"])
+    ws.append(["A1", dt.datetime(2024, 4, 1)])
+    ws.cell(row=1_048_576, column=1).value = "stray"
+    wb.save(folder / "far_cell.xlsx")
+    return folder / "far_cell.xlsx"
+
+
 def _parquet(folder: Path, name: str, columns: dict) -> Path:
     pq.write_table(pa.table(columns), folder / name)
     return folder / name
@@ -287,6 +297,7 @@ def _parquet(folder: Path, name: str, columns: dict) -> Path:
 GENERATED = {
     "formula.xlsx": (_xlsx_formula, ("row 2", ["formula without a value", "B2: =TODAY()"])),
     "ok.xlsx": (_xlsx_ok, None),
+    "far_cell.xlsx": (_xlsx_far_cell, ("row 1048576", ["missing value in signup_date"])),
     "bad_cells.xlsx": (_xlsx_bad_cells, ("row 2", ["unparseable date", "'tomorrow'",
                                                    "unparseable whole number"])),
     "list_id.parquet": (lambda f: _parquet(f, "list_id.parquet", {

@@ -372,11 +372,28 @@ def match_headers(src: Source, tm: TableMapping, col: Collector,
         else:
             used[canon] = hits[0]
     taken = set(used.values())
-    for i, h in enumerate(headers):
+    twice = set()
+    for canon in spec.names():  # headers that already are canonical names (also ＩＤ, " id ")
+        if canon in used or canon in tm.columns:
+            continue
+        hits = [i for i in norm.get(_norm_header(canon), []) if i not in taken]
+        if len(hits) == 1:
+            used[canon] = hits[0]
+        elif len(hits) > 1:
+            twice.add(canon)
+            col.add_one(R_HEADER, tm.name, src.display, column=canon, source_column=canon,
+                        entry=f"{entry}.columns.{canon}", value=canon,
+                        expected=f"a header that appears once (it is in columns "
+                                 f"{', '.join(str(h + 1) for h in hits)}); map one of them "
+                                 f"with `{canon}: <header>` or rename the other")
+            ok = False
+    taken = set(used.values())
+    for i, h in enumerate(headers):  # extra columns named by prefix (attr_*)
         if h in spec and h not in used and h not in tm.columns and i not in taken \
                 and len(positions[h]) == 1:
             used[h] = i
-    missing = [c for c in spec.required if c not in used and c not in tm.columns]
+    missing = [c for c in spec.required if c not in used and c not in tm.columns
+               and c not in twice]
     for c in missing:
         col.add_one(R_MISSING_COLUMN, tm.name, src.display, column=c,
                     entry=f"{entry}.columns",

@@ -107,7 +107,7 @@ def exports() -> dict[str, bytes]:
                                   "A9,2024-01-01,'; DROP TABLE accounts;--,SMB,1,high",
                                   "A10,2024-01-01,\x1b[31mred\x1b[0m,SMB,1,high"),
         "ok_long_field.csv": acc(f"A11,2024-01-01,{long_name},SMB,1,high"),
-        "fullwidth_header_unmapped.csv": acc(*GOOD, header=" ａｃｃｏｕｎｔ＿ｉｄ ,signup_date,"
+        "ok_fullwidth_header.csv": acc(*GOOD, header=" ａｃｃｏｕｎｔ＿ｉｄ ,signup_date,"
                                        "account_name,segment,employees,touch_model\n"),
         "ok_dates_mixed.csv": acc("B1,2024/4/1,x,SMB,1,high", "B2,20240402,x,SMB,1,high",
                                   "B3,45383,x,SMB,1,high", "B4,2024年4月1日,x,SMB,1,high",
