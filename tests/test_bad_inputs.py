@@ -76,6 +76,8 @@ MAPPINGS: dict[str, tuple[int | None, list[str]] | None] = {
     "date_format_q": (4, ["%Q is not a strptime directive"]),
     "date_format_stray": (4, ["a stray %"]),
     "date_format_no_directive": (4, ["strptime formats"]),
+    "date_format_iso_year_alone": (4, ["ISO year directive '%G' must be used"]),
+    "date_format_week_without_day": (4, ["without day and year"]),
     "date_format_wrong_column": (4, ["a date or timestamp column"]),
     "values_booleans": (5, ["quoted words"]),
     "values_nested": (5, ["a single value per source text"]),

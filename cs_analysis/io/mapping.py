@@ -28,7 +28,7 @@ from cs_analysis import config as cfg
 from cs_analysis.config import YamlContext, path_text, read_text, read_yaml
 from cs_analysis.contract import DEFAULT_SURVEY_SCALES, TABLE_NAMES, TABLES
 from cs_analysis.errors import CSAnalysisError
-from cs_analysis.io.report import MAX_EXAMPLES, R_MAPPING, Collector, MappingError
+from cs_analysis.io.report import MAX_EXAMPLES, R_MAPPING, Collector, MappingError, one_line
 from cs_analysis.time import TimeZoneError, zone
 
 TABLE_KEYS = ("file", "format", "encoding", "sheet", "delimiter", "header_row", "columns",
@@ -450,6 +450,16 @@ def _format_problem(fmt: str) -> str | None:
             i += 2
         else:
             i += 1
+    import warnings
+
+    import pandas as pd
+
+    try:  # combinations pandas refuses whatever the text (%G without %V, %U without a day)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pd.to_datetime(pd.Series(["2024-01-01"]), format=fmt, errors="coerce")
+    except (ValueError, TypeError) as exc:
+        return one_line(exc)
     return None
 
 

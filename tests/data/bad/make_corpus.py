@@ -71,6 +71,8 @@ def mappings() -> dict[str, str | bytes]:
         "header_row_float": MAP_HEAD + "    header_row: 1.5\n",
         "date_format_q": MAP_HEAD + "    date_format: '%Y-%m-%Q'\n",
         "date_format_stray": MAP_HEAD + "    date_format: '%Y-%m-%d %'\n",
+        "date_format_iso_year_alone": MAP_HEAD + "    date_format: '%G'\n",
+        "date_format_week_without_day": MAP_HEAD + "    date_format: {signup_date: '%Y-%U'}\n",
         "date_format_no_directive": MAP_HEAD + "    date_format: 'YYYY-MM-DD'\n",
         "date_format_wrong_column": MAP_HEAD + "    date_format: {segment: '%Y'}\n",
         "values_booleans": MAP_HEAD + "    values:\n      touch_model: {yes: high}\n",
