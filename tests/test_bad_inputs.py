@@ -73,6 +73,7 @@ MAPPINGS: dict[str, tuple[int | None, list[str]] | None] = {
     "header_row_zero": (4, ["1 or more"]),
     "header_row_text": (4, ["a valid integer", "'2'"]),
     "header_row_float": (4, ["a valid integer", "1.5"]),
+    "header_row_far_below": (None, ["a header on line 1000000000"]),
     "date_format_q": (4, ["%Q is not a strptime directive"]),
     "date_format_stray": (4, ["a stray %"]),
     "date_format_no_directive": (4, ["strptime formats"]),

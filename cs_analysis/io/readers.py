@@ -217,7 +217,8 @@ def _csv_lines(src: Source, recs: list[int]) -> dict[int, int]:
     # decoded further on (reported separately) must not break the report
     with open(src.path, encoding=src.encoding, errors="replace", newline="") as f:
         for _ in range(src.header_row - 1):
-            f.readline()
+            if not f.readline():  # the end of the file (a header_row far below it)
+                break
         reader = csv.reader(f, delimiter=src.delimiter)
         next(reader, None)
         prev = reader.line_num
@@ -286,7 +287,8 @@ def _open_csv(src: Source, tm: TableMapping) -> None:
     src.delimiter = tm.delimiter or ("\t" if src.path.suffix.lower() == ".tsv" else ",")
     with open(src.path, encoding=src.encoding, newline="") as f:
         for _ in range(src.header_row - 1):
-            f.readline()
+            if not f.readline():  # the end of the file (a header_row far below it)
+                break
         header = next(csv.reader(f, delimiter=src.delimiter), None)
     if not header:
         raise _SourceError(f"a header on line {src.header_row} (the file is empty there)")

@@ -68,6 +68,7 @@ def mappings() -> dict[str, str | bytes]:
         "long_delimiter": MAP_HEAD + "    delimiter: ';;'\n",
         "header_row_zero": MAP_HEAD + "    header_row: 0\n",
         "header_row_text": MAP_HEAD + "    header_row: '2'\n",
+        "header_row_far_below": MAP_HEAD + "    header_row: 1000000000\n",
         "header_row_float": MAP_HEAD + "    header_row: 1.5\n",
         "date_format_q": MAP_HEAD + "    date_format: '%Y-%m-%Q'\n",
         "date_format_stray": MAP_HEAD + "    date_format: '%Y-%m-%d %'\n",
