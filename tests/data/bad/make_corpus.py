@@ -115,6 +115,11 @@ def exports() -> dict[str, bytes]:
         "ok_dates_mixed.csv": acc("B1,2024/4/1,x,SMB,1,high", "B2,20240402,x,SMB,1,high",
                                   "B3,45383,x,SMB,1,high", "B4,2024年4月1日,x,SMB,1,high",
                                   "B5,2024-04-01T23:30:00-05:00,x,SMB,1,high"),
+        "ok_cr_only.csv": acc(*GOOD, nl="\r"),
+        "ok_wide_header.csv": (",".join(["account_id", "signup_date"]
+                                        + [f"x{i}" for i in range(5000)]) + "\n"
+                               + "A1,2024-01-01" + "," * 5000 + "\n").encode(),
+        "long_line_extra_cells.csv": b"account_id,signup_date\nA1,2024-01-01," + b"x" * 100_000,
         "empty.csv": b"",
         "only_newlines.csv": b"\n\n\n",
         "missing_required_column.csv": b"account_id,account_name\nA1,Acme\n",
