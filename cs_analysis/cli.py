@@ -25,14 +25,19 @@ def _demo(args) -> int:
 
 
 def _validate(args) -> int:
+    from cs_analysis.errors import CSAnalysisError
     from cs_analysis.io import validate
 
-    report = validate(args.config, drop_unknown_accounts=args.drop_unknown_accounts)
+    try:
+        report = validate(args.config, drop_unknown_accounts=args.drop_unknown_accounts)
+    except CSAnalysisError as exc:
+        return _fail(exc)
     print(report.summary())
     return 0 if report.ok else 1
 
 
 def _load(args) -> int:
+    from cs_analysis.errors import CSAnalysisError
     from cs_analysis.io import LoadError, load
 
     try:
@@ -42,9 +47,17 @@ def _load(args) -> int:
         print(str(exc), file=sys.stderr)
         print(f"\nnothing was written; {args.out} is unchanged", file=sys.stderr)
         return 1
+    except CSAnalysisError as exc:  # --out refused, a full disk: one line, no traceback
+        return _fail(exc)
     print(report.summary())
     print(f"workspace written to {args.out}")
     return 0
+
+
+def _fail(exc: Exception) -> int:
+    """Print a package error as one line on stderr; exit status 1."""
+    print("cs-analysis: error: " + " ".join(str(exc).split()), file=sys.stderr)
+    return 1
 
 
 def _serve(args) -> int:

@@ -72,6 +72,14 @@ def test_load_japanese_cp932_example(tmp_path, capsys):
     open_ended = raw_subs["終了日"].isna() | (raw_subs["終了日"] == "9999/12/31")
     assert subs.end_date.isna().tolist() == open_ended.tolist()
     assert subs.mrr.tolist() == [float(x.replace(",", "")) for x in raw_subs["月額(円)"]]
+    # the optional renewal columns: next renewal, term, seats (blank cells stay missing)
+    assert [None if pd.isna(d) else d.date() for d in subs.renewal_date] == [
+        None if pd.isna(x) else dt.datetime.strptime(x, "%Y/%m/%d").date()
+        for x in raw_subs["次回更新日"]]
+    assert subs.term_months.tolist() == [int(x) for x in raw_subs["契約期間(月)"]]
+    assert [None if pd.isna(x) else int(x) for x in subs.seats] == [
+        None if pd.isna(x) else int(x.replace(",", "")) for x in raw_subs["ライセンス数"]]
+    assert subs.seats.notna().any() and subs.renewal_date.notna().any()
     # Tokyo wall-clock times are stored as UTC
     ev = ws.usage_events.to_pandas()
     raw_ev = pd.read_csv(JP.parent / "exports" / "利用ログ.csv", encoding="cp932", dtype=str)
@@ -104,6 +112,14 @@ def test_load_english_mixed_example(tmp_path):
     # xlsx: a header under a title row, Excel dates and serial numbers
     subs = ws.subscriptions.to_pandas()
     assert len(subs) > len(acc) and subs.start_date.notna().all()
+    import openpyxl
+
+    sheet = openpyxl.load_workbook(EN.parent / "exports" / "billing.xlsx")["Subscriptions"]
+    rows = [r for r in sheet.iter_rows(min_row=4, values_only=True) if r[0]]
+    assert [None if pd.isna(d) else d.date() for d in subs.renewal_date] == [
+        None if r[6] is None else r[6].date() for r in rows]
+    assert subs.term_months.tolist() == [r[7] for r in rows]
+    assert [None if pd.isna(x) else int(x) for x in subs.seats] == [r[8] for r in rows]
     health = ws.health_inputs.to_pandas()
     assert health.as_of.notna().all() and set(health.csm_rating) <= set(range(1, 6))
     sr = ws.survey_responses.to_pandas()
@@ -179,3 +195,130 @@ def test_japanese_example_is_cp932_not_shift_jis():
     assert "髙橋商事".encode("cp932") in data
     with pytest.raises(UnicodeEncodeError):
         "髙".encode("shift_jis")
+
+
+# -- --out: never an input, never a file that is not a workspace, one-line errors ----------
+def _small(tmp_path) -> Path:
+    folder = tmp_path / "src"
+    folder.mkdir()
+    (folder / "acc.csv").write_text("account_id,signup_date\nA1,2024-01-01\n", encoding="utf-8")
+    (folder / "m.yml").write_text("tables:\n  accounts:\n    file: acc.csv\n", encoding="utf-8")
+    return folder / "m.yml"
+
+
+def _one_line_error(capsys, *fragments) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+    return lines[0]
+
+
+@pytest.mark.parametrize("target", ["source", "mapping", "notes", "plain_duckdb"])
+def test_load_refuses_an_out_that_is_an_input_or_not_a_workspace(tmp_path, capsys, target):
+    import duckdb
+
+    mapping = _small(tmp_path)
+    notes = tmp_path / "notes.duckdb"
+    notes.write_text("my notes, not a workspace\n", encoding="utf-8")
+    plain = tmp_path / "other.duckdb"
+    con = duckdb.connect(str(plain))
+    con.execute("CREATE TABLE t AS SELECT 1 AS x")
+    con.close()
+    out = {"source": mapping.parent / "acc.csv", "mapping": mapping, "notes": notes,
+           "plain_duckdb": plain}[target]
+    before = _digests(tmp_path)
+    assert main(["load", "--config", str(mapping), "--out", str(out), "--quiet"]) == 1
+    _one_line_error(capsys, str(out))
+    assert _digests(tmp_path) == before
+    # a workspace is replaced as before; the same path given relative also counts as input
+    ws = tmp_path / "w.duckdb"
+    assert main(["load", "--config", str(mapping), "--out", str(ws), "--quiet"]) == 0
+    assert main(["load", "--config", str(mapping), "--out", str(ws), "--quiet"]) == 0
+    # a new folder is created
+    assert main(["load", "--config", str(mapping), "--out",
+                 str(tmp_path / "new" / "deeper" / "w.duckdb"), "--quiet"]) == 0
+    capsys.readouterr()
+
+
+def test_load_out_as_a_folder_under_a_file_or_unwritable_is_one_line(tmp_path, capsys):
+    mapping = _small(tmp_path)
+    (tmp_path / "afile").write_text("x", encoding="utf-8")
+    for out, fragment in [(tmp_path, "is a folder"),
+                          (tmp_path / "afile" / "w.duckdb", "is a file, not a folder"),
+                          (Path("/proc/cs-analysis-no-such-dir/w.duckdb"), "w.duckdb")]:
+        assert main(["load", "--config", str(mapping), "--out", str(out), "--quiet"]) == 1
+        _one_line_error(capsys, fragment)
+
+
+def test_load_out_in_a_read_only_folder(tmp_path, capsys):
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root may write anywhere")
+    mapping = _small(tmp_path)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        assert main(["load", "--config", str(mapping), "--out", str(locked / "w.duckdb"),
+                     "--quiet"]) == 1
+        _one_line_error(capsys, "no permission")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_bad_date_format_in_the_mapping_is_reported_not_raised(tmp_path, capsys):
+    mapping = _small(tmp_path)
+    mapping.write_text("tables:\n  accounts:\n    file: acc.csv\n"
+                       "    date_format: \"%Y-%m-%Q\"\n", encoding="utf-8")
+    assert main(["validate", "--config", str(mapping)]) == 1
+    out = capsys.readouterr().out
+    assert "m.yml line 4 [tables.accounts.date_format]" in out and "%Q" in out
+    assert main(["load", "--config", str(mapping), "--out", str(tmp_path / "w.duckdb"),
+                 "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "date_format" in err
+
+
+def test_full_disk_is_one_line_and_keeps_the_old_workspace(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from cs_analysis import workspace as wsmod
+
+    mapping = _small(tmp_path)
+    out = tmp_path / "w.duckdb"
+    assert main(["load", "--config", str(mapping), "--out", str(out), "--quiet"]) == 0
+    before = hashlib.sha256(out.read_bytes()).hexdigest()
+    capsys.readouterr()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(wsmod, "_insert", full)
+    assert main(["load", "--config", str(mapping), "--out", str(out), "--quiet"]) == 1
+    _one_line_error(capsys, "No space left on device", "w.duckdb is unchanged")
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src", "w.duckdb"]
+
+
+def test_next_load_removes_what_an_interrupted_load_left(tmp_path, capsys):
+    mapping = _small(tmp_path)
+    out = tmp_path / "w.duckdb"
+    stale = [tmp_path / ".w-abcd1234.duckdb.tmp", tmp_path / ".w-abcd1234.duckdb.tmp.wal",
+             tmp_path / ".w-staging-zz_k9x0q"]
+    stale[0].write_bytes(b"\0" * 4096)
+    stale[1].write_bytes(b"\0" * 16)
+    (stale[2] / "data" / "accounts").mkdir(parents=True)
+    (stale[2] / "data" / "accounts" / "part-000000.parquet").write_bytes(b"PAR1")
+    others = [tmp_path / ".w-x-abcd1234.duckdb.tmp", tmp_path / ".other-abcd1234.duckdb.tmp",
+              tmp_path / ".w-abcd1234.keep"]
+    for p in others:
+        p.write_text("not ours", encoding="utf-8")
+    assert main(["load", "--config", str(mapping), "--out", str(out), "--quiet"]) == 0
+    assert not any(p.exists() for p in stale)
+    assert all(p.exists() for p in others)
+    hidden = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
+    assert hidden == sorted(p.name for p in others)

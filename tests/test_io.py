@@ -1246,3 +1246,334 @@ def test_csv_export_is_read_as_text_only(tmp_path):
 def test_stdlib_io_not_shadowed():
     # the module is cs_analysis.io; the standard library's io stays importable
     assert stdio.StringIO("x").read() == "x"
+
+
+# ----------------------------------------------------------------------------------------
+# the mapping file through the schema (cs_analysis.config)
+# ----------------------------------------------------------------------------------------
+def test_duplicate_keys_in_a_mapping_are_an_error_with_both_lines(tmp_path):
+    # account_name mapped twice: a plain YAML loader keeps the last one, and account
+    # names silently came from the segment column
+    folder = tmp_path / "x"
+    folder.mkdir()
+    (folder / "acc.csv").write_text("顧客ID,開始日,会社名,セグメント\n001,2024/4/1,髙橋,SMB\n",
+                                    encoding="utf-8")
+    path = folder / "m.yml"
+    path.write_text("tables:\n"
+                    "  accounts:\n"
+                    "    file: acc.csv\n"
+                    "    columns:\n"
+                    "      account_id: 顧客ID\n"
+                    "      signup_date: 開始日\n"
+                    "      account_name: 会社名\n"
+                    "      account_name: セグメント\n", encoding="utf-8")
+    report = validate(path)
+    assert not report.ok
+    text = report.summary()
+    assert "m.yml" in text and "duplicate key 'account_name'" in text
+    assert "line 7" in text and "line 8" in text
+    with pytest.raises(MappingError, match="line 7.*line 8"):
+        read_mapping(path)
+    with pytest.raises(LoadError):
+        load(path, tmp_path / "w.duckdb")
+    assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_every_schema_problem_of_a_mapping_is_listed_with_its_line(tmp_path):
+    folder = tmp_path / "x"
+    folder.mkdir()
+    (folder / "acc.csv").write_text("account_id,signup_date\n1,2024-01-01\n", encoding="utf-8")
+    path = folder / "m.yml"
+    path.write_text("workspace:\n"
+                    "  timezone: Tokyo\n"
+                    "  as_of: last week\n"
+                    "tables:\n"
+                    "  accounts:\n"
+                    "    file: acc.csv\n"
+                    "    colums: {}\n"
+                    "    header_row: 0\n"
+                    "  subscriptions:\n"
+                    "    format: xls\n"
+                    "    file: acc.csv\n"
+                    "  usage_events: {}\n", encoding="utf-8")
+    report = validate(path)
+    found = {p.entry: p for p in report.problems}
+    expected_lines = {"workspace.timezone": 2, "workspace.as_of": 3,
+                      "tables.accounts.colums": 7, "tables.accounts.header_row": 8,
+                      "tables.subscriptions.format": 10, "tables.usage_events.file": 12}
+    assert {e: found[e].rows for e in expected_lines} == {
+        e: (n,) for e, n in expected_lines.items()}, report.summary()
+    assert "IANA" in found["workspace.timezone"].expected
+    assert "one of the keys" in found["tables.accounts.colums"].expected
+    assert "1 or more" in found["tables.accounts.header_row"].expected
+    assert "'csv', 'xlsx' or 'parquet'" in found["tables.subscriptions.format"].expected
+    assert "required" in found["tables.usage_events.file"].expected
+
+
+@pytest.mark.parametrize("text", [
+    "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n"
+        for p, c in zip("abcdefgh", "bcdefghi", strict=True)) + "tables: *i\n",
+    "tables:\n" + "".join("  " * (i + 1) + f"k{i}:\n" for i in range(200)) + "  " * 201 + "v\n",
+])
+def test_yaml_bombs_and_deep_nesting_in_a_mapping_are_refused_quickly(tmp_path, text):
+    import time
+
+    path = tmp_path / "m.yml"
+    path.write_text(text, encoding="utf-8")
+    start = time.perf_counter()
+    report = validate(path)
+    assert time.perf_counter() - start < 5
+    assert not report.ok and "m.yml" in report.summary() and "line" in report.summary()
+
+
+@pytest.mark.parametrize(("fmt", "fragment"), [
+    ("%Y/%m/%Q", "%Q is not a strptime directive"),
+    ("%Y/%m/%d %", "stray %"),
+])
+def test_bad_date_format_directives_name_file_and_setting(tmp_path, fmt, fragment):
+    tables = {"accounts": {**ACC, "date_format": {"signup_date": fmt}}}
+    path = _mapping(tmp_path, tables)
+    report = validate(path)
+    (p,) = report.problems
+    assert p.entry == "tables.accounts.date_format.signup_date" and fragment in p.expected
+    assert str(path) in report.summary() and p.rows  # a line number
+    with pytest.raises(MappingError, match=fragment):
+        read_mapping(path)
+
+
+# ----------------------------------------------------------------------------------------
+# encodings that are not UTF-8 / CP932: never guessed
+# ----------------------------------------------------------------------------------------
+ENCODING_SAMPLES = [
+    ("cp1252", ["Señor Núñez", "Frédéric Légère", "Jørgen Ærø", "Hélène Müller"]),
+    ("latin-1", ["Señor Núñez", "Frédéric Légère", "Jørgen Ærø", "STRAßE ÜBER"]),
+    ("cp949", ["김민준", "이서연 부산광역시", "박지훈"]),
+    ("euc-kr", ["김민준", "이서연 부산광역시", "박지훈"]),
+    ("gb18030", ["王伟", "李娜 上海市浦东新区", "张敏"]),
+]
+
+
+def _names_csv(folder, names, encoding):
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = ["account_id,signup_date,account_name"] + [
+        f"A{i},2024-01-0{i + 1},{n}" for i, n in enumerate(names)]
+    (folder / "acc.csv").write_bytes(("\r\n".join(rows) + "\r\n").encode(encoding))
+
+
+@pytest.mark.parametrize(("encoding", "names"), ENCODING_SAMPLES,
+                         ids=[e for e, _ in ENCODING_SAMPLES])
+def test_other_encodings_are_never_guessed_and_load_when_named(tmp_path, encoding, names):
+    folder = tmp_path / "x"
+    _names_csv(folder, names, encoding)
+    path = folder / "m.yml"
+    path.write_text(yaml.safe_dump({"tables": {"accounts": {"file": "acc.csv"}}}),
+                    encoding="utf-8")
+    report = validate(path)
+    (g,) = report.groups
+    assert g.rule == "unreadable file" and g.examples[0].file == "acc.csv"
+    assert "`encoding:`" in g.expected and "UTF-8 or CP932" in g.expected
+    assert "tables.accounts.file" in report.summary()
+    with pytest.raises(ValueError, match="encoding:"):
+        detect_encoding(folder / "acc.csv")
+    # named in the mapping: read exactly
+    path.write_text(yaml.safe_dump({"tables": {"accounts": {"file": "acc.csv",
+                                                            "encoding": encoding}}}),
+                    encoding="utf-8")
+    out = tmp_path / "w.duckdb"
+    report = load(path, out)
+    assert "from the mapping" in report.sources["accounts"][0]
+    assert loaded(out, "accounts").account_name.tolist() == names
+
+
+def test_japanese_detection_still_reads_cp932_and_not_western_text(tmp_path):
+    small = tmp_path / "jp.csv"
+    small.write_bytes(_jp_csv(JP_ROWS, "cp932"))
+    assert detect_encoding(small) == "cp932"
+    kanji = tmp_path / "kanji.csv"
+    kanji.write_bytes("id,name\n1,株式会社髙橋商事\n2,山﨑工業\n3,渡邊\n".encode("cp932"))
+    assert detect_encoding(kanji) == "cp932"
+    # French names whose accented letters are followed by a letter decode as CP932 kanji
+    western = tmp_path / "fr.csv"
+    western.write_bytes("id,name\n1,Hélène\n2,Frédéric\n3,Légère\n".encode("cp1252"))
+    with pytest.raises(ValueError, match="encoding"):
+        detect_encoding(western)
+
+
+# ----------------------------------------------------------------------------------------
+# Excel formulas without a value; Parquet time zones, lists and decimals
+# ----------------------------------------------------------------------------------------
+def test_excel_formula_cells_without_a_saved_value_are_named_by_cell(tmp_path):
+    folder = tmp_path / "x"
+    folder.mkdir()
+    wb = openpyxl.Workbook()  # written by a script: formulas have no cached result
+    ws = wb.active
+    ws.title = "CRM"
+    ws.append(["id", "signup", "emp"])
+    ws.append(["A1", dt.datetime(2024, 4, 1), 10])
+    ws.append(["A2", "=DATE(2024,4,2)", "=5*2"])
+    ws.append(["A3", dt.datetime(2024, 4, 3), 7])
+    wb.save(folder / "acc.xlsx")
+    path = folder / "m.yml"
+    path.write_text(yaml.safe_dump({"tables": {"accounts": {
+        "file": "acc.xlsx", "columns": {"account_id": "id", "signup_date": "signup",
+                                        "employees": "emp"}}}}), encoding="utf-8")
+    report = validate(path)
+    got = {(p.column, p.rows, p.value) for p in report.problems}
+    assert got == {("signup_date", (3,), "B3: =DATE(2024,4,2)"),
+                   ("employees", (3,), "C3: =5*2")}, report.summary()
+    assert {g.rule for g in report.groups} == {"formula without a value"}
+    assert "acc.xlsx [CRM] row 3" in report.summary()
+    with pytest.raises(LoadError, match="formula"):
+        load(path, tmp_path / "w.duckdb")
+
+
+@pytest.mark.parametrize(("tz", "instant", "date"), [
+    # 15:30 UTC on 31 March is already 1 April in Tokyo
+    ("Asia/Tokyo", dt.datetime(2024, 3, 31, 15, 30, tzinfo=UTC), dt.date(2024, 4, 1)),
+    ("Asia/Tokyo", dt.datetime(2024, 3, 31, 14, 59, tzinfo=UTC), dt.date(2024, 3, 31)),
+    # 06:30 UTC on 1 April is still 31 March in Los Angeles (PDT, UTC-7)
+    ("America/Los_Angeles", dt.datetime(2024, 4, 1, 6, 30, tzinfo=UTC), dt.date(2024, 3, 31)),
+    ("America/Los_Angeles", dt.datetime(2024, 4, 1, 7, 0, tzinfo=UTC), dt.date(2024, 4, 1)),
+    # a column stored in another zone: the instant counts, not its wall time
+    ("UTC", dt.datetime(2024, 4, 1, 8, 0, tzinfo=zoneinfo.ZoneInfo("Asia/Tokyo")),
+     dt.date(2024, 3, 31)),
+])
+def test_tz_aware_parquet_values_give_workspace_dates_and_utc_instants(tmp_path, tz, instant,
+                                                                        date):
+    folder = tmp_path / "x"
+    folder.mkdir()
+    aware = pd.Series([pd.Timestamp(instant)])  # keeps the column's own zone
+    pq.write_table(pa.table({
+        "id": pa.array(["A1"]),
+        "signup": pa.Array.from_pandas(aware).cast(pa.timestamp("us", tz=str(aware.dt.tz))),
+    }), folder / "acc.parquet")
+    pq.write_table(pa.table({
+        "id": pa.array(["A1"]),
+        "ts": pa.Array.from_pandas(aware).cast(pa.timestamp("ms", tz=str(aware.dt.tz))),
+    }), folder / "ev.parquet")
+    assert pq.read_table(folder / "ev.parquet").column("ts").type.tz == str(instant.tzinfo)
+    path = folder / "m.yml"
+    path.write_text(yaml.safe_dump({"workspace": {"timezone": tz}, "tables": {
+        "accounts": {"file": "acc.parquet", "columns": {"account_id": "id",
+                                                        "signup_date": "signup"}},
+        "usage_events": {"file": "ev.parquet", "columns": {"account_id": "id",
+                                                           "event_at": "ts"}}}}),
+        encoding="utf-8")
+    out = tmp_path / "w.duckdb"
+    load(path, out)
+    # independent reference: pandas' conversion of the instant into the workspace zone
+    ref = pd.Timestamp(instant).tz_convert(tz).date()
+    assert ref == date
+    assert loaded(out, "accounts").signup_date.dt.date.tolist() == [date]
+    utc = instant.astimezone(UTC).replace(tzinfo=None)
+    assert loaded(out, "usage_events").event_at.tolist() == [pd.Timestamp(utc)]
+
+
+def test_parquet_list_column_as_an_id_is_refused(tmp_path):
+    folder = tmp_path / "x"
+    folder.mkdir()
+    pq.write_table(pa.table({
+        "id": pa.array([["A1", "A2"], ["A3"]], pa.list_(pa.string())),
+        "signup": pa.array([dt.date(2024, 4, 1), dt.date(2024, 4, 2)], pa.date32()),
+    }), folder / "acc.parquet")
+    path = folder / "m.yml"
+    path.write_text(yaml.safe_dump({"tables": {"accounts": {
+        "file": "acc.parquet", "columns": {"account_id": "id", "signup_date": "signup"}}}}),
+        encoding="utf-8")
+    report = validate(path)
+    (g,) = report.groups
+    assert g.rule == "unsupported column type" and g.column == "account_id"
+    assert "acc.parquet" in report.summary() and "list" in g.expected
+    with pytest.raises(LoadError):
+        load(path, tmp_path / "w.duckdb")
+
+
+def test_parquet_decimal_money_columns_load(tmp_path):
+    from decimal import Decimal
+
+    folder = tmp_path / "x"
+    folder.mkdir()
+    pq.write_table(pa.table({"id": pa.array(["A1", "A2"]),
+                             "signup": pa.array([dt.date(2024, 4, 1)] * 2, pa.date32())}),
+                   folder / "acc.parquet")
+    mrr = [Decimal("1200.50"), Decimal("99.99")]
+    pq.write_table(pa.table({
+        "id": pa.array(["A1", "A2"]),
+        "start": pa.array([dt.date(2024, 4, 1)] * 2, pa.date32()),
+        "mrr": pa.array(mrr, pa.decimal128(12, 2)),
+        "seats": pa.array([Decimal("10"), None], pa.decimal128(6, 0)),
+    }), folder / "subs.parquet")
+    path = folder / "m.yml"
+    path.write_text(yaml.safe_dump({"tables": {
+        "accounts": {"file": "acc.parquet", "columns": {"account_id": "id",
+                                                        "signup_date": "signup"}},
+        "subscriptions": {"file": "subs.parquet", "columns": {
+            "account_id": "id", "start_date": "start", "mrr": "mrr", "seats": "seats"}}}}),
+        encoding="utf-8")
+    out = tmp_path / "w.duckdb"
+    report = load(path, out)
+    assert report.ok
+    subs = loaded(out, "subscriptions")
+    assert subs.mrr.tolist() == [1200.5, 99.99]
+    assert subs.seats.iloc[0] == 10 and pd.isna(subs.seats.iloc[1])
+
+
+# ----------------------------------------------------------------------------------------
+# a load killed part-way: the old workspace stays, the next load cleans up and works
+# ----------------------------------------------------------------------------------------
+_KILL_DRIVER = """
+import sys, time
+import cs_analysis.io.loader as L
+import cs_analysis.workspace as W
+point = sys.argv[3]
+
+def pause(name, orig):
+    def wrapper(*args, **kwargs):
+        result = orig(*args, **kwargs)
+        print("AT", name, flush=True)
+        time.sleep(120)
+        return result
+    return wrapper
+
+if point == "staging":
+    L._TableRun._stage = pause(point, L._TableRun._stage)
+elif point == "insert":
+    W._insert = pause(point, W._insert)
+else:
+    W._build_rollups = pause(point, W._build_rollups)
+L.load(sys.argv[1], sys.argv[2])
+"""
+
+
+@pytest.mark.parametrize("point", ["staging", "insert", "rollup"])
+def test_a_killed_load_keeps_the_old_workspace_and_the_next_load_cleans_up(tmp_path, point):
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "w.duckdb"
+    first = write_exports(tmp_path / "a", base_tables())
+    load(first, out)
+    before = digest(out)
+    tables = base_tables()
+    tables["accounts"].loc[0, "segment"] = "Mid-Market"
+    second = write_exports(tmp_path / "b", tables)
+    env = {**os.environ, "PYTHONPATH": str(Path(csio.__file__).resolve().parents[2])}
+    proc = subprocess.Popen([sys.executable, "-c", _KILL_DRIVER, str(second), str(out), point],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        assert line.strip() == f"AT {point}", proc.stderr.read()
+        proc.kill()  # SIGKILL: no finally block, no cleanup
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert digest(out) == before
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
+    assert left, "the killed load should have left its staging behind"
+    report = load(second, out)
+    assert report.ok
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert loaded(out, "accounts").segment.iloc[0] == "Mid-Market"

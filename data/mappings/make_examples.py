@@ -64,6 +64,9 @@ tables:
       end_date: 終了日
       mrr: 月額(円)
       product: 製品
+      renewal_date: 次回更新日
+      term_months: 契約期間(月)
+      seats: ライセンス数
     values:
       end_date: {"9999/12/31": null}    # 「終了日なし」は空 (契約継続中)
   usage_events:
@@ -150,6 +153,9 @@ tables:
       end_date: End
       mrr: MRR
       product: Product
+      renewal_date: Renewal
+      term_months: Term (months)
+      seats: Seats
   usage_events:
     file: exports/product_events.parquet   # typed columns; event_at is UTC-aware
     columns:
@@ -239,7 +245,8 @@ def jp_tables(rng: random.Random) -> dict[str, list[list]]:
     """The Japanese export set as rows (header first)."""
     accounts = [["顧客ID", "会社名", "契約開始日", "キックオフ日", "セグメント", "プラン", "地域",
                  "業種", "従業員数", "担当CSM", "支援区分", "備考"]]
-    subs = [["契約番号", "顧客ID", "開始日", "終了日", "月額(円)", "製品"]]
+    subs = [["契約番号", "顧客ID", "開始日", "終了日", "月額(円)", "製品", "次回更新日",
+             "契約期間(月)", "ライセンス数"]]
     events = [["顧客ID", "ユーザーID", "日時", "イベント", "機能"]]
     surveys = [["回答ID", "顧客ID", "種別", "スコア", "回答日時", "回答者ID", "役割", "コメント"]]
     tickets = [["問い合わせ番号", "顧客ID", "起票日時", "初回回答日時", "解決日時", "優先度",
@@ -259,11 +266,13 @@ def jp_tables(rng: random.Random) -> dict[str, list[list]]:
         mrr = {"中小企業": 30_000, "中堅企業": 150_000, "大企業": 800_000}[seg]
         churned = i % 6 == 5
         end = signup + dt.timedelta(days=365) if churned else None
+        renewal = "" if churned else _d(signup.replace(year=signup.year + 1))
+        seats = {"中小企業": 10, "中堅企業": 120, "大企業": 1500}[seg] + i
         subs.append([f"C-{i + 1:04d}", aid, _d(signup), _d(end) if end else "9999/12/31",
-                     f"{mrr:,}", "本体"])
+                     f"{mrr:,}", "本体", renewal, "12", f"{seats:,}"])
         if i % 4 == 0:
             subs.append([f"C-{i + 1:04d}-2", aid, _d(signup + dt.timedelta(days=90)), "",
-                         f"{mrr // 5:,}", "オプション"])
+                         f"{mrr // 5:,}", "オプション", "", "1", ""])
         for k in range(rng.randint(2, 5)):
             t = dt.datetime.combine(signup, dt.time(9, 5)) + dt.timedelta(
                 days=rng.randint(0, 200), hours=rng.randint(0, 9), minutes=rng.randint(0, 59))
@@ -339,16 +348,20 @@ def write_en(folder: Path) -> Path:
     ws.title = "Subscriptions"
     ws.append(["Billing export (subscriptions)"])
     ws.append([])
-    ws.append(["Line ID", "Customer", "Start", "End", "MRR", "Product"])
+    ws.append(["Line ID", "Customer", "Start", "End", "MRR", "Product", "Renewal",
+               "Term (months)", "Seats"])
     for i, aid in enumerate(ids):
         mrr = {"SMB": 99.0, "Mid-Market": 1200.0, "Enterprise": 8500.0}[segs[i % 3]]
         end = dt.datetime.combine(signups[i] + dt.timedelta(days=365), dt.time()) \
             if i % 7 == 6 else None
+        renewal = None if end else dt.datetime.combine(
+            signups[i].replace(year=signups[i].year + 1), dt.time())
         ws.append([f"L{i + 1:04d}", aid, dt.datetime.combine(signups[i], dt.time()), end,
-                   mrr, "Core"])
+                   mrr, "Core", renewal, 12, 5 + 3 * i])
         if i % 5 == 0:
             ws.append([f"L{i + 1:04d}-A", aid, dt.datetime.combine(
-                signups[i] + dt.timedelta(days=60), dt.time()), None, mrr * 0.25, "Add-on"])
+                signups[i] + dt.timedelta(days=60), dt.time()), None, mrr * 0.25, "Add-on",
+                None, 1, None])
     health = wb.create_sheet("CSM Health")
     health.append(["Customer", "Review Date", "Rating", "Note"])
     for i, aid in enumerate(ids[:12]):
