@@ -721,6 +721,23 @@ def test_export_csv_and_markdown(sws, tmp_path):
     assert "| 2024-03-01 |" in sv.to_markdown(pd.DataFrame({"d": [ts("2024-03-01 09:30")]}))
 
 
+def test_export_leaves_out_names_and_neutralises_formulas(sws, tmp_path):
+    v = sv.curated_voices(sws, accounts=["A3", "A4"], survey="nps")
+    assert "respondent_name" in v
+    hostile = v.assign(comment=["=HYPERLINK(\"http://x\",\"click\")", "+cmd|' /C calc'!A0"]
+                       + list(v["comment"][2:]))
+    back = pd.read_csv(sv.export(hostile, tmp_path / "x.csv"), encoding="utf-8-sig",
+                       dtype=str, keep_default_na=False)
+    assert "respondent_name" not in back
+    assert back["comment"].iloc[0].startswith("'=") and back["comment"].iloc[1].startswith("'+")
+    md = sv.export(v, tmp_path / "x.md").read_text(encoding="utf-8")
+    for name in v["respondent_name"].dropna():
+        assert name not in md
+    named = pd.read_csv(sv.export(v, tmp_path / "n.csv", include_names=True),
+                        encoding="utf-8-sig")
+    assert "respondent_name" in named
+
+
 # == what the scores predict ===================================================================
 def test_survey_outcomes_by_hand(sws):
     o = sv.survey_outcomes(sws, horizon_days=90, adjust=None)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from cs_analysis.errors import check_choice, check_int
+from cs_analysis.formatting import to_csv
 from cs_analysis.retention import mrr_at
 from cs_analysis.surveys._base import (
     MISSING,
@@ -251,8 +252,14 @@ def _kind(frame: pd.DataFrame) -> str | None:
     return None
 
 
-def export(frame: pd.DataFrame, path, title: str | None = None) -> Path:
+def export(frame: pd.DataFrame, path, title: str | None = None, *,
+           include_names: bool = False) -> Path:
     """Write a frame for the Product team: ``.csv`` (UTF-8 with BOM, Excel-safe) or ``.md``.
+
+    The CSV is formula-safe (:func:`cs_analysis.formatting.to_csv`: a comment starting
+    with ``=``, ``+``, ``-`` or ``@`` is written as text, never as a spreadsheet formula),
+    and respondents' names are left out unless asked for: an export travels beyond the CS
+    team, and the role and title say whose voice it is.
 
     Parameters
     ----------
@@ -262,6 +269,8 @@ def export(frame: pd.DataFrame, path, title: str | None = None) -> Path:
         Target file; the suffix picks the format.
     title : str, optional
         Heading of the Markdown file (see :func:`to_markdown`).
+    include_names : bool
+        Keep the ``respondent_name`` column.
 
     Returns
     -------
@@ -272,8 +281,10 @@ def export(frame: pd.DataFrame, path, title: str | None = None) -> Path:
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".md"):
         raise SurveyError(f"cannot export to {path.name!r}: use a .csv or .md file name")
+    if not include_names:
+        frame = frame.drop(columns=[c for c in ("respondent_name", "name") if c in frame])
     if suffix == ".csv":
-        frame.to_csv(path, index=False, encoding="utf-8-sig", lineterminator="\r\n")
+        to_csv(frame, path)
     else:
         path.write_text(to_markdown(frame, title), encoding="utf-8")
     return path
