@@ -2,15 +2,16 @@
 
 Public API
 
-- :func:`load_rules` -- read a coverage-rule file (``data/coverage_rules.yml``): ordered
-  rules over account attributes assigning ``high``, ``low`` or ``tech`` touch.
+- :func:`load_rules` -- read a coverage-rule file
+  (``cs_analysis/defaults/coverage_rules.yml``): ordered rules over account attributes
+  assigning ``high``, ``low`` or ``tech`` touch.
 - :func:`account_attributes` -- the attributes rules can use: every ``accounts`` column
   plus the derived ``mrr`` and ``products``.
 - :func:`assign_coverage` -- tier and the rule that fired, per account; agreement with
   ``accounts.touch_model``.
 - :func:`evaluate_coverage` -- per tier: accounts, MRR, time-to-value, retention and
   ticket load; the groups of accounts whose outcomes look like another tier's.
-- :func:`load_model` -- read a capacity model (``data/capacity_model.yml``).
+- :func:`load_model` -- read a capacity model (``cs_analysis/defaults/capacity_model.yml``).
 - :func:`workload` -- hours per CSM and per tier at the as-of date, overloaded CSMs,
   concurrent onboardings against the limit.
 - :func:`load_pipeline` -- read a sales pipeline (new accounts per month and segment).
@@ -55,7 +56,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from cs_analysis.config import YamlContext, read_text, read_yaml, validate
+from cs_analysis.config import YamlContext, default_file, read_text, read_yaml, validate
 from cs_analysis.errors import CSAnalysisError, check_choice, check_number, short
 from cs_analysis.results import Result
 from cs_analysis.time import (
@@ -109,7 +110,6 @@ DERIVED_ATTRIBUTES = {
 #: Label of accounts without a CSM (pooled / tech touch) in workload tables.
 NO_CSM = "(no CSM)"
 _MONTH_DAYS = 365.25 / 12
-_DATA = Path(__file__).resolve().parent.parent / "data"
 
 
 class CoverageError(CSAnalysisError, ValueError):
@@ -121,18 +121,18 @@ class CapacityError(CSAnalysisError, ValueError):
 
 
 def default_rules_path() -> Path:
-    """``data/coverage_rules.yml`` beside the package (never the working directory)."""
-    return _DATA / "coverage_rules.yml"
+    """The default coverage rules (``cs_analysis/defaults/coverage_rules.yml``)."""
+    return default_file("coverage_rules.yml")
 
 
 def default_model_path() -> Path:
-    """``data/capacity_model.yml`` beside the package."""
-    return _DATA / "capacity_model.yml"
+    """The default capacity model (``cs_analysis/defaults/capacity_model.yml``)."""
+    return default_file("capacity_model.yml")
 
 
 def default_pipeline_path() -> Path:
-    """``data/pipeline_example.csv`` beside the package."""
-    return _DATA / "pipeline_example.csv"
+    """The example pipeline (``cs_analysis/defaults/pipeline_example.csv``)."""
+    return default_file("pipeline_example.csv")
 
 
 # ======================================================================================
@@ -1052,7 +1052,7 @@ class CapacityModel:
 
 
 def load_model(source=None) -> CapacityModel:
-    """Read and check a capacity model file (``data/capacity_model.yml``).
+    """Read and check a capacity model file (``cs_analysis/defaults/capacity_model.yml``).
 
     Raises
     ------

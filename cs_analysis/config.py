@@ -21,8 +21,8 @@ from typing import Any
 
 from cs_analysis.errors import short
 
-__all__ = ["MAX_ALIASES", "MAX_BYTES", "MAX_DEPTH", "YamlContext", "path_text", "read_text",
-           "read_yaml", "short", "validate", "yaml_lines"]
+__all__ = ["MAX_ALIASES", "MAX_BYTES", "MAX_DEPTH", "YamlContext", "default_file", "path_text",
+           "read_text", "read_yaml", "short", "validate", "yaml_lines"]
 
 #: Largest YAML file read (bytes): configuration files are small.
 MAX_BYTES = 5_000_000
@@ -76,6 +76,20 @@ def yaml_lines(text: str) -> tuple[dict, dict]:
     if root is not None:
         walk(root, ())
     return values, keys
+
+
+def default_file(*parts: str):
+    """Path of a default file shipped with the package (``cs_analysis/defaults/...``).
+
+    The defaults (onboarding criteria, theme and expansion dictionaries, journey maps,
+    coverage rules, capacity model, example pipeline) are package data read through
+    :mod:`importlib.resources`, so an installed package (not only a checkout) finds them.
+    A team edits a copy and passes its path.
+    """
+    from importlib.resources import files
+    from pathlib import Path
+
+    return Path(str(files("cs_analysis").joinpath("defaults", *parts)))
 
 
 def path_text(path: tuple) -> str:

@@ -12,7 +12,7 @@ Public API:
 - :func:`expansion_signals` -- survey comments, feature requests and CSM notes whose
   text suggests expansion (more seats, new sites, another product, API / integration),
   matched with an editable dictionary in the themes format
-  (``data/expansion_signals.yml``) by the same code as survey themes.
+  (``cs_analysis/defaults/expansion_signals.yml``) by the same code as survey themes.
 
 Definitions
 -----------
@@ -56,6 +56,7 @@ import ibis
 import numpy as np
 import pandas as pd
 
+from cs_analysis.config import default_file
 from cs_analysis.errors import ArgumentError, check_choice, check_int
 from cs_analysis.renewals import (
     CRITICAL,
@@ -96,7 +97,7 @@ PHASES = ("onboarding", "adoption", "renewal window", "after churn")
 #: What :func:`ticket_metrics` can group by.
 TICKET_BY = ("priority", "product", "category", "segment", "phase")
 #: The default expansion dictionary (themes format), relative to the project folder.
-DEFAULT_SIGNALS = "data/expansion_signals.yml"
+DEFAULT_SIGNALS = default_file("expansion_signals.yml")
 _PROJECT = Path(__file__).resolve().parent.parent
 
 
@@ -558,9 +559,9 @@ def expansion_signals(ws, dictionary=DEFAULT_SIGNALS, *, as_of=None,
     texts are tagged with the dictionary's signal kinds by the survey-theme matching code
     (:func:`cs_analysis.surveys.tag_comments`; NFKC + case folding; English keywords
     start a word, Japanese ones match anywhere; regular-expression patterns). The
-    dictionary is a file in the themes format (``data/themes.yml``), by default
-    ``data/expansion_signals.yml`` (more seats, new sites or branches, another product,
-    API / integration; English and Japanese).
+    dictionary is a file in the themes format (``cs_analysis/defaults/themes.yml``), by
+    default ``cs_analysis/defaults/expansion_signals.yml`` (more seats, new sites or
+    branches, another product, API / integration; English and Japanese).
 
     Parameters
     ----------

@@ -66,7 +66,7 @@ class VoiceOfCustomerDashboard(Dashboard):
     - Charts: the score per quarter with its interval band; the score by segment (when no
       segment is chosen) and by role, with the largest gap tested (account-bootstrap
       standard errors, since respondents of one account answer alike; Holm-corrected);
-      comment themes by category (:func:`themes`, ``data/themes.yml``).
+      comment themes by category (:func:`themes`, ``cs_analysis/defaults/themes.yml``).
     - Table: the comments, newest first, with their themes; the search keeps comments
       (or accounts, roles, themes) containing the text; downloadable as CSV.
     """
@@ -75,7 +75,7 @@ class VoiceOfCustomerDashboard(Dashboard):
     fallback_title = "Voice of the customer"
     #: Groups with fewer responses are flagged as not conclusive.
     small_sample: ClassVar[int] = SMALL_SAMPLE
-    #: Theme dictionary (None: ``data/themes.yml``).
+    #: Theme dictionary (None: ``cs_analysis/defaults/themes.yml``).
     dictionary: ClassVar[Any] = None
     #: Bootstrap replicates of the group comparisons.
     n_boot: ClassVar[int] = 500
@@ -215,7 +215,7 @@ class VoiceOfCustomerDashboard(Dashboard):
                     caption=f"Share of the {len(th.comments):,} comments mentioning each "
                             "theme, by category (a comment can mention several); 95% Wilson "
                             "intervals. Themes come from an editable dictionary "
-                            "(data/themes.yml).",
+                            "(cs_analysis/defaults/themes.yml).",
                     wide=True, empty="No comments in this selection.")
 
             panels.append(Panel("themes", "What the comments talk about",

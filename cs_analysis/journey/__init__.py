@@ -15,7 +15,7 @@ that metric afterwards.
 
 Public API
 ----------
-- Journey maps as YAML files (format documented in ``data/journeys/README.md``):
+- Journey maps as YAML files (format documented in ``cs_analysis/defaults/journeys/README.md``):
   :func:`load_map`, :func:`dump_map`, :func:`save_map`, :func:`save_version`;
   :class:`JourneyMap`, :class:`Persona`, :class:`Stage`, :class:`Signal`, :class:`Goal`,
   :class:`JourneyMapError`. Editing (pure, each returns a new map): :func:`rename_stage`,

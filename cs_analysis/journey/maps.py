@@ -1,9 +1,9 @@
 """Journey maps: the data classes, reading and writing map files, and editing them.
 
-A map file (format: ``data/journeys/README.md``) holds a persona, ordered stages (each
-optionally with a data signal) and shared goals. :func:`load_map` checks it and names the
-file, line, key and value of any mistake; the editing functions are pure (each returns a
-new map) and the workshop calls them.
+A map file (format: ``cs_analysis/defaults/journeys/README.md``) holds a persona, ordered
+stages (each optionally with a data signal) and shared goals. :func:`load_map` checks it
+and names the file, line, key and value of any mistake; the editing functions are pure
+(each returns a new map) and the workshop calls them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cs_analysis.config import YamlContext, read_text, read_yaml, short, validate
+from cs_analysis.config import YamlContext, default_file, read_text, read_yaml, short, validate
 from cs_analysis.errors import CSAnalysisError
 
 #: Roles of people at a customer (contract ``stakeholders.role``).
@@ -593,8 +593,8 @@ def load_map(source) -> JourneyMap:
     Parameters
     ----------
     source : str, Path, mapping or JourneyMap
-        A YAML file (format: ``data/journeys/README.md``), its content as a mapping, or
-        a map already loaded.
+        A YAML file (format: ``cs_analysis/defaults/journeys/README.md``), its content as a
+        mapping, or a map already loaded.
 
     Returns
     -------
@@ -843,12 +843,12 @@ def save_version(journey: JourneyMap, folder, name: str | None = None) -> tuple[
 
 
 def journeys_dir() -> Path:
-    """The example maps of the demo data: ``data/journeys/`` beside the package."""
-    return Path(__file__).resolve().parents[2] / "data" / "journeys"
+    """The example maps of the demo data: ``cs_analysis/defaults/journeys/`` beside the package."""
+    return default_file("journeys")
 
 
 def default_maps() -> tuple[JourneyMap, JourneyMap]:
-    """The demo's Product-team and CS-team maps (``data/journeys/``)."""
+    """The demo's Product-team and CS-team maps (``cs_analysis/defaults/journeys/``)."""
     folder = journeys_dir()
     return load_map(folder / "product_team.yml"), load_map(folder / "cs_team.yml")
 

@@ -11,7 +11,7 @@ A package of four modules (every public name is re-exported here, so
 Public API (signatures are stable; notebooks and dashboards rely on them):
 
 - :func:`load_criteria` -- read and check a completion-criteria file (YAML, see
-  ``data/onboarding_criteria.yml``); :class:`Criteria`, :class:`Stage`,
+  ``cs_analysis/defaults/onboarding_criteria.yml``); :class:`Criteria`, :class:`Stage`,
   :class:`Condition`, :class:`CriteriaError`, :func:`default_criteria_path`.
 - :func:`time_to_value` -- per account and stage: clock start, reached time or
   censoring, days.

@@ -1,6 +1,7 @@
 """Onboarding completion criteria: the clock start, the stages and their conditions.
 
-:func:`load_criteria` reads a criteria file (YAML, see ``data/onboarding_criteria.yml``,
+:func:`load_criteria` reads a criteria file (YAML, see
+``cs_analysis/defaults/onboarding_criteria.yml``,
 whose top documents the format) and checks it with pydantic through
 :func:`cs_analysis.config.validate` (every mistake names the file and line);
 :meth:`Criteria.check` checks the names it uses against a workspace.
@@ -18,7 +19,7 @@ from typing import Annotated, Any
 import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
-from cs_analysis.config import YamlContext, read_text, read_yaml, short, validate
+from cs_analysis.config import YamlContext, default_file, read_text, read_yaml, short, validate
 from cs_analysis.errors import CSAnalysisError
 from cs_analysis.formatting import is_missing
 from cs_analysis.workspace import WorkspaceError
@@ -259,12 +260,12 @@ class Criteria:
 
 
 def default_criteria_path() -> Path:
-    """The project's criteria file for the demo workspace: ``data/onboarding_criteria.yml``.
+    """The default criteria file: ``cs_analysis/defaults/onboarding_criteria.yml``.
 
-    Found from the package's location (the repository root beside ``cs_analysis/``),
-    never from the working directory.
+    Package data (:func:`cs_analysis.config.default_file`), found from the installed
+    package, never from the working directory.
     """
-    return Path(__file__).resolve().parents[2] / "data" / "onboarding_criteria.yml"
+    return default_file("onboarding_criteria.yml")
 
 
 _COND_KEYS = {"milestone": ("milestone",),
@@ -373,8 +374,8 @@ def load_criteria(source=None) -> Criteria:
     Parameters
     ----------
     source : str, Path, mapping or Criteria, optional
-        A YAML file (see ``data/onboarding_criteria.yml`` for the format, documented at
-        its top), the same content as a mapping, or criteria already loaded. None or
+        A YAML file (see ``cs_analysis/defaults/onboarding_criteria.yml`` for the format,
+        documented at its top), the same content as a mapping, or criteria already loaded. None or
         ``""``: :func:`default_criteria_path`.
 
     Returns

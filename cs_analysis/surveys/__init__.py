@@ -13,7 +13,7 @@ counts behind every rate):
 - :func:`drivers` -- which driver ratings (``attr_*``) relate to likelihood to recommend.
 - :func:`load_themes`, :func:`read_dictionary`, :func:`tag_comments`, :func:`themes` --
   verbatim comments tagged with the themes of an editable dictionary
-  (``data/themes.yml``; English and Japanese).
+  (``cs_analysis/defaults/themes.yml``; English and Japanese).
 - :func:`curated_voices` -- the comments of the customers CS chose to listen to.
 - :func:`survey_outcomes` -- churn and expansion after the survey, by NPS category
   (:func:`churn_episodes`: every churn, including those before a reactivation).

@@ -1,7 +1,7 @@
 """Verbatim comments tagged with the themes of an editable dictionary.
 
 - :func:`load_themes` / :func:`read_dictionary` -- read and check a dictionary (YAML,
-  ``data/themes.yml`` by default; English and Japanese), with file and line in every
+  ``cs_analysis/defaults/themes.yml`` by default; English and Japanese), with file and line in every
   error (:mod:`cs_analysis.config`: safe YAML loader, pydantic schema).
 - :func:`tag_comments` -- tag any texts with a dictionary's themes (a boolean column per
   theme). Loading and tagging are generic: any dictionary in the same format (an
@@ -28,6 +28,7 @@ import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from cs_analysis import config
+from cs_analysis.config import default_file
 from cs_analysis.errors import CSAnalysisError, check_alpha, check_int, short
 from cs_analysis.results import Result
 from cs_analysis.surveys._base import (
@@ -45,7 +46,7 @@ __all__ = ["DEFAULT_THEMES", "NO_THEME", "Theme", "ThemeDictionary", "ThemeDicti
            "ThemeResult", "load_themes", "read_dictionary", "tag_comments", "themes"]
 
 #: The default theme dictionary, committed with the project.
-DEFAULT_THEMES = Path(__file__).resolve().parents[2] / "data" / "themes.yml"
+DEFAULT_THEMES = default_file("themes.yml")
 #: Label of comments that match no theme.
 NO_THEME = "(no theme)"
 
@@ -272,7 +273,8 @@ def load_themes(dictionary=None) -> ThemeDictionary:
 
     The file is YAML with a ``themes:`` mapping; each theme has an optional ``label``, and
     ``keywords`` (list of text) and/or ``patterns`` (list of regular expressions); an
-    optional top-level ``description``. See ``data/themes.yml`` for a commented example.
+    optional top-level ``description``. See ``cs_analysis/defaults/themes.yml`` for a
+    commented example.
 
     Parameters
     ----------
@@ -306,7 +308,7 @@ def load_themes(dictionary=None) -> ThemeDictionary:
         if not path.exists():
             raise ThemeDictionaryError(
                 f"theme dictionary not found: {path} (also looked in "
-                f"{DEFAULT_THEMES.parent}); copy data/themes.yml and edit it")
+                f"{DEFAULT_THEMES.parent}); copy cs_analysis/defaults/themes.yml and edit it")
         dictionary = path
     return read_dictionary(DEFAULT_THEMES if dictionary is None else dictionary)
 
@@ -416,7 +418,7 @@ def tag_comments(comments, dictionary=None) -> pd.DataFrame:
     comments : pandas.Series or list of str
         The texts (missing values get no theme). A Series keeps its index.
     dictionary : optional
-        What :func:`load_themes` accepts (default: ``data/themes.yml``).
+        What :func:`load_themes` accepts (default: ``cs_analysis/defaults/themes.yml``).
 
     Returns
     -------
@@ -506,7 +508,7 @@ def themes(ws_or_frame, dictionary="themes.yml", *, survey: str | Sequence[str] 
     ws_or_frame : Workspace or pandas.DataFrame
         A workspace, or a frame of responses (e.g. :func:`responses`) with ``comment``.
     dictionary : optional
-        What :func:`load_themes` accepts (default: ``data/themes.yml``).
+        What :func:`load_themes` accepts (default: ``cs_analysis/defaults/themes.yml``).
     survey : str or list of str, optional
         Only these surveys' comments (default: every survey).
     by : str or list of str, optional
