@@ -337,28 +337,11 @@ def read_dictionary(source, *, label: str = "theme dictionary",
     error
         ``"<label> <file>, line N (<key path>): <what was expected>"``.
     """
-    if isinstance(source, Mapping):
-        data = dict(source)
-        ctx = config.YamlContext(label, "given as a mapping", {}, {}, error)
-        where = "the mapping given"
-    elif isinstance(source, str | Path):
-        path = Path(source)
-        if path.is_dir():
-            raise error(f"{label} {path} is a folder, not a YAML file")
-        if not path.exists():
-            raise error(f"{label} not found: {path}")
-        try:
-            text = path.read_bytes().decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise error(f"{label} {path}: not UTF-8 text ({exc.reason} at byte "
-                        f"{exc.start}); save it as UTF-8") from None
-        except OSError as exc:
-            raise error(f"{label} {path}: cannot read the file ({exc})") from None
-        data, ctx = config.read_yaml(text, label, str(path), error)
-        where = str(path)
-    else:
+    if not isinstance(source, Mapping | str | Path):
         raise error(f"dictionary={short(source)}: expected a path to a YAML file, a "
                     "mapping or a ThemeDictionary")
+    data, ctx = config.read_source(source, label, error)
+    where = "the mapping given" if isinstance(source, Mapping) else str(source)
     return _build(data, ctx, where)
 
 
