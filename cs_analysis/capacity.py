@@ -1208,7 +1208,7 @@ def _tiers_today(ws, rules, as_of, book: pd.DataFrame) -> tuple[pd.Series, list[
     return tier, notes
 
 
-def workload(ws, model=None, as_of=None, *, rules=None, criteria=None) -> Workload:
+def workload(ws, model=None, *, as_of=None, rules=None, criteria=None) -> Workload:
     """Hours per CSM (``csm_owner``) and per tier at the as-of date; overloaded CSMs.
 
     Every live account (a subscription with MRR covering the as-of date) needs
@@ -1445,7 +1445,7 @@ def plan_inputs(ws, model=None, pipeline=None, *, as_of=None, rules=None, criter
     """
     model = load_model(model)
     pipe = load_pipeline(pipeline)
-    wl = workload(ws, model, as_of, rules=rules, criteria=criteria)
+    wl = workload(ws, model, as_of=as_of, rules=rules, criteria=criteria)
     book = wl.per_tier[["tier", "phase", "accounts"]].copy()
     heads = model.headcount
     notes = list(wl.notes)

@@ -162,7 +162,7 @@ def next_renewal_dates(start, term, renewal, on_or_after) -> tuple[np.ndarray, n
 
 
 # -- engine reads ----------------------------------------------------------------------
-def account_frame(ws, as_of: dt.date, extra: Sequence[str] = ()) -> pd.DataFrame:
+def account_frame(ws, *, as_of: dt.date, extra: Sequence[str] = ()) -> pd.DataFrame:
     """Scoped accounts that exist at ``as_of`` with name, segment, CSM (when present)."""
     cols = ["account_id", "signup_date"] + [c for c in (*_ACCOUNT_COLS, *extra)
                                             if ws.has("accounts", c)]
@@ -313,7 +313,7 @@ def renewal_calendar(ws, horizon_days: int = 120, *, as_of=None,
     horizon_days = _check_days("horizon_days", horizon_days)
     as_of = resolve_as_of(ws, as_of)
     critical = tuple(critical or ())
-    acc = account_frame(ws, as_of)
+    acc = account_frame(ws, as_of=as_of)
     lines = next_renewals(ws, as_of=as_of)
     lines = lines[lines["account_id"].isin(acc["account_id"])]
     end = pd.Timestamp(as_of + dt.timedelta(days=horizon_days))
@@ -441,7 +441,7 @@ def churn_to_date(ws, grain: str = "quarter", by: str | None = "segment", *,
     as_of = resolve_as_of(ws, as_of)
     if by is not None and not isinstance(by, str):
         raise ArgumentError(f"by={by!r} must be one accounts column name or None")
-    acc = account_frame(ws, as_of, extra=(by,) if by else ())
+    acc = account_frame(ws, as_of=as_of, extra=(by,) if by else ())
     if by is not None and not ws.has("accounts", by):
         raise ArgumentError(f"by={by!r}: the accounts table has no such column")
     p = period_of(as_of, grain)
@@ -558,7 +558,7 @@ def activity_coverage(ws, activity: str = "qbr", days: int = 90,
     if not isinstance(activity, str) or not activity:
         raise ArgumentError(f"activity={activity!r} must be an activity name such as 'qbr'")
     as_of = resolve_as_of(ws, as_of)
-    acc = account_frame(ws, as_of)
+    acc = account_frame(ws, as_of=as_of)
     if segments is not None:
         seg = [segments] if isinstance(segments, str) else list(segments)
         known = set(acc["segment"].dropna().astype(str))

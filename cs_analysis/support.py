@@ -176,7 +176,7 @@ def ticket_phases(ws, *, as_of=None, window_days: int = 90, criteria=None,
     as_of = resolve_as_of(ws, as_of)
     tz = ws.timezone
     df = _tickets(ws, as_of)
-    acc = account_frame(ws, as_of)
+    acc = account_frame(ws, as_of=as_of)
     df = df.merge(acc[["account_id", "segment"]], on="account_id", how="left")
     df = _durations(df, as_of, tz)
     n = len(df)
@@ -312,7 +312,7 @@ def ticket_metrics(ws, by: str | None = None, grain: str = "month", *, as_of=Non
     else:
         df = _durations(_tickets(ws, as_of), as_of, tz)
         if by == "segment":
-            acc = account_frame(ws, as_of)
+            acc = account_frame(ws, as_of=as_of)
             df = df.merge(acc[["account_id", "segment"]], on="account_id", how="left")
     have = ws.table("support_tickets").columns
     for col in ("first_response_at", "resolved_at"):
@@ -608,7 +608,7 @@ def expansion_signals(ws, dictionary=DEFAULT_SIGNALS, *, as_of=None,
         m = themes[name].regex.search(norm)
         phrases.append(m.group(0) if m else "")
     out["phrase"] = phrases
-    acc = account_frame(ws, as_of)
+    acc = account_frame(ws, as_of=as_of)
     out = out.merge(acc[["account_id", "account_name", "segment", "csm_owner"]],
                     on="account_id", how="left")
     m = mrr_at(ws, as_of)
