@@ -252,8 +252,8 @@ class FeatureAdoption(Result):
         return self.features
 
 
-def feature_adoption(ws, by: str | None = None, window="90D", as_of=None,
-                     features: Sequence[str] | None = None, *,
+def feature_adoption(ws, by: str | None = None, window="90D", *, as_of=None,
+                     features: Sequence[str] | None = None,
                      key_features: Sequence[str] | None = None,
                      alpha: float = 0.05) -> FeatureAdoption:
     """Share of active accounts using each feature in a window, per group.
@@ -394,7 +394,7 @@ class Stickiness(Result):
         return self.trend
 
 
-def stickiness(ws, grain: str = "week", as_of=None, *, periods: int = 12) -> Stickiness:
+def stickiness(ws, grain: str = "week", *, as_of=None, periods: int = 12) -> Stickiness:
     """Daily vs weekly (monthly) active users per account over the last complete periods.
 
     **Stickiness** of an account in a week (month) = the mean, over the period's days, of
@@ -461,7 +461,7 @@ def stickiness(ws, grain: str = "week", as_of=None, *, periods: int = 12) -> Sti
 # ======================================================================================
 # Usage trend and drops
 # ======================================================================================
-def usage_trend(ws, weeks: int = 12, as_of=None, *, growth: float = 0.2,
+def usage_trend(ws, weeks: int = 12, *, as_of=None, growth: float = 0.2,
                 decline: float = 0.2, dropped_days: int = 30,
                 min_weeks: int = 4) -> pd.DataFrame:
     """Per live account: whether its usage is growing, stable, declining or stopped.
@@ -583,7 +583,7 @@ def usage_trend(ws, weeks: int = 12, as_of=None, *, growth: float = 0.2,
     return out.sort_values("account_id").reset_index(drop=True)
 
 
-def usage_drops(ws, weeks: int = 12, as_of=None, **thresholds) -> pd.DataFrame:
+def usage_drops(ws, weeks: int = 12, *, as_of=None, **thresholds) -> pd.DataFrame:
     """Declining and dropped accounts, with their MRR and next renewal, for CSMs.
 
     The ``declining`` and ``dropped`` accounts of :func:`usage_trend` (same parameters,
@@ -668,7 +668,7 @@ class SeatUtilisation(Result):
         return pd.DataFrame(rows)
 
 
-def seat_utilisation(ws, as_of=None, *, window="30D") -> SeatUtilisation:
+def seat_utilisation(ws, *, as_of=None, window="30D") -> SeatUtilisation:
     """Active users ÷ seats per account live on the as-of date ("bought 50, uses 8").
 
     ``seats`` = sum of ``subscriptions.seats`` over the account's lines covering the

@@ -56,7 +56,14 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from cs_analysis.config import YamlContext, default_file, read_text, read_yaml, validate
+from cs_analysis.config import (
+    YamlContext,
+    default_file,
+    read_source,
+    read_text,
+    read_yaml,
+    validate,
+)
 from cs_analysis.errors import CSAnalysisError, check_choice, check_number, short
 from cs_analysis.results import Result
 from cs_analysis.time import (
@@ -313,13 +320,7 @@ def load_rules(source=None) -> CoverageRules:
     """
     if isinstance(source, CoverageRules):
         return source
-    if isinstance(source, Mapping):
-        data, ctx = dict(source), YamlContext("coverage rules", "<mapping>", {}, {},
-                                              CoverageError)
-    else:
-        path = Path(source) if source is not None else default_rules_path()
-        text = read_text(path, "coverage rules", CoverageError)
-        data, ctx = read_yaml(text, "coverage rules", str(path), CoverageError)
+    data, ctx = read_source(source, "coverage rules", CoverageError, default_rules_path())
     if not isinstance(data, Mapping):
         raise ctx.error((), f"expected a mapping with `rules:`, got {short(data)}")
     model = validate(_RulesModel, data, ctx)
@@ -1064,13 +1065,7 @@ def load_model(source=None) -> CapacityModel:
     """
     if isinstance(source, CapacityModel):
         return source
-    if isinstance(source, Mapping):
-        data, ctx = dict(source), YamlContext("capacity model", "<mapping>", {}, {},
-                                              CapacityError)
-    else:
-        path = Path(source) if source is not None else default_model_path()
-        text = read_text(path, "capacity model", CapacityError)
-        data, ctx = read_yaml(text, "capacity model", str(path), CapacityError)
+    data, ctx = read_source(source, "capacity model", CapacityError, default_model_path())
     if not isinstance(data, Mapping):
         raise ctx.error((), f"expected a mapping, got {short(data)}")
     m = validate(_ModelFile, data, ctx)
@@ -1220,7 +1215,7 @@ def _tiers_today(ws, rules, as_of, book: pd.DataFrame) -> tuple[pd.Series, list[
     return tier, notes
 
 
-def workload(ws, model=None, as_of=None, *, rules=None, criteria=None) -> Workload:
+def workload(ws, model=None, *, as_of=None, rules=None, criteria=None) -> Workload:
     """Hours per CSM (``csm_owner``) and per tier at the as-of date; overloaded CSMs.
 
     Every live account (a subscription with MRR covering the as-of date) needs
@@ -1457,7 +1452,7 @@ def plan_inputs(ws, model=None, pipeline=None, *, as_of=None, rules=None, criter
     """
     model = load_model(model)
     pipe = load_pipeline(pipeline)
-    wl = workload(ws, model, as_of, rules=rules, criteria=criteria)
+    wl = workload(ws, model, as_of=as_of, rules=rules, criteria=criteria)
     book = wl.per_tier[["tier", "phase", "accounts"]].copy()
     heads = model.headcount
     notes = list(wl.notes)

@@ -183,17 +183,49 @@ def read_text(path, label: str, error: type[Exception]) -> str:
     Raises
     ------
     error
-        ``"<label> <path>: no such file"`` or ``"...: cannot read the file (...)"``.
+        ``"<label> <path>: no such file"``, ``"...: is a folder, not a file"``,
+        ``"...: not UTF-8 text (...); save it as UTF-8"`` or
+        ``"...: cannot read the file (...)"``.
     """
     from pathlib import Path
 
     path = Path(path)
+    if path.is_dir():
+        raise error(f"{label} {path}: is a folder, not a file")
     try:
-        return path.read_text(encoding="utf-8-sig")
+        return path.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
         raise error(f"{label} {path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise error(f"{label} {path}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                    "save it as UTF-8") from None
+    except OSError as exc:
         raise error(f"{label} {path}: cannot read the file ({exc})") from exc
+
+
+def read_source(source, label: str, error: type[Exception], default=None
+                ) -> tuple[Any, YamlContext]:
+    """Parsed content and line context of a YAML file, or of content given as a mapping.
+
+    The one entry of every configuration reader: ``source`` is a path (``None`` or
+    ``""``: ``default``) or a mapping given in code (then messages name ``<mapping>`` and
+    no line).
+
+    Raises
+    ------
+    error
+        As :func:`read_text` and :func:`read_yaml`.
+    """
+    from pathlib import Path
+
+    if isinstance(source, Mapping):
+        return dict(source), YamlContext(label, "<mapping>", {}, {}, error)
+    if source is None or (isinstance(source, str) and not source.strip()):
+        if default is None:
+            raise error(f"{label}: no file given")
+        source = default
+    path = Path(source)
+    return read_yaml(read_text(path, label, error), label, str(path), error)
 
 
 class _YamlLimit(Exception):

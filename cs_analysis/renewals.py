@@ -74,10 +74,12 @@ from cs_analysis.time import (
 __all__ = [
     "RENEWAL_BASES",
     "ChurnToDate",
+    "account_frame",
     "activity_coverage",
     "churn_to_date",
     "next_renewals",
     "renewal_calendar",
+    "subscription_lines",
 ]
 
 #: Values of ``renewal_basis``: how a line's next renewal date was found.
@@ -160,7 +162,7 @@ def next_renewal_dates(start, term, renewal, on_or_after) -> tuple[np.ndarray, n
 
 
 # -- engine reads ----------------------------------------------------------------------
-def _account_frame(ws, as_of: dt.date, extra: Sequence[str] = ()) -> pd.DataFrame:
+def account_frame(ws, *, as_of: dt.date, extra: Sequence[str] = ()) -> pd.DataFrame:
     """Scoped accounts that exist at ``as_of`` with name, segment, CSM (when present)."""
     cols = ["account_id", "signup_date"] + [c for c in (*_ACCOUNT_COLS, *extra)
                                             if ws.has("accounts", c)]
@@ -174,7 +176,7 @@ def _account_frame(ws, as_of: dt.date, extra: Sequence[str] = ()) -> pd.DataFram
     return df
 
 
-def _lines(ws, running_on: dt.date | None = None) -> pd.DataFrame:
+def subscription_lines(ws, running_on: dt.date | None = None) -> pd.DataFrame:
     """Subscription lines (all, or those covering ``running_on``) with renewal columns."""
     t = ws.table("subscriptions", columns=["account_id", "start_date", "mrr"])
     opt = [c for c in ("end_date", "renewal_date", "term_months", "product",
@@ -219,7 +221,7 @@ def next_renewals(ws, *, as_of=None) -> pd.DataFrame:
         renewal are left out.
     """
     as_of = resolve_as_of(ws, as_of)
-    lines = _lines(ws, running_on=as_of)
+    lines = subscription_lines(ws, running_on=as_of)
     nxt, basis = next_renewal_dates(lines["start_date"].to_numpy("datetime64[D]"),
                                     lines["term_months"].to_numpy(float),
                                     lines["renewal_date"].to_numpy("datetime64[D]"),
@@ -311,7 +313,7 @@ def renewal_calendar(ws, horizon_days: int = 120, *, as_of=None,
     horizon_days = _check_days("horizon_days", horizon_days)
     as_of = resolve_as_of(ws, as_of)
     critical = tuple(critical or ())
-    acc = _account_frame(ws, as_of)
+    acc = account_frame(ws, as_of=as_of)
     lines = next_renewals(ws, as_of=as_of)
     lines = lines[lines["account_id"].isin(acc["account_id"])]
     end = pd.Timestamp(as_of + dt.timedelta(days=horizon_days))
@@ -439,7 +441,7 @@ def churn_to_date(ws, grain: str = "quarter", by: str | None = "segment", *,
     as_of = resolve_as_of(ws, as_of)
     if by is not None and not isinstance(by, str):
         raise ArgumentError(f"by={by!r} must be one accounts column name or None")
-    acc = _account_frame(ws, as_of, extra=(by,) if by else ())
+    acc = account_frame(ws, as_of=as_of, extra=(by,) if by else ())
     if by is not None and not ws.has("accounts", by):
         raise ArgumentError(f"by={by!r}: the accounts table has no such column")
     p = period_of(as_of, grain)
@@ -556,7 +558,7 @@ def activity_coverage(ws, activity: str = "qbr", days: int = 90,
     if not isinstance(activity, str) or not activity:
         raise ArgumentError(f"activity={activity!r} must be an activity name such as 'qbr'")
     as_of = resolve_as_of(ws, as_of)
-    acc = _account_frame(ws, as_of)
+    acc = account_frame(ws, as_of=as_of)
     if segments is not None:
         seg = [segments] if isinstance(segments, str) else list(segments)
         known = set(acc["segment"].dropna().astype(str))

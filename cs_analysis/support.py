@@ -61,10 +61,10 @@ from cs_analysis.errors import ArgumentError, check_choice, check_int
 from cs_analysis.renewals import (
     CRITICAL,
     MISSING,
-    _account_frame,
-    _lines,
+    account_frame,
     next_renewal_dates,
     renewal_calendar,
+    subscription_lines,
 )
 from cs_analysis.results import Result
 from cs_analysis.retention import account_lifetimes, mrr_at
@@ -177,7 +177,7 @@ def ticket_phases(ws, *, as_of=None, window_days: int = 90, criteria=None,
     as_of = resolve_as_of(ws, as_of)
     tz = ws.timezone
     df = _tickets(ws, as_of)
-    acc = _account_frame(ws, as_of)
+    acc = account_frame(ws, as_of=as_of)
     df = df.merge(acc[["account_id", "segment"]], on="account_id", how="left")
     df = _durations(df, as_of, tz)
     n = len(df)
@@ -198,7 +198,7 @@ def ticket_phases(ws, *, as_of=None, window_days: int = 90, criteria=None,
     # 3. renewal window: a covering line renews within window_days
     window = np.zeros(n, dtype=bool)
     if n:
-        lines = _lines(ws)
+        lines = subscription_lines(ws)
         pairs = df[["account_id"]].assign(_row=np.arange(n), _d=df["opened_date"]).merge(
             lines, on="account_id")
         cover = (pairs["start_date"] <= pairs["_d"]) & (
@@ -313,7 +313,7 @@ def ticket_metrics(ws, by: str | None = None, grain: str = "month", *, as_of=Non
     else:
         df = _durations(_tickets(ws, as_of), as_of, tz)
         if by == "segment":
-            acc = _account_frame(ws, as_of)
+            acc = account_frame(ws, as_of=as_of)
             df = df.merge(acc[["account_id", "segment"]], on="account_id", how="left")
     have = ws.table("support_tickets").columns
     for col in ("first_response_at", "resolved_at"):
@@ -609,7 +609,7 @@ def expansion_signals(ws, dictionary=DEFAULT_SIGNALS, *, as_of=None,
         m = themes[name].regex.search(norm)
         phrases.append(m.group(0) if m else "")
     out["phrase"] = phrases
-    acc = _account_frame(ws, as_of)
+    acc = account_frame(ws, as_of=as_of)
     out = out.merge(acc[["account_id", "account_name", "segment", "csm_owner"]],
                     on="account_id", how="left")
     m = mrr_at(ws, as_of)

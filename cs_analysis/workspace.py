@@ -566,7 +566,3 @@ def _present(v) -> bool:
         return not pd.isna(v)
     except (TypeError, ValueError):
         return True
-
-
-#: Kept for modules written before :func:`cs_analysis.time.to_date` was public.
-_to_date = to_date

@@ -177,7 +177,7 @@ def test_missing_and_undecodable_files(tmp_path):
         j.load_map(tmp_path / "nope.yml")
     p = tmp_path / "bin.yml"
     p.write_bytes(b"\xff\xfe\x00bad")
-    with pytest.raises(j.JourneyMapError, match="cannot read"):
+    with pytest.raises(j.JourneyMapError, match="not UTF-8 text.*save it as UTF-8"):
         j.load_map(p)
 
 

@@ -430,7 +430,7 @@ def test_missing_and_unreadable_criteria_files(tmp_path):
         ob.load_criteria(tmp_path / "nope.yml")
     bad = tmp_path / "latin1.yml"
     bad.write_bytes("clock_start: d\xe9but\n".encode("latin-1"))
-    with pytest.raises(ob.CriteriaError, match="cannot read"):
+    with pytest.raises(ob.CriteriaError, match="not UTF-8 text.*save it as UTF-8"):
         ob.load_criteria(bad)
 
 

@@ -655,7 +655,7 @@ def test_theme_file_problems_outside_yaml(tmp_path):
     with pytest.raises(ThemeDictionaryError, match="expected a path to a YAML file"):
         sv.load_themes(42)
     with pytest.raises(ThemeDictionaryError,
-                       match=r"given as a mapping \(themes.a\): theme 'a' has"):
+                       match=r"<mapping> \(themes.a\): theme 'a' has"):
         sv.load_themes({"themes": {"a": {"label": "A"}}})
     good = tmp_path / "good.yml"
     good.write_text("\ufeff" + GOOD, encoding="utf-8")  # a BOM is fine

@@ -32,7 +32,7 @@ from cs_analysis.dashboard.base import (
     fmt_money,
     is_missing,
 )
-from cs_analysis.workspace import _to_date
+from cs_analysis.time import to_date
 
 __all__ = ["AdoptionDashboard"]
 
@@ -134,7 +134,7 @@ class AdoptionDashboard(Dashboard):
             return fmt_money(x, ws.currency)
 
         active = int(trend["account_id"].isin(fa.accounts["account_id"]).sum())
-        as_of = _to_date(self.as_of) if self.as_of else ws.as_of
+        as_of = to_date(self.as_of) if self.as_of else ws.as_of
         warn = "Too few accounts to conclude" if 0 < live < self.small_sample else ""
         kpis = [
             KPI(f"Active accounts ({fa.window_days} days)", active / live if live else None,

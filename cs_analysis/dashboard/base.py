@@ -819,14 +819,14 @@ class Dashboard:
         None when the accounts span fewer than two months. :meth:`cohort_scope` turns
         its value into ``signup_between``.
         """
-        from cs_analysis.workspace import _to_date
+        from cs_analysis.time import to_date
 
         acc = self.ws.table("accounts", columns=["signup_date"])
         row = acc.aggregate(lo=acc.signup_date.min(), hi=acc.signup_date.max()).to_pandas()
         lo, hi = row["lo"].iloc[0], row["hi"].iloc[0]
         if is_missing(lo) or is_missing(hi):
             return None
-        as_of = _to_date(self.as_of) if self.as_of else self.ws.as_of
+        as_of = to_date(self.as_of) if self.as_of else self.ws.as_of
         lo, hi = pd.Timestamp(lo).date(), min(pd.Timestamp(hi).date(), as_of)
         months = range(lo.year * 12 + lo.month - 1, hi.year * 12 + hi.month)
         if len(months) < 2:

@@ -139,7 +139,7 @@ class CapacityPlanningDashboard(Dashboard):
     def book(self) -> pd.DataFrame:
         """Each live account's CSM, tier and phase today (:func:`workload`), once."""
         return self.memo("book", (), lambda: workload(
-            self.ws, self.model, self.as_of, criteria=self.criteria).accounts)
+            self.ws, self.model, as_of=self.as_of, criteria=self.criteria).accounts)
 
     def factors(self, params) -> dict[str, float]:
         """Hours factor per tier: the slider's adoption hours / the model's."""

@@ -85,8 +85,8 @@ def _account_base(ws, as_of: dt.date, by: Sequence[str]) -> pd.DataFrame:
         acc["churn_date"] = churn.reindex(acc["account_id"]).to_numpy()
     for split in by:
         if split in _STAKEHOLDER_SPLITS:
-            acc[split] = stakeholder_split(ws, as_of, split).reindex(acc["account_id"]).fillna(
-                "(unknown)").to_numpy()
+            acc[split] = stakeholder_split(ws, as_of=as_of, split=split).reindex(
+                acc["account_id"]).fillna("(unknown)").to_numpy()
     return acc.sort_values("account_id").reset_index(drop=True)
 
 

@@ -17,7 +17,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cs_analysis.config import YamlContext, default_file, read_text, read_yaml, short, validate
+from cs_analysis.config import (
+    YamlContext,
+    default_file,
+    read_source,
+    read_yaml,
+    short,
+    validate,
+)
 from cs_analysis.errors import CSAnalysisError
 
 #: Roles of people at a customer (contract ``stakeholders.role``).
@@ -619,10 +626,7 @@ def load_map(source) -> JourneyMap:
     """
     if isinstance(source, JourneyMap):
         return source
-    if isinstance(source, Mapping):
-        return _parse(dict(source), _ctx("<mapping>"))
-    path = Path(source)
-    return _loads(read_text(path, _LABEL, JourneyMapError), str(path))
+    return _parse(*read_source(source, _LABEL, JourneyMapError))
 
 
 def _loads(text: str, source: str) -> JourneyMap:

@@ -51,7 +51,7 @@ def _champion_mask(people: pd.DataFrame, day: dt.date, champion_roles, min_senti
     return champ.astype(bool)
 
 
-def stakeholder_split(ws, as_of: dt.date, split: str) -> pd.Series:
+def stakeholder_split(ws, *, as_of: dt.date, split: str) -> pd.Series:
     """Per account: its most common decision style, or its champions' domains."""
     if not ws.has("stakeholders"):
         return pd.Series(dtype="str")

@@ -19,7 +19,13 @@ from typing import Annotated, Any
 import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
-from cs_analysis.config import YamlContext, default_file, read_text, read_yaml, short, validate
+from cs_analysis.config import (
+    YamlContext,
+    default_file,
+    read_source,
+    short,
+    validate,
+)
 from cs_analysis.errors import CSAnalysisError
 from cs_analysis.formatting import is_missing
 from cs_analysis.workspace import WorkspaceError
@@ -398,13 +404,7 @@ def load_criteria(source=None) -> Criteria:
     """
     if isinstance(source, Criteria):
         return source
-    if source is None or (isinstance(source, str) and source.strip() == ""):
-        source = default_criteria_path()
-    if isinstance(source, Mapping):
-        return _parse(dict(source), YamlContext(_LABEL, "<mapping>", {}, {}, CriteriaError))
-    path = Path(source)
-    text = read_text(path, _LABEL, CriteriaError)
-    return _parse(*read_yaml(text, _LABEL, str(path), CriteriaError))
+    return _parse(*read_source(source, _LABEL, CriteriaError, default_criteria_path()))
 
 
 def _parse(data, ctx: YamlContext) -> Criteria:

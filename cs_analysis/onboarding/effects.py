@@ -142,7 +142,7 @@ def ttv_vs_retention(ws, criteria=None, *, stage: str | None = None,
     edges = [int(b) for b in buckets]
     if not edges or any(b <= 0 for b in edges) or edges != sorted(set(edges)):
         raise ValueError(f"buckets must be increasing whole days > 0, got {list(buckets)}")
-    ttv, st = stage_ttv(ws, criteria, stage, as_of, None, None)
+    ttv, st = stage_ttv(ws, criteria, stage, as_of=as_of, by=None, ttv=None)
     as_of_d = resolve_as_of(ws, as_of)
     as_of_ts = pd.Timestamp(as_of_d)
     z = z_value(alpha)

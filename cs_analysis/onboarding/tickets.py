@@ -73,7 +73,7 @@ def onboarding_tickets(ws, criteria=None, *, stage: str | None = None, by: str |
     """
     alpha = check_alpha(alpha)
     ws.table("support_tickets", columns=["account_id", "opened_at", "category"])
-    ttv, _ = stage_ttv(ws, criteria, stage, as_of, by, None)
+    ttv, _ = stage_ttv(ws, criteria, stage, as_of=as_of, by=by, ttv=None)
     as_of_d = resolve_as_of(ws, as_of)
     tz = ws.timezone
     # window bounds as stored (UTC) instants: local midnights of the dates in ws.timezone

@@ -436,7 +436,7 @@ def name_groups(frame: pd.DataFrame, by: str | None) -> pd.DataFrame:
     return frame.rename(columns={"group": by})
 
 
-def stage_ttv(ws, criteria, stage, as_of, by, ttv) -> tuple[pd.DataFrame, Stage]:
+def stage_ttv(ws, criteria, stage, *, as_of, by, ttv) -> tuple[pd.DataFrame, Stage]:
     crit = load_criteria(criteria)
     st = crit.stage(stage)
     if ttv is None:
@@ -515,7 +515,7 @@ def ttv_summary(ws, criteria=None, by: str | None = "segment", *, stage: str | N
         percentile (NaN bound: see above), ``small_sample``.
     """
     alpha = check_alpha(alpha)
-    ttv, st = stage_ttv(ws, criteria, stage, as_of, by, ttv)
+    ttv, st = stage_ttv(ws, criteria, stage, as_of=as_of, by=by, ttv=ttv)
     z = z_value(alpha)
     groups = group_labels(ttv, by)
     rows = []
@@ -615,7 +615,7 @@ def ttv_curves(ws, criteria=None, by: str | None = "segment", *, stage: str | No
         longest follow-up.
     """
     alpha = check_alpha(alpha)
-    ttv, st = stage_ttv(ws, criteria, stage, as_of, by, ttv)
+    ttv, st = stage_ttv(ws, criteria, stage, as_of=as_of, by=by, ttv=ttv)
     z = z_value(alpha)
     groups = group_labels(ttv, by)
     parts = []

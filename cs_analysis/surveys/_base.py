@@ -3,7 +3,7 @@
 - :func:`responses` -- the scoped survey responses, one per respondent per survey wave
   (filtered and deduplicated in the engine), with account and stakeholder columns.
 - :func:`metric_of` -- which score (NPS, CSAT, CES) a survey is read with.
-- the preparation of a workspace or a frame for one survey (:func:`_prepare`), the
+- the preparation of a workspace or a frame for one survey (:func:`prepare`), the
   account-wave categories of :func:`cs_analysis.surveys.survey_outcomes` and
   :func:`cs_analysis.surveys.request_priorities`, and small argument checks.
 
@@ -64,7 +64,7 @@ class SurveyError(CSAnalysisError, ValueError):
 
 # == small helpers ===========================================================================
 
-def _as_list(value) -> list:
+def as_list(value) -> list:
     if value is None:
         return []
     if isinstance(value, str):
@@ -72,7 +72,7 @@ def _as_list(value) -> list:
     return list(value)
 
 
-def _z(alpha: float) -> float:
+def z_value(alpha: float) -> float:
     from scipy.stats import norm
 
     return float(norm.ppf(1 - alpha / 2))
@@ -109,7 +109,7 @@ def _category(score: pd.Series, survey: pd.Series, scales: Mapping) -> pd.Series
     return out
 
 
-def _groups_text(frame: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
+def groups_text(frame: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
     """Group columns as text with missing values labelled :data:`MISSING`."""
     out = frame.copy()
     for c in cols:
@@ -192,7 +192,7 @@ def responses(ws, survey: str | Sequence[str] | None = None, *, wave: str = "qua
     if comments_only:
         need.append("comment")
     t = ws.table("survey_responses", columns=need)
-    surveys = _as_list(survey)
+    surveys = as_list(survey)
     if surveys:
         present = set(t.select("survey").distinct().to_pandas()["survey"].dropna())
         missing = [s for s in surveys if s not in present]
@@ -271,7 +271,7 @@ def _check_scores(df: pd.DataFrame, scales: Mapping, survey_names=None) -> None:
 
 
 # == scores: NPS, CSAT, CES ===================================================================
-def _is_workspace(x) -> bool:
+def is_workspace(x) -> bool:
     return isinstance(x, Workspace) or (hasattr(x, "table") and hasattr(x, "survey_scales"))
 
 
@@ -303,7 +303,7 @@ class _Prepared(NamedTuple):
     grain: str | None
 
 
-def _prepare(source, survey: str, keys: Sequence[str], period: str | None, *, as_of, wave,
+def prepare(source, survey: str, keys: Sequence[str], period: str | None, *, as_of, wave,
              metric: str, scale=None, timezone: str | None = None) -> _Prepared:
     """Responses of one survey, deduplicated, with a ``period`` column when asked.
 
@@ -319,7 +319,7 @@ def _prepare(source, survey: str, keys: Sequence[str], period: str | None, *, as
         period = wave if period == "wave" else period
     if not isinstance(survey, str) or not survey:
         raise SurveyError(f"survey={survey!r} must be the name of one survey, e.g. 'nps'")
-    if _is_workspace(source):
+    if is_workspace(source):
         df = responses(source, survey, wave=wave, as_of=as_of)
         scales = source.survey_scales
         tz = source.timezone
@@ -403,11 +403,11 @@ def _prepare_frame(frame: pd.DataFrame, survey: str, wave: str, as_of, period,
         day = local_dates(df["responded_at"].to_numpy(), tz or "UTC").to_numpy()
         df = df[day <= np.datetime64(to_date(as_of))]
     if {"respondent_id", "responded_at"} <= set(df.columns):
-        df = _dedup_frame(df, wave, tz)  # idempotent on a frame of responses()
+        df = dedup_frame(df, wave, tz)  # idempotent on a frame of responses()
     return df.copy()
 
 
-def _dedup_frame(df: pd.DataFrame, wave: str, tz: str | None = None) -> pd.DataFrame:
+def dedup_frame(df: pd.DataFrame, wave: str, tz: str | None = None) -> pd.DataFrame:
     """The dedup rule of :func:`responses`, in pandas, for frames given directly."""
     w = _waves(df, wave, tz)
     tie = df["response_id"] if "response_id" in df.columns else pd.Series(
@@ -427,7 +427,7 @@ def _dedup_frame(df: pd.DataFrame, wave: str, tz: str | None = None) -> pd.DataF
     return df.loc[df.index.isin(keep)]
 
 
-def _wilson(k, n, alpha: float) -> tuple[float, float]:
+def wilson_interval(k, n, alpha: float) -> tuple[float, float]:
     """Wilson score interval of k / n, clipped to [0, 1]; NaN when n = 0."""
     from statsmodels.stats.proportion import proportion_confint
 
@@ -438,8 +438,8 @@ def _wilson(k, n, alpha: float) -> tuple[float, float]:
 
 
 # == curated voices =============================================================================
-def _check_values(name: str, given, present: Iterable, what: str) -> list[str]:
-    values = [str(v) for v in _as_list(given)]
+def check_values(name: str, given, present: Iterable, what: str) -> list[str]:
+    values = [str(v) for v in as_list(given)]
     known = {str(p) for p in present if p is not None and not (isinstance(p, float)
                                                                 and math.isnan(p))}
     unknown = [v for v in values if v not in known]
@@ -452,7 +452,7 @@ def _check_values(name: str, given, present: Iterable, what: str) -> list[str]:
     return values
 
 
-def _check_money(name: str, value) -> float | None:
+def check_money(name: str, value) -> float | None:
     if value is None:
         return None
     try:
@@ -477,7 +477,7 @@ def metric_of(survey: str) -> str:
     return "ces"
 
 
-def _account_waves(df: pd.DataFrame, survey: str, scales: Mapping):
+def account_waves(df: pd.DataFrame, survey: str, scales: Mapping):
     """Per account and wave: last response time, responses, mean score and category.
 
     The category is that of the mean score rounded to a whole point (x.5 up).

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from cs_analysis.errors import check_alpha, check_choice
-from cs_analysis.surveys._base import SurveyError, _prepare, metric_of
+from cs_analysis.surveys._base import SurveyError, metric_of, prepare
 
 __all__ = ["drivers"]
 
@@ -100,7 +100,7 @@ def drivers(ws_or_frame, target: str = "nps", attributes: str | Sequence[str] = 
     check_choice("model", model, _DRIVER_MODELS, error=SurveyError)
     check_choice("robust", robust, _ROBUST, error=SurveyError)
     alpha = check_alpha(alpha, error=SurveyError)
-    df = _prepare(ws_or_frame, target, [], None, as_of=as_of, wave=wave,
+    df = prepare(ws_or_frame, target, [], None, as_of=as_of, wave=wave,
                   metric=metric_of(target), timezone=timezone).frame
     available = [c for c in df.columns if str(c).startswith("attr_")]
     if isinstance(attributes, str):

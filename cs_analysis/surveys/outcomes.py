@@ -24,11 +24,11 @@ from cs_analysis.surveys._base import (
     MISSING,
     SMALL_SAMPLE,
     SurveyError,
-    _account_waves,
-    _as_list,
-    _wilson,
-    _z,
+    account_waves,
+    as_list,
     responses,
+    wilson_interval,
+    z_value,
 )
 from cs_analysis.time import period_label, resolve_as_of, zone
 
@@ -160,9 +160,9 @@ def survey_outcomes(ws, survey: str = "nps", horizon_days: int = 365, *,
     horizon_days = check_int("horizon_days", horizon_days, minimum=1, error=SurveyError)
     small_sample = check_int("small_sample", small_sample, minimum=1, error=SurveyError)
     as_of = resolve_as_of(ws, as_of)
-    adjust_cols = [c for c in _as_list(adjust) if ws.has("accounts", c)]
+    adjust_cols = [c for c in as_list(adjust) if ws.has("accounts", c)]
     df = responses(ws, survey, wave=wave, as_of=as_of)
-    aw, cats = _account_waves(df, survey, ws.survey_scales)
+    aw, cats = account_waves(df, survey, ws.survey_scales)
     aw["wave_label"] = [period_label(w, wave) for w in aw["wave"]]
     acc = ws.table("accounts", columns=["account_id", "signup_date", *adjust_cols]).select(
         "account_id", "signup_date", *adjust_cols).to_pandas()
@@ -315,7 +315,7 @@ def _clustered_wilson(y: np.ndarray, clusters: np.ndarray, alpha: float):
         var = k / (k - 1) * float((resid ** 2).sum()) / n ** 2
         deff = max(var / (p * (1 - p) / n), 1.0)
     n_eff = n / deff
-    lo, hi = _wilson(p * n_eff, n_eff, alpha)
+    lo, hi = wilson_interval(p * n_eff, n_eff, alpha)
     return p, lo, hi, deff
 
 
@@ -369,7 +369,7 @@ def _outcome_hazards(aw: pd.DataFrame, cats, adjust_cols: list[str], as_of: dt.d
         if d[c].nunique() > 1:
             keep.append(c)
             terms.append(f"C({c})")
-    z = _z(alpha)
+    z = z_value(alpha)
     try:
         res = smf.phreg("exit ~ " + " + ".join(terms), d, status=d["event"].to_numpy(),
                         entry=d["entry"].to_numpy(), ties="efron").fit()

@@ -23,12 +23,12 @@ from cs_analysis.surveys._base import (
     _CI,
     SMALL_SAMPLE,
     SurveyError,
-    _as_list,
-    _groups_text,
-    _prepare,
     _Prepared,
-    _z,
+    as_list,
+    groups_text,
     metric_of,
+    prepare,
+    z_value,
 )
 from cs_analysis.time import period_bounds, period_label
 
@@ -93,21 +93,21 @@ def _score(source, metric: str, by, period, *, survey: str, ci: str, alpha: floa
     alpha = check_alpha(alpha, error=SurveyError)
     n_boot = check_int("n_boot", n_boot, minimum=100, error=SurveyError)
     small_sample = check_int("small_sample", small_sample, minimum=1, error=SurveyError)
-    by_cols = _as_list(by)
+    by_cols = as_list(by)
     if "period" in by_cols:
         raise SurveyError("by='period' is not a column: use grain='quarter' (or 'month', "
                           "'year', 'wave') to split by period")
     if prepared is None:
-        prepared = _prepare(source, survey, by_cols, period, as_of=as_of, wave=wave,
+        prepared = prepare(source, survey, by_cols, period, as_of=as_of, wave=wave,
                             metric=metric, scale=scale, timezone=timezone)
     df, rng, grain = prepared
     keys = by_cols + (["period"] if grain else [])
-    df = _groups_text(df, by_cols)
+    df = groups_text(df, by_cols)
     score = df["score"].to_numpy(dtype=float)
     df = df.assign(_v=_values(metric, score, rng),
                    _acc=df["account_id"] if "account_id" in df.columns else np.arange(len(df)))
     groups = df.groupby(keys, sort=True, dropna=False) if keys else [((), df)]
-    z = _z(alpha)
+    z = z_value(alpha)
     gen = np.random.default_rng(seed)
     rows = []
     for key, g in groups:
@@ -450,12 +450,12 @@ def compare(ws_or_frame, by: str, survey: str = "nps", *, grain: str | None = No
     check_choice("pairs", pairs, _PAIRS, error=SurveyError)
     if reference is not None and pairs != "reference":
         raise SurveyError("reference= is only used with pairs='reference'")
-    outer = _as_list(within) + (["period"] if period and not by_period else [])
-    cols = _as_list(within) + ([] if by_period else [by])
+    outer = as_list(within) + (["period"] if period and not by_period else [])
+    cols = as_list(within) + ([] if by_period else [by])
     paired = by_period and ci == "account_bootstrap"
     score_ci = ({"nps": "delta", "csat": "wilson", "ces": "t"}[metric]
                 if ci == "analytic" or paired else "account_bootstrap")
-    prepared = _prepare(ws_or_frame, survey, cols, period, as_of=as_of, wave=wave,
+    prepared = prepare(ws_or_frame, survey, cols, period, as_of=as_of, wave=wave,
                         metric=metric, scale=scale, timezone=timezone)
     _check_groups(prepared.frame, by, survey, period)
     stats = _score(ws_or_frame, metric, cols or None, period, survey=survey, ci=score_ci,
@@ -463,7 +463,7 @@ def compare(ws_or_frame, by: str, survey: str = "nps", *, grain: str | None = No
                    as_of=as_of, wave=wave, prepared=prepared)
     key = "period" if by_period else by
     gen = np.random.default_rng(seed)
-    resp = _groups_text(prepared.frame, _as_list(within)) if paired else None
+    resp = groups_text(prepared.frame, as_list(within)) if paired else None
     rows = []
     groups = stats.groupby(outer, sort=True) if outer else [((), stats)]
     for okey, g in groups:
@@ -586,7 +586,7 @@ def _boot_difference(metric: str, a, b, diffs: np.ndarray, alpha: float) -> dict
     diff = sa - sb
     d = diffs[np.isfinite(diffs)]
     se = float(d.std(ddof=1)) if len(d) > 1 else float("nan")
-    z = _z(alpha)
+    z = z_value(alpha)
     ok = np.isfinite(se) and se > 0
     stat = diff / se if ok else float("nan")
     return {"score_a": sa, "score_b": sb, "difference": diff, "se": se,
@@ -640,7 +640,7 @@ def _difference(metric: str, ci: str, a, b, alpha: float) -> dict:
     diff = sa - sb
     nan = float("nan")
     out = {"score_a": sa, "score_b": sb, "difference": diff}
-    z = _z(alpha)
+    z = z_value(alpha)
     if ci == "account_bootstrap" or metric == "nps":
         se = math.sqrt(float(a["se"]) ** 2 + float(b["se"]) ** 2)
         stat = diff / se if se > 0 else nan

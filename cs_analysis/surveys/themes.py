@@ -34,10 +34,10 @@ from cs_analysis.results import Result
 from cs_analysis.surveys._base import (
     SMALL_SAMPLE,
     SurveyError,
-    _as_list,
-    _dedup_frame,
-    _groups_text,
-    _is_workspace,
+    as_list,
+    dedup_frame,
+    groups_text,
+    is_workspace,
     normalize_text,
     responses,
 )
@@ -339,28 +339,11 @@ def read_dictionary(source, *, label: str = "theme dictionary",
     error
         ``"<label> <file>, line N (<key path>): <what was expected>"``.
     """
-    if isinstance(source, Mapping):
-        data = dict(source)
-        ctx = config.YamlContext(label, "given as a mapping", {}, {}, error)
-        where = "the mapping given"
-    elif isinstance(source, str | Path):
-        path = Path(source)
-        if path.is_dir():
-            raise error(f"{label} {path} is a folder, not a YAML file")
-        if not path.exists():
-            raise error(f"{label} not found: {path}")
-        try:
-            text = path.read_bytes().decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise error(f"{label} {path}: not UTF-8 text ({exc.reason} at byte "
-                        f"{exc.start}); save it as UTF-8") from None
-        except OSError as exc:
-            raise error(f"{label} {path}: cannot read the file ({exc})") from None
-        data, ctx = config.read_yaml(text, label, str(path), error)
-        where = str(path)
-    else:
+    if not isinstance(source, Mapping | str | Path):
         raise error(f"dictionary={short(source)}: expected a path to a YAML file, a "
                     "mapping or a ThemeDictionary")
+    data, ctx = config.read_source(source, label, error)
+    where = "the mapping given" if isinstance(source, Mapping) else str(source)
     return _build(data, ctx, where)
 
 
@@ -541,8 +524,8 @@ def themes(ws_or_frame, dictionary="themes.yml", *, survey: str | Sequence[str] 
     quotes = check_int("quotes", quotes, minimum=0, error=SurveyError)
     small_sample = check_int("small_sample", small_sample, minimum=1, error=SurveyError)
     d = load_themes(dictionary)
-    by_cols = _as_list(by)
-    if _is_workspace(ws_or_frame):
+    by_cols = as_list(by)
+    if is_workspace(ws_or_frame):
         df = responses(ws_or_frame, survey, wave=wave, dedup=dedup, as_of=as_of,
                        comments_only=True)
     elif isinstance(ws_or_frame, pd.DataFrame):
@@ -550,9 +533,9 @@ def themes(ws_or_frame, dictionary="themes.yml", *, survey: str | Sequence[str] 
         if "comment" not in df.columns:
             raise SurveyError("the responses frame has no 'comment' column")
         if survey is not None and "survey" in df.columns:
-            df = df[df["survey"].isin(_as_list(survey))]
+            df = df[df["survey"].isin(as_list(survey))]
         if dedup and {"respondent_id", "responded_at"} <= set(df.columns):
-            df = _dedup_frame(df, wave, timezone)  # idempotent on a frame of responses()
+            df = dedup_frame(df, wave, timezone)  # idempotent on a frame of responses()
         df = df[df["comment"].notna() & (df["comment"].astype("str").str.strip() != "")]
     else:
         raise SurveyError(f"expected a Workspace or a DataFrame of survey responses, got "
@@ -561,7 +544,7 @@ def themes(ws_or_frame, dictionary="themes.yml", *, survey: str | Sequence[str] 
     if missing:
         raise SurveyError(f"by={missing[0]!r}: the responses have no such column; available: "
                           f"{', '.join(c for c in df.columns if not c.startswith('attr_'))}")
-    df = _groups_text(df.reset_index(drop=True), by_cols)
+    df = groups_text(df.reset_index(drop=True), by_cols)
     tags = tag_comments(df["comment"].astype("str"), d)
     flags = tags[d.names]
     comments = df.assign(themes=[", ".join(t) for t in tags["themes"]])

@@ -24,10 +24,10 @@ from cs_analysis.retention import mrr_at
 from cs_analysis.surveys._base import (
     MISSING,
     SurveyError,
-    _account_waves,
-    _as_list,
-    _check_money,
-    _check_values,
+    account_waves,
+    as_list,
+    check_money,
+    check_values,
     normalize_text,
     responses,
 )
@@ -93,7 +93,7 @@ def curated_voices(ws, accounts: Sequence[str] | None = None,
         ``min_mrr``, an unknown ``domain``.
     """
     as_of = resolve_as_of(ws, as_of)
-    min_mrr = _check_money("min_mrr", min_mrr)
+    min_mrr = check_money("min_mrr", min_mrr)
     if limit is not None:
         limit = check_int("limit", limit, minimum=1, error=SurveyError)
     if domain is not None:
@@ -102,17 +102,17 @@ def curated_voices(ws, accounts: Sequence[str] | None = None,
     where: dict[str, Any] = {}
     if accounts is not None:
         ids = acc.select("account_id").to_pandas()["account_id"]
-        where["accounts"] = _check_values("accounts", accounts, ids,
+        where["accounts"] = check_values("accounts", accounts, ids,
                                           "account ids of this workspace (in scope)")
     if segment is not None:
         acc = ws.table("accounts", columns=["segment"])
         segs = acc.select("segment").distinct().to_pandas()["segment"]
-        where["segment"] = _check_values("segment", segment, segs, "segments")
+        where["segment"] = check_values("segment", segment, segs, "segments")
     scoped = ws.where(**where) if where else ws
     if roles is not None:
         sr = ws.table("survey_responses", columns=["respondent_role"])
         present = sr.select("respondent_role").distinct().to_pandas()["respondent_role"]
-        roles = _check_values("roles", roles, present, "respondent roles")
+        roles = check_values("roles", roles, present, "respondent roles")
     df = responses(scoped, survey, dedup=False, as_of=as_of, since=since, roles=roles,
                    comments_only=True)
     if domain is not None:
@@ -380,7 +380,7 @@ def request_priorities(ws, segments: str | Sequence[str] | None = None,
     as_of = resolve_as_of(ws, as_of)
     need = ["request_id", "account_id", "title", "created_at"] + (["theme"] if key == "theme"
                                                                   else [])
-    statuses = [str(x) for x in _as_list(status)]
+    statuses = [str(x) for x in as_list(status)]
     if statuses:
         bad = [x for x in statuses if x not in _STATUSES]
         if bad:
@@ -399,10 +399,10 @@ def request_priorities(ws, segments: str | Sequence[str] | None = None,
     if segments is not None:
         segs_present = ws.table("accounts", columns=["segment"]).select(
             "segment").distinct().to_pandas()["segment"]
-        segs = _check_values("segments", segments, segs_present, "segments")
+        segs = check_values("segments", segments, segs_present, "segments")
         chosen.append(acc.segment.isin(segs))
     if accounts is not None:
-        ids = _check_values("accounts", accounts,
+        ids = check_values("accounts", accounts,
                             acc.select("account_id").to_pandas()["account_id"],
                             "account ids of this workspace (in scope)")
         chosen.append(acc.account_id.isin(ids))
@@ -459,7 +459,7 @@ def _account_context(ws, as_of: dt.date, at_risk_rating: int, survey: str,
         sr = ws.table("survey_responses", columns=["survey"])
         present = set(sr.select("survey").distinct().to_pandas()["survey"].dropna())
         if survey in present:
-            aw, cats = _account_waves(responses(ws, survey, wave=wave, as_of=as_of), survey,
+            aw, cats = account_waves(responses(ws, survey, wave=wave, as_of=as_of), survey,
                                       ws.survey_scales)
             latest = aw.sort_values("wave").groupby("account_id").tail(1)
             flag = dict(zip(latest["account_id"], latest["category"] == cats[2], strict=True))
