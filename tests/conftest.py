@@ -65,9 +65,12 @@ def server(small_demo_path, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def browser(server):
-    """Debian's Chromium, shared by the browser test modules."""
-    from serving import chromium
+def browser():
+    """Debian's Chromium, shared by the browser test modules (Playwright's sync API runs
+    once per process, so every module uses this one; a module may bring its own server).
+    """
+    from serving import chromium, require_chromium
 
+    require_chromium()
     with chromium() as b:
         yield b

@@ -33,12 +33,7 @@ def server(small_demo_path, tmp_path_factory, workshop_folder):
         yield srv
 
 
-@pytest.fixture(scope="module")
-def browser(server):
-    with tb.chromium() as b:
-        yield b
-
-
+# the browser is the session's (tests/conftest.py): one Playwright per process
 @pytest.fixture
 def page(browser):
     context = browser.new_context(viewport={"width": 1440, "height": 900})
