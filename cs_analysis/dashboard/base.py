@@ -62,6 +62,7 @@ from typing import Any, ClassVar
 import ipywidgets as widgets
 import pandas as pd
 
+from cs_analysis import redact
 from cs_analysis.formatting import esc, fmt_int, fmt_money, fmt_pct, is_missing, to_csv
 
 #: Label of the "no filter" choice of a dropdown filter.
@@ -965,6 +966,8 @@ class Dashboard:
 
     def _draw(self, view: View) -> None:
         view = view.resolved()  # a stages() override may pass lazy parts on
+        if redact.enabled():  # `cs-analysis serve --redact`: table, CSV, charts, texts
+            view = redact.redact_view(view, self.ws)
         self.view = view
         self.error = None
         notes = "".join(f'<div class="cs-note">{esc(n)}</div>' for n in view.notes)
