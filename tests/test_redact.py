@@ -217,3 +217,12 @@ def test_serve_redact_sets_the_switch_for_every_kernel(monkeypatch, tmp_path, pe
     assert seen["env"][rd.REDACT_ENV] == "1"
     assert cli.main(["serve", "--workspace", people_ws.source, "--port", "8999"]) == 0
     assert rd.REDACT_ENV not in seen["env"]
+
+
+def test_filters_listing_people_are_left_out_when_redacting(people_ws, monkeypatch):
+    from cs_analysis.dashboard.base import account_filters
+
+    assert set(account_filters(people_ws, ("segment", "csm_owner"))) == {"segment",
+                                                                         "csm_owner"}
+    monkeypatch.setenv(rd.REDACT_ENV, "1")
+    assert set(account_filters(people_ws, ("segment", "csm_owner"))) == {"segment"}

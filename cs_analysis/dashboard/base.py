@@ -569,12 +569,14 @@ def account_filters(ws, columns: Sequence[str] = ("segment", "plan", "region"),
                     labels: Mapping[str, str] | None = None) -> dict[str, widgets.Dropdown]:
     """Dropdown filters over ``accounts`` columns, with the values the workspace holds.
 
-    Columns the workspace's ``accounts`` table lacks are left out (no empty filter).
+    Columns the workspace's ``accounts`` table lacks are left out (no empty filter), and
+    so are columns of people (``csm_owner``) when redacting (:mod:`cs_analysis.redact`).
     Options come from the whole workspace, not a scope, so they do not change as other
     filters move. Pair with :meth:`Dashboard.scoped`.
     """
     labels = dict(labels or {})
-    present = [c for c in columns if ws.has("accounts", c)]
+    present = [c for c in columns if ws.has("accounts", c)
+               and not (redact.enabled() and c in redact.PERSON_COLUMNS)]  # names listed
     if not present:
         return {}
     acc = ws.table("accounts")
