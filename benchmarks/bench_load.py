@@ -53,6 +53,8 @@ async def _viewer(browser, url: str, start: asyncio.Event) -> dict:
     def on_response(resp):
         if resp.status >= 400:
             out["failed"] += 1
+            path = resp.url.split("?")[0].removeprefix(url.split("voila/")[0])
+            out["errors"].append(f"HTTP {resp.status} {path[:60]}")
             if resp.status == 503:
                 out["busy"] = True
 
