@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -1351,6 +1352,9 @@ def load_pipeline(source=None) -> pd.DataFrame:
         rows, where, name = frame.to_dict("records"), None, "<frame>"
         lines = {i: None for i in range(len(rows))}
     else:
+        if source is not None and not isinstance(source, str | os.PathLike):
+            raise CapacityError(f"{label}: expected a CSV or YAML file or a DataFrame, got "
+                                f"{short(source)}")
         path = Path(source) if source is not None else default_pipeline_path()
         name = str(path)
         text = read_text(path, label, CapacityError)

@@ -168,6 +168,10 @@ def read_yaml(text: str, label: str, source: str, error: type[Exception]
         data = yaml.SafeLoader(text).construct_document(root) if root is not None else None
     except _YamlLimit as exc:
         raise error(f"{label} {source}, line {exc.line}: {exc}") from None
+    except yaml.reader.ReaderError as exc:  # a control character: no mark, a position
+        line = text.count("\n", 0, max(exc.position, 0)) + 1
+        raise error(f"{label} {source}, line {line}: not valid YAML (character "
+                    f"#x{exc.character:04x} is not allowed in a YAML file)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -197,8 +201,9 @@ def read_text(path, label: str, error: type[Exception]) -> str:
     except FileNotFoundError:
         raise error(f"{label} {path}: no such file") from None
     except UnicodeDecodeError as exc:
-        raise error(f"{label} {path}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                    "save it as UTF-8") from None
+        utf16 = path.read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff")
+        raise error(f"{label} {path}: not UTF-8 text ({'UTF-16' if utf16 else exc.reason} "
+                    f"at byte {exc.start}); save it as UTF-8") from None
     except OSError as exc:
         raise error(f"{label} {path}: cannot read the file ({exc})") from exc
 
@@ -245,15 +250,28 @@ def _compose_checked(text: str):
 
     class Loader(yaml.SafeLoader):
         aliases = 0
+        depth = 0
+        marks: dict = {}  # start of the node being composed at each depth
 
         def compose_node(self, parent, index):
+            # refuse very deep nesting as it is met: recursing into thousands of levels
+            # first costs seconds (and a RecursionError); nesting just past the limit is
+            # reported below, at the line of the first node too deep
+            if Loader.depth >= 2 * MAX_DEPTH:
+                raise _YamlLimit(f"nested deeper than {MAX_DEPTH} levels",
+                                 Loader.marks[MAX_DEPTH].line + 1)
+            Loader.marks[Loader.depth] = self.peek_event().start_mark
             if self.check_event(yaml.AliasEvent):
                 Loader.aliases += 1
                 if Loader.aliases > MAX_ALIASES:
                     mark = self.peek_event().start_mark
                     raise _YamlLimit(f"more than {MAX_ALIASES} aliases (*name); expand "
                                      "them by hand", mark.line + 1)
-            return super().compose_node(parent, index)
+            Loader.depth += 1
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                Loader.depth -= 1
 
     loader = Loader(text)
     try:

@@ -266,7 +266,8 @@ def voila_config(*, port: int = 8866, host: str = "127.0.0.1", token: str | None
 
 def serve(workspace=None, port: int = 8866, host: str = "127.0.0.1", token: str | None = None,
           preheat: bool = True, open_browser: bool = False, *, allow_no_token: bool = False,
-          pool_size: int | None = None, dashboards=None, show_tracebacks: bool = False) -> int:
+          pool_size: int | None = None, dashboards=None, show_tracebacks: bool = False,
+          redact: bool = False) -> int:
     """Serve every notebook of ``dashboards/`` with Voila until interrupted.
 
     Parameters
@@ -292,6 +293,10 @@ def serve(workspace=None, port: int = 8866, host: str = "127.0.0.1", token: str 
         Folder to serve (default :func:`~cs_analysis.dashboard.dashboards_dir`).
     show_tracebacks : bool
         Show tracebacks of failing cells in the browser (for tests).
+    redact : bool
+        Redaction mode for sharing outside the CS team: every kernel gets
+        ``CS_ANALYSIS_REDACT=1`` and every dashboard table, CSV and chart passes through
+        :func:`cs_analysis.redact.redact_view` (people masked, accounts aliased).
 
     Returns
     -------
@@ -341,6 +346,10 @@ def serve(workspace=None, port: int = 8866, host: str = "127.0.0.1", token: str 
         p for p in (str(template_root()), str(bundle_root), os.environ.get("JUPYTER_PATH", ""))
         if p)
     env.pop("CS_ANALYSIS_TOKEN", None)  # kernels have no use for it
+    if redact:
+        from cs_analysis.redact import REDACT_ENV
+
+        env[REDACT_ENV] = "1"
 
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
     if ":" in shown_host and not shown_host.startswith("["):
@@ -354,7 +363,8 @@ def serve(workspace=None, port: int = 8866, host: str = "127.0.0.1", token: str 
         cmd = [sys.executable, "-m", "cs_analysis.voila_app", str(folder),
                f"--Voila.config_file_paths={conf_dir}"]
         print(f"serving the dashboards in {folder}\n  workspace: {target}\n"
-              f"  open {url}{'?token=<your token>' if token else ''}\n"
+              + ("  redacted: people masked, accounts under aliases\n" if redact else "")
+              + f"  open {url}{'?token=<your token>' if token else ''}\n"
               f"  (a starting page shows progress until the dashboards are ready; "
               f"{url}healthz reports readiness)", flush=True)
         proc = subprocess.Popen(cmd, env=env)

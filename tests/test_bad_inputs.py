@@ -452,3 +452,386 @@ def test_mapping_schema_reports_any_structure(tmp_path_factory, entry, workspace
     with bounded():
         report = validate(data, base_dir=folder)  # a dict mapping: same checks, no lines
     assert report.ok or all(p.file for p in report.problems)
+
+
+# -- every other YAML file the package reads ----------------------------------------------
+# Written by ``tests/data/bad/make_yaml_corpus.py``: one folder per kind. Each case is
+# ``file name -> (line named or None, fragment of the message)``; None: loads correctly.
+# The workshop cases are drafts a workshop session finds on start (test below).
+YAML_CASES: dict[str, dict[str, tuple[int | None, str] | None]] = {
+    "criteria": {
+        "alias_bomb.yml": (1, 'the aliases (*name) expand to more than'),
+        "all_and_any.yml": (4, "stage 'setup_complete' has both `all` an"),
+        "at_least_float.yml": (12, 'at_least must be a whole number >= 1, go'),
+        "binary_junk.yml": (None, 'not UTF-8 text (UTF-16 at byte 0); save it'),
+        "comments_only.yml": (None, 'expected a mapping with `clock_start` an'),
+        "deep_block_nesting.yml": (51, 'nested deeper than 50 levels'),
+        "deep_flow_nesting.yml": (1, 'nested deeper than 50 levels'),
+        "dup_stage_key.yml": (8, "duplicate key 'all' (first on line 5, ag"),
+        "duplicate_stage_name.yml": (8, "duplicate stage name 'setup_complete'; s"),
+        "duplicate_top_key.yml": (14, "duplicate key 'clock_start' (first on li"),
+        "empty.yml": (None, 'expected a mapping with `clock_start` an'),
+        "huge_key.yml": (14, 'not valid YAML (could not find expected'),
+        "merge_key_bomb.yml": (1, 'the aliases (*name) expand to more than'),
+        "mixed_kinds.yml": (7, "unknown key 'events'; the allowed keys a"),
+        "no_stages.yml": (2, '`stages` must be a non-empty list of sta'),
+        "not_yaml.yml": (3, 'not valid YAML (expected <block end>, bu'),
+        "nul_in_text.yml": (1, 'not valid YAML (character #x0000 is not'),
+        "ok.yml": None,
+        "ok_bom.yml": None,
+        "ok_events_single_name.yml": None,
+        "python_tag.yml": (14, 'not valid YAML (could not determine a co'),
+        "requires_later.yml": (5, "stage 'setup_complete' requires 'value_r"),
+        "tab_indent.yml": (2, "not valid YAML (found character '\\t' tha"),
+        "target_negative.yml": (7, "stage 'setup_complete': target of 'SMB'"),
+        "top_level_list.yml": (1, 'expected a mapping with `clock_start` an'),
+        "top_level_scalar.yml": (1, 'expected a mapping with `clock_start` an'),
+        "unknown_top_key.yml": (14, "unknown key 'colour'; the allowed keys a"),
+        "utf16.yml": (None, 'not UTF-8 text (UTF-16 at byte 0); save it'),
+        "within_days_text.yml": (13, 'within_days must be a whole number >= 1,'),
+    },
+    "themes": {
+        "alias_bomb.yml": (1, 'the aliases (*name) expand to more than'),
+        "backtracking.yml": (7, "theme 'pricing': pattern '(a+)+$' repeat"),
+        "bad_regex.yml": (7, "theme 'pricing': pattern '(unclosed' is"),
+        "binary_junk.yml": (None, 'not UTF-8 text (invalid start byte at by'),
+        "comments_only.yml": (None, "the file is empty; expected a 'themes:'"),
+        "deep_block_nesting.yml": (51, 'nested deeper than 50 levels'),
+        "deep_flow_nesting.yml": (1, 'nested deeper than 50 levels'),
+        "duplicate_theme.yml": (10, "duplicate key 'pricing' (first on line 3"),
+        "duplicate_top_key.yml": (10, "duplicate key 'description' (first on li"),
+        "empty.yml": (None, "the file is empty; expected a 'themes:'"),
+        "empty_keyword.yml": (5, "theme 'pricing': an empty entry in keywo"),
+        "empty_pattern_match.yml": (7, "theme 'pricing': pattern 'x*' matches em"),
+        "huge_key.yml": (10, 'not valid YAML (could not find expected'),
+        "huge_pattern.yml": None,
+        "keyword_number.yml": (5, 'must be text (put it in quotes), got 42'),
+        "keyword_typo.yml": (9, "unknown key 'keyword'; the allowed keys"),
+        "merge_key_bomb.yml": (1, 'the aliases (*name) expand to more than'),
+        "no_keywords.yml": (8, "theme 'support' has no keywords and no p"),
+        "not_yaml.yml": (3, 'not valid YAML (expected <block end>, bu'),
+        "nul_in_text.yml": (1, 'not valid YAML (character #x0000 is not'),
+        "ok.yml": None,
+        "ok_bom.yml": None,
+        "python_tag.yml": (10, 'not valid YAML (could not determine a co'),
+        "tab_indent.yml": (2, "not valid YAML (found character '\\t' tha"),
+        "themes_list.yml": (2, 'must be a mapping: one entry per theme ('),
+        "top_level_list.yml": (1, "the file must be a mapping with a 'theme"),
+        "top_level_scalar.yml": (1, "the file must be a mapping with a 'theme"),
+        "unknown_top_key.yml": (10, "unknown key 'colour'; the allowed keys a"),
+        "utf16.yml": (None, 'not UTF-8 text (invalid start byte at by'),
+    },
+    "expansion": {
+        "alias_bomb.yml": (1, 'the aliases (*name) expand to more than'),
+        "binary_junk.yml": (None, 'not UTF-8 text (invalid start byte at by'),
+        "comments_only.yml": (None, "the file is empty; expected a 'themes:'"),
+        "deep_block_nesting.yml": (51, 'nested deeper than 50 levels'),
+        "deep_flow_nesting.yml": (1, 'nested deeper than 50 levels'),
+        "duplicate_keyword_key.yml": (8, "duplicate key 'keywords' (first on line"),
+        "duplicate_top_key.yml": (8, "duplicate key 'description' (first on li"),
+        "empty.yml": (None, "the file is empty; expected a 'themes:'"),
+        "huge_key.yml": (8, 'not valid YAML (could not find expected'),
+        "label_list.yml": (4, "must be text (put it in quotes), got ['a"),
+        "merge_key_bomb.yml": (1, 'the aliases (*name) expand to more than'),
+        "nested_quantifier.yml": (8, "theme 'new_sites': pattern '(\\\\w+\\\\s?)*$"),
+        "not_yaml.yml": (3, 'not valid YAML (expected <block end>, bu'),
+        "nul_in_text.yml": (1, 'not valid YAML (character #x0000 is not'),
+        "ok.yml": None,
+        "ok_bom.yml": None,
+        "python_tag.yml": (8, 'not valid YAML (could not determine a co'),
+        "tab_indent.yml": (2, "not valid YAML (found character '\\t' tha"),
+        "top_level_list.yml": (1, "the file must be a mapping with a 'theme"),
+        "top_level_scalar.yml": (1, "the file must be a mapping with a 'theme"),
+        "unknown_top_key.yml": (8, "unknown key 'colour'; the allowed keys a"),
+        "utf16.yml": (None, 'not UTF-8 text (invalid start byte at by'),
+    },
+    "journeys": {
+        "alias_bomb.yml": (1, 'the aliases (*name) expand to more than'),
+        "binary_junk.yml": (None, 'not UTF-8 text (UTF-16 at byte 0); save it'),
+        "comments_only.yml": (None, 'expected a mapping with `title`, `team`,'),
+        "deep_block_nesting.yml": (51, 'nested deeper than 50 levels'),
+        "deep_flow_nesting.yml": (1, 'nested deeper than 50 levels'),
+        "duplicate_stage.yml": (11, "stage 'Kickoff': the name or alias 'kick"),
+        "duplicate_top_key.yml": (13, "duplicate key 'title' (first on line 1,"),
+        "empty.yml": (None, 'expected a mapping with `title`, `team`,'),
+        "huge_key.yml": (13, 'not valid YAML (could not find expected'),
+        "merge_key_bomb.yml": (1, 'the aliases (*name) expand to more than'),
+        "missing_title.yml": (1, '`title` is required'),
+        "no_stages.yml": (8, '`stages` must be a non-empty list of sta'),
+        "not_yaml.yml": (3, 'not valid YAML (expected <block end>, bu'),
+        "nul_in_text.yml": (1, 'not valid YAML (character #x0000 is not'),
+        "ok.yml": None,
+        "ok_bom.yml": None,
+        "persona_list.yml": (4, "`persona` must be a mapping, got ['a']"),
+        "python_tag.yml": (13, 'not valid YAML (could not determine a co'),
+        "signal_two_kinds.yml": (12, "stage 'Set-up': a signal needs exactly o"),
+        "stage_typo.yml": (10, "unknown key 'ownr'; the allowed keys are"),
+        "tab_indent.yml": (2, "not valid YAML (found character '\\t' tha"),
+        "top_level_list.yml": (1, 'expected a mapping with `title`, `team`,'),
+        "top_level_scalar.yml": (1, 'expected a mapping with `title`, `team`,'),
+        "unknown_role.yml": (6, "'king' is not one of executive sponsor,"),
+        "unknown_top_key.yml": (13, "unknown key 'colour'; the allowed keys a"),
+        "utf16.yml": (None, 'not UTF-8 text (UTF-16 at byte 0); save it'),
+        "version_float.yml": (3, 'must be a whole number >= 1, got 1.0'),
+        "version_zero.yml": (3, 'must be a whole number >= 1, got 0'),
+    },
+    "workshop": {
+        "draft_of_another_kind.yml": (1, '`title` is required'),
+        "half_written.yml": (9, 'not valid YAML (expected the node conten'),
+        "ok_saved_version.yml": None,
+        "truncated_draft.yml": (5, '`domain` is required'),
+    },
+    "coverage": {
+        "alias_bomb.yml": (1, 'the aliases (*name) expand to more than'),
+        "bad_tier.yml": (8, "input should be 'high', 'low' or 'tech',"),
+        "binary_junk.yml": (None, 'not UTF-8 text (UTF-16 at byte 0); save it'),
+        "comments_only.yml": (None, 'expected a mapping with `rules:`, got No'),
+        "deep_block_nesting.yml": (51, 'nested deeper than 50 levels'),
+        "deep_flow_nesting.yml": (1, 'nested deeper than 50 levels'),
+        "default_bad.yml": (11, "input should be 'high', 'low' or 'tech',"),
+        "duplicate_rule_name.yml": (7, "rule name 'enterprise' is used twice; na"),
+        "duplicate_top_key.yml": (12, "duplicate key 'description' (first on li"),
+        "empty.yml": (None, 'expected a mapping with `rules:`, got No'),
+        "huge_key.yml": (12, 'not valid YAML (could not find expected'),
+        "merge_key_bomb.yml": (1, 'the aliases (*name) expand to more than'),
+        "not_yaml.yml": (3, 'not valid YAML (expected <block end>, bu'),
+        "nul_in_text.yml": (1, 'not valid YAML (character #x0000 is not'),
+        "ok.yml": None,
+        "ok_bom.yml": None,
+        "python_tag.yml": (12, 'not valid YAML (could not determine a co'),
+        "range_reversed.yml": (10, 'at_least (20000) must be below `below` ('),
+        "range_text.yml": (10, "`at_least` must be a number, got 'lots'"),
+        "range_unknown.yml": (10, 'a range takes `at_least` and/or `below`,'),
+        "rule_without_name.yml": (8, '`name` is required'),
+        "rules_mapping.yml": (2, "input should be a valid list, got {'ente"),
+        "tab_indent.yml": (2, "not valid YAML (found character '\\t' tha"),
+        "top_level_list.yml": (1, "expected a mapping with `rules:`, got ['"),
+        "top_level_scalar.yml": (1, "expected a mapping with `rules:`, got 'j"),
+        "unknown_top_key.yml": (12, "unknown key 'colour'; the allowed keys a"),
+        "utf16.yml": (None, 'not UTF-8 text (UTF-16 at byte 0); save it'),
+        "when_list.yml": (6, 'input should be a valid dictionary, got'),
+    },
+    "capacity": {
+        "alias_bomb.yml": (1, 'the aliases (*name) expand to more than'),
+        "binary_junk.yml": (None, 'not UTF-8 text (UTF-16 at byte 0); save it'),
+        "comments_only.yml": (None, 'expected a mapping, got None'),
+        "deep_block_nesting.yml": (51, 'nested deeper than 50 levels'),
+        "deep_flow_nesting.yml": (1, 'nested deeper than 50 levels'),
+        "duplicate_top_key.yml": (66, "duplicate key 'description' (first on li"),
+        "empty.yml": (None, 'expected a mapping, got None'),
+        "hours_text.yml": (42, "input should be a valid number, got 'lot"),
+        "huge_key.yml": (66, 'not valid YAML (could not find expected'),
+        "merge_key_bomb.yml": (1, 'the aliases (*name) expand to more than'),
+        "not_yaml.yml": (3, 'not valid YAML (expected <block end>, bu'),
+        "nul_in_text.yml": (29, 'not valid YAML (character #x0000 is not'),
+        "ok.yml": None,
+        "ok_bom.yml": None,
+        "python_tag.yml": (66, 'not valid YAML (could not determine a co'),
+        "ramp_float.yml": (44, 'input should be a valid integer, got 3.0'),
+        "shares_not_one.yml": (55, 'tier shares must be >= 0 and add up to 1'),
+        "tab_indent.yml": (2, "not valid YAML (found character '\\t' tha"),
+        "tier_missing.yml": (34, 'hours for tier(s) tech are missing; give'),
+        "top_level_list.yml": (1, "expected a mapping, got ['csm']"),
+        "top_level_scalar.yml": (1, "expected a mapping, got 'just text'"),
+        "unknown_tier_share.yml": (56, "unknown tier 'robot'; expected high, low"),
+        "unknown_top_key.yml": (66, "unknown key 'colour'; the allowed keys a"),
+        "utf16.yml": (None, 'not UTF-8 text (UTF-16 at byte 0); save it'),
+        "utilisation_negative.yml": (43, 'input should be greater than 0, got -0.7'),
+    },
+    "pipeline": {
+        "alias_bomb.yml": (1, 'the aliases (*name) expand to more than'),
+        "bad_month.yml": (None, "expected a month like 2027-03, got 'Feb"),
+        "binary_junk.yml": (None, 'not UTF-8 text (UTF-16 at byte 0); save it'),
+        "comments_only.yml": (None, 'expected a mapping with `pipeline:`, got'),
+        "csv_binary.csv": (None, 'not UTF-8 text (UTF-16 at byte 0); save it'),
+        "csv_empty.csv": (1, 'column(s) month, segment, new_accounts m'),
+        "csv_extra_value.csv": (None, 'more values than columns'),
+        "csv_formula.csv": None,
+        "csv_missing_column.csv": (1, 'column(s) new_accounts missing; expected'),
+        "csv_ok.csv": None,
+        "csv_text_count.csv": (None, "expected a whole number >= 0, got 'three"),
+        "deep_block_nesting.yml": (51, 'nested deeper than 50 levels'),
+        "deep_flow_nesting.yml": (1, 'nested deeper than 50 levels'),
+        "duplicate_row.yml": (None, '2027-01 / SMB appears twice; give each m'),
+        "duplicate_top_key.yml": (4, "duplicate key 'pipeline' (first on line"),
+        "empty.yml": (None, 'expected a mapping with `pipeline:`, got'),
+        "extra_column.yml": (None, 'expected only month, segment and new_acc'),
+        "float_count.yml": (None, 'expected a whole number >= 0, got 4.5'),
+        "huge_key.yml": (4, 'not valid YAML (could not find expected'),
+        "merge_key_bomb.yml": (1, 'the aliases (*name) expand to more than'),
+        "negative.yml": (None, 'expected a whole number >= 0, got -4'),
+        "not_yaml.yml": (3, 'not valid YAML (expected <block end>, bu'),
+        "nul_in_text.yml": (1, 'not valid YAML (character #x0000 is not'),
+        "ok.yml": None,
+        "ok_bom.yml": None,
+        "python_tag.yml": (4, 'not valid YAML (could not determine a co'),
+        "row_not_mapping.yml": (2, 'input should be a valid dictionary, got'),
+        "tab_indent.yml": (2, "not valid YAML (found character '\\t' tha"),
+        "top_level_list.yml": (1, 'expected a mapping with `pipeline:`, got'),
+        "top_level_scalar.yml": (1, 'expected a mapping with `pipeline:`, got'),
+        "unknown_top_key.yml": (4, "unknown key 'colour'; the allowed keys a"),
+        "utf16.yml": (None, 'not UTF-8 text (UTF-16 at byte 0); save it'),
+    },
+}
+
+
+def _yaml_loaders():
+    from cs_analysis.capacity import load_model, load_pipeline, load_rules
+    from cs_analysis.journey.maps import load_map
+    from cs_analysis.onboarding.criteria import load_criteria
+    from cs_analysis.surveys.themes import load_themes, read_dictionary
+
+    return {"criteria": load_criteria, "themes": load_themes,
+            "expansion": lambda s: read_dictionary(s, label="expansion signals"),
+            "journeys": load_map, "workshop": load_map, "coverage": load_rules,
+            "capacity": load_model, "pipeline": load_pipeline}
+
+
+#: Cases that would blow up time or memory without the reader's limits: memory is traced.
+_HEAVY = {"alias_bomb.yml", "merge_key_bomb.yml", "deep_flow_nesting.yml",
+          "deep_block_nesting.yml", "huge_key.yml", "huge_pattern.yml"}
+#: Most memory (bytes) Python may allocate while refusing one case.
+_MEMORY = 150_000_000
+
+
+@pytest.mark.parametrize(("kind", "case"), [(k, c) for k in sorted(YAML_CASES)
+                                            for c in sorted(YAML_CASES[k])])
+def test_yaml_case(kind, case, corpus_digests):
+    import tracemalloc
+
+    path = CORPUS / kind / case
+    expect = YAML_CASES[kind][case]
+    load_file = _yaml_loaders()[kind]
+    heavy = case in _HEAVY
+    if heavy:
+        tracemalloc.start()
+    try:
+        with bounded():
+            try:
+                load_file(path)
+            except CSAnalysisError as exc:
+                text = str(exc)
+            else:
+                text = None
+    finally:
+        if heavy:
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+    if heavy:
+        assert peak < _MEMORY, f"{peak:,} bytes"
+    if expect is None:
+        assert text is None
+        return
+    assert text is not None, "loaded, but the case is wrong"
+    line, fragment = expect
+    assert str(path) in text and "Traceback" not in text and "\n" not in text, text
+    assert fragment in text, (fragment, text)
+    if line is not None:
+        assert f"line {line}" in text, (line, text)
+
+
+@pytest.mark.parametrize("case", sorted(YAML_CASES["workshop"]))
+def test_workshop_session_with_a_hostile_draft(case, tmp_path, corpus_digests):
+    """A draft that does not load is moved aside intact and reported; the merge is used."""
+    from cs_analysis.journey.workshop import WorkshopSession
+
+    source = CORPUS / "workshop" / case
+    draft = tmp_path / "agreed.draft.yml"
+    draft.write_bytes(source.read_bytes())
+    a, b = CORPUS / "journeys" / "ok.yml", CORPUS / "journeys" / "ok.yml"
+    with bounded():
+        session = WorkshopSession(a, b, folder=tmp_path)
+    if YAML_CASES["workshop"][case] is None:
+        assert session.notice == "" and session.map.title == "CS journey"
+        return
+    line, fragment = YAML_CASES["workshop"][case]
+    aside = tmp_path / "agreed.draft.yml.broken-1"
+    assert aside.read_bytes() == source.read_bytes()
+    assert str(aside) in session.notice and fragment in session.notice
+    assert line is None or f"line {line}" in session.notice
+    assert session.map.stages  # the merged map of the two teams' maps
+    session.autosave()  # and the session goes on: the next draft loads
+    assert WorkshopSession(a, b, folder=tmp_path).notice == ""
+
+
+def test_every_yaml_case_is_listed():
+    for kind, cases in YAML_CASES.items():
+        assert {p.name for p in (CORPUS / kind).iterdir()} == set(cases), kind
+    assert sum(map(len, YAML_CASES.values())) >= 150
+
+
+# -- property-based: every YAML reader, random text and random structures -----------------
+_DEFAULT_YAML = {"criteria": "criteria/ok.yml", "themes": "themes/ok.yml",
+                 "expansion": "expansion/ok.yml", "journeys": "journeys/ok.yml",
+                 "coverage": "coverage/ok.yml", "capacity": "capacity/ok.yml",
+                 "pipeline": "pipeline/ok.yml"}
+_structures = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-10**20, 10**20), st.floats(),
+              st.text(max_size=8), st.dates(), st.datetimes()),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.one_of(st.text(max_size=6), st.integers(), st.booleans()),
+                        inner, max_size=3)),
+    max_leaves=12)
+
+
+def _mutate(data, choices, value):
+    """Replace the value at a random path (chosen by ``choices``) of ``data`` by ``value``."""
+    node = data
+    for pick in choices:
+        keys = list(node) if isinstance(node, dict) else list(range(len(node)))
+        if not keys:
+            break
+        key = keys[pick % len(keys)]
+        if not isinstance(node[key], dict | list) or pick % 3 == 0:
+            node[key] = value
+            return data
+        node = node[key]
+    if isinstance(node, dict):
+        node["extra"] = value
+    else:
+        node.append(value)
+    return data
+
+
+@_FAST
+@given(st.sampled_from(sorted(_DEFAULT_YAML)), st.lists(st.integers(0, 50), max_size=6),
+       _structures, st.booleans())
+def test_yaml_loaders_take_any_structure(tmp_path_factory, kind, choices, value, as_file):
+    """Random values at random places of a correct file: a load or a package error."""
+    import copy
+
+    base = yaml.safe_load((CORPUS / _DEFAULT_YAML[kind]).read_text(encoding="utf-8"))
+    data = _mutate(copy.deepcopy(base), choices, value)
+    source = data
+    if as_file or kind == "pipeline":
+        source = tmp_path_factory.mktemp("y") / "f.yml"
+        source.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with bounded():
+        try:
+            _yaml_loaders()[kind](source)
+        except CSAnalysisError as exc:
+            assert "Traceback" not in str(exc)
+
+
+@_FAST
+@given(st.sampled_from(sorted(_DEFAULT_YAML)), st.integers(0, 10_000), st.integers(0, 40),
+       st.text(max_size=40))
+def test_yaml_loaders_take_any_text(tmp_path_factory, kind, at, cut, insert):
+    """Random text spliced into a correct file: a load or a package error naming it."""
+    text = (CORPUS / _DEFAULT_YAML[kind]).read_text(encoding="utf-8")
+    at = at % (len(text) + 1)
+    path = tmp_path_factory.mktemp("t") / "f.yml"
+    path.write_text(text[:at] + insert + text[at + cut:], encoding="utf-8")
+    with bounded():
+        try:
+            _yaml_loaders()[kind](path)
+        except CSAnalysisError as exc:
+            assert str(path) in str(exc)
+
+
+def test_pipeline_given_a_mapping_is_a_clear_error():
+    from cs_analysis.capacity import CapacityError, load_pipeline
+
+    with pytest.raises(CapacityError, match="a CSV or YAML file or a DataFrame"):
+        load_pipeline({"pipeline": []})

@@ -62,6 +62,7 @@ from typing import Any, ClassVar
 import ipywidgets as widgets
 import pandas as pd
 
+from cs_analysis import redact
 from cs_analysis.formatting import esc, fmt_int, fmt_money, fmt_pct, is_missing, to_csv
 
 #: Label of the "no filter" choice of a dropdown filter.
@@ -568,12 +569,14 @@ def account_filters(ws, columns: Sequence[str] = ("segment", "plan", "region"),
                     labels: Mapping[str, str] | None = None) -> dict[str, widgets.Dropdown]:
     """Dropdown filters over ``accounts`` columns, with the values the workspace holds.
 
-    Columns the workspace's ``accounts`` table lacks are left out (no empty filter).
+    Columns the workspace's ``accounts`` table lacks are left out (no empty filter), and
+    so are columns of people (``csm_owner``) when redacting (:mod:`cs_analysis.redact`).
     Options come from the whole workspace, not a scope, so they do not change as other
     filters move. Pair with :meth:`Dashboard.scoped`.
     """
     labels = dict(labels or {})
-    present = [c for c in columns if ws.has("accounts", c)]
+    present = [c for c in columns if ws.has("accounts", c)
+               and not (redact.enabled() and c in redact.PERSON_COLUMNS)]  # names listed
     if not present:
         return {}
     acc = ws.table("accounts")
@@ -965,6 +968,8 @@ class Dashboard:
 
     def _draw(self, view: View) -> None:
         view = view.resolved()  # a stages() override may pass lazy parts on
+        if redact.enabled():  # `cs-analysis serve --redact`: table, CSV, charts, texts
+            view = redact.redact_view(view, self.ws)
         self.view = view
         self.error = None
         notes = "".join(f'<div class="cs-note">{esc(n)}</div>' for n in view.notes)
