@@ -1,0 +1,388 @@
+"""Tests of cs_analysis.health: model file, scores, leakage, backtest statistics, the demo.
+
+References are independent: points and scores recomputed row by row in plain Python from
+the model's rules; AUC by counting pairs; calibration and lift by explicit loops; the
+leakage test rebuilds the workspace without any row dated after the as-of date (local
+calendar via pandas ``tz_convert``) and expects identical scores.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cs_analysis import health as h
+from cs_analysis.workspace import open_workspace, write_workspace
+
+AS_OF = dt.date(2025, 6, 30)
+
+
+# ======================================================================================
+# Fixtures
+# ======================================================================================
+@pytest.fixture(scope="module")
+def demo_tables():
+    from cs_analysis import demo
+
+    return demo.generate(400, seed=3)
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """A moderate demo (1,200 accounts), built once for the module."""
+    from cs_analysis.demo import build_demo
+
+    path = build_demo(tmp_path_factory.mktemp("health") / "demo.duckdb", accounts=1200,
+                      seed=42)
+    return open_workspace(path)
+
+
+@pytest.fixture(scope="module")
+def planted_backtest(planted):
+    return h.backtest(planted, n_boot=200)
+
+
+# ======================================================================================
+# Model file
+# ======================================================================================
+def test_default_model_loads():
+    m = h.load_model()
+    assert set(m.names) == set(h.MEASURES)
+    assert m.measure("csm_rating").kind == "qualitative"
+    assert 0 <= m.qualitative_share <= 1 and m.yellow <= m.green
+    assert m.segment_weights["SMB"]["csm_rating"] == 1
+
+
+@pytest.mark.parametrize("old,new,where", [
+    ("weight: 2\n    kind: quantitative\n    points:\n      thresholds:\n        - {below: -0.5",
+     "weight: heavy\n    kind: quantitative\n    points:\n      thresholds:\n"
+     "        - {below: -0.5", "usage_trend"),
+    ("  breadth:\n", "  colour:\n", "unknown measure 'colour'"),
+    ("        - {below: 9, points: 60}", "        - {below: 5, points: 60}",
+     "thresholds must increase"),
+    ("bands: {green: 70, yellow: 45}", "bands: {green: 40, yellow: 45}", "yellow limit"),
+    ("    csm_rating: 1  #", "    csm_ratin: 1  #", "unknown measure 'csm_ratin'"),
+    ("qualitative_share: 0.3", "qualitative_share: 1.5", "qualitative_share"),
+])
+def test_bad_model_files_name_file_and_line(tmp_path, old, new, where):
+    text = h.default_model_path().read_text(encoding="utf-8")
+    assert old in text
+    bad = text.replace(old, new, 1)
+    path = tmp_path / "model.yml"
+    path.write_text(bad, encoding="utf-8")
+    with pytest.raises(h.HealthError) as exc:
+        h.load_model(path)
+    msg = str(exc.value)
+    assert msg.startswith(f"health model {path}, line ") and where in msg, msg
+    line = int(msg.split("line ")[1].split(" ")[0].rstrip(":"))
+    assert line == next(i for i, row in enumerate(bad.splitlines(), 1)
+                        if new.splitlines()[0] in row)
+
+
+def test_model_rules_are_checked():
+    base = {"qualitative_share": 0, "bands": {"green": 70, "yellow": 40}}
+    with pytest.raises(h.HealthError, match="either"):
+        h.load_model({**base, "measures": {"nps": {"weight": 1, "kind": "quantitative",
+                                                   "points": {}}}})
+    with pytest.raises(h.HealthError, match="last threshold"):
+        h.load_model({**base, "measures": {"nps": {"weight": 1, "kind": "quantitative",
+                                                   "points": {"thresholds": [
+                                                       {"below": 3, "points": 0}]}}}})
+    with pytest.raises(h.HealthError, match="whole|number|valid"):
+        h.load_model({**base, "measures": {"nps": {"weight": "1", "kind": "quantitative",
+                                                   "points": {"percentiles": [0, 100]}}}})
+    m = h.load_model({**base, "measures": {"nps": {"weight": 1, "kind": "quantitative",
+                                                   "points": {"percentiles": [0, 100]}}}})
+    with pytest.raises(h.HealthError):
+        m.with_weights({"nps": -1})
+    with pytest.raises(h.HealthError):
+        m.with_weights({"colour": 1})
+
+
+# ======================================================================================
+# Scoring arithmetic against a row-by-row reference
+# ======================================================================================
+def _ref_points(measure, value, column):
+    if value is None or math.isnan(value):
+        return measure.if_missing if measure.if_missing is not None else math.nan
+    if measure.thresholds:
+        for below, pts in measure.thresholds:
+            if value < below:
+                return pts
+        return measure.thresholds[-1][1]
+    vals = [v for v in column if not math.isnan(v)]
+    below = sum(v < value for v in vals)
+    ties = sum(v == value for v in vals)
+    pct = (below + (ties + 1) / 2) / len(vals)  # average rank / n
+    k = len(measure.percentiles)
+    return measure.percentiles[min(max(math.ceil(pct * k) - 1, 0), k - 1)]
+
+
+def _ref_score(model, row, points):
+    weights = {m.name: model.segment_weights.get(row["segment"], {}).get(m.name, m.weight)
+               for m in model.measures}
+    num = {"quantitative": 0.0, "qualitative": 0.0}
+    den = {"quantitative": 0.0, "qualitative": 0.0}
+    for m in model.measures:
+        p = points.get(m.name, math.nan)
+        if math.isnan(p):
+            continue
+        num[m.kind] += weights[m.name] * p
+        den[m.kind] += weights[m.name]
+    means = {k: num[k] / den[k] for k in num if den[k] > 0}
+    if not means:
+        return math.nan
+    if len(means) == 1:
+        return next(iter(means.values()))
+    q = model.qualitative_share
+    return (1 - q) * means["quantitative"] + q * means["qualitative"]
+
+
+def test_points_and_scores_match_a_row_by_row_reference():
+    rng = np.random.default_rng(5)
+    n = 60
+    frame = pd.DataFrame({
+        "account_id": [f"A{i:03d}" for i in range(n)],
+        "segment": rng.choice(["SMB", "Enterprise"], n),
+        "usage_trend": rng.normal(0, 0.5, n).round(2),
+        "breadth": rng.choice([0.2, 0.4, 0.6, 0.8, 1.0], n),
+        "nps": np.where(rng.random(n) < 0.3, np.nan, rng.integers(0, 11, n)),
+        "critical_tickets": np.where(rng.random(n) < 0.2, np.nan, rng.integers(0, 3, n)),
+        "csm_rating": np.where(rng.random(n) < 0.2, np.nan, rng.integers(1, 6, n)),
+    })
+    model = h.load_model().with_weights({})
+    sc = h.score(frame, model)
+    names = ["usage_trend", "breadth", "nps", "critical_tickets", "csm_rating"]
+    for i, row in frame.iterrows():
+        pts = {n_: _ref_points(model.measure(n_), row[n_], frame[n_].tolist()) for n_ in names}
+        for n_ in names:
+            got = sc.loc[i, f"{n_}_points"]
+            assert (math.isnan(got) and math.isnan(pts[n_])) or got == pts[n_], (i, n_)
+        assert sc.loc[i, "score"] == pytest.approx(_ref_score(model, row, pts))
+        contrib = sum(sc.loc[i, f"{n_}_contribution"] for n_ in names)
+        assert contrib == pytest.approx(sc.loc[i, "score"])
+        s = sc.loc[i, "score"]
+        band = "green" if s >= model.green else "yellow" if s >= model.yellow else "red"
+        assert sc.loc[i, "band"] == band
+    # the measure costing the most points comes first in pulled_down_by
+    r = sc.iloc[0]
+    lost = {model.measure(n_).label: (100 - r[f"{n_}_points"]) * r[f"{n_}_contribution"]
+            / r[f"{n_}_points"] if r[f"{n_}_points"] else math.inf for n_ in names
+            if not math.isnan(r[f"{n_}_points"])}
+    assert r["pulled_down_by"] == "" or r["pulled_down_by"].split(" (")[0] in lost
+
+
+def test_qualitative_share_is_how_much_the_csm_counts():
+    frame = pd.DataFrame({"account_id": ["a", "b"], "segment": ["X", "X"],
+                          "nps": [10.0, 10.0], "csm_rating": [1.0, np.nan]})
+    model = h.load_model()
+    for q in (0.0, 0.3, 1.0):
+        sc = h.score(frame, model.with_weights({}, qualitative_share=q))
+        assert sc.loc[0, "score"] == pytest.approx(100 * (1 - q))
+        assert sc.loc[1, "score"] == pytest.approx(100.0)  # no qualitative value: nps alone
+
+
+# ======================================================================================
+# Leakage: rows dated after as-of change nothing (Tokyo workspace)
+# ======================================================================================
+_DATED = {"usage_events": "event_at", "onboarding_milestones": "completed_at",
+          "survey_responses": "responded_at", "support_tickets": "opened_at",
+          "cs_activities": "occurred_at", "feature_requests": "created_at"}
+
+
+def _local(ts: pd.Series, tz: str) -> pd.Series:
+    return pd.to_datetime(ts).dt.tz_localize("UTC").dt.tz_convert(tz).dt.date
+
+
+def _cut_after(tables: dict, as_of: dt.date, tz: str) -> dict:
+    out = {}
+    for name, df in tables.items():
+        df = df.copy()
+        if name in _DATED:
+            df = df[_local(df[_DATED[name]], tz) <= as_of]
+        if name == "support_tickets":
+            late = _local(df["resolved_at"], tz) > as_of
+            df.loc[late, "resolved_at"] = df.loc[late, "resolved_at"] + pd.Timedelta(days=40)
+        if name == "health_inputs":
+            df = df[pd.to_datetime(df["as_of"]).dt.date <= as_of]
+        if name == "subscriptions":
+            df = df[pd.to_datetime(df["start_date"]).dt.date <= as_of]
+            late = pd.to_datetime(df["end_date"]).dt.date > as_of
+            df.loc[late, "end_date"] = pd.NaT
+            df.loc[late, "renewal_date"] = pd.NaT
+        if name == "stakeholders":
+            late = _local(df["left_at"], tz) > as_of
+            df.loc[late, "left_at"] = pd.NaT
+        out[name] = df
+    return out
+
+
+def test_scores_do_not_see_rows_dated_after_as_of(demo_tables, tmp_path):
+    tz = "Asia/Tokyo"
+    cfg = {"timezone": tz, "as_of": "2026-10-31"}
+    full = open_workspace(write_workspace(tmp_path / "full.duckdb", demo_tables, config=cfg))
+    cut = open_workspace(write_workspace(tmp_path / "cut.duckdb",
+                                         _cut_after(demo_tables, AS_OF, tz), config=cfg))
+    a = h.health_scores(full, as_of=AS_OF).accounts
+    b = h.health_scores(cut, as_of=AS_OF).accounts
+    assert len(a) > 100
+    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
+
+
+# ======================================================================================
+# Local calendar: events minutes either side of local midnight (Los Angeles)
+# ======================================================================================
+def test_tickets_and_ratings_on_the_local_calendar(tmp_path):
+    tz = "America/Los_Angeles"
+    day = dt.date(2024, 3, 31)  # a month end
+    utc = lambda s: pd.Timestamp(s, tz=tz).tz_convert("UTC").tz_localize(None)  # noqa: E731
+    acc = pd.DataFrame({"account_id": ["a", "b", "c"],
+                        "signup_date": [dt.date(2023, 1, 1)] * 3,
+                        "segment": ["SMB", "SMB", "Enterprise"]})
+    subs = pd.DataFrame({"account_id": ["a", "b", "c"], "start_date": [dt.date(2023, 1, 1)] * 3,
+                         "mrr": [100.0, 200.0, 300.0]})
+    tickets = pd.DataFrame({
+        "ticket_id": ["t1", "t2", "t3", "t4"], "account_id": ["a", "b", "c", "c"],
+        "opened_at": [utc("2024-03-31 23:55"), utc("2024-04-01 00:05"),
+                      utc("2024-01-02 00:05"), utc("2024-01-01 23:55")],
+        "resolved_at": [pd.NaT, pd.NaT, utc("2024-03-31 23:59"), utc("2024-01-03 10:00")],
+        "priority": ["P1", "P1", "P1", "P1"]})
+    hi = pd.DataFrame({"account_id": ["a", "a", "b"],
+                       "as_of": [dt.date(2024, 3, 31), dt.date(2024, 4, 1), dt.date(2024, 1, 1)],
+                       "csm_rating": [2, 5, 4]})
+    events = pd.DataFrame({"account_id": ["a"], "event_at": [utc("2024-03-01 12:00")]})
+    ws = open_workspace(write_workspace(tmp_path / "la.duckdb", {
+        "accounts": acc, "subscriptions": subs, "support_tickets": tickets,
+        "health_inputs": hi, "usage_events": events}, config={"timezone": tz}))
+    model = {"qualitative_share": 0.5, "bands": {"green": 70, "yellow": 40},
+             "measures": {"critical_tickets": {"weight": 1, "kind": "quantitative",
+                                               "points": {"thresholds": [
+                                                   {"below": 1, "points": 100},
+                                                   {"points": 0}]}},
+                          "csm_rating": {"weight": 1, "kind": "qualitative",
+                                         "points": {"thresholds": [
+                                             {"below": 3, "points": 0}, {"points": 100}]}}}}
+    r = h.health_scores(ws, model, as_of=day).accounts.set_index("account_id")
+    # a: opened 23:55 local on the as-of day -> counts, open; b: 00:05 the next day -> not
+    assert r.loc["a", "critical_tickets_value"] == 1 and r.loc["a", "open_critical_tickets"] == 1
+    assert r.loc["b", "critical_tickets_value"] == 0
+    # c: 2 Jan 00:05 local is within the 90 days to 31 March (1 Jan 23:55 is not);
+    # resolved 23:59 local on the as-of day -> not open any more
+    assert r.loc["c", "critical_tickets_value"] == 1
+    assert r.loc["c", "open_critical_tickets"] == 0
+    # the latest rating dated on or before the as-of day
+    assert r.loc["a", "csm_rating_value"] == 2 and r.loc["b", "csm_rating_value"] == 4
+    assert math.isnan(r.loc["c", "csm_rating_value"])
+    assert r.loc["c", "score"] == pytest.approx(0.0)  # no rating: its P1 alone counts
+
+
+def test_a_workspace_without_optional_tables_still_scores(demo_tables, tmp_path):
+    keep = {k: v for k, v in demo_tables.items()
+            if k not in ("support_tickets", "health_inputs", "stakeholders")}
+    ws = open_workspace(write_workspace(tmp_path / "lean.duckdb", keep))
+    res = h.health_scores(ws, as_of=AS_OF)
+    assert set(res.skipped) == {"critical_tickets", "champion_departed",
+                                "decision_maker_sentiment", "csm_rating"}
+    for name in res.skipped:
+        assert any(name in n for n in res.notes)
+        assert f"{name}_points" not in res.accounts
+    assert res.accounts["score"].notna().mean() > 0.9
+    assert set(res.accounts["band"]) <= {"green", "yellow", "red", "no data"}
+
+
+# ======================================================================================
+# Backtest statistics against brute force
+# ======================================================================================
+def _pair_auc(s, y):
+    ev = [v for v, e in zip(s, y, strict=True) if e]
+    ne = [v for v, e in zip(s, y, strict=True) if not e]
+    tot = sum(1.0 if a < b else 0.5 if a == b else 0.0 for a, b in itertools.product(ev, ne))
+    return tot / (len(ev) * len(ne))
+
+
+def test_auc_calibration_and_lift_agree_with_brute_force():
+    rng = np.random.default_rng(11)
+    for _ in range(5):
+        n = int(rng.integers(20, 60))
+        s = rng.integers(0, 12, n).astype(float) * 5  # many ties
+        y = rng.random(n) < 0.3
+        y[0], y[1] = True, False
+        assert h.auc(s, y) == pytest.approx(_pair_auc(s, y))
+        assert h.auc(-s, y, higher_is_risk=True) == pytest.approx(_pair_auc(s, y))
+        # frequency-weighted AUC (the bootstrap's) = AUC of the duplicated sample
+        w = rng.integers(0, 4, n)
+        w[0] = w[1] = 1
+        dup_s, dup_y = np.repeat(s, w), np.repeat(y, w)
+        got = h._weighted_auc(s, y, w[None, :].astype(float))[0]
+        assert got == pytest.approx(_pair_auc(dup_s, dup_y))
+        # lift: sort by score (stable), cut into 10 equal groups
+        lf = h.lift(s, y)
+        order = sorted(range(n), key=lambda i: (s[i], i))
+        for k in range(10):
+            idx = [order[j] for j in range(n) if j * 10 // n == k]
+            rate = sum(y[i] for i in idx) / len(idx)
+            row = lf[lf["decile"] == k + 1].iloc[0]
+            assert row["n"] == len(idx) and row["rate"] == pytest.approx(rate)
+            assert row["lift"] == pytest.approx(rate / y.mean())
+        # calibration: event rate per band, Wilson interval by formula
+        band = np.where(s >= 40, "green", np.where(s >= 20, "yellow", "red"))
+        cal = h.calibration(pd.DataFrame({"band": band, "score": s}), y)
+        for _, r in cal.iterrows():
+            m = band == r["band"]
+            k_, n_ = y[m].sum(), m.sum()
+            assert r["rate"] == pytest.approx(k_ / n_)
+            z = 1.959963984540054
+            p = k_ / n_
+            centre = (p + z * z / (2 * n_)) / (1 + z * z / n_)
+            half = z / (1 + z * z / n_) * math.sqrt(p * (1 - p) / n_ + z * z / (4 * n_ * n_))
+            assert r["lower"] == pytest.approx(centre - half)
+            assert r["upper"] == pytest.approx(centre + half)
+
+
+def test_clustered_interval_is_wider_when_accounts_repeat():
+    rng = np.random.default_rng(2)
+    s = rng.normal(size=300)
+    y = rng.random(300) < 1 / (1 + np.exp(2 * s + 1))
+    once = h._cluster_interval(s, y, np.arange(300), 400, 0.05, np.random.default_rng(0))
+    rep = h._cluster_interval(np.tile(s, 4), np.tile(y, 4), np.tile(np.arange(300), 4), 400,
+                              0.05, np.random.default_rng(0))
+    # four copies of each account carry no more information than one
+    assert rep[1] - rep[0] == pytest.approx(once[1] - once[0], rel=0.25)
+    assert once[0] < h.auc(s, y) < once[1]
+
+
+# ======================================================================================
+# The demo's planted signals
+# ======================================================================================
+def test_backtest_recovers_the_planted_signals(planted_backtest):
+    bt = planted_backtest
+    m = bt.measures.set_index("measure")
+    print(bt.measures.to_string())
+    print(bt.calibration.to_string())
+    assert bt.auc > 0.65 and bt.lower > 0.5
+    assert m.loc["score", "auc"] == bt.auc
+    # the CSM's rating (planted: about a point lower before churn) is the strongest measure
+    assert m["auc"].drop("score").idxmax() == "csm_rating"
+    # detractors, departed champions and recent P1 tickets go with churn
+    for name in ("nps", "champion_departed", "csm_rating"):
+        assert m.loc[name, "lower"] > 0.5, name
+    # calibration: red accounts churn more than yellow, yellow more than green
+    cal = bt.calibration.set_index("band")
+    assert cal.loc["red", "rate"] > cal.loc["yellow", "rate"] > cal.loc["green", "rate"]
+    assert bt.lift.iloc[0]["lift"] > 1.5
+    # snapshots have a full horizon before the as-of date
+    assert max(bt.snapshots["snapshot"]) <= dt.date(2026, 10, 31) - dt.timedelta(days=180)
+
+
+def test_backtest_arguments(planted):
+    with pytest.raises(h.HealthError, match="outcome is not known"):
+        h.backtest(planted, snapshots=["2026-09-30"])
+    with pytest.raises(h.HealthError):
+        h.backtest(planted, event="upsold")
+    with pytest.raises(h.HealthError):
+        h.backtest(planted, horizon_days=0)
