@@ -103,6 +103,7 @@ __all__ = [
     "measure_values",
     "reasons",
     "renewal_risk",
+    "risk_ratio",
     "score",
     "snapshot_values",
     "suggest_weights",
@@ -119,7 +120,9 @@ MEASURES: dict[str, tuple[str, str]] = {
     "onboarding_stage": ("Onboarding stage reached", "share of onboarding stages reached"),
     "nps": ("NPS answers", "mean NPS answer (0-10), last 365 days"),
     "csat": ("CSAT", "share of CSAT answers in the top-2 box, last 365 days"),
-    "critical_tickets": ("Critical tickets", "critical tickets opened in the last 90 days"),
+    "critical_tickets": ("Critical tickets before renewal",
+                         "critical tickets opened within 90 days before a renewal due "
+                         "in the next 90 days"),
     "champion_departed": ("Champion departed", "1 = an executive sponsor or owner left"),
     "decision_maker_sentiment": ("Decision-maker sentiment",
                                  "mean sentiment (-2..2) of decision makers present"),
@@ -446,28 +449,30 @@ def _m_csat(ws, as_of, model, extra):
 
 
 def _m_critical_tickets(ws, as_of, model, extra):
+    from cs_analysis.support import open_critical_before_renewal
+
     if not ws.has("support_tickets"):
         raise _Skip("no support_tickets table")
     if not ws.has("support_tickets", "priority"):
         raise _Skip("support_tickets has no priority column")
+    crit = list(model.critical_priorities)
+    # the planted and documented risk: a critical ticket in the run-up to a renewal
+    oc = open_critical_before_renewal(ws, _TICKET_WINDOW, crit, as_of=as_of,
+                                      opened_within_days=_TICKET_WINDOW)
+    recent = oc.groupby(oc["account_id"].astype("str")).size().astype(float)
+    # critical tickets still open at the end of the as-of day (for the reasons)
     tz = ws.timezone
     cols = ["account_id", "opened_at", "priority"] + (
         ["resolved_at"] if ws.has("support_tickets", "resolved_at") else [])
     t = ws.table("support_tickets", columns=cols)
-    crit = list(model.critical_priorities)
-    t = t.filter(t.priority.isin(crit), on_or_before(t.opened_at, as_of, tz))
-    before = as_of - dt.timedelta(days=_TICKET_WINDOW)
-    recent = ibis.ifelse(on_or_before(t.opened_at, before, tz), 0, 1).cast("int64")
+    pred = [t.priority.isin(crit), on_or_before(t.opened_at, as_of, tz)]
     if "resolved_at" in cols:
-        still = ibis.ifelse(t.resolved_at.isnull() | ~on_or_before(t.resolved_at, as_of, tz),
-                            1, 0).cast("int64")
-    else:
-        still = ibis.literal(1).cast("int64")
-    df = t.mutate(_r=recent, _o=still).group_by("account_id").agg(
-        recent=ibis._._r.sum(), open=ibis._._o.sum()).to_pandas()
+        pred.append(t.resolved_at.isnull() | ~on_or_before(t.resolved_at, as_of, tz))
+    t = t.filter(*pred)
+    df = t.group_by("account_id").agg(open=t.count()).to_pandas()
     df["account_id"] = df["account_id"].astype("str")
     extra["open_critical_tickets"] = _series(df, "open")
-    return _series(df, "recent"), 0.0
+    return recent, 0.0
 
 
 def _stakeholders(ws, as_of, need: str):
@@ -564,10 +569,11 @@ def measure_values(ws, model=None, *, as_of=None) -> Values:
     (``breadth`` over 90 days; not active = 0), :func:`~cs_analysis.adoption.seat_utilisation`
     (active users / seats), :func:`cs_analysis.onboarding.time_to_value` (share of stages
     reached), :func:`cs_analysis.surveys.responses` (mean NPS answer and CSAT top-2-box
-    share over the last 365 days); critical tickets opened in the 90 days to ``as_of``,
-    departed key people and decision makers' sentiment are counted per account in the
-    engine; the CSM rating is the latest ``health_inputs`` row dated on or before
-    ``as_of``.
+    share over the last 365 days), :func:`cs_analysis.support.open_critical_before_renewal`
+    (critical tickets opened, by ``as_of``, within 90 days before a renewal due within 90
+    days of ``as_of``: the run-up to a renewal; other accounts 0); departed key people
+    and decision makers' sentiment are counted per account in the engine; the CSM
+    rating is the latest ``health_inputs`` row dated on or before ``as_of``.
 
     Parameters
     ----------
@@ -603,6 +609,8 @@ def measure_values(ws, model=None, *, as_of=None) -> Values:
         done.append(m.name)
     for c in _EXTRA:
         frame[c] = ids.map(extra[c]) if c in extra else np.nan
+    if "open_critical_tickets" in extra:
+        frame["open_critical_tickets"] = frame["open_critical_tickets"].fillna(0.0)
     return Values(frame, as_of, tuple(done), skipped)
 
 
@@ -922,22 +930,62 @@ def _weighted_auc(s: np.ndarray, y: np.ndarray, W: np.ndarray) -> np.ndarray:
         return pairs / (E.sum(1) * N.sum(1))
 
 
+def _boot_weights(cluster, n_boot: int, rng):
+    """Chunks of bootstrap frequency weights (B x n) that resample whole accounts."""
+    codes, uniq = pd.factorize(np.asarray(cluster))
+    k = len(uniq)
+    step = max(1, min(50, 5_000_000 // max(len(codes), 1)))
+    for lo in range(0, n_boot, step):
+        b = min(step, n_boot - lo)
+        counts = np.stack([np.bincount(rng.integers(0, k, k), minlength=k) for _ in range(b)])
+        yield counts[:, codes].astype(float)
+
+
+def _quantiles(a: list, alpha: float) -> tuple[float, float]:
+    a = np.concatenate(a) if a else np.array([])
+    a = a[np.isfinite(a)]
+    if not len(a):
+        return math.nan, math.nan
+    return float(np.quantile(a, alpha / 2)), float(np.quantile(a, 1 - alpha / 2))
+
+
 def _cluster_interval(s, y, cluster, n_boot: int, alpha: float, rng) -> tuple[float, float]:
+    """Percentile interval of the AUC, resampling clusters (accounts) with replacement."""
     s = np.asarray(s, float)
     ok = ~np.isnan(s)
     s, y, cluster = s[ok], np.asarray(y, bool)[ok], np.asarray(cluster)[ok]
     if y.all() or not y.any() or n_boot == 0:
         return math.nan, math.nan
-    codes, uniq = pd.factorize(cluster)
-    k = len(uniq)
+    res = [_weighted_auc(s, y, W) for W in _boot_weights(cluster, n_boot, rng)]
+    return _quantiles(res, alpha)
+
+
+def risk_ratio(points, event, *, below: float = 50.0) -> tuple[float, int]:
+    """Event rate of the rows a measure warns about (points < ``below``) / the others'."""
+    p = np.asarray(points, float)
+    y = np.asarray(event, bool)
+    ok = ~np.isnan(p)
+    warn = ok & (p < below)
+    rest = ok & ~warn
+    if not warn.any() or not rest.any() or not y[rest].any():
+        return math.nan, int(warn.sum())
+    return float(y[warn].mean() / y[rest].mean()), int(warn.sum())
+
+
+def _rr_interval(p, y, cluster, n_boot, alpha, rng, below: float = 50.0):
+    p = np.asarray(p, float)
+    ok = ~np.isnan(p)
+    warn = (p[ok] < below).astype(float)
+    yy = np.asarray(y, bool)[ok].astype(float)
+    if n_boot == 0 or not warn.any() or warn.all():
+        return math.nan, math.nan
     res = []
-    for lo in range(0, n_boot, 50):
-        b = min(50, n_boot - lo)
-        counts = np.stack([np.bincount(rng.integers(0, k, k), minlength=k) for _ in range(b)])
-        res.append(_weighted_auc(s, y, counts[:, codes].astype(float)))
-    a = np.concatenate(res)
-    a = a[~np.isnan(a)]
-    return float(np.quantile(a, alpha / 2)), float(np.quantile(a, 1 - alpha / 2))
+    for W in _boot_weights(np.asarray(cluster)[ok], n_boot, rng):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r1 = (W * warn * yy).sum(1) / (W * warn).sum(1)
+            r0 = (W * (1 - warn) * yy).sum(1) / (W * (1 - warn)).sum(1)
+            res.append(r1 / r0)
+    return _quantiles(res, alpha)
 
 
 def _wilson(k, n, alpha):
@@ -995,7 +1043,11 @@ class Backtest(Result):
         AUC of the score and its account-clustered bootstrap interval.
     measures : pandas.DataFrame
         The score and each measure alone: ``measure``, ``label``, ``auc``, ``lower``,
-        ``upper``, ``n`` (rows with a value), ``events``, ``weight``.
+        ``upper``, ``n`` (rows with a value), ``events``, ``weight``, and for a measure
+        ``risk_ratio`` (event rate of the rows it warns about, points < 50, / the other
+        rows'; unlike the AUC it does not shrink towards 0.5 when a warning is rare, e.g.
+        a departed champion) with its clustered interval ``rr_lower`` / ``rr_upper`` and
+        ``flagged`` (rows warned about).
     calibration : pandas.DataFrame
         ``band``, ``n``, ``events``, ``rate``, ``lower``, ``upper``, ``mean_score``.
     lift : pandas.DataFrame
@@ -1054,16 +1106,21 @@ def evaluate(pooled: pd.DataFrame, model=None, *, horizon_days: int = 180,
     lo, hi = _cluster_interval(s, y, cl, n_boot, alpha, rng)
     rows = [{"measure": "score", "label": "Health score", "auc": a, "lower": lo,
              "upper": hi, "n": int((~np.isnan(s)).sum()), "events": int(y[~np.isnan(s)].sum()),
-             "weight": math.nan}]
+             "weight": math.nan, "risk_ratio": math.nan, "rr_lower": math.nan,
+             "rr_upper": math.nan, "flagged": 0}]
     names = [n for n in model.names if f"{n}_points" in sc]
     if per_measure:
         for n in names:
             p = sc[f"{n}_points"].to_numpy(float)
             ok = ~np.isnan(p)
             m_lo, m_hi = _cluster_interval(p, y, cl, n_boot, alpha, rng)
+            rr, flagged = risk_ratio(p, y)
+            rr_lo, rr_hi = _rr_interval(p, y, cl, n_boot, alpha, rng)
             rows.append({"measure": n, "label": model.measure(n).label, "auc": auc(p, y),
                          "lower": m_lo, "upper": m_hi, "n": int(ok.sum()),
-                         "events": int(y[ok].sum()), "weight": model.measure(n).weight})
+                         "events": int(y[ok].sum()), "weight": model.measure(n).weight,
+                         "risk_ratio": rr, "rr_lower": rr_lo, "rr_upper": rr_hi,
+                         "flagged": flagged})
     measures = pd.DataFrame(rows)
     snaps = []
     for t, g in sc.groupby("snapshot"):
