@@ -461,3 +461,20 @@ def test_renewal_risk_ranks_renewing_accounts_with_reasons(planted):
         if r["open_critical_tickets"] > 0:
             assert "open critical" in r["reasons"]
     assert a.iloc[0]["band"] in ("red", "yellow")
+
+
+def test_charts_serialise_without_nan(planted, planted_backtest):
+    import json
+
+    from cs_analysis import charts
+
+    today = h.health_scores(planted)
+    bt = planted_backtest
+    hist = pd.DataFrame({"date": pd.to_datetime(["2025-03-31", "2025-06-30"] * 2),
+                         "measure": ["Health score"] * 2 + ["CSM rating"] * 2,
+                         "points": [60.0, 55.0, 60.0, np.nan]}).dropna()
+    for chart in (charts.health_bands(today.accounts, by="segment"),
+                  charts.health_bands(today.accounts, by="csm_owner"),
+                  charts.measure_aucs(bt.measures), charts.band_calibration(bt.calibration),
+                  charts.lift_deciles(bt.lift), charts.health_history(hist)):
+        json.dumps(chart.to_dict(), allow_nan=False)
