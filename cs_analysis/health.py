@@ -92,6 +92,7 @@ __all__ = [
     "RenewalRisk",
     "SuggestedWeights",
     "Values",
+    "account_history",
     "auc",
     "backtest",
     "calibration",
@@ -1348,14 +1349,15 @@ def reasons(scored: pd.DataFrame, model: HealthModel, *, lowest: int = 2) -> lis
     """
     out = []
     names = [n for n in model.names if f"{n}_points" in scored]
-    for _, r in scored.iterrows():
+    for r in scored.to_dict("records"):
         parts = []
         oc = r.get("open_critical_tickets")
         if oc is not None and not pd.isna(oc) and oc > 0:
             parts.append(f"{int(oc)} open critical ticket(s)")
         elif not pd.isna(r.get("critical_tickets_value", np.nan)) and \
                 r["critical_tickets_value"] > 0:
-            parts.append(f"{int(r['critical_tickets_value'])} critical ticket(s) in 90 days")
+            parts.append(f"{int(r['critical_tickets_value'])} critical ticket(s) before "
+                         "the renewal")
         if r.get("champion_departed_value", 0) == 1:
             parts.append("champion (sponsor or owner) left")
         det = r.get("detractor_answers")
@@ -1368,8 +1370,7 @@ def reasons(scored: pd.DataFrame, model: HealthModel, *, lowest: int = 2) -> lis
         shown = {"critical_tickets", "champion_departed"}
         low = sorted(((r[f"{n}_points"], n) for n in names
                       if n not in shown and not pd.isna(r[f"{n}_points"])
-                      and r[f"{n}_points"] < 50 and r.get(f"{n}_contribution", 0) is not None),
-                     key=lambda x: x[0])[:lowest]
+                      and r[f"{n}_points"] < 50), key=lambda x: x[0])[:lowest]
         for _, n in low:
             if n == "usage_trend" and any("use" in p for p in parts):
                 continue
@@ -1382,7 +1383,8 @@ def reasons(scored: pd.DataFrame, model: HealthModel, *, lowest: int = 2) -> lis
 
 
 def renewal_risk(ws, model=None, horizon_days: int = 120, *, as_of=None,
-                 scores: HealthScores | None = None) -> RenewalRisk:
+                 scores: HealthScores | None = None,
+                 calendar: pd.DataFrame | None = None) -> RenewalRisk:
     """Accounts with a renewal within ``horizon_days``, ranked by risk, with reasons.
 
     Renewals and MRR at stake come from :func:`cs_analysis.renewals.renewal_calendar`;
@@ -1398,6 +1400,10 @@ def renewal_risk(ws, model=None, horizon_days: int = 120, *, as_of=None,
     as_of : date or str, optional
     scores : HealthScores, optional
         Scores already computed at ``as_of`` (e.g. by a dashboard).
+    calendar : pandas.DataFrame, optional
+        :func:`~cs_analysis.renewals.renewal_calendar` at ``as_of`` for this horizon,
+        already computed (a dashboard re-ranking on a slider move passes both and the
+        engine is not asked again).
 
     Returns
     -------
@@ -1407,12 +1413,13 @@ def renewal_risk(ws, model=None, horizon_days: int = 120, *, as_of=None,
 
     model = load_model(model)
     horizon_days = check_int("horizon_days", horizon_days, minimum=0, error=HealthError)
-    as_of = resolve_as_of(ws, as_of)
+    as_of = resolve_as_of(ws, as_of) if scores is None or as_of is not None else scores.as_of
     if scores is None:
         scores = health_scores(ws, model, as_of=as_of)
     elif scores.as_of != as_of:
         raise HealthError(f"the scores are at {scores.as_of}, not at {as_of}")
-    cal = renewal_calendar(ws, horizon_days, as_of=as_of, critical=model.critical_priorities)
+    cal = calendar if calendar is not None else renewal_calendar(
+        ws, horizon_days, as_of=as_of, critical=model.critical_priorities)
     cols = ["rank", "account_id", "account_name", "segment", "csm_owner", "renewal_date",
             "days_to_renewal", "mrr_at_stake", "account_mrr", "score", "band", "reasons",
             "open_critical_tickets"]
@@ -1427,3 +1434,58 @@ def renewal_risk(ws, model=None, horizon_days: int = 120, *, as_of=None,
     j["reasons"] = reasons(j, model)
     j["rank"] = np.arange(1, len(j) + 1)
     return RenewalRisk(j[cols], scores, horizon_days, notes=scores.notes)
+
+
+# ======================================================================================
+# One account over time
+# ======================================================================================
+def account_history(ws, model, account_id: str, dates: Sequence) -> pd.DataFrame:
+    """One account's measures, points and score at several dates (its health over time).
+
+    Measures scored by thresholds are computed on the workspace scoped to the account
+    (fast); measures scored by percentile bands need the whole book at each date, so
+    they are computed on ``ws`` as a whole and the account is ranked among the accounts
+    paying then: the account's score equals its row of :func:`health_scores` at each
+    date.
+
+    Parameters
+    ----------
+    ws : Workspace
+    model : HealthModel, str, Path or mapping, optional
+    account_id : str
+    dates : list of dates
+        Dates to score at (each uses only data dated on or before it).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per date the account was paying: ``date`` and the :func:`score` columns.
+    """
+    model = load_model(model)
+    account_id = str(account_id)
+    pct = [m.name for m in model.measures if m.percentiles]
+    own = replace(model, measures=tuple(m for m in model.measures if not m.percentiles))
+    book = replace(model, measures=tuple(m for m in model.measures if m.percentiles))
+    one = ws.where(accounts=[account_id])
+    rows = []
+    for d in sorted({to_date(x) for x in dates}):
+        v = measure_values(one, own, as_of=d).frame if own.measures else None
+        if v is None or v.empty:
+            continue
+        if book.measures:
+            b = measure_values(ws, book, as_of=d).frame[["account_id", *[
+                n for n in pct]]] if pct else None
+            if b is not None:
+                frame = b.merge(v.drop(columns=[c for c in pct if c in v]), on="account_id",
+                                how="left")
+            else:
+                frame = v
+        else:
+            frame = v
+        sc = score(frame, model)
+        sc = sc[sc["account_id"] == account_id]
+        rows.append(sc.assign(date=pd.Timestamp(d)))
+    if not rows:
+        return pd.DataFrame(columns=["date", "account_id", "score", "band"])
+    out = pd.concat(rows, ignore_index=True)
+    return out[["date", *[c for c in out.columns if c != "date"]]]
