@@ -534,6 +534,8 @@ _COMPUTE = {
     "decision_maker_sentiment": _m_decision_maker_sentiment,
     "csm_rating": _m_csm_rating,
 }
+#: Measures whose value for one account depends on the other accounts in scope.
+_BOOK_MEASURES = ("breadth",)
 #: Extra per-account columns the reasons of :func:`renewal_risk` use.
 _EXTRA = ("usage_class", "detractor_answers", "open_critical_tickets")
 
@@ -1443,8 +1445,9 @@ def account_history(ws, model, account_id: str, dates: Sequence) -> pd.DataFrame
     """One account's measures, points and score at several dates (its health over time).
 
     Measures scored by thresholds are computed on the workspace scoped to the account
-    (fast); measures scored by percentile bands need the whole book at each date, so
-    they are computed on ``ws`` as a whole and the account is ranked among the accounts
+    (fast); measures scored by percentile bands, and breadth (whose denominator is the
+    features anyone used in the window), need the whole book at each date, so they are
+    computed on ``ws`` as a whole and the account is ranked among the accounts
     paying then: the account's score equals its row of :func:`health_scores` at each
     date.
 
@@ -1463,9 +1466,10 @@ def account_history(ws, model, account_id: str, dates: Sequence) -> pd.DataFrame
     """
     model = load_model(model)
     account_id = str(account_id)
-    pct = [m.name for m in model.measures if m.percentiles]
-    own = replace(model, measures=tuple(m for m in model.measures if not m.percentiles))
-    book = replace(model, measures=tuple(m for m in model.measures if m.percentiles))
+    # breadth's denominator (the features used in the window) depends on the book too
+    pct = [m.name for m in model.measures if m.percentiles or m.name in _BOOK_MEASURES]
+    own = replace(model, measures=tuple(m for m in model.measures if m.name not in pct))
+    book = replace(model, measures=tuple(m for m in model.measures if m.name in pct))
     one = ws.where(accounts=[account_id])
     rows = []
     for d in sorted({to_date(x) for x in dates}):

@@ -489,6 +489,17 @@ def test_account_history_matches_the_book_scores(demo_tables, tmp_path):
     for d in dates:
         assert hist.loc[pd.Timestamp(d), "score"] == pytest.approx(book[d].loc[aid, "score"])
         assert hist.loc[pd.Timestamp(d), "band"] == book[d].loc[aid, "band"]
+    # breadth scored by thresholds: its denominator still comes from the whole book
+    import yaml
+
+    data = yaml.safe_load(h.default_model_path().read_text(encoding="utf-8"))
+    data["measures"]["breadth"]["points"] = {"thresholds": [{"below": 0.9, "points": 0},
+                                                            {"points": 100}]}
+    d = dates[-1]
+    want = h.health_scores(ws, data, as_of=d).accounts.set_index("account_id")
+    got = h.account_history(ws, data, aid, [d]).iloc[0]
+    assert got["breadth_value"] == pytest.approx(want.loc[aid, "breadth_value"])
+    assert got["score"] == pytest.approx(want.loc[aid, "score"])
 
 
 # ======================================================================================
