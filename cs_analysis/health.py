@@ -496,14 +496,13 @@ def _m_champion_departed(ws, as_of, model, extra):
 
 
 def _m_decision_maker_sentiment(ws, as_of, model, extra):
-    t = _stakeholders(ws, as_of, "sentiment")
+    _stakeholders(ws, as_of, "sentiment")  # skips without the table or the column
+    gone = ws.has("stakeholders", "left_at")
+    t = ws.table("stakeholders", columns=["account_id", "person_id", "role", "sentiment",
+                                          *(["left_at"] if gone else [])])
     pred = [t.role.isin(list(DECISION_ROLES)), t.sentiment.notnull()]
-    if ws.has("stakeholders", "left_at"):
-        lt = ws.table("stakeholders", columns=["account_id", "person_id", "role", "left_at",
-                                               "sentiment"])
-        t = lt
-        pred = [t.role.isin(list(DECISION_ROLES)), t.sentiment.notnull(),
-                t.left_at.isnull() | ~on_or_before(t.left_at, as_of, ws.timezone)]
+    if gone:  # people still there at the end of the as-of day
+        pred.append(t.left_at.isnull() | ~on_or_before(t.left_at, as_of, ws.timezone))
     t = t.filter(*pred)
     df = t.group_by("account_id").agg(s=t.sentiment.cast("float64").mean()).to_pandas()
     df["account_id"] = df["account_id"].astype("str")
