@@ -1834,3 +1834,144 @@ def csms_needed(months, *, title: str | None = None) -> alt.LayerChart:
         x=x, y="csm_capacity_fte:Q", color=colour, tooltip=tooltip)
     return alt.layer(need, staff).properties(
         title=title or "CSMs needed (solid) and staff capacity with ramp (dashed)")
+
+
+# -- health ----------------------------------------------------------------------------
+# Charts of cs_analysis.health frames (already aggregated: bands, measures, deciles).
+BAND_COLOURS = {"green": GOOD, "yellow": "#edc948", "red": BAD, "no data": NEUTRAL}
+
+
+def _band_scale() -> alt.Scale:
+    return alt.Scale(domain=list(BAND_COLOURS), range=list(BAND_COLOURS.values()))
+
+
+def health_bands(accounts, *, by: str = "segment", title: str | None = None) -> alt.Chart:
+    """Share of accounts per health band within each group (segment, CSM).
+
+    Parameters
+    ----------
+    accounts : pandas.DataFrame
+        ``HealthScores.accounts`` (one row per account with ``band`` and the ``by``
+        column).
+    by : str
+        Grouping column.
+    title : str, optional
+
+    Returns
+    -------
+    altair.Chart
+        Normalised horizontal stacked bars, green / yellow / red.
+    """
+    import pandas as pd
+
+    g = accounts.assign(_g=accounts[by].astype("object").where(accounts[by].notna(),
+                                                                "(missing)").astype(str))
+    counts = g.groupby(["_g", "band"]).size().rename("accounts").reset_index()
+    counts = counts.rename(columns={"_g": by})
+    counts["share"] = counts["accounts"] / counts.groupby(by)["accounts"].transform("sum")
+    counts = pd.DataFrame(counts)
+    return alt.Chart(counts).mark_bar().encode(
+        y=alt.Y(f"{by}:N", title=None),
+        x=alt.X("share:Q", stack="normalize", title="Share of accounts",
+                axis=alt.Axis(format="%")),
+        color=alt.Color("band:N", scale=_band_scale(), title="Band",
+                        legend=alt.Legend(orient="bottom")),
+        order=alt.Order("band_order:Q"),
+        tooltip=[f"{by}:N", "band:N", "accounts:Q",
+                 alt.Tooltip("share:Q", format=".0%")],
+    ).transform_calculate(
+        band_order="indexof(['green', 'yellow', 'red', 'no data'], datum.band)",
+    ).properties(title=title or f"Health bands by {by}")
+
+
+def measure_aucs(measures, *, title: str | None = None) -> alt.LayerChart:
+    """AUC of the score and of each measure alone, with intervals; 0.5 = no better than chance.
+
+    Parameters
+    ----------
+    measures : pandas.DataFrame
+        ``Backtest.measures``: ``label``, ``auc``, ``lower``, ``upper``.
+    title : str, optional
+    """
+    import pandas as pd
+
+    data = measures[["label", "auc", "lower", "upper"]].copy()
+    data["auc"] = data["auc"].astype(float)
+    order = list(data.sort_values("auc", ascending=False)["label"])
+    base = alt.Chart(data).encode(y=alt.Y("label:N", sort=order, title=None))
+    bars = base.mark_rule(color="#666666").encode(
+        x=alt.X("lower:Q", title="AUC (0.5 = chance)", scale=alt.Scale(domain=[0.4, 1.0])),
+        x2="upper:Q")
+    points = base.mark_point(filled=True, size=70, color=PALETTE[0]).encode(
+        x="auc:Q", tooltip=["label:N", alt.Tooltip("auc:Q", format=".3f"),
+                            alt.Tooltip("lower:Q", format=".3f"),
+                            alt.Tooltip("upper:Q", format=".3f")])
+    chance = alt.Chart(pd.DataFrame({"x": [0.5]})).mark_rule(
+        color=BAD, strokeDash=[4, 3]).encode(x="x:Q")
+    return alt.layer(bars, points, chance).properties(
+        title=title or "How well does each measure foretell churn? (AUC, 95% interval)")
+
+
+def band_calibration(calibration, *, title: str | None = None) -> alt.LayerChart:
+    """Observed event rate per health band with its Wilson interval.
+
+    Parameters
+    ----------
+    calibration : pandas.DataFrame
+        ``Backtest.calibration``: ``band``, ``rate``, ``lower``, ``upper``, ``n``.
+    title : str, optional
+    """
+    data = calibration.copy()
+    base = alt.Chart(data).encode(x=alt.X("band:N", sort=list(BAND_COLOURS), title=None))
+    bars = base.mark_bar().encode(
+        y=alt.Y("rate:Q", title="Share that churned in the horizon", axis=alt.Axis(format="%")),
+        color=alt.Color("band:N", scale=_band_scale(), legend=None),
+        tooltip=["band:N", "n:Q", "events:Q", alt.Tooltip("rate:Q", format=".1%"),
+                 alt.Tooltip("lower:Q", format=".1%"), alt.Tooltip("upper:Q", format=".1%")])
+    err = base.mark_rule(color="#333333").encode(y="lower:Q", y2="upper:Q")
+    return alt.layer(bars, err).properties(
+        title=title or "What happened next, by band (calibration)")
+
+
+def lift_deciles(lift, *, title: str | None = None) -> alt.LayerChart:
+    """Lift of each risk decile (1 = lowest scores) over the overall event rate.
+
+    Parameters
+    ----------
+    lift : pandas.DataFrame
+        ``Backtest.lift``: ``decile``, ``lift``, ``rate``, ``n``.
+    title : str, optional
+    """
+    import pandas as pd
+
+    bars = alt.Chart(lift).mark_bar(color=PALETTE[0]).encode(
+        x=alt.X("decile:O", title="Risk decile (1 = lowest scores)"),
+        y=alt.Y("lift:Q", title="Lift (event rate / overall rate)"),
+        tooltip=["decile:O", "n:Q", "events:Q", alt.Tooltip("rate:Q", format=".1%"),
+                 alt.Tooltip("lift:Q", format=".2f")])
+    one = alt.Chart(pd.DataFrame({"y": [1.0]})).mark_rule(
+        color=BAD, strokeDash=[4, 3]).encode(y="y:Q")
+    return alt.layer(bars, one).properties(title=title or "Lift by risk decile")
+
+
+def health_history(history, *, title: str | None = None) -> alt.LayerChart:
+    """One account's score over time (line) and each measure's points (thin lines).
+
+    Parameters
+    ----------
+    history : pandas.DataFrame
+        ``date``, ``measure`` (label; ``Health score`` for the score), ``points``.
+    title : str, optional
+    """
+    score = history[history["measure"] == "Health score"]
+    parts = history[history["measure"] != "Health score"]
+    x = alt.X("date:T", title=None)
+    thin = alt.Chart(parts).mark_line(point=True, strokeWidth=1, opacity=0.6).encode(
+        x=x, y=alt.Y("points:Q", title="Points (0-100)", scale=alt.Scale(domain=[0, 100])),
+        color=alt.Color("measure:N", title="Measure"),
+        tooltip=["date:T", "measure:N", alt.Tooltip("points:Q", format=".0f")])
+    thick = alt.Chart(score).mark_line(point=True, strokeWidth=3, color="#333333").encode(
+        x=x, y="points:Q", tooltip=["date:T", alt.Tooltip("points:Q", format=".1f",
+                                                         title="score")])
+    return alt.layer(thin, thick).properties(
+        title=title or "Health score (black) and the points of each measure")

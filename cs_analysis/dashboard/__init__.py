@@ -11,6 +11,8 @@
   :func:`resume`, :class:`SharedGoalsDashboard`.
 - :mod:`~cs_analysis.dashboard.renewals`: :class:`RenewalsDashboard`.
 - :mod:`~cs_analysis.dashboard.capacity`: :class:`CapacityPlanningDashboard`.
+- :mod:`~cs_analysis.dashboard.health`: :class:`AccountHealthDashboard`,
+  :class:`AccountDashboard` (one account's page), :func:`requested_account`.
 
 Every name is importable from here (``from cs_analysis.dashboard import
 RetentionDashboard``). The analysis modules never import this package: they stay free
@@ -53,6 +55,12 @@ from cs_analysis.dashboard.base import (
     use_served_chart_bundle,
 )
 from cs_analysis.dashboard.capacity import CapacityPlanningDashboard
+from cs_analysis.dashboard.health import (
+    AccountDashboard,
+    AccountHealthDashboard,
+    account_href,
+    requested_account,
+)
 from cs_analysis.dashboard.journey import JourneyWorkshopDashboard, SharedGoalsDashboard, resume
 from cs_analysis.dashboard.onboarding import OnboardingDashboard
 from cs_analysis.dashboard.renewals import RenewalsDashboard
@@ -66,6 +74,8 @@ from cs_analysis.dashboard.retention import (
 from cs_analysis.dashboard.surveys import VoiceOfCustomerDashboard
 
 __all__ = [
+    "AccountDashboard",
+    "AccountHealthDashboard",
     "ALL",
     "AdoptionDashboard",
     "HORIZON_MONTHS",
@@ -87,6 +97,7 @@ __all__ = [
     "View",
     "VoiceOfCustomerDashboard",
     "account_filters",
+    "account_href",
     "choice_filter",
     "combine_bridge",
     "combine_cohort_cells",
@@ -106,6 +117,7 @@ __all__ = [
     "month_label",
     "month_range",
     "range_filter",
+    "requested_account",
     "read_info",
     "resume",
     "table_html",
