@@ -2,9 +2,9 @@
 
 Public API:
 
-- :func:`load_model` -- read and check a health model file (``data/health_model.yml``):
-  the measures, their scoring rules and weights, per-segment weights, the qualitative
-  share and the band limits (:class:`HealthModel`; file/line errors).
+- :func:`load_model` -- read and check a health model file
+  (``cs_analysis/defaults/health_model.yml``): the measures, their scoring rules and
+  weights, per-segment weights, the qualitative share and the band limits (:class:`HealthModel`; file/line errors).
 - :func:`measure_values` -- each measure's raw value per paying account at a date, taken
   from the analyses that own it (adoption, onboarding, surveys, support, stakeholders,
   CSM ratings); the expensive, engine-side part, done once per date.
@@ -64,7 +64,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from cs_analysis.config import YamlContext, read_text, read_yaml, short, validate
+from cs_analysis.config import default_file, read_source, short, validate
 from cs_analysis.errors import (
     CSAnalysisError,
     check_alpha,
@@ -110,7 +110,6 @@ __all__ = [
     "suggest_weights",
 ]
 
-_DATA = Path(__file__).resolve().parent.parent / "data"
 
 #: The measures the code computes: name -> (label, what the raw value is).
 MEASURES: dict[str, tuple[str, str]] = {
@@ -144,8 +143,8 @@ class HealthError(CSAnalysisError, ValueError):
 
 
 def default_model_path() -> Path:
-    """``data/health_model.yml`` beside the package."""
-    return _DATA / "health_model.yml"
+    """The default health model (``cs_analysis/defaults/health_model.yml``, package data)."""
+    return default_file("health_model.yml")
 
 
 # ======================================================================================
@@ -215,7 +214,7 @@ class Measure:
 
 @dataclass(frozen=True)
 class HealthModel:
-    """A checked health model (see :func:`load_model` and ``data/health_model.yml``)."""
+    """A checked health model (:func:`load_model`; ``cs_analysis/defaults/health_model.yml``)."""
 
     measures: tuple[Measure, ...]
     qualitative_share: float
@@ -288,13 +287,7 @@ def load_model(source=None) -> HealthModel:
     """
     if isinstance(source, HealthModel):
         return source
-    if isinstance(source, Mapping):
-        data, ctx = dict(source), YamlContext("health model", "<mapping>", {}, {},
-                                              HealthError)
-    else:
-        path = Path(source) if source is not None else default_model_path()
-        text = read_text(path, "health model", HealthError)
-        data, ctx = read_yaml(text, "health model", str(path), HealthError)
+    data, ctx = read_source(source, "health model", HealthError, default_model_path())
     if not isinstance(data, Mapping):
         raise ctx.error((), f"expected a mapping with `measures:`, got {short(data)}")
     m = validate(_ModelFile, data, ctx)
@@ -801,7 +794,7 @@ def health_scores(ws, model=None, as_of=None, *, pulled: int = 3) -> HealthScore
     ----------
     ws : Workspace
     model : HealthModel, str, Path or mapping, optional
-        Default ``data/health_model.yml``.
+        Default ``cs_analysis/defaults/health_model.yml``.
     as_of : date or str, optional
         Default the workspace's as-of date.
     pulled : int

@@ -90,7 +90,7 @@ class AccountHealthDashboard(Dashboard):
     ----------
     ws : Workspace
     model : HealthModel, str, Path or mapping, optional
-        Default ``data/health_model.yml``.
+        Default ``cs_analysis/defaults/health_model.yml``.
     horizon_days : int
         Renewal horizon (default 120).
     backtest_horizon_days, snapshots
