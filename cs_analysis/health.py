@@ -4,7 +4,8 @@ Public API:
 
 - :func:`load_model` -- read and check a health model file
   (``cs_analysis/defaults/health_model.yml``): the measures, their scoring rules and
-  weights, per-segment weights, the qualitative share and the band limits (:class:`HealthModel`; file/line errors).
+  weights, per-segment weights, the qualitative share and the band limits
+  (:class:`HealthModel`; file/line errors).
 - :func:`measure_values` -- each measure's raw value per paying account at a date, taken
   from the analyses that own it (adoption, onboarding, surveys, support, stakeholders,
   CSM ratings); the expensive, engine-side part, done once per date.
