@@ -141,6 +141,8 @@ class DashboardVoila(Voila):
         self._seen: dict[str, float] = {}
         self._connected: set[str] = set()
         self._handed_out: dict[str, str] = {}
+        #: requests past the cap check whose page is still being served, per notebook
+        self._pending: dict[str, int] = {}
         settings = super().init_settings()
         km = self.kernel_manager
         if hasattr(km, "get_rendered_notebook"):
@@ -329,14 +331,23 @@ class CappedVoilaHandler(TornadoVoilaHandler):
             self.set_header("Cache-Control", "no-store")
             self.write(_starting_page(app))
             return
-        if (len(app.viewer_kernels()) >= app.max_kernels
-                or len(app.viewer_kernels(notebook)) >= app.max_kernels_per_dashboard):
+        # requests still being served count too: ten viewers arriving together all pass
+        # a check that counts only the kernels that already exist (the check and the
+        # count below run without an await in between, so they cannot interleave)
+        pending = app._pending.get(notebook, 0)
+        if (len(app.viewer_kernels()) + sum(app._pending.values()) >= app.max_kernels
+                or len(app.viewer_kernels(notebook)) + pending
+                >= app.max_kernels_per_dashboard):
             self.set_status(503)
             self.set_header("Retry-After", str(app.retry_after))
             self.set_header("Cache-Control", "no-store")
             self.write(_busy_page(app))
             return
-        await super().get(path)
+        app._pending[notebook] = pending + 1
+        try:
+            await super().get(path)
+        finally:
+            app._pending[notebook] -= 1
 
 
 def main():

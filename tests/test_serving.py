@@ -92,6 +92,18 @@ def _wait_no_viewers(server, timeout: float = 60) -> int:
     return server.health()["viewer_kernels"]
 
 
+def test_simultaneous_viewers_cannot_overrun_the_cap(server):
+    """Four requests at the same moment: two kernels for the dashboard, two 'busy' pages."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert _wait_no_viewers(server) == 0
+    with ThreadPoolExecutor(4) as pool:
+        codes = sorted(pool.map(lambda _: _get(server.url + "voila/render/hello.ipynb")[0],
+                                range(4)))
+    assert codes == [200, 200, 503, 503]
+    assert server.health()["viewer_kernels"] <= 2
+
+
 def test_plain_gets_are_capped_and_their_kernels_culled(server):
     assert _wait_no_viewers(server) == 0  # kernels of earlier tests culled
     codes, bodies = [], []
