@@ -44,6 +44,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--data-dir", type=Path, default=HERE / "data",
                     help="cache of generated data (default benchmarks/data)")
     ap.add_argument("--results-dir", type=Path, default=HERE / "results")
+    ap.add_argument("--case-timeout", type=float, default=1800, metavar="SECONDS",
+                    help="core: give up on one case after this long (reported as failed)")
     ap.add_argument("--cases", action="append", metavar="TEXT",
                     help="core: run only the cases whose name contains TEXT (repeatable)")
     return ap.parse_args(argv)
