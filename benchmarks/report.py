@@ -67,7 +67,7 @@ def machines(runs: list[dict]) -> str:
     lines = []
     for run in runs:
         h = run.get("host", {})
-        lines.append(f"- {run['when']} ({', '.join(run.get('argv', []))}): "
+        lines.append(f"- {run['when']} (`{' '.join(run.get('argv', []))}`): "
                      f"{h.get('cpus')} cores, {h.get('cpu_model')}, {h.get('memory_gb')} GB; "
                      f"load average at start {tuple(round(x, 1) for x in run['loadavg_before'])}"
                      f", at the end {tuple(round(x, 1) for x in run['loadavg_after'])}")
