@@ -35,7 +35,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--only", action="append", metavar="NAME",
                     help="run only this benchmark (repeatable), e.g. --only retention")
     ap.add_argument("--sizes", metavar="N[,N...]",
-                    help="event counts to run, e.g. 2e6,20e6 (default per benchmark)")
+                    help="sizes to run (default per benchmark): demo accounts for core and "
+                         "adoption (e.g. 1k,10k,100k), events for retention (e.g. 2e6,20e6)")
     ap.add_argument("--skip-pandas-above", type=float, default=None, metavar="N",
                     help="skip the pandas baseline above N events (it needs ~100 B/event)")
     ap.add_argument("--repeat", type=int, default=3,
@@ -43,11 +44,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--data-dir", type=Path, default=HERE / "data",
                     help="cache of generated data (default benchmarks/data)")
     ap.add_argument("--results-dir", type=Path, default=HERE / "results")
+    ap.add_argument("--case-timeout", type=float, default=1800, metavar="SECONDS",
+                    help="core: give up on one case after this long (reported as failed)")
+    ap.add_argument("--cases", action="append", metavar="TEXT",
+                    help="core: run only the cases whose name contains TEXT (repeatable)")
     return ap.parse_args(argv)
 
 
 def format_table(rows: list[dict]) -> str:
-    cols = ["bench", "size", "case", "seconds", "peak_mb", "base_mb", "note"]
+    cols = ["bench", "size", "case", "seconds", "peak_mb", "base_mb", "note", "target"]
     cells = [[_fmt(r.get(c)) for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c)
               for i, c in enumerate(cols)]
@@ -68,6 +73,30 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def machine() -> dict:
+    """Cores, memory, CPU model and load average: what the figures were measured on."""
+    info = {"platform": platform.platform(), "cpus": os.cpu_count(),
+            "python": sys.version.split()[0]}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu_model"] = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith(("MemTotal:", "MemAvailable:")):
+                key = "memory_gb" if line.startswith("MemTotal") else "memory_available_gb"
+                info[key] = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    try:
+        import duckdb
+
+        info["duckdb"] = duckdb.__version__
+    except ImportError:
+        pass
+    return info
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     found = discover()
@@ -78,6 +107,8 @@ def main(argv=None) -> int:
         return 2
     rows: list[dict] = []
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
+    host = machine()
+    print(f"machine: {host}; load average at start {load_before}", flush=True)
     for name in names:
         module = importlib.import_module(found[name])
         print(f"== {name}", flush=True)
@@ -91,12 +122,14 @@ def main(argv=None) -> int:
     print(f"\nload average (1, 5, 15 min) before: {load_before}, after: {load_after}; "
           f"{os.cpu_count()} CPUs")
     payload = {"when": stamp, "python": sys.version.split()[0],
-               "machine": platform.platform(), "cpus": os.cpu_count(),
+               "machine": platform.platform(), "cpus": os.cpu_count(), "host": host,
                "loadavg_before": load_before, "loadavg_after": load_after,
                "argv": sys.argv[1:], "rows": rows}
-    for target in (args.results_dir / f"{stamp}.json", args.results_dir / "latest.json"):
+    names_part = "-".join(names) if args.only else "all"
+    for target in (args.results_dir / f"{stamp}-{names_part}.json",
+                   args.results_dir / "latest.json"):
         target.write_text(json.dumps(payload, indent=2, default=str))
-    print(f"\nresults written to {args.results_dir / (stamp + '.json')}")
+    print(f"\nresults written to {args.results_dir / f'{stamp}-{names_part}.json'}")
     return 0
 
 
