@@ -65,7 +65,8 @@ def _serve(args) -> int:
 
     return serve(workspace=args.workspace, port=args.port, host=args.host, token=args.token,
                  preheat=not args.no_preheat, open_browser=False,
-                 allow_no_token=args.allow_no_token, pool_size=args.pool_size)
+                 allow_no_token=args.allow_no_token, pool_size=args.pool_size,
+                 lang=args.lang)
 
 
 def _contract(args) -> int:
@@ -118,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--pool-size", type=int, default=None,
                    help="preheated kernels per dashboard (default 1, or "
                         "$CS_ANALYSIS_POOL_SIZE)")
+    v.add_argument("--lang", choices=("en", "ja"), default=None,
+                   help="language of the dashboards' labels when a page's URL has no "
+                        "?lang= (default $CS_ANALYSIS_LANG, else the workspace's `language` "
+                        "setting, else en)")
     v.set_defaults(func=_serve)
 
     c = sub.add_parser("contract", help="print the data contract as Markdown")
