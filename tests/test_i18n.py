@@ -241,3 +241,28 @@ def test_onboarding_dashboard_in_japanese(small_demo):
                                                          "idle"}
     app.filters["segment"].value = "SMB"
     assert app.error is None and app.kpis[0].label.startswith("価値の実感")
+
+
+# -- notebooks say their language ------------------------------------------------------------
+def test_curated_notebooks_say_their_language_and_the_japanese_workshop_matches():
+    import nbformat
+
+    from tests.test_notebooks import ROOT
+
+    paths = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    for path in paths:
+        first = nbformat.read(path, as_version=4).cells[0].source
+        said = re.search(r"^\*\*(?:Language|言語 \(Language\)):\*\*\s*(English|日本語)",
+                         first, re.M)
+        assert said, f"{path.name}: the first cell does not say its language"
+        assert (said.group(1) == "日本語") == path.stem.endswith("_ja"), path.name
+    en = nbformat.read(ROOT / "notebooks/05_journey_alignment_workshop.ipynb", as_version=4)
+    ja = nbformat.read(ROOT / "notebooks/05_journey_alignment_workshop_ja.ipynb", as_version=4)
+    # same calls, cell for cell; only the narrative is translated
+    assert [c.source for c in ja.cells if c.cell_type == "code"] == \
+        [c.source for c in en.cells if c.cell_type == "code"]
+    narrative = [c.source for c in ja.cells if c.cell_type == "markdown"]
+    assert len(narrative) == len([c for c in en.cells if c.cell_type == "markdown"])
+    for text in narrative:
+        assert re.search(r"[\u3040-\u30ff]", text), text[:60]  # kana in every cell
+    assert "ファシリテーター" in narrative[0] and "ジャーニーマップ" in narrative[0]
