@@ -266,3 +266,46 @@ def test_curated_notebooks_say_their_language_and_the_japanese_workshop_matches(
     for text in narrative:
         assert re.search(r"[\u3040-\u30ff]", text), text[:60]  # kana in every cell
     assert "ファシリテーター" in narrative[0] and "ジャーニーマップ" in narrative[0]
+
+
+# -- static exports draw Japanese glyphs ------------------------------------------------------
+def _title_png(title: str, tmp_path, name: str):
+    import numpy as np
+    from PIL import Image
+
+    from cs_analysis import charts
+
+    chart = alt.Chart(alt.Data(values=[{"x": 1}])).mark_point(opacity=0).encode(
+        x=alt.X("x:Q", axis=None)).properties(
+        title=alt.TitleParams(title, fontSize=24), width=320, height=10)
+    path = charts.save(chart, tmp_path / f"{name}.png", scale=1)
+    pixels = np.asarray(Image.open(path).convert("L"))
+    return pixels, int((pixels < 128).sum())
+
+
+def test_png_export_draws_japanese_glyphs_not_boxes(tmp_path):
+    """A Japanese title rendered to PNG has ink, and two different titles of the same
+    length differ (missing glyphs are drawn as identical boxes, or nothing)."""
+    from cs_analysis import charts
+
+    folders = charts.register_fonts()
+    assert folders, f"no Japanese font folder among {charts.FONT_DIRS}: install " \
+        "fonts-ipaexfont-gothic (.ci/run does)"
+    assert "IPAexGothic" in charts.FONT
+    _, blank = _title_png("", tmp_path, "blank")
+    a, ink_a = _title_png("継続率と売上", tmp_path, "a")
+    b, ink_b = _title_png("顧客生存期間", tmp_path, "b")
+    boxes, ink_boxes = _title_png("□□□□□□", tmp_path, "boxes")
+    assert blank == 0
+    assert ink_a > 300 and ink_b > 300  # six ideographs of 24 px draw hundreds of pixels
+    assert a.shape == b.shape and (a != b).sum() > 100
+    assert (a != boxes).sum() > 100 and ink_a != ink_boxes
+
+
+def test_svg_export_names_the_japanese_font(tmp_path):
+    from cs_analysis import charts
+
+    chart = alt.Chart(alt.Data(values=[{"x": 1}])).mark_point().encode(
+        x=alt.X("x:Q", title="契約開始からの期間")).properties(title="継続率と売上")
+    svg = charts.save(chart, tmp_path / "chart.svg").read_text(encoding="utf-8")
+    assert "継続率と売上" in svg and "IPAexGothic" in svg
