@@ -769,12 +769,13 @@ class Dashboard:
             if new is None:
                 continue
             w.unobserve(self._on_filter_change, names="value")
-            try:
-                w.description = new.description
-                if hasattr(w, "options") and tuple(w.options) != tuple(new.options):
-                    value = w.value
-                    w.options = new.options
-                    w.value = value
+            try:  # one consistent state message per widget (labels and selection together)
+                with w.hold_sync():
+                    w.description = new.description
+                    if hasattr(w, "options") and tuple(w.options) != tuple(new.options):
+                        value = w.value
+                        w.options = new.options
+                        w.value = value
             finally:
                 w.observe(self._on_filter_change, names="value")
         self._header.value = _CSS + self._header_html()
