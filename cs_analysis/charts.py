@@ -6,10 +6,18 @@ with no internet: it enables Altair's offline ``jupyter`` renderer, whose JavaSc
 bundled by vl-convert instead of loaded from a CDN (see stack-notes.md), and registers
 the ``cs_analysis`` theme.
 
-Use :func:`show` to display a chart as an interactive, offline ``JupyterChart`` widget.
+Use :func:`show` to display a chart as an interactive, offline ``JupyterChart`` widget,
+and :func:`save` to export it as PNG / SVG / PDF: it registers the Japanese font of
+Debian's ``fonts-ipaexfont-gothic`` (or ``fonts-noto-cjk``) with vl-convert first
+(:func:`register_fonts`), so Japanese titles and labels are drawn, not empty boxes.
+Charts know no languages: titles are written in English and a dashboard translates what
+it shows (:func:`cs_analysis.dashboard.base.relabel_chart`).
 """
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import altair as alt
 
@@ -18,7 +26,12 @@ THEME = "cs_analysis"
 PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948",
            "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]
 GOOD, BAD, NEUTRAL = "#59a14f", "#e15759", "#bab0ac"
-FONT = "system-ui, -apple-system, 'Segoe UI', 'Hiragino Sans', 'Noto Sans JP', sans-serif"
+FONT = ("system-ui, -apple-system, 'Segoe UI', 'Hiragino Sans', 'Noto Sans JP', "
+        "'IPAexGothic', 'Noto Sans CJK JP', sans-serif")
+#: Folders holding Japanese fonts from Debian's packages, tried in order (plus
+#: ``$CS_ANALYSIS_FONT_DIR``): fonts-ipaexfont-gothic, fonts-noto-cjk.
+FONT_DIRS = ("/usr/share/fonts/opentype/ipaexfont-gothic", "/usr/share/fonts/opentype/noto",
+             "/usr/share/fonts/truetype/ipaexfont-gothic")
 
 
 @alt.theme.register(THEME, enable=False)
@@ -48,6 +61,47 @@ def setup() -> None:
     alt.renderers.enable("jupyter", offline=True)
     alt.JupyterChart.enable_offline()
     _SET_UP = True
+
+
+_FONTS_REGISTERED: list[str] | None = None
+
+
+def register_fonts() -> list[str]:
+    """Register the Japanese font folders with vl-convert (once); the folders registered.
+
+    Static exports (PNG, SVG, PDF) are drawn by vl-convert, which only knows the fonts it
+    is told about; without a Japanese font, Japanese titles, labels and segment names
+    come out as empty boxes. Folders: ``$CS_ANALYSIS_FONT_DIR`` (``os.pathsep``-separated)
+    then :data:`FONT_DIRS`, those that exist.
+    """
+    global _FONTS_REGISTERED
+    if _FONTS_REGISTERED is not None:
+        return list(_FONTS_REGISTERED)
+    import vl_convert
+
+    extra = [d for d in os.environ.get("CS_ANALYSIS_FONT_DIR", "").split(os.pathsep) if d]
+    done = []
+    for folder in [*extra, *FONT_DIRS]:
+        if Path(folder).is_dir() and folder not in done:
+            vl_convert.register_font_directory(folder)
+            done.append(folder)
+    _FONTS_REGISTERED = done
+    return list(done)
+
+
+def save(chart: alt.TopLevelMixin, path, *, scale: float = 2.0, **kwargs) -> Path:
+    """Export ``chart`` to ``path`` (``.png``, ``.svg``, ``.pdf``, ``.html``, ``.json``).
+
+    Offline (vl-convert), in the workspace theme, with the Japanese fonts registered
+    (:func:`register_fonts`). ``scale`` multiplies the pixel size of PNG exports.
+    """
+    setup()
+    register_fonts()
+    path = Path(path)
+    if path.suffix.lower() == ".png":
+        kwargs.setdefault("scale_factor", scale)
+    chart.save(str(path), **kwargs)
+    return path
 
 
 def show(chart: alt.TopLevelMixin) -> alt.JupyterChart:

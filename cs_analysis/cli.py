@@ -66,7 +66,7 @@ def _serve(args) -> int:
     return serve(workspace=args.workspace, port=args.port, host=args.host, token=args.token,
                  preheat=not args.no_preheat, open_browser=False,
                  allow_no_token=args.allow_no_token, pool_size=args.pool_size,
-                 redact=args.redact)
+                 redact=args.redact, lang=args.lang)
 
 
 def _contract(args) -> int:
@@ -123,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="for sharing outside the CS team: mask people's names, e-mails and "
                         "phones and show accounts under stable aliases in every table, CSV "
                         "and chart")
+    v.add_argument("--lang", choices=("en", "ja"), default=None,
+                   help="language of the dashboards' labels when a page's URL has no "
+                        "?lang= (default $CS_ANALYSIS_LANG, else the workspace's `language` "
+                        "setting, else en)")
     v.set_defaults(func=_serve)
 
     c = sub.add_parser("contract", help="print the data contract as Markdown")

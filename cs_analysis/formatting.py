@@ -7,12 +7,14 @@ analysis never needs ipywidgets to format a number or escape a value.
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 from typing import Any
 
 import pandas as pd
 
-__all__ = ["esc", "fmt_int", "fmt_money", "fmt_pct", "formula_safe", "is_missing", "to_csv"]
+__all__ = ["esc", "fmt_count", "fmt_date", "fmt_int", "fmt_money", "fmt_month", "fmt_pct",
+           "formula_safe", "is_missing", "to_csv"]
 
 #: First characters that make a spreadsheet read a cell as a formula (OWASP CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -41,12 +43,19 @@ def fmt_int(x) -> str:
     return "–" if is_missing(x) else f"{int(round(x)):,}"
 
 
-def fmt_money(x, currency: str = "USD") -> str:
-    """Money with a currency sign or code, compact (``$1.2M``, ``¥350K``)."""
+def fmt_money(x, currency: str = "USD", lang: str | None = None) -> str:
+    """Money with a currency sign or code, compact (``$1.2M``, ``¥350K``).
+
+    In Japanese (``lang="ja"``) yen are written in full with no decimals (``¥1,234,567``:
+    Japanese readers do not use K/M, and there are no sub-yen amounts); other currencies
+    stay compact. Yen never show decimals in either language.
+    """
     if is_missing(x):
         return "–"
     sign = {"USD": "$", "JPY": "¥", "EUR": "€", "GBP": "£"}.get(currency, "")
     value = float(x)
+    if currency == "JPY" and lang == "ja":
+        return f"{'-' if value < 0 else ''}¥{abs(value):,.0f}"
     for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
         if abs(value) >= div:
             text = f"{value / div:.1f}{suffix}"
@@ -54,6 +63,58 @@ def fmt_money(x, currency: str = "USD") -> str:
     else:
         text = f"{value:,.0f}"
     return f"{sign}{text}" if sign else f"{text} {currency}"
+
+
+#: Counter words (助数詞) of the things dashboards count, in Japanese.
+_COUNTERS_JA = {"accounts": "社", "customers": "社", "companies": "社", "users": "人",
+                "people": "人", "responses": "件", "tickets": "件", "rows": "行",
+                "days": "日", "months": "か月", "cohorts": "コホート"}
+
+
+def fmt_count(x, unit: str = "", lang: str | None = None) -> str:
+    """A count with its unit: ``1,234 accounts``, in Japanese ``1,234社``.
+
+    Japanese uses a counter word (``unit`` is the English word; unknown units are appended
+    as given).
+    """
+    if is_missing(x):
+        return "–"
+    number = f"{int(round(x)):,}"
+    if lang == "ja":
+        counter = _COUNTERS_JA.get(unit, unit)
+        return f"{number}{counter}"
+    return f"{number} {unit}" if unit else number
+
+
+def _as_date(d):
+    if isinstance(d, pd.Timestamp):
+        return None if pd.isna(d) else d.date()
+    if isinstance(d, dt.datetime):
+        return d.date()
+    return d if isinstance(d, dt.date) else None
+
+
+def fmt_date(d, lang: str | None = None) -> str:
+    """A date as ``3 Mar 2024``, or ``2024年3月3日`` in Japanese.
+
+    (Datetimes lose their time; anything else as text, missing as ``–``).
+    """
+    day = _as_date(d)
+    if day is None:
+        return "–" if is_missing(d) else str(d)
+    if lang == "ja":
+        return f"{day.year}年{day.month}月{day.day}日"
+    return f"{day.day} {day.strftime('%b')} {day.year}"
+
+
+def fmt_month(d, lang: str | None = None) -> str:
+    """A month as ``Mar 2024``, or ``2024年3月`` in Japanese."""
+    day = _as_date(d)
+    if day is None:
+        return "–" if is_missing(d) else str(d)
+    if lang == "ja":
+        return f"{day.year}年{day.month}月"
+    return f"{day.strftime('%b')} {day.year}"
 
 
 def formula_safe(frame: pd.DataFrame) -> pd.DataFrame:

@@ -267,7 +267,7 @@ def voila_config(*, port: int = 8866, host: str = "127.0.0.1", token: str | None
 def serve(workspace=None, port: int = 8866, host: str = "127.0.0.1", token: str | None = None,
           preheat: bool = True, open_browser: bool = False, *, allow_no_token: bool = False,
           pool_size: int | None = None, dashboards=None, show_tracebacks: bool = False,
-          redact: bool = False) -> int:
+          redact: bool = False, lang: str | None = None) -> int:
     """Serve every notebook of ``dashboards/`` with Voila until interrupted.
 
     Parameters
@@ -297,6 +297,10 @@ def serve(workspace=None, port: int = 8866, host: str = "127.0.0.1", token: str 
         Redaction mode for sharing outside the CS team: every kernel gets
         ``CS_ANALYSIS_REDACT=1`` and every dashboard table, CSV and chart passes through
         :func:`cs_analysis.redact.redact_view` (people masked, accounts aliased).
+    lang : {"en", "ja"}, optional
+        Language of the dashboards' labels when a page's URL has no ``?lang=``; passed to
+        every kernel as ``CS_ANALYSIS_LANG`` (default: ``$CS_ANALYSIS_LANG``, else each
+        workspace's ``language`` setting, else English; see :mod:`cs_analysis.i18n`).
 
     Returns
     -------
@@ -321,6 +325,7 @@ def serve(workspace=None, port: int = 8866, host: str = "127.0.0.1", token: str 
         return 2
     try:
         target = resolve_workspace(workspace)
+        lang_env = language_env(lang)
     except ServeError as exc:
         print(str(exc), file=sys.stderr)
         return 2
@@ -350,6 +355,7 @@ def serve(workspace=None, port: int = 8866, host: str = "127.0.0.1", token: str 
         from cs_analysis.redact import REDACT_ENV
 
         env[REDACT_ENV] = "1"
+    env.update(lang_env)
 
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
     if ":" in shown_host and not shown_host.startswith("["):
@@ -369,6 +375,26 @@ def serve(workspace=None, port: int = 8866, host: str = "127.0.0.1", token: str 
               f"{url}healthz reports readiness)", flush=True)
         proc = subprocess.Popen(cmd, env=env)
         return _wait(proc)
+
+
+def language_env(lang: str | None) -> dict[str, str]:
+    """The environment that gives the kernels the server's language (``--lang``).
+
+    Empty when ``lang`` is None (the environment's ``CS_ANALYSIS_LANG``, if any, stays).
+
+    Raises
+    ------
+    ServeError
+        For a language the dashboards have no labels in.
+    """
+    from cs_analysis.i18n import ENV, LANGUAGES, normalize
+
+    if lang is None:
+        return {}
+    code = normalize(lang)
+    if code is None:
+        raise ServeError(f"unknown language {lang!r}: choose one of {', '.join(LANGUAGES)}")
+    return {ENV: code}
 
 
 def _wait(proc: subprocess.Popen) -> int:

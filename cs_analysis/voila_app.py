@@ -46,9 +46,11 @@ from voila.app import Voila
 from voila.tornado.handler import TornadoVoilaHandler
 from voila.tornado.treehandler import TornadoVoilaTreeHandler
 
+from cs_analysis.i18n import resolve_language, translator
+
 __all__ = ["DashboardVoila", "main"]
 
-_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+_PAGE = """<!doctype html><html lang="{lang}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">{refresh}
 <title>{title}</title><style>
 body{{font-family:system-ui,-apple-system,"Segoe UI","Hiragino Sans","Noto Sans JP",sans-serif;
@@ -61,9 +63,16 @@ overflow:hidden}} .bar span{{display:block;height:100%;background:#3b6fd4}}
 class="{cls}"><h1>{title}</h1>{body}</main></body></html>"""
 
 
-def _page(title: str, body: str, *, cls: str, refresh: int | None = None) -> str:
+def _page(title: str, body: str, *, cls: str, refresh: int | None = None,
+          lang: str = "en") -> str:
     meta = f'\n<meta http-equiv="refresh" content="{refresh}">' if refresh else ""
-    return _PAGE.format(title=html.escape(title), body=body, cls=cls, refresh=meta)
+    return _PAGE.format(title=html.escape(title), body=body, cls=cls, refresh=meta,
+                        lang=lang)
+
+
+def _request_language(handler: tornado.web.RequestHandler) -> str:
+    """The page's language: ``?lang=``, else the server's (``$CS_ANALYSIS_LANG``)."""
+    return resolve_language(handler.get_query_argument("lang", None))
 
 
 class DashboardVoila(Voila):
@@ -280,24 +289,32 @@ class KernelModelHandler(KernelHandler):
         raise tornado.web.HTTPError(405)
 
 
-def _starting_page(app: DashboardVoila) -> str:
+def _starting_page(app: DashboardVoila, lang: str = "en") -> str:
+    _ = translator(lang)
     state = app.health()
     pools = state["pools"]
     done = sum(1 for nb in pools if app.pool_ready(nb))
     pct = int(100 * done / max(len(pools), 1))
-    body = (f"<p>The dashboards are starting: {done} of {len(pools)} ready.</p>"
+    ready = html.escape(_("The dashboards are starting: {done} of {total} ready.",
+                          done=done, total=len(pools)))
+    wait = html.escape(_("This page reloads by itself; the first start takes a minute "
+                         "while each dashboard computes its numbers once."))
+    body = (f"<p>{ready}</p>"
             f'<div class="bar"><span style="width:{pct}%"></span></div>'
-            '<p class="muted">This page reloads by itself; the first start takes a minute '
-            "while each dashboard computes its numbers once.</p>")
-    return _page("Starting the dashboards…", body, cls="cs-starting", refresh=2)
+            f'<p class="muted">{wait}</p>')
+    return _page(_("Starting the dashboards…"), body, cls="cs-starting", refresh=2,
+                 lang=lang)
 
 
-def _busy_page(app: DashboardVoila) -> str:
-    body = ("<p>Many people are viewing the dashboards right now, and this one has no "
-            "free place for you yet.</p>"
-            f"<p>Please retry in about {app.retry_after} seconds; this page reloads by "
-            "itself.</p>")
-    return _page("The dashboards are busy", body, cls="cs-busy", refresh=app.retry_after)
+def _busy_page(app: DashboardVoila, lang: str = "en") -> str:
+    _ = translator(lang)
+    many = html.escape(_("Many people are viewing the dashboards right now, and this one "
+                         "has no free place for you yet."))
+    retry = html.escape(_("Please retry in about {seconds} seconds; this page reloads by "
+                          "itself.", seconds=app.retry_after))
+    body = f"<p>{many}</p><p>{retry}</p>"
+    return _page(_("The dashboards are busy"), body, cls="cs-busy", refresh=app.retry_after,
+                 lang=lang)
 
 
 class StartingTreeHandler(TornadoVoilaTreeHandler):
@@ -311,7 +328,7 @@ class StartingTreeHandler(TornadoVoilaTreeHandler):
     def get(self, path=""):
         if not self.cs_app.health()["ready"]:
             self.set_header("Cache-Control", "no-store")
-            self.write(_starting_page(self.cs_app))
+            self.write(_starting_page(self.cs_app, _request_language(self)))
             return None
         return super().get(path)
 
@@ -329,7 +346,7 @@ class CappedVoilaHandler(TornadoVoilaHandler):
         notebook = self.notebook_path or path
         if notebook and not app.pool_ready(notebook):
             self.set_header("Cache-Control", "no-store")
-            self.write(_starting_page(app))
+            self.write(_starting_page(app, _request_language(self)))
             return
         # requests still being served count too: ten viewers arriving together all pass
         # a check that counts only the kernels that already exist (the check and the
@@ -341,7 +358,7 @@ class CappedVoilaHandler(TornadoVoilaHandler):
             self.set_status(503)
             self.set_header("Retry-After", str(app.retry_after))
             self.set_header("Cache-Control", "no-store")
-            self.write(_busy_page(app))
+            self.write(_busy_page(app, _request_language(self)))
             return
         app._pending[notebook] = pending + 1
         try:

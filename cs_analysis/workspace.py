@@ -57,6 +57,7 @@ ACCOUNT_FILTERS = ("segment", "plan", "region", "industry", "csm_owner", "touch_
 DEFAULT_CONFIG: dict[str, Any] = {
     "timezone": "UTC",
     "currency": "USD",
+    "language": None,  # labels of dashboards (en, ja); see cs_analysis.i18n
     "as_of": None,
     "survey_scales": {},
 }

@@ -114,7 +114,7 @@ def test_landing_page_lists_every_dashboard(server, page):
         card = page.locator(f'.cs-card[data-dashboard="{info.name}"]')
         expect(card).to_contain_text(info.title)
         expect(card).to_contain_text(info.question)
-        assert card.get_attribute("href") == info.href
+        assert card.get_attribute("href") == f"{info.href}?lang=en"  # the language carries
     expect(page.locator(".cs-error")).to_have_count(0)
     screenshot(page, "index")
     assert page.recorder.external() == []

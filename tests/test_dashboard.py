@@ -146,7 +146,7 @@ def test_landing_lists_each_dashboard_with_its_question_escaped(tmp_path):
     write_nb(tmp_path / "c.ipynb", HEADER)
     page = landing(tmp_path).value
     hrefs = re.findall(r'class="cs-card" href="([^"]+)"', page)
-    assert hrefs == ["a.ipynb", "c.ipynb"]
+    assert hrefs == ["a.ipynb?lang=en", "c.ipynb?lang=en"]  # the page's language carries
     assert "A &amp; B" in page and "Is &lt;b&gt;x&lt;/b&gt; real?" in page
     assert "<b>x</b>" not in page
     assert "Who is stuck?" in page

@@ -64,9 +64,10 @@ import pandas as pd
 
 from cs_analysis import redact
 from cs_analysis.formatting import esc, fmt_int, fmt_money, fmt_pct, is_missing, to_csv
+from cs_analysis.i18n import LANGUAGE_NAMES, LANGUAGES, N_, resolve_language, translator
 
 #: Label of the "no filter" choice of a dropdown filter.
-ALL = "All"
+ALL = N_("All")
 #: Name of the landing notebook in ``dashboards/``; :func:`discover` skips it.
 LANDING = "index.ipynb"
 
@@ -96,7 +97,9 @@ __all__ = [
     "fmt_int",
     "fmt_money",
     "fmt_pct",
+    "follow_request",
     "range_filter",
+    "relabel_chart",
     "read_info",
     "table_html",
     "toggle_filter",
@@ -261,7 +264,7 @@ class KPI:
     format: Callable[[Any], str] = fmt_pct
     detail: str = ""
     n: int | None = None
-    n_label: str = "accounts"
+    n_label: str = N_("accounts")
     warning: str = ""
     pending: bool = False
 
@@ -272,10 +275,17 @@ class KPI:
             return "…"
         return "–" if is_missing(self.value) else self.format(self.value)
 
-    def html(self) -> str:
-        """The tile's HTML (``div.cs-kpi``), every text escaped."""
-        n = (f'<div class="cs-kpi-n">n = {fmt_int(self.n)} {esc(self.n_label)}</div>'
-             if self.n is not None else "")
+    def html(self, t: Callable[..., str] | None = None) -> str:
+        """The tile's HTML (``div.cs-kpi``), every text escaped.
+
+        ``t`` translates :attr:`n_label` (an English message id such as "accounts").
+        """
+        t = t or translator()
+        _ = t
+        n = ""
+        if self.n is not None:
+            n_text = _("n = {n} {unit}", n=fmt_int(self.n), unit=_(self.n_label))
+            n = f'<div class="cs-kpi-n">{esc(n_text)}</div>'
         warn = (f'<div class="cs-kpi-warning">{esc(self.warning)}</div>'
                 if self.warning else "")
         cls = "cs-kpi cs-pending" if self.pending else "cs-kpi"
@@ -324,7 +334,7 @@ class Panel:
     chart: Any = None
     caption: str = ""
     wide: bool = False
-    empty: str = "Nothing to show for this selection."
+    empty: str = N_("Nothing to show for this selection.")
     pending: bool = False
     renderer: str = "svg"
     build: Callable[[], Any] | None = field(default=None, compare=False, repr=False)
@@ -371,7 +381,7 @@ class View:
     panels: list[Panel] = field(default_factory=list)
     table: pd.DataFrame | Callable[[], pd.DataFrame] | None = field(
         default_factory=pd.DataFrame)
-    table_title: str = "Data"
+    table_title: str = N_("Data")
     table_formats: dict[str, Callable[[Any], str]] = field(default_factory=dict)
     table_columns: list[str] | None = None
     table_labels: dict[str, str] = field(default_factory=dict)
@@ -388,28 +398,32 @@ class View:
             panels=[p if p.pending else p.built() for p in self.panels])
 
 
-def friendly_error(exc: BaseException) -> tuple[str, str]:
+def friendly_error(exc: BaseException, t: Callable[..., str] | None = None) -> tuple[str, str]:
     """A (message, hint) pair a stakeholder can act on, for any exception.
 
     The package's own errors (:class:`~cs_analysis.errors.CSAnalysisError`: a workspace
     without a table, a criteria file with a mistake on line 12, a group too small to
     compare) are written for people and shown as they are; anything else is reported by
-    type only, with its details in the server log.
+    type only, with its details in the server log. ``t`` translates the hints and the
+    framework's own messages (:func:`cs_analysis.i18n.translator`; default English).
     """
+    _ = t or translator()
     from cs_analysis.errors import CSAnalysisError
     from cs_analysis.workspace import WorkspaceError
 
     if isinstance(exc, WorkspaceError):
-        return (str(exc), "Ask your CS analyst to load the missing data with "
-                          "`cs-analysis load`, or open another workspace.")
+        return (str(exc), _("Ask your CS analyst to load the missing data with "
+                            "`cs-analysis load`, or open another workspace."))
     if isinstance(exc, CSAnalysisError):
-        return (str(exc), "Change the filters, or ask your CS analyst to fix the file or "
-                          "setting named above.")
+        return (str(exc), _("Change the filters, or ask your CS analyst to fix the file or "
+                            "setting named above."))
     if isinstance(exc, FileNotFoundError):
-        return (f"A file this dashboard needs is missing: {exc.filename or exc}",
-                "Ask your CS analyst to check the workspace path.")
-    return (f"Something went wrong while computing this view ({type(exc).__name__}).",
-            "The details are in the dashboard server's log.")
+        return (_("A file this dashboard needs is missing: {name}",
+                  name=exc.filename or exc),
+                _("Ask your CS analyst to check the workspace path."))
+    return (_("Something went wrong while computing this view ({kind}).",
+              kind=type(exc).__name__),
+            _("The details are in the dashboard server's log."))
 
 
 def _log_exception(exc: BaseException) -> None:
@@ -429,7 +443,9 @@ def _log_exception(exc: BaseException) -> None:
     traceback.print_exception(exc, file=stream)
 
 
-def _error_html(message: str, hint: str = "", title: str = "This view cannot be shown") -> str:
+def _error_html(message: str, hint: str = "", title: str = N_("This view cannot be shown"),
+                t: Callable[..., str] | None = None) -> str:
+    title = (t or translator())(title)
     hint_html = f'<div class="cs-error-hint">{esc(hint)}</div>' if hint else ""
     return (f'<div class="cs-error" role="alert"><div class="cs-error-title">{esc(title)}'
             f'</div><div class="cs-error-message">{esc(message)}</div>{hint_html}</div>')
@@ -508,6 +524,9 @@ _CSS = """
 .cs-card-title { font-size: 17px; font-weight: 650; color: var(--cs-accent); }
 .cs-card-question { font-size: 14px; color: #243b53; margin: 6px 0; }
 .cs-card-audience { font-size: 12.5px; color: #627d98; }
+.cs-lang { display: flex; gap: 10px; justify-content: flex-end; font-size: 12.5px; }
+.cs-lang-option { color: var(--cs-accent) !important; text-decoration: none; }
+.cs-lang-current { font-weight: 700; color: #102a43 !important; }
 @media (max-width: 900px) { .cs-charts { grid-template-columns: minmax(0, 1fr); } }
 </style>
 """
@@ -522,16 +541,23 @@ def _filter(widget: widgets.Widget, name: str) -> widgets.Widget:
 
 
 def choice_filter(name: str, label: str, options: Sequence[str], *,
-                  all_label: str | None = ALL, value: str | None = None) -> widgets.Dropdown:
+                  all_label: str | None = ALL, value: str | None = None,
+                  t: Callable[..., str] | None = None) -> widgets.Dropdown:
     """A dropdown of fixed ``options``, with an ``All`` choice first unless ``all_label=None``.
+
+    ``t`` translates the ``All`` choice's label; its value stays :data:`ALL`.
 
     Returns
     -------
     ipywidgets.Dropdown
         With CSS classes ``cs-filter`` and ``cs-filter-<name>``.
     """
-    opts = ([all_label] if all_label else []) + [str(o) for o in options]
-    w = widgets.Dropdown(options=opts, value=value if value is not None else opts[0],
+    opts: list = ([all_label] if all_label else []) + [str(o) for o in options]
+    shown = (t or translator())(all_label) if all_label else all_label  # ALL is marked
+    if shown != all_label:  # (label, value) pairs: the value stays ALL
+        opts = [(shown, all_label)] + [(o, o) for o in opts[1:]]
+    default = all_label if all_label else opts[0] if opts else None
+    w = widgets.Dropdown(options=opts, value=value if value is not None else default,
                          description=label, layout=widgets.Layout(width="220px"))
     return _filter(w, name)
 
@@ -565,8 +591,15 @@ def range_filter(name: str, label: str, options: Sequence, *,
     return _filter(w, name)
 
 
+#: Labels of the account filters (English message ids, translated where shown).
+ACCOUNT_LABELS = {"segment": N_("Segment"), "plan": N_("Plan"), "region": N_("Region"),
+                  "industry": N_("Industry"), "csm_owner": N_("CSM"),
+                  "touch_model": N_("Touch model")}
+
+
 def account_filters(ws, columns: Sequence[str] = ("segment", "plan", "region"),
-                    labels: Mapping[str, str] | None = None) -> dict[str, widgets.Dropdown]:
+                    labels: Mapping[str, str] | None = None,
+                    t: Callable[..., str] | None = None) -> dict[str, widgets.Dropdown]:
     """Dropdown filters over ``accounts`` columns, with the values the workspace holds.
 
     Columns the workspace's ``accounts`` table lacks are left out (no empty filter), and
@@ -574,6 +607,7 @@ def account_filters(ws, columns: Sequence[str] = ("segment", "plan", "region"),
     Options come from the whole workspace, not a scope, so they do not change as other
     filters move. Pair with :meth:`Dashboard.scoped`.
     """
+    t = t or translator()
     labels = dict(labels or {})
     present = [c for c in columns if ws.has("accounts", c)
                and not (redact.enabled() and c in redact.PERSON_COLUMNS)]  # names listed
@@ -583,8 +617,8 @@ def account_filters(ws, columns: Sequence[str] = ("segment", "plan", "region"),
     out = {}
     for col in present:
         values = acc[[col]].distinct().to_pandas()[col].dropna().astype(str)
-        out[col] = choice_filter(col, labels.get(col, col.replace("_", " ").capitalize()),
-                                 sorted(values))
+        label = labels.get(col) or t(ACCOUNT_LABELS.get(col, col.replace("_", " ").capitalize()))
+        out[col] = choice_filter(col, label, sorted(values), t=t)
     return out
 
 
@@ -600,9 +634,11 @@ class ErrorPanel:
         Heading of the panel.
     """
 
-    def __init__(self, message: str, hint: str = "", title: str = "This dashboard cannot open"):
+    def __init__(self, message: str, hint: str = "",
+                 title: str = N_("This dashboard cannot open"), lang: str | None = None):
         self.message, self.hint = message, hint
-        box = widgets.HTML(_CSS + _error_html(message, hint, title))
+        self.lang = resolve_language(lang)
+        box = widgets.HTML(_CSS + _error_html(message, hint, title, translator(self.lang)))
         self.widget = widgets.VBox([box])
         self.widget.add_class("cs-app")
 
@@ -638,6 +674,11 @@ class Dashboard:
         Passed to time-dependent analyses; default the workspace's as-of date.
     cache_size : int
         Number of filter combinations whose views are kept.
+    lang : {"en", "ja"}, optional
+        Language of the labels (:func:`cs_analysis.i18n.resolve_language`: this, else
+        ``?lang=`` of the page's URL when the kernel knows it, else
+        ``$CS_ANALYSIS_LANG``, else the workspace's ``language`` setting, else English).
+        :meth:`set_language` switches it later.
 
     Attributes
     ----------
@@ -661,8 +702,11 @@ class Dashboard:
     max_inline_csv: ClassVar[int] = 262_144
 
     def __init__(self, ws, *, info: DashboardInfo | None = None, as_of=None,
-                 cache_size: int = 32):
+                 cache_size: int = 32, lang: str | None = None):
         self.ws = ws
+        self.lang = resolve_language(lang or _url_language(), ws)
+        #: Translates a label into :attr:`lang` (``_ = self.t; _("Grain")`` in subclasses).
+        self.t = translator(self.lang)
         self.as_of = as_of
         self.info = info if info is not None else self._default_info()
         self._cache: OrderedDict[tuple, View] = OrderedDict()
@@ -696,7 +740,8 @@ class Dashboard:
         # redraw of the table and delay the first chart (8,000 comments: 1.9 MB)
         self._download = widgets.HTML("")
         self._download.add_class("cs-download-box")
-        self._prepare = widgets.Button(description="Prepare the CSV download")
+        _ = self.t
+        self._prepare = widgets.Button(description=_("Prepare the CSV download"))
         self._prepare.add_class("cs-download-prepare")
         self._prepare.layout.display = "none"
         self._prepare.on_click(lambda _b: self._prepare_download())
@@ -709,6 +754,38 @@ class Dashboard:
         self.refresh()
         for w in self.filters.values():
             w.observe(self._on_filter_change, names="value")
+
+    def set_language(self, lang) -> None:
+        """Show every label in ``lang`` (unknown codes: left as is).
+
+        Keeps the filters' values and redraws the header, the filters' labels and choices,
+        then the view (the data
+        the views share stay memoized, so only labels and charts are redone).
+        """
+        code = resolve_language(lang, self.ws) if lang else None
+        if not code or code == self.lang:
+            return
+        self.lang, self.t = code, translator(code)
+        fresh = dict(self.make_filters())
+        for name, w in self.filters.items():
+            new = fresh.get(name)
+            if new is None:
+                continue
+            w.unobserve(self._on_filter_change, names="value")
+            try:  # one consistent state message per widget (labels and selection together)
+                with w.hold_sync():
+                    w.description = new.description
+                    if hasattr(w, "options") and tuple(w.options) != tuple(new.options):
+                        value = w.value
+                        w.options = new.options
+                        w.value = value
+            finally:
+                w.observe(self._on_filter_change, names="value")
+        self._header.value = _CSS + self._header_html()
+        _ = self.t
+        self._prepare.description = _("Prepare the CSV download")
+        self._cache.clear()
+        self.refresh()
 
     # -- to implement ---------------------------------------------------------------
     def make_filters(self) -> Mapping[str, widgets.Widget]:
@@ -834,7 +911,9 @@ class Dashboard:
         months = range(lo.year * 12 + lo.month - 1, hi.year * 12 + hi.month)
         if len(months) < 2:
             return None
-        return range_filter("cohorts", "Signup cohorts", [(month_label(m), m) for m in months])
+        _ = self.t
+        return range_filter("cohorts", _("Signup cohorts"),
+                            [(month_label(m, self.lang), m) for m in months])
 
     def cohort_scope(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """``{"signup_between": (first day, last day)}`` for a narrowed cohorts filter, else {}."""
@@ -878,7 +957,7 @@ class Dashboard:
 
     # -- launching ----------------------------------------------------------------
     @classmethod
-    def launch(cls, workspace=None, **kwargs):
+    def launch(cls, workspace=None, *, lang: str | None = None, **kwargs):
         """Open ``workspace`` and build the dashboard, or a friendly :class:`ErrorPanel`.
 
         Parameters
@@ -886,6 +965,8 @@ class Dashboard:
         workspace : str, Path, Workspace or None
             What :func:`~cs_analysis.workspace.open_workspace` accepts ('' or None: the
             ``CS_WORKSPACE`` environment variable, else the demo), or an open workspace.
+        lang : str, optional
+            Language of the labels (default: :func:`~cs_analysis.i18n.resolve_language`).
         **kwargs
             Passed to the class.
         """
@@ -897,12 +978,13 @@ class Dashboard:
         try:
             ws = workspace if isinstance(workspace, Workspace) else open_workspace(
                 workspace or None)
-            app = cls(ws, **kwargs)
+            app = cls(ws, lang=lang, **kwargs)
             app.warm_up()
         except Exception as exc:  # noqa: BLE001 - shown to people, logged for analysts
             _log_exception(exc)
-            message, hint = friendly_error(exc)
-            return ErrorPanel(message, hint)
+            code = resolve_language(lang or _url_language())
+            message, hint = friendly_error(exc, translator(code))
+            return ErrorPanel(message, hint, lang=code)
         _freeze_heap()
         return app
 
@@ -919,18 +1001,20 @@ class Dashboard:
                              question="", audience="")
 
     def _header_html(self) -> str:
+        _ = self.t
         meta = []
         if self.info.audience:
-            meta.append(f"For {esc(self.info.audience.rstrip('.'))}")
+            meta.append(esc(_("For {audience}", audience=_(self.info.audience).rstrip("."))))
         try:
             as_of = self.as_of or self.ws.as_of
-            meta.append(f"Data as of {esc(date_text(as_of))}")
+            meta.append(esc(_("Data as of {date}", date=date_text(as_of, self.lang))))
         except Exception:  # noqa: BLE001 - a header must never fail
             pass
-        question = (f'<p class="cs-question">{esc(self.info.question)}</p>'
+        question = (f'<p class="cs-question">{esc(_(self.info.question))}</p>'
                     if self.info.question else "")
-        return (f'<div class="cs-header"><h1 class="cs-title">{esc(self.info.title)}</h1>'
-                f'{question}<p class="cs-meta">{" · ".join(meta)}</p></div>')
+        return (f'<div class="cs-header"><h1 class="cs-title">{esc(_(self.info.title))}</h1>'
+                f'{question}<p class="cs-meta">{" · ".join(meta)}</p>'
+                f'{language_switch(self.lang)}</div>')
 
     def _on_filter_change(self, change) -> None:
         self.refresh()
@@ -953,14 +1037,14 @@ class Dashboard:
                 self._draw(view)
         except Exception as exc:  # noqa: BLE001 - shown to people, logged for analysts
             _log_exception(exc)
-            self._show_error(*friendly_error(exc))
+            self._show_error(*friendly_error(exc, self.t))
         finally:
             self.widget.remove_class("cs-busy")
 
     def _show_error(self, message: str, hint: str = "") -> None:
         self.view = None
         self.error = message
-        self._message.value = _error_html(message, hint)
+        self._message.value = _error_html(message, hint, t=self.t)
         for w in (self._kpis, self._charts, self._table, self._prepare):
             w.layout.display = "none"
         self._download.value = ""
@@ -976,7 +1060,7 @@ class Dashboard:
         scope = f'<div class="cs-scope">{esc(view.scope)}</div>' if view.scope else ""
         self._message.value = scope + (f'<div class="cs-notes">{notes}</div>' if notes else "")
         self._kpis.value = ('<div class="cs-kpis-grid">'
-                            + "".join(k.html() for k in view.kpis) + "</div>")
+                            + "".join(k.html(self.t) for k in view.kpis) + "</div>")
         self._kpis.layout.display = None if view.kpis else "none"
         self._draw_panels(view.panels)
         self._draw_table(view)
@@ -984,19 +1068,22 @@ class Dashboard:
     def _draw_panels(self, panels: Sequence[Panel]) -> None:
         import altair as alt
 
+        _ = self.t
+        updating = esc(_("updating…"))
         boxes = []
         for p in panels:
             # a panel is one VBox: [title + caption (HTML), chart or placeholder]
             box = self._panel_boxes.get(p.key)
             if box is None:
-                text = widgets.HTML('<div class="cs-chart-empty">Computing…</div>')
+                computing = esc(_("Computing…"))
+                text = widgets.HTML(f'<div class="cs-chart-empty">{computing}</div>')
                 self._panel_texts[p.key] = text
                 box = widgets.VBox([widgets.HTML(), text])
                 box.add_class("cs-chart")
                 box.add_class(f"cs-chart-{p.key}")
                 self._panel_boxes[p.key] = box
             head = box.children[0]
-            mark = ' <span class="cs-updating">updating…</span>' if p.pending else ""
+            mark = (f' <span class="cs-updating">{updating}</span>' if p.pending else "")
             caption = (f'<div class="cs-chart-caption">{esc(p.caption)}</div>'
                        if p.caption else "")
             if p.pending and not p.caption:  # keep the caption drawn, until the next stage
@@ -1014,7 +1101,7 @@ class Dashboard:
             box.remove_class("cs-pending")
             if p.chart is None:
                 body = self._panel_texts[p.key]
-                body.value = f'<div class="cs-chart-empty">{esc(p.empty)}</div>'
+                body.value = f'<div class="cs-chart-empty">{esc(self.t(p.empty))}</div>'
             else:
                 chart = _fixed_width(p.chart, p.wide)
                 body = self._chart_widgets.get(p.key)
@@ -1047,19 +1134,23 @@ class Dashboard:
         if view.table_columns:
             shown = shown[[c for c in view.table_columns if c in shown.columns]]
         body = table_html(shown, view.table_formats, view.table_labels)
-        more = (f'<div class="cs-table-more">Showing {len(shown):,} of {len(frame):,} rows; '
-                "the CSV has them all.</div>" if len(frame) > len(shown) else "")
+        _ = self.t
+        more = ('<div class="cs-table-more">'
+                + esc(_("Showing {shown:,} of {total:,} rows; the CSV has them all.",
+                        shown=len(shown), total=len(frame)))
+                + "</div>" if len(frame) > len(shown) else "")
         uri = csv_data_uri(frame)
         if len(uri) <= self.max_inline_csv:
-            link = _download_link(view.csv_name, uri, len(frame))
+            link = _download_link(view.csv_name, uri, len(frame), _)
         else:
             link = ""
             self._download_frame, self._download_name = frame, view.csv_name
-            self._prepare.description = f"Prepare the CSV download ({len(frame):,} rows)"
+            self._prepare.description = _("Prepare the CSV download ({rows:,} rows)",
+                                          rows=len(frame))
             self._prepare.layout.display = None
         self._table.value = (
             f'<div class="cs-table-head"><span class="cs-table-title">'
-            f'{esc(view.table_title)}</span>{link}</div>'
+            f'{esc(_(view.table_title))}</span>{link}</div>'
             f'<div class="cs-table-scroll">{body}</div>{more}')
 
     def _prepare_download(self) -> None:
@@ -1068,16 +1159,18 @@ class Dashboard:
         if frame is None:
             return
         self._download.value = _download_link(self._download_name, csv_data_uri(frame),
-                                              len(frame))
+                                              len(frame), self.t)
         self._prepare.layout.display = "none"
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
 
 
-def _download_link(name: str, uri: str, rows: int) -> str:
-    return (f'<a class="cs-download" download="{esc(name)}" href="{esc(uri)}">Download CSV '
-            f'({rows:,} rows)</a>')
+def _download_link(name: str, uri: str, rows: int,
+                   t: Callable[..., str] | None = None) -> str:
+    _ = t or translator()
+    text = _("Download CSV ({rows:,} rows)", rows=rows)
+    return f'<a class="cs-download" download="{esc(name)}" href="{esc(uri)}">{esc(text)}</a>'
 
 
 def table_html(frame: pd.DataFrame, formats: Mapping[str, Callable[[Any], str]] | None = None,
@@ -1195,50 +1288,180 @@ def _freeze(value):
     return value
 
 
-def date_text(d) -> str:
-    """A date as ``"3 Mar 2024"`` (datetimes lose their time; anything else as text)."""
-    if isinstance(d, dt.datetime):
-        d = d.date()
-    return d.strftime("%d %b %Y").lstrip("0") if isinstance(d, dt.date) else str(d)
+def date_text(d, lang: str | None = None) -> str:
+    """A date as ``"3 Mar 2024"``, or ``"2024年3月3日"`` in Japanese.
+
+    Datetimes lose their time; anything else as text). See :func:`cs_analysis.formatting.fmt_date`.
+    """
+    from cs_analysis.formatting import fmt_date
+
+    return fmt_date(d, lang)
 
 
 # -- the landing page ----------------------------------------------------------------
-def landing_html(infos: Sequence[DashboardInfo] | None = None) -> str:
-    """The landing page's HTML: one card per dashboard with the question it answers."""
+def _url_language() -> str | None:
+    """``?lang=`` of the page's URL when the kernel knows it already.
+
+    (A kernel Voila
+    starts for a request has ``$QUERY_STRING``; a preheated one learns it later, see
+    :func:`follow_request`).
+    """
+    from cs_analysis.i18n import language_from_query
+
+    return language_from_query()
+
+
+def language_switch(lang: str) -> str:
+    """Links that reopen the page in each language (``?lang=en``, ``?lang=ja``)."""
+    links = "".join(
+        f'<a class="cs-lang-option{" cs-lang-current" if code == lang else ""}" '
+        f'href="?lang={code}" hreflang="{code}" data-lang="{code}">'
+        f"{esc(LANGUAGE_NAMES[code])}</a>" for code in LANGUAGES)
+    return f'<nav class="cs-lang" aria-label="Language / 言語">{links}</nav>'
+
+
+def landing_html(infos: Sequence[DashboardInfo] | None = None,
+                 lang: str | None = None) -> str:
+    """The landing page's HTML: one card per dashboard with the question it answers.
+
+    In ``lang`` (default :func:`~cs_analysis.i18n.resolve_language`), with a language
+    switch; each card's link carries ``?lang=`` so the dashboard opens in it too.
+    """
+    lang = resolve_language(lang)
+    _ = translator(lang)
+    for_audience = _("For {audience}")
     infos = discover() if infos is None else list(infos)
     cards = "".join(
-        f'<a class="cs-card" href="{esc(i.href)}" data-dashboard="{esc(i.name)}">'
-        f'<div class="cs-card-title">{esc(i.title)}</div>'
-        f'<div class="cs-card-question">{esc(i.question)}</div>'
-        f'<div class="cs-card-audience">For {esc(i.audience.rstrip("."))}</div></a>'
+        f'<a class="cs-card" href="{esc(i.href)}?lang={lang}" data-dashboard="{esc(i.name)}">'
+        f'<div class="cs-card-title">{esc(_(i.title))}</div>'
+        f'<div class="cs-card-question">{esc(_(i.question))}</div>'
+        f'<div class="cs-card-audience">{esc(for_audience.format(audience=_(i.audience).rstrip(".")))}</div></a>'  # noqa: E501
         for i in infos
     )
     if not cards:
-        cards = '<div class="cs-note">No dashboards in this folder yet.</div>'
-    return (_CSS + '<div class="cs-landing"><h1>Customer Success dashboards</h1>'
-            '<p class="cs-lead">Pick the question you want answered. Every number shows '
-            'the sample size behind it.</p>'
+        empty = esc(_("No dashboards in this folder yet."))
+        cards = f'<div class="cs-note">{empty}</div>'
+    heading = esc(_("Customer Success dashboards"))
+    lead = esc(_("Pick the question you want answered. Every number shows the sample size "
+                 "behind it."))
+    return (_CSS + f'<div class="cs-landing" lang="{lang}">{language_switch(lang)}'
+            f'<h1>{heading}</h1><p class="cs-lead">{lead}</p>'
             f'<div class="cs-cards">{cards}</div></div>')
 
 
-def landing(folder=None) -> widgets.HTML:
+class LandingPage(widgets.HTML):
+    """The landing page widget; :meth:`set_language` redraws it in another language."""
+
+    def __init__(self, folder=None, lang: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.folder = folder
+        self.lang = resolve_language(lang or _url_language())
+        self.add_class("cs-landing-box")
+        self._render()
+
+    def _render(self) -> None:
+        _ = translator(self.lang)
+        try:
+            self.value = landing_html(discover(self.folder), self.lang)
+        except DashboardSpecError as exc:
+            _log_exception(exc)
+            self.value = _CSS + _error_html(
+                str(exc), _("Fix the notebook's first markdown cell."),
+                N_("A dashboard is misconfigured"), _)
+
+    def set_language(self, lang) -> None:
+        """Redraw in ``lang`` (unknown codes: left as is)."""
+        from cs_analysis.i18n import normalize
+
+        code = normalize(lang)
+        if code and code != self.lang:
+            self.lang = code
+            self._render()
+
+
+def landing(folder=None, lang: str | None = None) -> LandingPage:
     """The landing page widget listing every dashboard of ``folder`` (default: served one).
 
     A malformed dashboard notebook shows as a friendly error rather than breaking the list.
     """
+    return LandingPage(folder, lang)
+
+
+def follow_request(app) -> None:
+    """In a preheated Voila kernel, wait for the viewer, then show the URL's language.
+
+    A preheated kernel draws its page before anyone asks for it, in the server's
+    language; this waits for the request (:func:`voila.utils.wait_for_request`, a no-op
+    outside preheated Voila) and, when its ``?lang=`` differs, relabels ``app`` (a
+    :class:`Dashboard` or the landing page; anything else is left alone). Put it in the
+    dashboard notebook's last cell, after the cell that displays the app.
+    """
+    if not hasattr(app, "set_language"):
+        return
     try:
-        body = landing_html(discover(folder))
-    except DashboardSpecError as exc:
-        _log_exception(exc)
-        body = _CSS + _error_html(str(exc), "Fix the notebook's first markdown cell.",
-                                  "A dashboard is misconfigured")
-    w = widgets.HTML(body)
-    w.add_class("cs-landing-box")
-    return w
+        from voila.utils import wait_for_request
+
+        wait_for_request()
+    except ImportError:  # pragma: no cover - voila is a dependency
+        pass
+    lang = _url_language()
+    if lang:
+        app.set_language(lang)
 
 
 # -- helpers shared by the analysis dashboards ---------------------------------------------
-def fit_chart(chart, width: int | None = PANEL_WIDTH, height: int = 260):
+#: Axis, legend and tooltip titles of the charts the dashboards show (English message
+#: ids, as :mod:`cs_analysis.charts` writes them; :func:`relabel_chart` translates them).
+CHART_TITLES = (
+    N_("Periods since signup"), N_("Signup cohort"), N_("cohort"), N_("period"),
+    N_("period ends"), N_("accounts in cohort"), N_("retained"), N_("rate"),
+    N_("observable (period not over yet)"), N_("Days since signup"), N_("MRR"),
+    N_("12 months ending"), N_("window end"), N_("MRR at start"),
+    N_("segment"), N_("plan"), N_("region"), N_("group"),
+    N_("Days since the onboarding clock started"), N_("target (days)"), N_("median days"),
+    N_("median, lower"), N_("median, upper"), N_("target days"), N_("within target"),
+    N_("within, lower"), N_("within, upper"), N_("actually within target (churn counted)"),
+    N_("Days"), N_("Stalled onboardings"),
+)
+
+
+def relabel_chart(chart, t: Callable[..., str] | None):
+    """A copy of ``chart`` with its axis, legend and tooltip titles translated.
+
+    Translated by ``t`` (titles without a translation stay). The chart's data are not copied.
+
+    Charts keep English titles (:mod:`cs_analysis.charts` knows no languages); a
+    dashboard relabels what it shows, once per chart (not per data row).
+    """
+    if t is None or getattr(t, "lang", "en") == "en":
+        return chart
+    import altair as alt
+
+    def walk(obj):
+        if isinstance(obj, alt.SchemaBase):
+            kwds = obj._kwds
+            for key, value in list(kwds.items()):
+                if key in ("data", "datasets"):
+                    continue
+                if key == "title" and isinstance(value, str):
+                    kwds[key] = t(value)
+                else:
+                    walk(value)
+        elif isinstance(obj, list | tuple):
+            for item in obj:
+                walk(item)
+        elif isinstance(obj, dict):
+            for key, value in obj.items():
+                if key not in ("data", "datasets"):
+                    walk(value)
+
+    chart = chart.copy(deep=True)
+    walk(chart)
+    return chart
+
+
+def fit_chart(chart, width: int | None = PANEL_WIDTH, height: int = 260,
+              t: Callable[..., str] | None = None):
     """A chart from :mod:`cs_analysis.charts` laid out for a half-width dashboard panel.
 
     The panel shows the title, so the chart's own is dropped. Single (layered) charts get
@@ -1255,6 +1478,9 @@ def fit_chart(chart, width: int | None = PANEL_WIDTH, height: int = 260):
         Plot width in pixels (default :data:`PANEL_WIDTH`); None keeps the chart's own.
     height : int
         Plot height in pixels.
+    t : callable, optional
+        The dashboard's translator: axis, legend and tooltip titles are translated
+        (:func:`relabel_chart`).
 
     Returns
     -------
@@ -1263,16 +1489,21 @@ def fit_chart(chart, width: int | None = PANEL_WIDTH, height: int = 260):
     """
     import altair as alt
 
-    chart = chart.copy(deep=False)
+    chart = relabel_chart(chart, t).copy(deep=False)
     chart.title = alt.Undefined
     if width is not None and isinstance(chart, alt.Chart | alt.LayerChart):
         chart = chart.properties(width=width, height=height)
     return chart
 
 
-def month_label(index: int) -> str:
-    """``"Mar 2024"`` for a month index ``year * 12 + month - 1`` (as in the workspace)."""
-    return dt.date(index // 12, index % 12 + 1, 1).strftime("%b %Y")
+def month_label(index: int, lang: str | None = None) -> str:
+    """``"Mar 2024"`` (``"2024年3月"`` in Japanese) for a month index.
+
+    The index is ``year * 12 + month - 1`` (as in the workspace).
+    """
+    from cs_analysis.formatting import fmt_month
+
+    return fmt_month(dt.date(index // 12, index % 12 + 1, 1), lang)
 
 
 def month_range(first: int, last: int | None = None) -> tuple[dt.date, dt.date]:

@@ -17,6 +17,7 @@ from cs_analysis.dashboard.base import (
     Dashboard,
     Panel,
     View,
+    _url_language,
     account_filters,
     choice_filter,
     esc,
@@ -106,7 +107,7 @@ class JourneyWorkshopDashboard(Dashboard):
     # -- dashboard --------------------------------------------------------------------
     def make_filters(self):
         """Segment (scope) and the split of the stage data."""
-        out = dict(account_filters(self.ws, ("segment",)))
+        out = dict(account_filters(self.ws, ("segment",), t=self.t))
         out["split"] = choice_filter("split", "Split by", [label for label, _ in _SPLITS],
                                      all_label=None)
         return out
@@ -432,6 +433,9 @@ def resume(app) -> Any:
         except ImportError:  # pragma: no cover - voila is a dependency
             pass
         app.reload_draft()
+        lang = _url_language()  # the request's ?lang= (see follow_request)
+        if lang:
+            app.set_language(lang)
     return None
 
 
@@ -473,7 +477,7 @@ class SharedGoalsDashboard(Dashboard):
 
     def make_filters(self):
         """Segment, grain, and whether to split the lines by segment."""
-        out = dict(account_filters(self.ws, ("segment",)))
+        out = dict(account_filters(self.ws, ("segment",), t=self.t))
         out["grain"] = toggle_filter("grain", "Periods", [("Quarter", "quarter"),
                                                           ("Month", "month")])
         if self.ws.has("accounts", "segment"):

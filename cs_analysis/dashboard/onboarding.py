@@ -24,6 +24,8 @@ from cs_analysis.dashboard.base import (
     is_missing,
     toggle_filter,
 )
+from cs_analysis.formatting import fmt_date
+from cs_analysis.i18n import N_, resolve_language, translator
 from cs_analysis.onboarding import (
     CriteriaError,
     load_criteria,
@@ -38,8 +40,16 @@ from cs_analysis.time import to_date
 __all__ = ["OnboardingDashboard"]
 
 
-def _days(x) -> str:
-    return "–" if is_missing(x) else f"{x:.0f} days"
+def _days_formatter(t):
+    _ = t
+    unit = _("{days:.0f} days")
+    return lambda x: "–" if is_missing(x) else unit.format(days=x)
+
+
+#: Why an onboarding is stalled (data values of the ``why`` column; labels on screen).
+_WHY = (N_("past target, idle"), N_("past target"), N_("idle"))
+#: Stage labels of the default criteria file (a criteria file may carry its own words).
+_STAGE_LABELS = (N_("Set-up complete"), N_("Value realized"))
 
 
 class OnboardingDashboard(Dashboard):
@@ -81,7 +91,7 @@ class OnboardingDashboard(Dashboard):
         super().__init__(ws, **kwargs)
 
     @classmethod
-    def launch(cls, workspace=None, criteria=None, **kwargs):
+    def launch(cls, workspace=None, criteria=None, *, lang=None, **kwargs):
         """Open the workspace and criteria, or a friendly error panel.
 
         A criteria file that cannot be read, or whose names do not fit the workspace,
@@ -96,34 +106,38 @@ class OnboardingDashboard(Dashboard):
         **kwargs
             Passed to the class.
         """
+        from cs_analysis.dashboard.base import _url_language
         from cs_analysis.workspace import Workspace, open_workspace
 
-        hint = "Fix the onboarding criteria file (the message names the line), then reload."
+        code = resolve_language(lang or _url_language())
+        _ = translator(code)
+        hint = _("Fix the onboarding criteria file (the message names the line), then "
+                 "reload.")
         try:
             crit = load_criteria(criteria or None)
         except CriteriaError as exc:
-            return ErrorPanel(str(exc), hint)
+            return ErrorPanel(str(exc), hint, lang=code)
         try:
             ws = workspace if isinstance(workspace, Workspace) else open_workspace(
                 workspace or None)
             crit.check(ws)
         except CriteriaError as exc:
-            return ErrorPanel(str(exc), hint)
+            return ErrorPanel(str(exc), hint, lang=code)
         except Exception:  # noqa: BLE001 - the base class words other errors for people
-            return super().launch(workspace, criteria=crit, **kwargs)
-        return super().launch(ws, criteria=crit, **kwargs)
+            return super().launch(workspace, criteria=crit, lang=lang, **kwargs)
+        return super().launch(ws, criteria=crit, lang=lang, **kwargs)
 
     # -- filters ------------------------------------------------------------------
     def make_filters(self):
         """Segment, CSM, signup cohorts and stage."""
-        filters = dict(account_filters(self.ws, ("segment", "csm_owner"),
-                                       labels={"csm_owner": "CSM"}))
+        _ = self.t
+        filters = dict(account_filters(self.ws, ("segment", "csm_owner"), t=_))
         cohorts = self.cohort_filter()
         if cohorts is not None:
             filters["cohorts"] = cohorts
         if len(self.criteria.stages) > 1:
             filters["stage"] = toggle_filter(
-                "stage", "Stage", [(s.label, s.name) for s in self.criteria.stages],
+                "stage", _("Stage"), [(_(s.label), s.name) for s in self.criteria.stages],
                 value=self.criteria.stages[-1].name)
         return filters
 
@@ -154,6 +168,9 @@ class OnboardingDashboard(Dashboard):
         renumbered (its order is a total order, so the scope's order is the same).
         """
         from cs_analysis import charts
+
+        _ = self.t
+        days = _days_formatter(_)
         where = self._where(params)
         ws = self.scoped(where)
         ids = self.scope_ids(where)
@@ -171,56 +188,62 @@ class OnboardingDashboard(Dashboard):
 
         row = overall.iloc[0] if len(overall) else None
         n = int(row["accounts"]) if row is not None else 0
-        warn = "Too few accounts to conclude" if 0 < n < self.small_sample else ""
-        label = st.label.lower()
+        warn = _("Too few accounts to conclude") if 0 < n < self.small_sample else ""
+        label = st.label.lower() if self.lang == "en" else _(st.label)
         if row is None or n == 0:
-            median = KPI(f"Median days to {label}", None, detail="No onboarding in scope")
-            within = KPI("Reached within target", None, detail="No onboarding in scope")
+            median = KPI(_("Median days to {stage}", stage=label), None,
+                         detail=_("No onboarding in scope"))
+            within = KPI(_("Reached within target"), None, detail=_("No onboarding in scope"))
         else:
-            ci = (f"95% CI {_days(row['median_lower'])}–{_days(row['median_upper'])}"
-                  if not is_missing(row["median_lower"]) else "interval not bounded")
-            median = KPI(f"Median days to {label}", row["median_days"], format=_days,
-                         detail=f"{ci} · {int(row['reached']):,} reached",
+            ci = (_("95% CI {lower}–{upper}", lower=days(row["median_lower"]),
+                    upper=days(row["median_upper"]))
+                  if not is_missing(row["median_lower"]) else _("interval not bounded"))
+            median = KPI(_("Median days to {stage}", stage=label), row["median_days"],
+                         format=days,
+                         detail=ci + " · " + _("{n:,} reached", n=int(row["reached"])),
                          n=n, warning=warn)
             # what actually happened (Aalen-Johansen: churn before value counts as not
             # reached), and, for comparison, the share in a world without churn (1 - KM)
-            wci = (f"95% CI {fmt_pct(row['within_cif_lower'])}–"
-                   f"{fmt_pct(row['within_cif_upper'])}"
+            wci = (_("95% CI {lower}–{upper}", lower=fmt_pct(row["within_cif_lower"]),
+                     upper=fmt_pct(row["within_cif_upper"]))
                    if not is_missing(row["within_cif_lower"]) else "")
-            km = (f"{fmt_pct(row['share_within_target'])} if none had churned "
-                  "(Kaplan-Meier)" if not is_missing(row["share_within_target"]) else "")
-            within = KPI("Reached within target", row["share_within_target_cif"],
-                         detail=" · ".join(p for p in (wci, "what actually happened", km)
+            km = (_("{share} if none had churned (Kaplan-Meier)",
+                    share=fmt_pct(row["share_within_target"]))
+                  if not is_missing(row["share_within_target"]) else "")
+            within = KPI(_("Reached within target"), row["share_within_target_cif"],
+                         detail=" · ".join(p for p in (wci, _("what actually happened"), km)
                                            if p), n=n, warning=warn)
         onboarding = int((ttv["status"] == "in_progress").sum())
-        still = KPI("Still onboarding", onboarding, format=fmt_int,
-                    detail=f"{int((ttv['status'] == 'churned_before').sum()):,} churned "
-                           f"before {label}", n=n)
-        stalled_kpi = KPI("Stalled onboardings", len(stalled), format=fmt_int,
-                          detail=f"past target or no milestone for {self.idle_days} days",
-                          n=onboarding, n_label="still onboarding")
+        still = KPI(_("Still onboarding"), onboarding, format=fmt_int,
+                    detail=_("{n:,} churned before {stage}",
+                             n=int((ttv["status"] == "churned_before").sum()), stage=label),
+                    n=n)
+        stalled_kpi = KPI(_("Stalled onboardings"), len(stalled), format=fmt_int,
+                          detail=_("past target or no milestone for {days} days",
+                                   days=self.idle_days),
+                          n=onboarding, n_label=N_("still onboarding"))
 
         stalled_by_csm = stalled_per_owner(stalled)
         panels = [
-            Panel("curves", f"Accounts at {label} after each number of days",
-                  build=lambda: fit_chart(charts.ttv_curves(curves)) if not curves.empty
+            Panel("curves", _("Accounts at {stage} after each number of days", stage=label),
+                  build=lambda: fit_chart(charts.ttv_curves(curves), t=_) if not curves.empty
                   else None,
-                  caption="Kaplan-Meier: share that reached the stage, counting accounts "
-                          "still onboarding (or churned) only while observed. Dashed "
-                          "lines: targets.", wide=True),
-            Panel("targets", "Median days vs target",
-                  build=lambda: fit_chart(charts.ttv_targets(per)) if per["accounts"].sum()
-                  else None,
-                  caption="Median with its 95% interval; ticks mark each segment's target; "
-                          "labels: share within target if no account had churned "
-                          "(Kaplan-Meier) and, in brackets, the share that actually did "
-                          "(churn before value counted)."),
-            Panel("stalled", "Stalled onboardings per CSM",
-                  build=lambda: fit_chart(charts.stalled_by_owner(stalled_by_csm))
+                  caption=_("Kaplan-Meier: share that reached the stage, counting accounts "
+                            "still onboarding (or churned) only while observed. Dashed "
+                            "lines: targets."), wide=True),
+            Panel("targets", _("Median days vs target"),
+                  build=lambda: fit_chart(charts.ttv_targets(per), t=_)
+                  if per["accounts"].sum() else None,
+                  caption=_("Median with its 95% interval; ticks mark each segment's "
+                            "target; labels: share within target if no account had churned "
+                            "(Kaplan-Meier) and, in brackets, the share that actually did "
+                            "(churn before value counted).")),
+            Panel("stalled", _("Stalled onboardings per CSM"),
+                  build=lambda: fit_chart(charts.stalled_by_owner(stalled_by_csm), t=_)
                   if not stalled_by_csm.empty else None,
-                  caption="Past the target, or no new milestone for "
-                          f"{self.idle_days} days.",
-                  empty="No stalled onboarding in this selection."),
+                  caption=_("Past the target, or no new milestone for {days} days.",
+                            days=self.idle_days),
+                  empty=_("No stalled onboarding in this selection.")),
         ]
         table = stalled.sort_values(["csm_owner", "risk_rank"], na_position="last") if (
             "csm_owner" in stalled) else stalled
@@ -228,28 +251,33 @@ class OnboardingDashboard(Dashboard):
                         ["past target, idle", "past target"], "idle") if len(table) else []
         table = table.assign(why=pd.Series(why, index=table.index, dtype="str"))
         table = table.reset_index(drop=True)
-        labels = {"csm_owner": "CSM", "risk_rank": "Risk rank", "account_name": "Account",
-                  "segment": "Segment", "days_in_onboarding": "Days onboarding",
-                  "target_days": "Target days", "days_since_progress": "Days idle",
-                  "last_milestone": "Last milestone", "next_step": "Next step",
-                  "open_tickets": "Open tickets", "why": "Stalled because"}
+        labels = {"csm_owner": _("CSM"), "risk_rank": _("Risk rank"),
+                  "account_name": _("Account"), "segment": _("Segment"),
+                  "days_in_onboarding": _("Days onboarding"), "target_days": _("Target days"),
+                  "days_since_progress": _("Days idle"),
+                  "last_milestone": _("Last milestone"), "next_step": _("Next step"),
+                  "open_tickets": _("Open tickets"), "why": _("Stalled because")}
+        why_labels = {w: _(w) for w in _WHY}
         on_screen = [c for c in labels if c in table]
         notes = []
         small = per[per["small_sample"].astype(bool)][by].tolist() if by else []
         if small and len(per) > 1:
-            notes.append(f"{', '.join(map(str, small))}: fewer than {self.small_sample} "
-                         "onboardings, so differences with other segments are not "
-                         "conclusive.")
+            notes.append(_("{groups}: fewer than {n} onboardings, so differences with other "
+                           "segments are not conclusive.", groups=", ".join(map(str, small)),
+                           n=self.small_sample))
         no_clock = int((ttv["status"] == "no_clock_start").sum())
         if no_clock:
-            notes.append(f"{no_clock:,} accounts have no {crit.clock_start} and are left out "
-                         "(see the criteria file's if_no_clock_start).")
+            notes.append(_("{n:,} accounts have no {clock} and are left out (see the "
+                           "criteria file's if_no_clock_start).", n=no_clock,
+                           clock=crit.clock_start))
         as_of_d = to_date(as_of) if as_of else ws.as_of
-        scope = (f"{n:,} onboardings in scope · clock starts at "
-                 f"{crit.clock_start.replace('_', ' ')} · data as of {as_of_d:%d %b %Y}")
+        scope = _("{n:,} onboardings in scope · clock starts at {clock} · data as of {date}",
+                  n=n, clock=crit.clock_start.replace("_", " "),
+                  date=fmt_date(as_of_d, self.lang))
         return View(kpis=[median, within, still, stalled_kpi], panels=panels, table=table,
-                    table_title="Stalled onboardings by CSM, riskiest first",
+                    table_title=_("Stalled onboardings by CSM, riskiest first"),
                     table_columns=on_screen, table_labels=labels,
                     table_formats={"days_in_onboarding": fmt_int, "target_days": fmt_int,
-                                   "days_since_progress": fmt_int},
+                                   "days_since_progress": fmt_int,
+                                   "why": lambda w: why_labels.get(w, w)},
                     scope=scope, notes=notes, csv_name="stalled_onboardings.csv")

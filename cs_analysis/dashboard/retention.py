@@ -27,6 +27,7 @@ from cs_analysis.dashboard.base import (
     is_missing,
     toggle_filter,
 )
+from cs_analysis.i18n import N_
 from cs_analysis.retention import ALL as ALL_ACCOUNTS
 from cs_analysis.retention import combine_bridge, combine_cohort_cells, combine_trailing
 
@@ -44,18 +45,23 @@ HORIZON_MONTHS = 12
 _PERIODS_PER_YEAR = {"month": 12, "quarter": 4}
 
 
-def _months(days) -> str:
-    return f"{days / 30.4375:.1f} months"
+def _months_formatter(t):
+    _ = t
+    unit = _("{months:.1f} months")
+    return lambda days: unit.format(months=days / 30.4375)
 
 
-#: Columns of the retention summary shown on screen, with their headers (the CSV has all).
+#: Columns of the retention summary shown on screen, with their headers (the CSV has all;
+#: English message ids, translated where shown).
 _SUMMARY_LABELS = {
-    "customers": "Customers", "churned": "Churned",
-    "logo_retention_12m": "Logo retention 12 mo", "logo_ci_lower": "95% CI low",
-    "logo_ci_upper": "95% CI high", "grr_12m": "GRR 12 mo", "nrr_12m": "NRR 12 mo",
-    "paying_at_start": "Paying at start", "start_mrr": "MRR at start",
-    "median_lifetime_months": "Median lifetime (mo)",
+    "customers": N_("Customers"), "churned": N_("Churned"),
+    "logo_retention_12m": N_("Logo retention 12 mo"), "logo_ci_lower": N_("95% CI low"),
+    "logo_ci_upper": N_("95% CI high"), "grr_12m": N_("GRR 12 mo"), "nrr_12m": N_("NRR 12 mo"),
+    "paying_at_start": N_("Paying at start"), "start_mrr": N_("MRR at start"),
+    "median_lifetime_months": N_("Median lifetime (mo)"),
 }
+_GROUP_LABELS = {"segment": N_("Segment"), "plan": N_("Plan"), "region": N_("Region"),
+                 "group": N_("Group")}
 _SUMMARY_SHOWN = ["segment", "plan", "region", "group", *_SUMMARY_LABELS]
 
 
@@ -96,19 +102,21 @@ class RetentionDashboard(Dashboard):
     # -- filters ------------------------------------------------------------------
     def make_filters(self):
         """Account filters, signup cohorts, grain, retained basis and split."""
-        filters: dict[str, widgets.Widget] = dict(account_filters(self.ws, self.dimensions))
+        _ = self.t
+        filters: dict[str, widgets.Widget] = dict(account_filters(self.ws, self.dimensions,
+                                                                  t=_))
         cohorts = self.cohort_filter()
         if cohorts is not None:
             filters["cohorts"] = cohorts
-        filters["grain"] = toggle_filter("grain", "Grain",
-                                         [("Month", "month"), ("Quarter", "quarter")])
+        filters["grain"] = toggle_filter("grain", _("Grain"),
+                                         [(_("Month"), "month"), (_("Quarter"), "quarter")])
         filters["basis"] = toggle_filter(
-            "basis", "Retained by", [("Contract", "contract"), ("Product usage", "activity")])
+            "basis", _("Retained by"),
+            [(_("Contract"), "contract"), (_("Product usage"), "activity")])
         present = [c for c in self.dimensions if c in filters]
         if present:
             filters["compare"] = toggle_filter(
-                "compare", "Compare", [(c.replace("_", " ").capitalize(), c)
-                                       for c in present])
+                "compare", _("Compare"), [(_(_GROUP_LABELS.get(c, c)), c) for c in present])
         return filters
 
     def _where(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -124,6 +132,7 @@ class RetentionDashboard(Dashboard):
         """Three stages, fastest first: logo retention; survival; revenue retention."""
         from cs_analysis import retention as rt
 
+        _ = self.t
         ws = self.scoped(self._where(params))
         grain = params.get("grain", "month")
         basis = params.get("basis", "contract")
@@ -132,8 +141,8 @@ class RetentionDashboard(Dashboard):
             by = None
         as_of = self.as_of or ws.as_of
         horizon = _PERIODS_PER_YEAR[grain] * HORIZON_MONTHS // 12
-        unit = "month" if grain == "month" else "quarter"
-        basis_text = "contract in force" if basis == "contract" else "product usage"
+        unit = _("month") if grain == "month" else _("quarter")
+        basis_text = _("contract in force") if basis == "contract" else _("product usage")
         csv_name = "retention_summary.csv"
 
         # 1. logo retention: one query (per group, summed for the total)
@@ -145,15 +154,17 @@ class RetentionDashboard(Dashboard):
         logo = self._logo_kpi(curve, horizon, unit, basis_text)
         retention_panels = self._retention_panels(cells, curve_by, by, unit, basis_text)
         labels = cells["cohort_label"] if not cells.empty else pd.Series([], dtype=str)
-        span = f"cohorts {labels.min()} – {labels.max()} · " if len(labels) else ""
-        tail = f"data as of {date_text(as_of)} · retained = {basis_text}"
-        pending_median = KPI("Median customer lifetime", None, pending=True)
-        pending_revenue = [KPI("GRR, trailing 12 months", None, pending=True),
-                           KPI("NRR, trailing 12 months", None, pending=True)]
+        span = (_("cohorts {first} – {last}", first=labels.min(), last=labels.max()) + " · "
+                if len(labels) else "")
+        tail = _("data as of {date} · retained = {basis}",
+                 date=date_text(as_of, self.lang), basis=basis_text)
+        pending_median = KPI(_("Median customer lifetime"), None, pending=True)
+        pending_revenue = [KPI(_("GRR, trailing 12 months"), None, pending=True),
+                           KPI(_("NRR, trailing 12 months"), None, pending=True)]
         pending_panels = [
-            Panel("survival", "Customer survival", pending=True),
-            Panel("bridge", "MRR bridge, last 12 months", pending=True),
-            Panel("trend", "GRR and NRR, trailing 12 months", pending=True)]
+            Panel("survival", _("Customer survival"), pending=True),
+            Panel("bridge", _("MRR bridge, last 12 months"), pending=True),
+            Panel("trend", _("GRR and NRR, trailing 12 months"), pending=True)]
         yield View(kpis=[logo, *pending_revenue, pending_median],
                    panels=[*retention_panels, *pending_panels], table=None,
                    scope=span + tail, csv_name=csv_name)
@@ -165,7 +176,7 @@ class RetentionDashboard(Dashboard):
         median = self._median_kpi(surv)
         survival_panel = self._survival_panel(surv_by, by)
         accounts = int(surv.groups["accounts"].sum()) if not surv.groups.empty else 0
-        scope = f"{accounts:,} customers in scope · {span}{tail}"
+        scope = _("{n:,} customers in scope", n=accounts) + f" · {span}{tail}"
         notes = self._notes(surv_by, by, accounts)
         yield View(kpis=[logo, *pending_revenue, median],
                    panels=[*retention_panels, survival_panel, *pending_panels[1:]],
@@ -178,120 +189,144 @@ class RetentionDashboard(Dashboard):
         yield View(
             kpis=[logo, revenue["grr"], revenue["nrr"], median],
             panels=[*retention_panels, survival_panel, *revenue["panels"]],
-            table=table, table_title=f"Summary by {by}" if by else "Summary",
-            table_formats=self._table_formats(ws.currency), table_columns=_SUMMARY_SHOWN,
-            table_labels={**_SUMMARY_LABELS, (by or "group"): (by or "group").capitalize()},
+            table=table,
+            table_title=(_("Summary by {group}", group=_(_GROUP_LABELS.get(by, by)))
+                         if by else _("Summary")),
+            table_formats=self._table_formats(ws.currency, self.lang), table_columns=_SUMMARY_SHOWN,
+            table_labels={**{k: _(v) for k, v in _SUMMARY_LABELS.items()},
+                          (by or "group"): _(_GROUP_LABELS.get(by or "group", by or "group"))},
             scope=scope, notes=notes, csv_name=csv_name)
 
     def _logo_kpi(self, curve, horizon, unit, basis_text) -> KPI:
+        _ = self.t
         at = curve[curve["period"] == horizon]
         if at.empty:
-            return KPI("Logo retention at 12 months", None,
-                       detail="No cohort in this selection is 12 months old yet")
+            return KPI(_("Logo retention at 12 months"), None,
+                       detail=_("No cohort in this selection is 12 months old yet"))
         r = at.iloc[0]
         return KPI(
-            "Logo retention at 12 months", float(r["rate"]),
-            detail=f"95% CI {fmt_pct(r['lower'])}–{fmt_pct(r['upper'])} · "
-                   f"{int(r['cohorts'])} cohorts · {basis_text} at {unit} {horizon}",
+            _("Logo retention at 12 months"), float(r["rate"]),
+            detail=_("95% CI {lower}–{upper} · {cohorts} cohorts · {basis} at {unit} "
+                     "{horizon}", lower=fmt_pct(r["lower"]), upper=fmt_pct(r["upper"]),
+                     cohorts=int(r["cohorts"]), basis=basis_text, unit=unit,
+                     horizon=horizon),
             n=int(r["accounts"]),
-            warning="Too few accounts to conclude" if bool(r["small_sample"]) else "")
+            warning=_("Too few accounts to conclude") if bool(r["small_sample"]) else "")
 
     def _median_kpi(self, surv) -> KPI:
+        _ = self.t
         s = surv.groups
-        label = "Median customer lifetime"
+        label = _("Median customer lifetime")
         if s.empty:
-            return KPI(label, None, detail="No customers in scope")
+            return KPI(label, None, detail=_("No customers in scope"))
         row = s.iloc[0]
-        warn = "Too few accounts to conclude" if bool(row["small_sample"]) else ""
+        warn = _("Too few accounts to conclude") if bool(row["small_sample"]) else ""
         if is_missing(row["median_days"]):
-            return KPI(label, "Not reached", format=str,
-                       detail="More than half are still customers", n=int(row["accounts"]),
+            return KPI(label, _("Not reached"), format=str,
+                       detail=_("More than half are still customers"), n=int(row["accounts"]),
                        warning=warn)
         lo, hi = row["median_lower"], row["median_upper"]
-        ci = (f"95% CI {lo / 30.4375:.1f}–{hi / 30.4375:.1f} months"
-              if not (is_missing(lo) or is_missing(hi)) else "interval not bounded")
-        return KPI(label, float(row["median_days"]), format=_months,
-                   detail=f"{ci} · {int(row['churned']):,} churned", n=int(row["accounts"]),
-                   warning=warn)
+        ci = (_("95% CI {lower:.1f}–{upper:.1f} months", lower=lo / 30.4375,
+                upper=hi / 30.4375)
+              if not (is_missing(lo) or is_missing(hi)) else _("interval not bounded"))
+        return KPI(label, float(row["median_days"]), format=_months_formatter(_),
+                   detail=ci + " · " + _("{n:,} churned", n=int(row["churned"])),
+                   n=int(row["accounts"]), warning=warn)
 
     def _notes(self, surv_by, by, accounts) -> list[str]:
+        _ = self.t
         notes = []
         summary = surv_by.groups
         small = (summary.loc[summary["small_sample"].astype(bool), by].tolist()
                  if by and not summary.empty else [])
         if small:
-            notes.append(f"{', '.join(map(str, small))}: fewer than {self.small_sample} "
-                         "customers, so differences with other groups are not conclusive.")
+            notes.append(_("{groups}: fewer than {n} customers, so differences with other "
+                           "groups are not conclusive.", groups=", ".join(map(str, small)),
+                           n=self.small_sample))
         if accounts and accounts < self.small_sample:
-            notes.append(f"Only {accounts} customers in this selection: treat every number "
-                         "as anecdotal.")
+            notes.append(_("Only {n} customers in this selection: treat every number as "
+                           "anecdotal.", n=accounts))
         return notes
 
     def _retention_panels(self, cells, curve_by, by, unit, basis_text) -> list[Panel]:
         from cs_analysis import charts
 
+        _ = self.t
         drawn = curve_by[curve_by["accounts"] >= self.min_curve_accounts]
-
+        group = _(_GROUP_LABELS.get(by, by)) if by else ""
         return [
-            Panel("triangle", "Cohort retention",
-                  fit_chart(charts.cohort_heatmap(cells), width=None)
+            Panel("triangle", _("Cohort retention"),
+                  fit_chart(charts.cohort_heatmap(cells), width=None, t=_)
                   if not cells.empty else None,
-                  caption=f"Share of each signup cohort retained ({basis_text}) at each "
-                          f"{unit}; blank cells are not observable yet.", wide=True,
+                  caption=_("Share of each signup cohort retained ({basis}) at each {unit}; "
+                            "blank cells are not observable yet.", basis=basis_text,
+                            unit=unit), wide=True,
                   renderer="canvas"),
-            Panel("curves", f"Retention curve by {by}" if by else "Retention curve",
-                  fit_chart(charts.retention_curves(drawn)) if not drawn.empty else None,
-                  caption="Cohort-size-weighted average over the cohorts observable at each "
-                          f"{unit}, with 95% Wilson intervals; hollow points: fewer than "
-                          f"{self.small_sample} accounts; {unit}s with fewer than "
-                          f"{self.min_curve_accounts} are not drawn."),
+            Panel("curves", _("Retention curve by {group}", group=group) if by
+                  else _("Retention curve"),
+                  fit_chart(charts.retention_curves(drawn), t=_) if not drawn.empty else None,
+                  caption=_("Cohort-size-weighted average over the cohorts observable at "
+                            "each {unit}, with 95% Wilson intervals; hollow points: fewer "
+                            "than {small} accounts; {unit}s with fewer than {fewest} are not "
+                            "drawn.", unit=unit, small=self.small_sample,
+                            fewest=self.min_curve_accounts)),
         ]
 
     def _survival_panel(self, surv_by, by) -> Panel:
         from cs_analysis import charts
 
+        _ = self.t
         lr = surv_by.logrank
+        group = _(_GROUP_LABELS.get(by, by)) if by else ""
         if by and not lr.empty:
             p = float(lr["p_value"].iloc[0])
-            verdict = "unlikely to be chance" if p < 0.05 else "could be chance"
-            caption = (f"Log-rank test across {by} groups: p = {p:.2g}, so the difference "
-                       f"is {verdict}. Bands: 95% pointwise intervals.")
+            verdict = _("unlikely to be chance") if p < 0.05 else _("could be chance")
+            caption = _("Log-rank test across {group} groups: p = {p:.2g}, so the difference "
+                        "is {verdict}. Bands: 95% pointwise intervals.", group=group, p=p,
+                        verdict=verdict)
         else:
-            caption = ("Share of customers still customers after each number of days; "
-                       "bands: 95% pointwise intervals.")
-        return Panel("survival", f"Customer survival by {by}" if by else "Customer survival",
-                     fit_chart(charts.km_curves(surv_by.curves))
+            caption = _("Share of customers still customers after each number of days; "
+                        "bands: 95% pointwise intervals.")
+        return Panel("survival", _("Customer survival by {group}", group=group) if by
+                     else _("Customer survival"),
+                     fit_chart(charts.km_curves(surv_by.curves), t=_)
                      if not surv_by.curves.empty else None, caption=caption)
 
     def _revenue_parts(self, rev, by, horizon, currency) -> dict:
         from cs_analysis import charts
 
+        _ = self.t
         trailing = combine_trailing(rev.trailing, by)
         if trailing.empty:
-            grr = KPI("GRR, trailing 12 months", None, detail="Not 12 months of revenue yet")
-            nrr = KPI("NRR, trailing 12 months", None, detail="Not 12 months of revenue yet")
+            grr = KPI(_("GRR, trailing 12 months"), None,
+                      detail=_("Not 12 months of revenue yet"))
+            nrr = KPI(_("NRR, trailing 12 months"), None,
+                      detail=_("Not 12 months of revenue yet"))
         else:
             last = trailing.iloc[-1]
-            window = (f"{date_text(last['window_start'])} – {date_text(last['window_end'])}"
-                      f" · start MRR {fmt_money(last['start_mrr'], currency)}")
+            window = _("{start} – {end} · start MRR {mrr}",
+                       start=date_text(last["window_start"], self.lang),
+                       end=date_text(last["window_end"], self.lang),
+                       mrr=fmt_money(last["start_mrr"], currency, self.lang))
             n = int(last["accounts"])
-            warn = "Too few accounts to conclude" if n < self.small_sample else ""
-            grr = KPI("GRR, trailing 12 months", float(last["grr"]), detail=window, n=n,
-                      n_label="paying accounts", warning=warn)
-            nrr = KPI("NRR, trailing 12 months", float(last["nrr"]), detail=window, n=n,
-                      n_label="paying accounts", warning=warn)
+            warn = _("Too few accounts to conclude") if n < self.small_sample else ""
+            grr = KPI(_("GRR, trailing 12 months"), float(last["grr"]), detail=window, n=n,
+                      n_label=N_("paying accounts"), warning=warn)
+            nrr = KPI(_("NRR, trailing 12 months"), float(last["nrr"]), detail=window, n=n,
+                      n_label=N_("paying accounts"), warning=warn)
         periods = sorted(rev.bridge["period"].unique()) if not rev.bridge.empty else []
         bridge = (combine_bridge(rev.window_bridge(start=periods[-horizon:][0]), by)
                   if periods else pd.DataFrame())
         return {"grr": grr, "nrr": nrr, "panels": [
-            Panel("bridge", "MRR bridge, last 12 months",
-                  fit_chart(charts.mrr_waterfall(bridge)) if not bridge.empty else None,
-                  caption="MRR at the start, what new, reactivated, expanding, contracting "
-                          "and churned accounts changed, and MRR at the end."),
-            Panel("trend", "GRR and NRR, trailing 12 months",
-                  fit_chart(charts.grr_nrr_trend(trailing)) if not trailing.empty else None,
-                  caption="Each point: the 12 months ending that month, for the accounts "
-                          "paying at the window's start."),
+            Panel("bridge", _("MRR bridge, last 12 months"),
+                  fit_chart(charts.mrr_waterfall(bridge), t=_) if not bridge.empty else None,
+                  caption=_("MRR at the start, what new, reactivated, expanding, "
+                            "contracting and churned accounts changed, and MRR at the end.")),
+            Panel("trend", _("GRR and NRR, trailing 12 months"),
+                  fit_chart(charts.grr_nrr_trend(trailing), t=_)
+                  if not trailing.empty else None,
+                  caption=_("Each point: the 12 months ending that month, for the accounts "
+                            "paying at the window's start.")),
         ]}
 
     def _summary_table(self, by, horizon, curve, curve_by, surv, surv_by, rev) -> pd.DataFrame:
@@ -343,12 +378,12 @@ class RetentionDashboard(Dashboard):
         return pd.DataFrame(per + total)
 
     @staticmethod
-    def _table_formats(currency: str) -> dict:
+    def _table_formats(currency: str, lang: str | None = None) -> dict:
         def pct1(x):
             return fmt_pct(x, 1)
 
         return {"logo_retention_12m": pct1, "logo_ci_lower": pct1, "logo_ci_upper": pct1,
                 "grr_12m": pct1, "nrr_12m": pct1,
-                "start_mrr": lambda x: fmt_money(x, currency),
-                "end_mrr": lambda x: fmt_money(x, currency),
+                "start_mrr": lambda x: fmt_money(x, currency, lang),
+                "end_mrr": lambda x: fmt_money(x, currency, lang),
                 "median_lifetime_months": lambda x: f"{x:.1f}"}
