@@ -194,8 +194,12 @@ def _first_churn(ws, as_of: dt.date) -> pd.Series:
     ends = s.filter(s.end_date.notnull(), s.end_date <= as_of).select(
         "account_id", _end=s.end_date)
     cover = s.select(_acc=s.account_id, _s=s.start_date, _e=s.end_date)
-    gaps = ends.anti_join(cover, [ends.account_id == cover._acc, cover._s <= ends._end,
-                                  cover._e.isnull() | (cover._e > ends._end)])
+    # equality join first, then the date conditions: an anti-join on inequalities ran
+    # as a nested loop (27-36 s at 100k accounts, benchmarks/), this as a hash join
+    j = ends.join(cover, ends.account_id == cover._acc)
+    covered = (j.filter(j._s <= j._end, j._e.isnull() | (j._e > j._end))
+               .select("account_id", "_end").distinct())
+    gaps = ends.anti_join(covered, ["account_id", "_end"])
     out = gaps.group_by("account_id").agg(churn_date=gaps._end.min()).to_pandas()
     return pd.Series(pd.to_datetime(out["churn_date"]).astype("datetime64[us]").to_numpy(),
                      index=out["account_id"].astype("str").to_numpy())
