@@ -105,16 +105,21 @@ def _window_days(window) -> int:
     return int(m.group(1))
 
 
-def _user_days(ws):
-    """``(table, from_rollup)``: account × user × local day event counts, scoped."""
+def _rollup_or_events(ws, rollup, expr):
+    """``(table, from_rollup)``: the rollup if present, else ``expr`` of the raw events."""
     if not ws.has("usage_events"):
         raise AdoptionError(f"this workspace ({ws.source}) has no usage_events table, "
                             "which adoption analyses need")
-    t = ws.usage_user_days()
+    t = rollup()
     if t is not None:
         return t, True
-    ev = ws.table("usage_events", columns=["account_id", "event_at"])
-    return user_day_expr(ev, ws.timezone), False
+    return expr(ws.table("usage_events", columns=["account_id", "event_at"])), False
+
+
+def _user_days(ws):
+    """``(table, from_rollup)``: account × user × local day event counts, scoped."""
+    return _rollup_or_events(ws, ws.usage_user_days,
+                             lambda ev: user_day_expr(ev, ws.timezone))
 
 
 def _user_periods(ws, grain: str):
@@ -128,18 +133,14 @@ def _user_periods(ws, grain: str):
 
 def _feature_days(ws):
     """``(table, from_rollup)``: account × feature × local day event counts, scoped."""
-    if not ws.has("usage_events"):
-        raise AdoptionError(f"this workspace ({ws.source}) has no usage_events table, "
-                            "which adoption analyses need")
-    t = ws.usage_feature_days()
-    if t is not None:
-        return t, True
-    ev = ws.table("usage_events", columns=["account_id", "event_at"])
-    expr = feature_day_expr(ev, ws.timezone)
-    if expr is None:
-        raise AdoptionError("usage_events has neither a feature nor an event_name column; "
-                            "feature adoption needs one of them")
-    return expr, False
+    def expr(ev):
+        out = feature_day_expr(ev, ws.timezone)
+        if out is None:
+            raise AdoptionError("usage_events has neither a feature nor an event_name "
+                                "column; feature adoption needs one of them")
+        return out
+
+    return _rollup_or_events(ws, ws.usage_feature_days, expr)
 
 
 def _source_note(from_rollup: bool) -> tuple[str, ...]:
