@@ -19,17 +19,7 @@ URL = "voila/render/account_health.ipynb"
 _AUC = '.cs-kpi[data-label="Backtest AUC"] .cs-kpi-value'
 
 
-@pytest.fixture(scope="module")
-def server(small_demo_path, tmp_path_factory):
-    with tb.serving(small_demo_path, tmp_path_factory.mktemp("serve-health") / "serve.log"
-                    ) as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    with tb.chromium() as b:
-        yield b
+# server and browser: the session-wide ones of tests/conftest.py
 
 
 @pytest.fixture
