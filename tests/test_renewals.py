@@ -40,7 +40,10 @@ def _local_instant(rng, day: dt.date, tz: str) -> pd.Timestamp:
     else:
         sec = int(rng.integers(0, 86400))
     local = pd.Timestamp(day) + pd.Timedelta(seconds=sec)
-    return local.tz_localize(tz).tz_convert("UTC").tz_localize(None)
+    # a local time inside a spring-forward gap does not exist: shift it; a repeated one
+    # in the autumn is read as standard time
+    return (local.tz_localize(tz, nonexistent="shift_forward", ambiguous=False)
+            .tz_convert("UTC").tz_localize(None))
 
 
 def random_tables(seed: int, tz: str = "UTC", as_of: dt.date = AS_OF, n_accounts: int = 9,

@@ -289,7 +289,7 @@ def test_a_respondent_id_reused_by_another_account_is_another_respondent(tmp_pat
                                                         "response_id"])
     upto = sr[(sr["survey"] == "nps")
               & (sr["responded_at"] < pd.Timestamp(AS_OF) + pd.Timedelta(days=1))]
-    assert sorted(sv_base._dedup_frame(upto, "quarter")["response_id"]) == \
+    assert sorted(sv_base.dedup_frame(upto, "quarter")["response_id"]) == \
         sorted(kept["response_id"])
 
 
@@ -776,7 +776,7 @@ def test_clustered_wilson_equals_wilson_for_one_observation_per_account():
     p2, lo2, hi2, deff2 = sv_outcomes._clustered_wilson(
         np.repeat(y, 2), np.repeat(np.arange(10), 2), 0.05)
     assert p2 == 0.3 and deff2 == pytest.approx(2 * 10 / 9)
-    assert (lo2, hi2) == pytest.approx(sv_base._wilson(0.3 * 20 / deff2, 20 / deff2, 0.05))
+    assert (lo2, hi2) == pytest.approx(sv_base.wilson_interval(0.3 * 20 / deff2, 20 / deff2, 0.05))
 
 
 def test_survey_outcomes_recover_the_planted_detractor_churn(book_ws):
