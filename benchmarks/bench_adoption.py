@@ -30,21 +30,11 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.bench_retention import _peak_mb  # peak RSS (VmHWM), one definition
+
 SIZES = (3000,)
 QUICK_SIZES = (600,)
 AS_OF = dt.date(2026, 10, 31)
-
-
-def _peak_mb() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def workspace(size: int, data_dir: Path) -> Path:

@@ -44,6 +44,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.bench_retention import _peak_mb  # peak RSS (VmHWM), one definition
+
 DEFAULT_SIZES = (1_000, 10_000)
 QUICK_SIZES = (1_000,)
 SECONDS_TARGET = 2.0       # every analysis at 100k accounts, warm
@@ -51,18 +53,6 @@ MB_TARGET = 1024.0
 RAW_SECONDS_TARGET = 1.2   # cohort retention, raw events, 60M events
 RAW_MB_TARGET = 500.0
 PANDAS_DEFAULT_MAX = 20e6
-
-
-def _peak_mb() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # -- the analyses ------------------------------------------------------------------------------
