@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 import test_browser as tb  # noqa: I001 - the sibling test module (tests/ is on sys.path)
+from test_browser import page  # noqa: F401 - fixture reused (one definition)
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
 
@@ -21,20 +22,11 @@ _CSMS_JS = ("() => Array.from(document.querySelectorAll('.cs-chart-csms svg.mark
             "e.innerHTML).join('|')")
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    pg = context.new_page()
-    pg.recorder = tb.Recorder(pg)
-    yield pg
-    context.close()
-
-
-def _kpi(page) -> str:
+def _kpi(page) -> str:  # noqa: F811
     return page.locator('.cs-kpi[data-label="CSMs needed at peak"] .cs-kpi-value').inner_text()
 
 
-def test_moving_a_slider_redraws_the_csms_needed_chart(server, page):
+def test_moving_a_slider_redraws_the_csms_needed_chart(server, page):  # noqa: F811
     from playwright.sync_api import expect
 
     page.goto(f"{server.url}{URL}", timeout=tb.LOAD_MS)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 import test_browser as tb  # noqa: I001 - the sibling test module (tests/ is on sys.path)
+from test_browser import page  # noqa: F401 - fixture reused (one definition)
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
 
@@ -22,16 +23,7 @@ _AUC = '.cs-kpi[data-label="Backtest AUC"] .cs-kpi-value'
 # server and browser: the session-wide ones of tests/conftest.py
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    pg = context.new_page()
-    pg.recorder = tb.Recorder(pg)
-    yield pg
-    context.close()
-
-
-def _open(page, url):
+def _open(page, url):  # noqa: F811
     from playwright.sync_api import expect
 
     page.goto(url, timeout=tb.LOAD_MS)
@@ -40,7 +32,7 @@ def _open(page, url):
     expect(page.locator(".cs-error")).to_have_count(0)
 
 
-def test_moving_a_weight_slider_changes_the_backtest_auc(server, page):
+def test_moving_a_weight_slider_changes_the_backtest_auc(server, page):  # noqa: F811
     from playwright.sync_api import expect
 
     _open(page, f"{server.url}{URL}")
@@ -58,7 +50,7 @@ def test_moving_a_weight_slider_changes_the_backtest_auc(server, page):
     assert page.recorder.errors == [], "errors in the browser console"
 
 
-def test_a_risk_table_link_opens_the_account_page(server, page):
+def test_a_risk_table_link_opens_the_account_page(server, page):  # noqa: F811
     from playwright.sync_api import expect
 
     _open(page, f"{server.url}{URL}")

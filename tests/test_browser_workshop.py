@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 import test_browser as tb  # noqa: I001 - the sibling test module (tests/ is on sys.path)
+from test_browser import page  # noqa: F401 - fixture reused (one definition)
 
 from cs_analysis import journey
 
@@ -34,16 +35,7 @@ def server(small_demo_path, tmp_path_factory, workshop_folder):
 
 
 # the browser is the session's (tests/conftest.py): one Playwright per process
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    pg = context.new_page()
-    pg.recorder = tb.Recorder(pg)
-    yield pg
-    context.close()
-
-
-def _open(page, server):
+def _open(page, server):  # noqa: F811
     from playwright.sync_api import expect
 
     page.goto(f"{server.url}{URL}", timeout=tb.LOAD_MS)  # may wait for a pool kernel
@@ -52,7 +44,7 @@ def _open(page, server):
     expect(page.locator(".cs-pending")).to_have_count(0, timeout=tb.LOAD_MS)
 
 
-def test_edit_save_reload_keeps_the_edit(server, page, workshop_folder):
+def test_edit_save_reload_keeps_the_edit(server, page, workshop_folder):  # noqa: F811
     from playwright.sync_api import expect
 
     log_start = len(server.log_text())
