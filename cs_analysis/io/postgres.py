@@ -375,7 +375,10 @@ def _copy_table(con, schema: str, name: str, data) -> list[str]:
         cur = con.cursor()
         cur.execute(f"CREATE TABLE {staged} ({defs})")
         select = ", ".join(f'CAST("{c}" AS {spec[c].sql_type}) AS "{c}"' for c in keep)
-        reader = dcon.execute(f"SELECT {select} FROM {src}").fetch_record_batch(BATCH_ROWS)
+        res = dcon.execute(f"SELECT {select} FROM {src}")
+        # duckdb >= 1.4 names it to_arrow_reader; older versions fetch_record_batch
+        reader = getattr(res, "to_arrow_reader", None) or res.fetch_record_batch
+        reader = reader(BATCH_ROWS)
         opts = pacsv.WriteOptions(include_header=False)
         collist = ", ".join(_q(c) for c in keep)
         with cur.copy(f"COPY {staged} ({collist}) FROM STDIN (FORMAT csv)") as copy:
