@@ -193,10 +193,14 @@ def test_analyses_on_the_loaded_schema_equal_duckdb(pg_a, duck_a, name):
                                       atol=1e-9, obj=f"{name} {key}")
 
 
-def test_rollups_are_cut_on_the_los_angeles_calendar(pg_server, la_mapping):
+def test_rollups_are_cut_on_the_los_angeles_calendar(pg_server, la_mapping, capsys):
     """Independent reference: pandas tz_convert of the UTC instants, then group."""
     url = _url(pg_server, "la")
-    load(la_mapping, url)
+    assert main(["load", "--config", str(la_mapping), "--out", url, "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert SECRET not in out
+    assert f"workspace written to schema la on postgres://cs:***@127.0.0.1:{pg_server.port}" \
+        in out
     ws = open_workspace(url)
     ev = pd.DataFrame(LA_EVENTS, columns=["account_id", "user_id", "at"])
     local = pd.to_datetime(ev["at"], utc=True).dt.tz_convert(LA)
