@@ -173,7 +173,7 @@ def _reason(exc: BaseException, target: PgTarget) -> str:
 
 def _driver_message(text: str) -> str:
     # libpq: 'connection failed: connection to server at "h" (ip), port p failed: FATAL: …'
-    m = re.search(r"failed: (?:FATAL: )?(.*)$", text)
+    m = re.search(r".*failed: (?:FATAL:\s*)?(.*)$", text)
     return (m.group(1) if m else text).strip()
 
 
@@ -344,6 +344,14 @@ def _begin(cur, schema: str) -> None:
     cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"cs_analysis load {schema}",))
     cur.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(schema)}")
     cur.execute("SELECT set_config('search_path', %s, true)", (_q(schema),))
+    # again under the lock (check_target ran before validation; write_postgres is public)
+    names = {r[0] for r in cur.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f')", (schema,))}
+    if names and _meta_name() not in names:
+        raise OutputError(f"schema {schema} holds tables but is not a cs-analysis workspace "
+                          f"(no {_meta_name()}); a load replaces only workspaces: choose a "
+                          "new or empty schema")
     for name in _workspace_names():
         cur.execute(f"DROP TABLE IF EXISTS {_q(schema)}.{_q(STAGING_PREFIX + name)}")
 

@@ -364,6 +364,11 @@ def test_a_schema_that_is_not_a_workspace_is_refused(pg_server, exports, capsys)
     assert main(["load", "--config", str(exports / "a.yml"), "--out", url, "--quiet"]) == 1
     _one_line(capsys, "schema crm holds tables but is not a cs-analysis workspace")
     assert snapshot(pg_server, "crm") == before
+    # the Python API refuses too, under the load's lock
+    with pytest.raises(OutputError, match="not a cs-analysis workspace"):
+        pgio.write_postgres(url, {"accounts": pd.DataFrame(
+            {"account_id": ["A"], "signup_date": [dt.date(2024, 1, 1)]})})
+    assert snapshot(pg_server, "crm") == before
 
 
 def test_urls_are_shown_without_passwords():
