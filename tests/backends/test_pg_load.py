@@ -53,6 +53,9 @@ def exports(tmp_path_factory):
         mapping["tables"][t] = {"file": f"{t}.csv"}
     ws.con.disconnect()
     (folder / "a.yml").write_text(yaml.safe_dump(mapping), encoding="utf-8")
+    # the same files read in UTC: other timestamps, rollups and settings than mapping A
+    mapping["workspace"] = {"timezone": "UTC"}
+    (folder / "a_utc.yml").write_text(yaml.safe_dump(mapping), encoding="utf-8")
     return folder
 
 
@@ -270,7 +273,9 @@ def test_a_failed_load_leaves_the_schema_as_it_was(pg_server, exports, la_mappin
     before = snapshot(pg_server, schema)
     assert len(before) == 10 + len(ROLLUPS) + 2
 
-    config, expect = exports / "a.yml", OutputError
+    # a load that would change every table if it got through (failures after the swap
+    # must not leave the new tables behind)
+    config, expect = exports / "a_utc.yml", OutputError
     if failure == "late bad value":
         # valid for the contract, refused by PostgreSQL at COPY time (text with NUL)
         bad = exports.parent / "nul"
@@ -278,7 +283,7 @@ def test_a_failed_load_leaves_the_schema_as_it_was(pg_server, exports, la_mappin
         acc = pd.read_csv(exports / "accounts.csv", dtype=str)
         acc.loc[acc.index[-1], "account_name"] = "Acme\x00Corp"
         acc.to_csv(bad / "accounts.csv", index=False)
-        m = yaml.safe_load((exports / "a.yml").read_text())
+        m = yaml.safe_load((exports / "a_utc.yml").read_text())
         m["tables"] = {t: {"file": str(exports / e["file"])} for t, e in m["tables"].items()}
         m["tables"]["accounts"] = {"file": "accounts.csv"}
         config = bad / "m.yml"
