@@ -177,8 +177,18 @@ def _driver_message(text: str) -> str:
     return (m.group(1) if m else text).strip()
 
 
+def _psycopg():
+    """The psycopg module, or a one-line error saying how to install it."""
+    try:
+        import psycopg
+    except ImportError:
+        raise OutputError("writing to PostgreSQL needs psycopg: install the client with "
+                          "`pip install -e \".[postgres]\"`") from None
+    return psycopg
+
+
 def _connect(target: PgTarget):
-    import psycopg
+    psycopg = _psycopg()
 
     try:
         return psycopg.connect(**target.conninfo, autocommit=True)
@@ -210,7 +220,7 @@ def check_target(target: PgTarget) -> None:
     OutputError
         One line naming the URL (password masked) and what is wrong.
     """
-    import psycopg
+    psycopg = _psycopg()
 
     from cs_analysis.workspace import META_TABLE
 
@@ -278,7 +288,7 @@ def write_postgres(target: PgTarget | str, tables: Mapping[str, Any], *,
         One line (password masked): connection refused, authentication failed,
         permission denied, connection lost; the schema is unchanged.
     """
-    import psycopg
+    psycopg = _psycopg()
 
     from cs_analysis.contract import TABLE_NAMES
     from cs_analysis.workspace import DEFAULT_CONFIG

@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
-import psycopg
 import pytest
 import yaml
 from serving import free_port
@@ -32,6 +31,7 @@ from cs_analysis.workspace import META_TABLE, ROLLUPS, open_workspace
 from tests.backends.test_backends import _frames, _normalise
 
 pytestmark = pytest.mark.backends
+psycopg = pytest.importorskip("psycopg")
 
 SECRET = "s3cret-pw"
 
@@ -385,3 +385,12 @@ def test_urls_are_shown_without_passwords():
     assert pgio.parse_target("postgres://u@h/db").schema == "public"
     with pytest.raises(OutputError, match="names no database"):
         pgio.parse_target(f"postgres://u:{SECRET}@h:5/")
+
+
+def test_without_psycopg_the_load_says_how_to_install_it(exports, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg -> ImportError
+    url = f"postgres://cs:{SECRET}@127.0.0.1:5432/cs?schema=x"
+    assert main(["load", "--config", str(exports / "a.yml"), "--out", url, "--quiet"]) == 1
+    _one_line(capsys, "needs psycopg", ".[postgres]")
