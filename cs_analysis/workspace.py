@@ -355,7 +355,8 @@ def open_workspace(target=None, *, as_of=None, **config) -> Workspace:
         (built by ``make demo``, ``cs-analysis demo`` or
         :func:`cs_analysis.demo.demo_workspace`; the data layer never builds it). A
         path to a ``.duckdb`` file (opened read-only so several dashboards can share it).
-        An Ibis connection URL (``postgres://user@host:5432/db``, ``duckdb://…``), an
+        An Ibis connection URL (``postgres://user@host:5432/db?schema=acme``, as written
+        by ``cs-analysis load --out postgres://…``; ``duckdb://…``), an
         already-made Ibis backend, or a running ``pyspark.sql.SparkSession``, whose tables
         (or temporary views) are named as in the contract. PostgreSQL and Spark are
         tested in CI against DuckDB (``tests/backends``).
