@@ -4,7 +4,8 @@ Subcommands
 -----------
 demo      build the synthetic demo workspace
 validate  check exports against the data contract through a mapping file
-load      build a workspace from exports (atomic: a failed load changes nothing)
+load      build a workspace from exports (atomic: a failed load changes nothing);
+          --out a .duckdb file or a postgres:// schema
 serve     serve the dashboards with Voila
 contract  print the data contract as a Markdown table
 """
@@ -39,18 +40,27 @@ def _validate(args) -> int:
 def _load(args) -> int:
     from cs_analysis.errors import CSAnalysisError
     from cs_analysis.io import LoadError, load
+    from cs_analysis.io.postgres import is_postgres_url, parse_target, shown_url
 
+    out = args.out
+    if is_postgres_url(out):  # never print the password of a URL
+        try:
+            shown = f"schema {parse_target(out).schema} on {shown_url(out)}"
+        except CSAnalysisError as exc:
+            return _fail(exc)
+    else:
+        shown = out
     try:
-        report = load(args.config, args.out, drop_unknown_accounts=args.drop_unknown_accounts,
+        report = load(args.config, out, drop_unknown_accounts=args.drop_unknown_accounts,
                       progress=not args.quiet)
     except LoadError as exc:
         print(str(exc), file=sys.stderr)
-        print(f"\nnothing was written; {args.out} is unchanged", file=sys.stderr)
+        print(f"\nnothing was written; {shown} is unchanged", file=sys.stderr)
         return 1
-    except CSAnalysisError as exc:  # --out refused, a full disk: one line, no traceback
+    except CSAnalysisError as exc:  # --out refused, a full disk, a server: one line
         return _fail(exc)
     print(report.summary())
-    print(f"workspace written to {args.out}")
+    print(f"workspace written to {shown}")
     return 0
 
 
@@ -99,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--drop-unknown-accounts", action="store_true",
                        help="drop child rows whose account_id is not in accounts (reported)")
         if name == "load":
-            s.add_argument("--out", required=True, help="workspace file to write (.duckdb)")
+            s.add_argument("--out", required=True,
+                           help="workspace file to write (.duckdb), or a PostgreSQL schema: "
+                                "postgres://user@host:5432/db?schema=name (one transaction)")
             s.add_argument("--quiet", action="store_true")
         s.set_defaults(func=func)
 

@@ -355,7 +355,8 @@ def open_workspace(target=None, *, as_of=None, **config) -> Workspace:
         (built by ``make demo``, ``cs-analysis demo`` or
         :func:`cs_analysis.demo.demo_workspace`; the data layer never builds it). A
         path to a ``.duckdb`` file (opened read-only so several dashboards can share it).
-        An Ibis connection URL (``postgres://user@host:5432/db``, ``duckdb://…``), an
+        An Ibis connection URL (``postgres://user@host:5432/db?schema=acme``, as written
+        by ``cs-analysis load --out postgres://…``; ``duckdb://…``), an
         already-made Ibis backend, or a running ``pyspark.sql.SparkSession``, whose tables
         (or temporary views) are named as in the contract. PostgreSQL and Spark are
         tested in CI against DuckDB (``tests/backends``).
@@ -381,7 +382,9 @@ def open_workspace(target=None, *, as_of=None, **config) -> Workspace:
         return Workspace(ibis.pyspark.connect(target), config=config, source="pyspark session")
     text = str(target)
     if "://" in text:
-        return Workspace(ibis.connect(text), config=config, source=text)
+        from cs_analysis.io.postgres import shown_url
+
+        return Workspace(ibis.connect(text), config=config, source=shown_url(text))
     path = Path(text)
     if not path.exists():
         raise WorkspaceError(
@@ -507,10 +510,7 @@ def _build_rollups(con, timezone: str | None = None) -> None:
         return
     icon = ibis.duckdb.from_connection(con)
     ev = icon.table("usage_events")
-    expr = (ev.select(account_id=ev.account_id,
-                      month=period_expr(ev.event_at, "month", timezone).cast("int32"))
-            .group_by(["account_id", "month"]).agg(events=ibis._.count())
-            .order_by(["account_id", "month"]))
+    expr = month_rollup_expr(ev, timezone).order_by(["account_id", "month"])
     con.execute(f'CREATE TABLE "{USAGE_ROLLUP}" AS {ibis.to_sql(expr, dialect="duckdb")}')
     for name, expr in ((USAGE_USER_DAY_ROLLUP, user_day_expr(ev, timezone)),
                        (USAGE_FEATURE_DAY_ROLLUP, feature_day_expr(ev, timezone))):
@@ -521,6 +521,16 @@ def _build_rollups(con, timezone: str | None = None) -> None:
     for name, grain in ((USAGE_USER_WEEK_ROLLUP, "week"), (USAGE_USER_MONTH_ROLLUP, "month")):
         expr = user_period_expr(days, grain).order_by(["account_id", "period"])
         con.execute(f'CREATE TABLE "{name}" AS {ibis.to_sql(expr, dialect="duckdb")}')
+
+
+def month_rollup_expr(ev, timezone: str | None):
+    """Ibis: ``account_id, month, events`` of usage events ``ev`` (local calendar months).
+
+    ``month`` is :func:`month_index` of the month of ``event_at`` in ``timezone``.
+    """
+    return (ev.select(account_id=ev.account_id,
+                      month=period_expr(ev.event_at, "month", timezone).cast("int32"))
+            .group_by(["account_id", "month"]).agg(events=ibis._.count()))
 
 
 def user_day_expr(ev, timezone: str | None):

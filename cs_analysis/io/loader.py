@@ -566,7 +566,9 @@ def load(config, out, drop_unknown_accounts: bool = False, progress: bool = Fals
     config : str, Path or mapping
         The mapping file (YAML), or its content as a dict.
     out : str or Path
-        The workspace file to write (``.duckdb``).
+        The workspace file to write (``.duckdb``), or a ``postgres://`` URL whose schema
+        (``?schema=``) receives the tables in one transaction
+        (:func:`cs_analysis.io.postgres.load_postgres`).
     drop_unknown_accounts : bool
         Drop child rows whose ``account_id`` is not in ``accounts``, reporting the count
         per table (``report.dropped``), instead of stopping.
@@ -589,8 +591,12 @@ def load(config, out, drop_unknown_accounts: bool = False, progress: bool = Fals
     """
     import duckdb
 
+    from cs_analysis.io.postgres import is_postgres_url, load_postgres
     from cs_analysis.workspace import write_workspace
 
+    if is_postgres_url(out):  # a schema on a PostgreSQL server, in one transaction
+        return load_postgres(config, out, drop_unknown_accounts, progress,
+                             max_examples=max_examples, base_dir=base_dir)
     out = Path(out).expanduser()
     check_out(out, config, base_dir)
     clean_stale(out)

@@ -29,7 +29,7 @@ from cs_analysis import (
     surveys,
 )
 from cs_analysis.workspace import Workspace, open_workspace
-from tests.backends.servers import PostgresServer, pg_bindir, spark_session
+from tests.backends.servers import spark_session
 
 pytestmark = pytest.mark.backends
 
@@ -62,15 +62,12 @@ def parquet_dir(source_path, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def postgres_con(parquet_dir):
-    _require(pg_bindir() is not None, "PostgreSQL (Debian: postgresql)")
-    pytest.importorskip("psycopg")
-    with PostgresServer() as pg:
-        con = ibis.connect(pg.url)
-        for f in sorted(parquet_dir.glob("*.parquet")):
-            con.create_table(f.stem, pd.read_parquet(f), overwrite=True)
-        yield con
-        con.disconnect()
+def postgres_con(parquet_dir, pg_server):
+    con = ibis.connect(pg_server.url)
+    for f in sorted(parquet_dir.glob("*.parquet")):
+        con.create_table(f.stem, pd.read_parquet(f), overwrite=True)
+    yield con
+    con.disconnect()
 
 
 @pytest.fixture(scope="session")
