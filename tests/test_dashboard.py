@@ -258,6 +258,50 @@ def test_chart_widgets_are_reused_across_refreshes(counts):
     assert first.chart is counts.charts["plans"]
 
 
+class TranslatedCountsDashboard(CountsDashboard):
+    """Counts with filter labels in the dashboard's language, as the real dashboards have."""
+
+    def make_filters(self):
+        return account_filters(self.ws, ("segment", "plan"), t=self.t)
+
+
+def _from_browser(widget, **state):
+    """Deliver ``state`` to ``widget`` the way a comm message from the browser does."""
+    widget._handle_msg({"content": {"data": {"method": "update", "state": state,
+                                             "buffer_paths": []}}, "buffers": []})
+
+
+def test_relabelling_keeps_the_selection_and_a_later_browser_choice_filters(
+        tiny_ws, tiny_tables):
+    # A preheated kernel draws in English, then relabels for ?lang=ja (follow_request);
+    # the viewer then picks a segment in the relabelled dropdown (issue #20: the browser
+    # test saw the unfiltered count; this is the kernel's half of that path).
+    app = TranslatedCountsDashboard(tiny_ws, lang="en")
+    seg = app.filters["segment"]
+    sent = []
+    seg._send = lambda msg, buffers=None: sent.append(msg)
+    app.set_language("ja")
+    assert (seg.description, seg.label, seg.value) == ("セグメント", "すべて", ALL)
+    # one state message, labels and selection together: the browser cannot pair the new
+    # labels with a stale index
+    assert [m["method"] for m in sent] == ["update"]
+    assert sent[0]["state"]["_options_labels"][0] == "すべて"
+    assert sent[0]["state"]["index"] == seg.index == 0
+
+    choice = seg.options[1][1]  # what the browser sends is the index of the shown label
+    _from_browser(seg, index=1)
+    acc, _subs = brute_force(tiny_tables, segment=choice)
+    assert app.params()["segment"] == choice and app.error is None
+    assert app.kpi("Accounts").value == len(acc) and app.view.scope == f"{len(acc)} accounts"
+    assert dict(app.table.set_index("plan")["accounts"]) == dict(acc.groupby("plan").size())
+
+    # and back to English with the segment chosen: still the segment's numbers
+    sent.clear()
+    app.set_language("en")
+    assert seg.value == choice and sent[0]["state"]["index"] == seg.index == 1
+    assert app.kpi("Accounts").value == len(acc)
+
+
 def test_header_comes_from_the_info_and_is_escaped(tiny_ws, tmp_path):
     info = read_info(write_nb(tmp_path / "x.ipynb",
                               "# Counts <i>\n**Question:** How many?\n**For:** CSMs & VPs"))
