@@ -53,7 +53,7 @@ class DashboardServer:
     """
 
     def __init__(self, workspace, *, port: int | None = None, log_path=None,
-                 extra_args=(), env=None, timeout: float = 300.0):
+                 extra_args=(), env=None, timeout: float = 600.0):
         self.workspace = str(workspace)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
@@ -102,7 +102,7 @@ class DashboardServer:
         except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
             return None
 
-    def wait_ready(self, *, complete: bool = True, timeout: float = 300.0) -> dict:
+    def wait_ready(self, *, complete: bool = True, timeout: float = 600.0) -> dict:
         """Poll ``/healthz`` until ready (or complete); return its last answer."""
         import time
 

@@ -164,7 +164,8 @@ def test_dashboard_renders_and_responds(server, page, info):
     assert len(options) > 1, "the first dropdown filter offers a single choice"
     current = select.evaluate("s => s.options[s.selectedIndex].text")
     select.select_option(label=next(o for o in options if o != current))
-    expect(page.locator(".cs-kpis")).not_to_have_text(kpis_before, timeout=UPDATE_MS)
+    expect(page.locator(".cs-kpis")).not_to_have_text(kpis_before, use_inner_text=True,
+                                                     timeout=UPDATE_MS)
     page.wait_for_function("before => " + _DIGEST_JS + " !== before", arg=charts_before,
                            timeout=UPDATE_MS)
     expect(page.locator(".cs-pending")).to_have_count(0, timeout=UPDATE_MS)

@@ -34,7 +34,8 @@ def test_segment_filter_changes_heatmap_and_drop_list(server, page):  # noqa: F8
     select.select_option(label=choice)
     page.wait_for_function(f"before => ({_HEAT_JS})() !== before", arg=heat_before,
                            timeout=tb.UPDATE_MS)
-    expect(page.locator(".cs-table")).not_to_have_text(table_before, timeout=tb.UPDATE_MS)
+    expect(page.locator(".cs-table")).not_to_have_text(table_before, use_inner_text=True,
+                                                     timeout=tb.UPDATE_MS)
     expect(page.locator(".cs-pending")).to_have_count(0, timeout=tb.UPDATE_MS)
     expect(page.locator(".cs-error")).to_have_count(0)
     tb.screenshot(page, "adoption-enterprise")

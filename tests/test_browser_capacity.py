@@ -46,7 +46,7 @@ def test_moving_a_slider_redraws_the_csms_needed_chart(server, page):  # noqa: F
     page.wait_for_function(f"before => ({_CSMS_JS})() !== before", arg=chart_before,
                            timeout=tb.UPDATE_MS)
     expect(page.locator('.cs-kpi[data-label="CSMs needed at peak"] .cs-kpi-value')
-           ).not_to_have_text(kpi_before, timeout=tb.UPDATE_MS)
+           ).not_to_have_text(kpi_before, use_inner_text=True, timeout=tb.UPDATE_MS)
     assert float(_kpi(page).split()[0]) > float(kpi_before.split()[0])
     expect(page.locator(".cs-error")).to_have_count(0)
     tb.screenshot(page, "capacity_planning-slider")

@@ -43,7 +43,7 @@ def test_moving_a_weight_slider_changes_the_backtest_auc(server, page):  # noqa:
     handle.focus()
     for _ in range(6):  # 3.0 -> 0.0 in steps of 0.5; sent when the key is released
         page.keyboard.press("ArrowLeft")
-    expect(page.locator(_AUC)).not_to_have_text(before, timeout=tb.UPDATE_MS)
+    expect(page.locator(_AUC)).not_to_have_text(before, use_inner_text=True, timeout=tb.UPDATE_MS)
     expect(page.locator(".cs-error")).to_have_count(0)
     tb.screenshot(page, "account_health-slider")
     assert page.recorder.external() == [], "requests left localhost"

@@ -40,7 +40,8 @@ def test_changing_the_horizon_changes_the_calendar(server, page):  # noqa: F811
     page.locator(".cs-filter-horizon button", has_text="30 days").click()
     expect(page.locator(".cs-scope")).to_contain_text("renewing in 30 days",
                                                        timeout=tb.UPDATE_MS)
-    expect(page.locator(".cs-table")).not_to_have_text(table_before, timeout=tb.UPDATE_MS)
+    expect(page.locator(".cs-table")).not_to_have_text(table_before, use_inner_text=True,
+                                                     timeout=tb.UPDATE_MS)
     page.wait_for_function("before => " + tb._DIGEST_JS + " !== before", arg=charts_before,
                            timeout=tb.UPDATE_MS)
     expect(page.locator(".cs-pending")).to_have_count(0, timeout=tb.UPDATE_MS)
