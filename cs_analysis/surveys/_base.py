@@ -93,7 +93,7 @@ def normalize_text(text: str) -> str:
 
 def _category(score: pd.Series, survey: pd.Series, scales: Mapping) -> pd.Series:
     """promoter/passive/detractor for NPS; positive/neutral/negative (top/bottom-2 box)."""
-    out = pd.Series(pd.NA, index=score.index, dtype="str")
+    out = np.full(len(score), None, dtype=object)  # filled, then made text once
     for name in pd.unique(survey):
         m = (survey == name).to_numpy()
         s = score[m]
@@ -107,7 +107,7 @@ def _category(score: pd.Series, survey: pd.Series, scales: Mapping) -> pd.Series
             cat = np.where(s >= hi - 1, "positive", np.where(s <= lo + 1, "negative",
                                                                "neutral"))
         out[m] = cat
-    return out
+    return pd.Series(out, index=score.index, dtype="str")
 
 
 def groups_text(frame: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
