@@ -98,15 +98,15 @@ def _category(score: pd.Series, survey: pd.Series, scales: Mapping) -> pd.Series
         m = (survey == name).to_numpy()
         s = score[m]
         if name == "nps":
-            cat = np.where(s >= 9, "promoter", np.where(s <= 6, "detractor", "passive"))
+            names, top, bottom = ("detractor", "passive", "promoter"), 9, 6
         else:
             rng = survey_scale(name, scales)
             if rng is None:
                 continue
-            lo, hi = rng
-            cat = np.where(s >= hi - 1, "positive", np.where(s <= lo + 1, "negative",
-                                                               "neutral"))
-        out[m] = cat
+            names, top, bottom = ("negative", "neutral", "positive"), rng[1] - 1, rng[0] + 1
+        # codes 2 / 0 / 1 (top box, bottom box, middle), then their names: no text arrays
+        code = np.where(s >= top, 2, np.where(s <= bottom, 0, 1))
+        out[m] = np.array(names, dtype=object)[code]
     return pd.Series(out, index=score.index, dtype="str")
 
 
