@@ -54,7 +54,7 @@ from dataclasses import dataclass
 import ibis
 import numpy as np
 import pandas as pd
-from ibis.common.exceptions import OperationNotDefinedError
+from ibis.common.exceptions import IbisError, OperationNotDefinedError
 
 from cs_analysis.errors import (
     ArgumentError,
@@ -1153,7 +1153,7 @@ def _held(expr):
     """
     try:
         cached = expr.cache()
-    except (NotImplementedError, ibis.common.exceptions.IbisError):
+    except (NotImplementedError, IbisError):
         return expr, lambda: None
     return cached, cached.release
 
