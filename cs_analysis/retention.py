@@ -54,7 +54,7 @@ from dataclasses import dataclass
 import ibis
 import numpy as np
 import pandas as pd
-from ibis.common.exceptions import OperationNotDefinedError
+from ibis.common.exceptions import IbisError, OperationNotDefinedError
 
 from cs_analysis.errors import (
     ArgumentError,
@@ -815,35 +815,40 @@ class RevenueRetention(Result):
 
 
 def _mrr_grid(ws, grain: str, p_first: int, p_obs: int, acc):
-    """Dense account x period MRR at period ends, in the engine.
+    """Account x period MRR at period ends, sparse, in the engine.
 
-    Returns an Ibis table ``account_id, p, d, prev_end, mrr[, c][, _g]`` over periods
-    ``p_first - 1 .. p_obs`` for every account with a subscription covering any of those
-    period ends: ``mrr`` = sum of ``mrr`` of the subscriptions covering ``d``, the last
-    day of ``p`` (0 when none); ``prev_end`` is the last day of ``p - 1``.
+    Returns an Ibis table ``account_id, p, mrr, c[, _g]`` over periods
+    ``p_first - 1 .. p_obs``: one row per account of ``acc`` and period end ``d`` (the
+    last day of ``p``) that a subscription covers, ``mrr`` = sum of ``mrr`` of the
+    subscriptions covering ``d``. A missing (account, period) means MRR 0 there: the
+    callers read it so (the dense account x period grid is about 15 times larger and
+    was rebuilt by every query).
     """
     subs = _subscriptions(ws)
     ps = np.arange(p_first - 1, p_obs + 1, dtype="int64")
-    ends = ibis.memtable({"p": ps,
-                          "d": [period_end(int(p), grain) for p in ps],
-                          "prev_end": [period_end(int(p) - 1, grain) for p in ps]})
+    ends = ibis.memtable({"p": ps, "d": [period_end(int(p), grain) for p in ps]})
     cov = subs.join(ends, [subs.start_date <= ends.d,
                            subs.end_date.isnull() | (ends.d < subs.end_date)])
     cov = cov.group_by(["account_id", "p"]).agg(mrr=cov.mrr.sum())
-    payers = cov.select("account_id").distinct().join(acc, "account_id")
-    grid = payers.cross_join(ends)
-    grid = grid.left_join(cov, ["account_id", "p"]).drop("account_id_right", "p_right")
-    return grid.mutate(mrr=grid.mrr.fill_null(0.0))
+    return cov.join(acc.drop("signup_date"), "account_id")
 
 
-def _with_prev(grid):
-    """The grid with ``prev`` = MRR at the end of the previous period (first period dropped).
+def _with_prev(grid, p_first: int, p_obs: int, gcols: list[str]):
+    """Rows ``account_id, p[, _g], mrr, prev`` for periods ``p_first .. p_obs``.
 
-    A self-join on ``(account_id, p - 1)`` rather than a window function: the grid is
-    dense, and hash joins are cheaper than ``LAG`` partitioned by a text key.
+    ``prev`` is the MRR at the end of the previous period; only (account, period) pairs
+    with a covered end of ``p`` or of ``p - 1`` are returned (elsewhere both are 0: an
+    "unchanged" row that adds nothing to any sum). A union of the grid and the grid
+    shifted by one period, summed per key: no outer join and no window function.
     """
-    prev = grid.select(account_id=grid.account_id, p=grid.p + 1, prev=grid.mrr)
-    return grid.join(prev, ["account_id", "p"])
+    zero = ibis.literal(0.0, "float64")
+    cur = grid.select("account_id", *gcols, p=grid.p, mrr=grid.mrr.cast("float64"), prev=zero)
+    nxt = grid.select("account_id", *gcols, p=grid.p + 1, mrr=zero,
+                      prev=grid.mrr.cast("float64"))
+    both = cur.union(nxt, distinct=False)
+    both = both.filter(both.p >= p_first, both.p <= p_obs)
+    return both.group_by(["account_id", "p", *gcols]).agg(mrr=both.mrr.sum(),
+                                                           prev=both.prev.sum())
 
 
 def _first_paid(ws):
@@ -853,10 +858,14 @@ def _first_paid(ws):
     return paid.group_by("account_id").agg(first_paid=paid.start_date.min())
 
 
-def _bridge(ws, grid, by, grain: str) -> pd.DataFrame:
+def _bridge(ws, grid, by, grain: str, p_first: int, p_obs: int) -> pd.DataFrame:
     gcols = _group_cols(by)
-    g = _with_prev(grid)
+    g = _with_prev(grid, p_first, p_obs, gcols)
     g = g.left_join(_first_paid(ws), "account_id").drop("account_id_right")
+    ps = np.arange(p_first, p_obs + 1, dtype="int64")
+    prev_ends = ibis.memtable({"p": ps, "prev_end": [period_end(int(p) - 1, grain)
+                                                     for p in ps]})
+    g = g.join(prev_ends, "p")
     s, e = g.prev, g.mrr
     category = ibis.cases(
         ((s == 0) & (e > 0) & (g.first_paid.isnull() | (g.first_paid > g.prev_end)), "new"),
@@ -883,7 +892,16 @@ def _bridge(ws, grid, by, grain: str) -> pd.DataFrame:
         cols = ["period", "period_label", "period_end", *_by_list(by), "component",
                 "accounts", "mrr"]
         return pd.DataFrame({c: [] for c in cols})
-    base = totals[["p", *gcols]]
+    # every period of the range for every group with a paying account (a period where a
+    # group pays nothing, before and after, has start = end = 0, as on a dense grid)
+    base = pd.DataFrame({"p": ps})
+    if gcols:
+        base = base.merge(totals[gcols].drop_duplicates(), how="cross")
+    totals = base.merge(totals, on=["p", *gcols], how="left")
+    for col in ("start_accounts", "end_accounts"):
+        totals[col] = totals[col].fillna(0).astype("int64")
+    for col in ("start", "end"):
+        totals[col] = totals[col].fillna(0.0).astype(float)
     comps = pd.DataFrame({"component": list(BRIDGE_COMPONENTS)})
     full = base.merge(comps, how="cross").merge(moves, on=["p", *gcols, "component"],
                                                  how="left")
@@ -916,6 +934,8 @@ def _bridge(ws, grid, by, grain: str) -> pd.DataFrame:
 def _revenue_cohorts(grid, by, grain: str, p_asof: int, p_obs: int,
                      periods: int | None) -> pd.DataFrame:
     gcols = _group_cols(by)
+    # the cohort's accounts paying at the end of period 0, and their covered period ends
+    # from then on (an end not covered is MRR 0: nothing to add to end or retained MRR)
     base = grid.filter(grid.p == grid.c, grid.mrr > 0).select("account_id", base=grid.mrr)
     j = grid.join(base, "account_id")
     j = j.mutate(k=j.p - j.c)
@@ -935,21 +955,25 @@ def _revenue_cohorts(grid, by, grain: str, p_asof: int, p_obs: int,
                         on=["c", *gcols, "k"], how="left")
     cells["observable"] = (cells["c"] + cells["k"]) <= p_obs
     for col in ("end_mrr", "retained_mrr"):
-        cells[col] = cells[col].astype(float).where(cells["observable"], np.nan)
+        cells[col] = cells[col].astype(float).fillna(0.0).where(cells["observable"], np.nan)
     cells["grr"] = cells["retained_mrr"] / cells["start_mrr"]
     cells["nrr"] = cells["end_mrr"] / cells["start_mrr"]
     out = _finish_cells(cells, by, grain, {})
     return out[cols]
 
 
-def _trailing(grid_m, by) -> pd.DataFrame:
+def _trailing(grid_m, by, m_obs: int) -> pd.DataFrame:
     gcols = _group_cols(by)
-    a = grid_m.filter(grid_m.mrr > 0).select("account_id", p0=grid_m.p, s=grid_m.mrr)
-    b = grid_m.select("account_id", "p", *gcols, "d", e=grid_m.mrr)
-    j = a.join(b, [a.account_id == b.account_id, b.p == a.p0 + 12])
+    # accounts paying at the end of month p - 12, and their MRR at the end of month p
+    # (0 where no subscription covers it)
+    a = grid_m.filter(grid_m.mrr > 0, grid_m.p + 12 <= m_obs)
+    a = a.select("account_id", *gcols, p=a.p + 12, s=a.mrr.cast("float64"))
+    b = grid_m.select(b_account=grid_m.account_id, b_p=grid_m.p, e=grid_m.mrr)
+    j = a.left_join(b, [a.account_id == b.b_account, a.p == b.b_p])
+    j = j.mutate(e=j.e.cast("float64").fill_null(0.0))
     s, e = j.s, j.e
     zero = ibis.literal(0.0)
-    agg = (j.group_by(["p", "d", *gcols])
+    agg = (j.group_by(["p", *gcols])
            .agg(accounts=j.account_id.count(), start_mrr=s.sum(),
                 expansion=(e > s).ifelse(e - s, zero).sum(),
                 contraction=((e > 0) & (e < s)).ifelse(s - e, zero).sum(),
@@ -1102,18 +1126,36 @@ def revenue_retention(ws, grain: str = "month", by: str | None = None, *,
     p_first = period_of(first, grain)
     if p_first > p_obs:
         return empty
-    grid = _mrr_grid(ws, grain, p_first, p_obs, acc)
-    bridge = _bridge(ws, grid, by, grain)
-    cohorts = _revenue_cohorts(grid, by, grain, period_of(as_of, grain), p_obs, periods)
-    m_obs = last_observable(as_of, "month")
-    m_first = period_of(first, "month")
-    if m_first <= m_obs:
-        acc_m = acc if grain == "month" else _accounts(ws, as_of, by, "month")
-        grid_m = grid if grain == "month" else _mrr_grid(ws, "month", m_first, m_obs, acc_m)
-        trailing = _trailing(grid_m, by)
-    else:
-        trailing = _trailing_empty(by)
+    # the grid feeds three queries: computed once, held in a temporary table
+    grid, release = _held(_mrr_grid(ws, grain, p_first, p_obs, acc))
+    try:
+        bridge = _bridge(ws, grid, by, grain, p_first, p_obs)
+        cohorts = _revenue_cohorts(grid, by, grain, period_of(as_of, grain), p_obs, periods)
+        m_obs = last_observable(as_of, "month")
+        m_first = period_of(first, "month")
+        if m_first <= m_obs:
+            acc_m = acc if grain == "month" else _accounts(ws, as_of, by, "month")
+            grid_m = grid if grain == "month" else _mrr_grid(ws, "month", m_first, m_obs,
+                                                             acc_m)
+            trailing = _trailing(grid_m, by, m_obs)
+        else:
+            trailing = _trailing_empty(by)
+    finally:
+        release()
     return RevenueRetention(bridge, cohorts, trailing, grain, as_of, by)
+
+
+def _held(expr):
+    """``expr`` computed once into a temporary table of its backend, and a release function.
+
+    Ibis's ``cache()`` (a temporary table on DuckDB / PostgreSQL, a cached DataFrame on
+    Spark); where a backend cannot cache, the expression itself (recomputed per query).
+    """
+    try:
+        cached = expr.cache()
+    except (NotImplementedError, IbisError):
+        return expr, lambda: None
+    return cached, cached.release
 
 
 def _bridge_empty(by) -> pd.DataFrame:

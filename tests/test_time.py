@@ -123,3 +123,23 @@ def test_bad_inputs_are_clear_errors():
     with pytest.raises(CSAnalysisError, match="not a date"):
         t.to_date("first of May")
     assert t.to_date(None) is None and t.to_date("2024-05-01 10:00") == dt.date(2024, 5, 1)
+
+
+@pytest.mark.parametrize("tz", ["America/Los_Angeles", "Europe/Berlin"])
+def test_engine_wall_clock_at_every_transition(tz):
+    """Wall clock seconds either side of every DST change the engine knows (1995-2045).
+
+    Also a winter before and after those years (standard time on both sides).
+    """
+    first, changes = t._offsets(tz)
+    assert len(changes) > 90
+    at = [pd.Timestamp(i) + pd.Timedelta(seconds=s) for i, _ in changes
+          for s in (-61, -1, 0, 1, 3600)]
+    at += [pd.Timestamp("1990-01-15"), pd.Timestamp("2050-12-01")]
+    instants = pd.Series(sorted(at))
+    c = ibis.duckdb.connect()
+    c.create_table("ev", pd.DataFrame({"event_at": instants}))
+    ev = c.table("ev")
+    got = ev.mutate(w=t.local_timestamp(ev.event_at, tz)).order_by("event_at").execute()
+    expected = instants.dt.tz_localize("UTC").dt.tz_convert(tz).dt.tz_localize(None)
+    assert (pd.to_datetime(got["w"]).to_numpy() == expected.to_numpy()).all()

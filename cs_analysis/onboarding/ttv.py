@@ -238,8 +238,8 @@ def _collect(ws, criteria, as_of=None, extra: Sequence[str] = ()) -> _Data:
 
     # clock start
     seg = acc["segment"] if "segment" in acc else pd.Series(pd.NA, index=acc.index)
-    chosen = seg.map(lambda s: crit.clock_by_segment.get(str(s), crit.clock_start)
-                     if not is_missing(s) else crit.clock_start).astype("str")
+    chosen = _map_distinct(seg, lambda s: crit.clock_by_segment.get(str(s), crit.clock_start)
+                           if not is_missing(s) else crit.clock_start).astype("str")
     start = pd.Series(pd.NaT, index=acc.index, dtype="datetime64[us]")
     for col in CLOCK_COLUMNS:
         if col in acc:
@@ -297,6 +297,18 @@ def _collect(ws, criteria, as_of=None, extra: Sequence[str] = ()) -> _Data:
     return _Data(acc, cond_df, reached, as_of, crit, ws.timezone)
 
 
+def _map_distinct(values: pd.Series, fn) -> pd.Series:
+    """``values.map(fn)``, calling ``fn`` once per distinct value (missing ones included)."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    out = [fn(u) for u in uniques]
+    if (codes < 0).any():
+        out.append(fn(values[codes < 0].iloc[0]))  # code -1 picks this last entry
+    table = np.empty(len(out), dtype=object)
+    table[:] = out
+    return pd.Series(table[codes] if len(out) else np.empty(0, dtype=object),
+                     index=values.index, dtype=object)
+
+
 def _stage_frame(data: _Data, stage: Stage, extra: Sequence[str] = ()) -> pd.DataFrame:
     """The :func:`time_to_value` rows of one stage."""
     acc = data.accounts
@@ -318,7 +330,7 @@ def _stage_frame(data: _Data, stage: Stage, extra: Sequence[str] = ()) -> pd.Dat
     end = reached_day.where(reached, churn.where(churned, as_of))
     days = ((end - start).dt.days.astype("float").clip(lower=0)).where(running)
     seg = acc["segment"] if "segment" in acc else pd.Series(pd.NA, index=acc.index)
-    target = seg.map(stage.target_for).astype("float")
+    target = _map_distinct(seg, stage.target_for).astype("float")
     within = pd.Series(pd.NA, index=acc.index, dtype="boolean")
     within = within.mask(reached, days <= target)
     beyond = (churned | in_progress) & (days > target)

@@ -14,6 +14,7 @@ as-of date" means on or before the as-of day in that zone.
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -92,21 +93,21 @@ def normalize_text(text: str) -> str:
 
 def _category(score: pd.Series, survey: pd.Series, scales: Mapping) -> pd.Series:
     """promoter/passive/detractor for NPS; positive/neutral/negative (top/bottom-2 box)."""
-    out = pd.Series(pd.NA, index=score.index, dtype="str")
+    out = np.full(len(score), None, dtype=object)  # filled, then made text once
     for name in pd.unique(survey):
         m = (survey == name).to_numpy()
         s = score[m]
         if name == "nps":
-            cat = np.where(s >= 9, "promoter", np.where(s <= 6, "detractor", "passive"))
+            names, top, bottom = ("detractor", "passive", "promoter"), 9, 6
         else:
             rng = survey_scale(name, scales)
             if rng is None:
                 continue
-            lo, hi = rng
-            cat = np.where(s >= hi - 1, "positive", np.where(s <= lo + 1, "negative",
-                                                               "neutral"))
-        out[m] = cat
-    return out
+            names, top, bottom = ("negative", "neutral", "positive"), rng[1] - 1, rng[0] + 1
+        # codes 2 / 0 / 1 (top box, bottom box, middle), then their names: no text arrays
+        code = np.where(s >= top, 2, np.where(s <= bottom, 0, 1))
+        out[m] = np.array(names, dtype=object)[code]
+    return pd.Series(out, index=score.index, dtype="str")
 
 
 def groups_text(frame: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
@@ -124,7 +125,8 @@ def responses(ws, survey: str | Sequence[str] | None = None, *, wave: str = "qua
               dedup: bool = True, as_of=None, since=None, until=None,
               roles: Sequence[str] | None = None,
               touchpoints: Sequence[str] | None = None,
-              comments_only: bool = False) -> pd.DataFrame:
+              comments_only: bool = False,
+              columns: Sequence[str] | None = None) -> pd.DataFrame:
     """The scoped survey responses, one per respondent per survey wave, as a pandas frame.
 
     Filtering, deduplication and joins run in the engine (Ibis window functions on the
@@ -160,6 +162,12 @@ def responses(ws, survey: str | Sequence[str] | None = None, *, wave: str = "qua
         Keep these ``touchpoint`` values.
     comments_only : bool
         Keep only responses with a non-blank comment (applied after deduplication).
+    columns : list of str, optional
+        Return only these columns (names, or patterns such as ``"attr_*"``) besides
+        ``response_id``, ``account_id``, ``survey``, ``score``, ``responded_at``,
+        ``wave``, ``wave_label`` and ``category``; default all of them. The same rows
+        either way: a column nobody asked for is never read, joined or converted, which
+        on a large workspace is most of the time (e.g. comments, stakeholder names).
 
     Returns
     -------
@@ -221,13 +229,20 @@ def responses(ws, survey: str | Sequence[str] | None = None, *, wave: str = "qua
         t = t.filter((t._rn == 0) | t.respondent_id.isnull()).drop("_rn")
     if comments_only:
         t = t.filter(t.comment.notnull() & (t.comment.strip().length() > 0))
-    acc_cols = [c for c in _ACCOUNT_COLUMNS if ws.has("accounts", c)]
+    wanted = _wanted(columns)
+    people_cols = {"domain", "respondent_name", "respondent_title"}
+    if columns is not None:
+        keep_id = any(wanted(c) for c in people_cols)   # the key of the stakeholder join
+        t = t.select(*[c for c in t.columns if c in RESPONSE_COLUMNS or c == "wave"
+                       or wanted(c) or (keep_id and c == "respondent_id")])
+    acc_cols = [c for c in _ACCOUNT_COLUMNS if ws.has("accounts", c) and wanted(c)]
     acc = ws.table("accounts").select("account_id", *acc_cols)
-    t = t.join(acc, "account_id")
+    t = t.join(acc, "account_id")   # also when no column is wanted: responses of accounts
     if has_respondent and ws.has("stakeholders", "account_id", "person_id"):
         sh = ws.table("stakeholders")
         extra = {k: v for k, v in (("domain", "domain"), ("respondent_name", "name"),
-                                   ("respondent_title", "title")) if v in sh.columns}
+                                   ("respondent_title", "title"))
+                 if v in sh.columns and wanted(k)}
         if extra:
             people = sh.group_by(["account_id", "person_id"]).agg(
                 **{k: sh[v].cast("string").max() for k, v in extra.items()})
@@ -241,9 +256,18 @@ def responses(ws, survey: str | Sequence[str] | None = None, *, wave: str = "qua
             df[c] = df[c].astype("str")
     scales = ws.survey_scales
     _check_scores(df, scales)
-    df["wave_label"] = [period_label(w, wave) for w in df["wave"]]
+    labels = {w: period_label(w, wave) for w in pd.unique(df["wave"])}
+    df["wave_label"] = df["wave"].map(labels).tolist()   # the dtype a list of labels gets
     df["category"] = _category(df["score"], df["survey"], scales)
     return df.reset_index(drop=True)
+
+
+def _wanted(columns: Sequence[str] | None):
+    """Predicate: whether ``responses(columns=...)`` asks for a column (None: all do)."""
+    if columns is None:
+        return lambda name: True
+    pats = [str(c) for c in as_list(columns)]
+    return lambda name: any(fnmatch.fnmatchcase(name, p) for p in pats)
 
 
 def _check_scores(df: pd.DataFrame, scales: Mapping, survey_names=None) -> None:
@@ -304,10 +328,13 @@ class _Prepared(NamedTuple):
 
 
 def prepare(source, survey: str, keys: Sequence[str], period: str | None, *, as_of, wave,
-             metric: str, scale=None, timezone: str | None = None) -> _Prepared:
+             metric: str, scale=None, timezone: str | None = None,
+             columns: Sequence[str] | None = None) -> _Prepared:
     """Responses of one survey, deduplicated, with a ``period`` column when asked.
 
-    A workspace is read with :func:`responses` (its time zone, its scales). A frame is
+    A workspace is read with :func:`responses` (its time zone, its scales), reading only
+    ``keys`` and ``columns`` (names or patterns) besides the essentials when ``columns``
+    is given (None: every column). A frame is
     taken as given: its waves and periods come from its ``wave`` column when that column
     has the grain asked for (as :func:`responses` writes it, in the workspace's zone),
     else from ``responded_at`` read in ``timezone`` (default UTC); its scale from
@@ -320,7 +347,10 @@ def prepare(source, survey: str, keys: Sequence[str], period: str | None, *, as_
     if not isinstance(survey, str) or not survey:
         raise SurveyError(f"survey={survey!r} must be the name of one survey, e.g. 'nps'")
     if is_workspace(source):
-        df = responses(source, survey, wave=wave, as_of=as_of)
+        lean = None if columns is None else [*keys, *as_list(columns)]
+        df = responses(source, survey, wave=wave, as_of=as_of, columns=lean)
+        if lean is not None and any(k not in df.columns for k in keys):
+            df = responses(source, survey, wave=wave, as_of=as_of)  # for the error below
         scales = source.survey_scales
         tz = source.timezone
     elif isinstance(source, pd.DataFrame):

@@ -100,8 +100,10 @@ def drivers(ws_or_frame, target: str = "nps", attributes: str | Sequence[str] = 
     check_choice("model", model, _DRIVER_MODELS, error=SurveyError)
     check_choice("robust", robust, _ROBUST, error=SurveyError)
     alpha = check_alpha(alpha, error=SurveyError)
+    wanted = ["attr_*"] + ([attributes] if isinstance(attributes, str) else
+                           [str(a) for a in attributes])
     df = prepare(ws_or_frame, target, [], None, as_of=as_of, wave=wave,
-                  metric=metric_of(target), timezone=timezone).frame
+                  metric=metric_of(target), timezone=timezone, columns=wanted).frame
     available = [c for c in df.columns if str(c).startswith("attr_")]
     if isinstance(attributes, str):
         attrs = [c for c in df.columns if fnmatch.fnmatchcase(str(c), attributes)

@@ -99,7 +99,7 @@ def _score(source, metric: str, by, period, *, survey: str, ci: str, alpha: floa
                           "'year', 'wave') to split by period")
     if prepared is None:
         prepared = prepare(source, survey, by_cols, period, as_of=as_of, wave=wave,
-                            metric=metric, scale=scale, timezone=timezone)
+                            metric=metric, scale=scale, timezone=timezone, columns=())
     df, rng, grain = prepared
     keys = by_cols + (["period"] if grain else [])
     df = groups_text(df, by_cols)
