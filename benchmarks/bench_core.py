@@ -96,6 +96,12 @@ def analyses() -> dict:
         "stage_flow": lambda ws: journey.stage_flow(ws, journey.default_maps()[1]),
         "renewal_calendar": lambda ws: renewals.renewal_calendar(ws),
         "ticket_metrics": lambda ws: support.ticket_metrics(ws),
+        "ticket_metrics by=phase": lambda ws: support.ticket_metrics(ws, by="phase"),
+        "ticket_metrics by=priority": lambda ws: support.ticket_metrics(ws, by="priority"),
+        "churn_to_date": lambda ws: renewals.churn_to_date(ws),
+        "activity_coverage": lambda ws: renewals.activity_coverage(ws),
+        "open_critical_before_renewal": lambda ws: support.open_critical_before_renewal(ws),
+        "expansion_signals": lambda ws: support.expansion_signals(ws),
         "feature_adoption": lambda ws: adoption.feature_adoption(ws),
         "usage_trend": lambda ws: adoption.usage_trend(ws),
     }
