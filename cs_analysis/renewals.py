@@ -233,28 +233,33 @@ def next_renewals(ws, *, as_of=None) -> pd.DataFrame:
     return out[~ends_first].sort_values(["account_id", "renewal_date"]).reset_index(drop=True)
 
 
-def _last_activity(ws, as_of: dt.date, activity: str | None = None) -> pd.DataFrame:
-    """``account_id, last_activity`` (local date) of CS activities on or before as-of."""
+def _last_activity_expr(ws, as_of: dt.date, activity: str | None = None):
+    """Ibis ``account_id, last_at`` (latest CS activity on or before as-of), or None."""
     if not ws.has("cs_activities"):
-        return pd.DataFrame({"account_id": pd.Series([], dtype="str"),
-                             "last_activity": pd.Series([], dtype="datetime64[ns]")})
+        return None
     a = ws.table("cs_activities", columns=["account_id", "activity", "occurred_at"])
     a = a.filter(on_or_before(a.occurred_at, as_of, ws.timezone))
     if activity is not None:
         a = a.filter(a.activity == activity)
-    df = a.group_by("account_id").agg(last_at=a.occurred_at.max()).to_pandas()
+    return a.group_by("account_id").agg(last_at=a.occurred_at.max())
+
+
+def _last_activity(ws, as_of: dt.date, activity: str | None = None) -> pd.DataFrame:
+    """``account_id, last_activity`` (local date) of CS activities on or before as-of."""
+    expr = _last_activity_expr(ws, as_of, activity)
+    if expr is None:
+        return pd.DataFrame({"account_id": pd.Series([], dtype="str"),
+                             "last_activity": pd.Series([], dtype="datetime64[ns]")})
+    df = expr.to_pandas()
     # the local date of the latest UTC instant (the shift to local time is monotonic)
     return pd.DataFrame({"account_id": df["account_id"].astype("str"),
                          "last_activity": local_dates(df["last_at"], ws.timezone)})
 
 
-def _open_tickets(ws, as_of: dt.date, critical: Sequence[str]) -> pd.DataFrame:
-    """Per account: tickets open at the end of the as-of day, all and critical ones."""
-    empty = pd.DataFrame({"account_id": pd.Series([], dtype="str"),
-                          "open_tickets": pd.Series([], dtype="int64"),
-                          "open_critical_tickets": pd.Series([], dtype="int64")})
+def _open_tickets_expr(ws, as_of: dt.date, critical: Sequence[str]):
+    """Ibis per account: tickets open at the end of the as-of day, all and critical."""
     if not ws.has("support_tickets"):
-        return empty
+        return None
     t = ws.table("support_tickets", columns=["account_id", "opened_at"])
     tz = ws.timezone
     pred = [on_or_before(t.opened_at, as_of, tz)]
@@ -265,11 +270,69 @@ def _open_tickets(ws, as_of: dt.date, critical: Sequence[str]) -> pd.DataFrame:
         crit = ibis.ifelse(t.priority.isin(list(critical)).fill_null(False), 1, 0).cast("int64")
     else:
         crit = ibis.literal(0).cast("int64")
-    df = (t.mutate(_crit=crit).group_by("account_id")
-          .agg(open_tickets=ibis._.count(), open_critical_tickets=ibis._._crit.sum())
-          .to_pandas())
+    return (t.mutate(_crit=crit).group_by("account_id")
+            .agg(open_tickets=ibis._.count(), open_critical_tickets=ibis._._crit.sum()))
+
+
+def _open_tickets(ws, as_of: dt.date, critical: Sequence[str]) -> pd.DataFrame:
+    """Per account: tickets open at the end of the as-of day, all and critical ones."""
+    expr = _open_tickets_expr(ws, as_of, critical)
+    if expr is None:
+        return pd.DataFrame({"account_id": pd.Series([], dtype="str"),
+                             "open_tickets": pd.Series([], dtype="int64"),
+                             "open_critical_tickets": pd.Series([], dtype="int64")})
+    df = expr.to_pandas()
     df["account_id"] = df["account_id"].astype("str")
     return df
+
+
+def _account_ids(ws, as_of: dt.date) -> set:
+    """Ids (text) of the scoped accounts that exist at ``as_of``."""
+    acc = ws.table("accounts", columns=["account_id", "signup_date"])
+    ids = acc.filter(acc.signup_date <= as_of).select(
+        a=acc.account_id.cast("string")).to_pyarrow()
+    return set(ids.column("a").to_pylist())
+
+
+def _account_details(ws, ids: np.ndarray, as_of: dt.date,
+                     critical: Sequence[str]) -> pd.DataFrame:
+    """Name, segment, CSM, latest CS activity and open tickets of some accounts.
+
+    One engine query for the given ids: ``last_activity`` is the local date of the
+    latest CS activity on or before as-of; ``open_tickets`` / ``open_critical_tickets``
+    count tickets open at the end of the as-of day (null when none).
+    """
+    mem = ibis.memtable(pd.DataFrame({"_id": np.asarray(ids, dtype=object)}),
+                        schema={"_id": "string"})
+    acc = ws.table("accounts", columns=["account_id", "signup_date"])
+    fields = {"_a": acc.account_id.cast("string")}
+    for c in _ACCOUNT_COLS:
+        fields[c] = acc[c] if c in acc.columns else ibis.null("string")
+    acc = acc.filter(acc.signup_date <= as_of).select(**fields)
+    j = mem.left_join(acc, mem._id == acc._a)
+    out = {"account_id": mem._id, **{c: acc[c] for c in _ACCOUNT_COLS}}
+    j = j.select(**out)
+    act = _last_activity_expr(ws, as_of)
+    if act is not None:
+        act = act.select(_b=act.account_id.cast("string"), last_at=act.last_at)
+        j = j.left_join(act, j.account_id == act._b).select(*j.columns, "last_at")
+    else:
+        j = j.mutate(last_at=ibis.null("timestamp"))
+    tk = _open_tickets_expr(ws, as_of, critical)
+    if tk is not None:
+        tk = tk.select(_c=tk.account_id.cast("string"), open_tickets=tk.open_tickets,
+                       open_critical_tickets=tk.open_critical_tickets)
+        j = j.left_join(tk, j.account_id == tk._c).select(
+            *j.columns, "open_tickets", "open_critical_tickets")
+    else:
+        j = j.mutate(open_tickets=ibis.null("int64"), open_critical_tickets=ibis.null("int64"))
+    df = j.to_pandas()
+    df["account_id"] = df["account_id"].astype("str")
+    for c in _ACCOUNT_COLS:
+        if not ws.has("accounts", c):
+            df[c] = pd.Series(pd.NA, index=df.index, dtype="object")
+    df["last_activity"] = local_dates(df["last_at"], ws.timezone)
+    return df.drop(columns=["last_at"])
 
 
 def _check_days(name: str, value) -> int:
@@ -313,9 +376,10 @@ def renewal_calendar(ws, horizon_days: int = 120, *, as_of=None,
     horizon_days = _check_days("horizon_days", horizon_days)
     as_of = resolve_as_of(ws, as_of)
     critical = tuple(critical or ())
-    acc = account_frame(ws, as_of=as_of)
+    known = _account_ids(ws, as_of)
     lines = next_renewals(ws, as_of=as_of)
-    lines = lines[lines["account_id"].isin(acc["account_id"])]
+    lines = lines[np.fromiter((a in known for a in lines["account_id"].to_numpy(object)),
+                              dtype=bool, count=len(lines))]
     end = pd.Timestamp(as_of + dt.timedelta(days=horizon_days))
     due = lines[lines["renewal_date"] <= end]
     cols = ["account_id", "account_name", "segment", "csm_owner", "renewal_date",
@@ -330,11 +394,15 @@ def renewal_calendar(ws, horizon_days: int = 120, *, as_of=None,
         mrr_at_stake=("mrr", "sum"), renewing_lines=("mrr", "size"))
     out = first[["account_id", "renewal_date", "term_months", "renewal_basis"]].merge(
         per, on="account_id")
-    total = lines.groupby("account_id", as_index=False).agg(account_mrr=("mrr", "sum"))
+    ids = out["account_id"].to_numpy(object)
+    renewing = set(ids)
+    mine = lines[np.fromiter((a in renewing for a in lines["account_id"].to_numpy(object)),
+                             dtype=bool, count=len(lines))]
+    total = mine.groupby("account_id", as_index=False).agg(account_mrr=("mrr", "sum"))
     out = out.merge(total, on="account_id", how="left")
-    out = out.merge(acc[["account_id", *_ACCOUNT_COLS]], on="account_id", how="left")
-    out = out.merge(_last_activity(ws, as_of), on="account_id", how="left")
-    out = out.merge(_open_tickets(ws, as_of, critical), on="account_id", how="left")
+    # names, owners, last CS activity and open tickets of the renewing accounts only,
+    # joined in the engine
+    out = out.merge(_account_details(ws, ids, as_of, critical), on="account_id", how="left")
     out["days_to_renewal"] = (out["renewal_date"] - pd.Timestamp(as_of)).dt.days.astype("int64")
     out["last_cs_activity"] = pd.to_datetime(out["last_activity"])
     out["days_since_cs_activity"] = (pd.Timestamp(as_of) - out["last_cs_activity"]).dt.days

@@ -349,30 +349,81 @@ def ticket_phases(ws, *, as_of=None, window_days: int = 90, criteria=None,
     return df[cols].sort_values(["opened_at", "ticket_id"]).reset_index(drop=True)
 
 
-def _km_percentiles(x, keys: list[str]) -> pd.DataFrame:
-    """Kaplan-Meier median and p90 per group, computed in the engine.
+def _km_percentiles(x, keys: list[str]) -> dict:
+    """Kaplan-Meier median and p90 per group, from a grouped (time, events, count) frame.
 
     ``x`` has the group ``keys``, ``_t`` (time, whole milliseconds) and ``_e`` (1 when
-    the event was observed, 0 when censored). The curve is the product-limit estimate of
-    :func:`cs_analysis.survival.kaplan_meier` (statsmodels' arithmetic: ``S`` = exp of the
-    running sum of ``log(max(1 - d / n, 1e-16))``, 0 where everyone left at risk has the
-    event), over the distinct times, ``n`` = the number with a time on or after it; the
+    the event was observed, 0 when censored). The engine groups the tickets by keys and
+    time (``_m`` tickets, ``_dd`` events); per group, sorted by time, the curve is
+    :func:`cs_analysis.survival.kaplan_meier`'s, in statsmodels' arithmetic: at each
+    event time ``n`` = the tickets with a time on or after it, ``S`` = exp of the running
+    sum of ``log(max(1 - d / n, 1e-16))`` (0 where everyone left has the event); the
     ``p`` percentile is the first event time with ``S <= 1 - p`` (tolerance 1e-12).
-    Returns ``keys, q50, q90`` (milliseconds; null when the curve stays above).
+    (Window functions in the engine would do the same but take seconds to sort a
+    million rows by group; the grouped frame is sorted once here.)
+
+    Returns
+    -------
+    dict
+        ``(k, g, p) -> (q50, q90)`` in milliseconds, NaN when the curve stays above.
     """
-    a = x.group_by([*keys, "_t"]).agg(_m=x.count(), _dd=x._e.sum())
-    down = ibis.window(group_by=keys, order_by=ibis.desc("_t"), rows=(None, 0))
-    a = a.mutate(_n=a._m.sum().over(down))
-    a = a.filter(a._dd > 0)
-    sp = 1.0 - a._dd.cast("float64") / a._n.cast("float64")
-    a = a.mutate(_l=ibis.greatest(sp, 1e-16).ln(), _z=sp < 1e-16)
-    up = ibis.window(group_by=keys, order_by="_t", rows=(None, 0))
-    a = a.mutate(_c=a._l.sum().over(up))
-    a = a.mutate(_s=ibis.ifelse(a._z, 0.0, a._c.exp()))
-    q = {}
-    for name, p in (("q50", 0.5), ("q90", 0.9)):
-        q[name] = ibis.ifelse(a._s <= 1 - p + _KM_TOL, a._t, ibis.null("int64")).min()
-    return a.group_by(keys).agg(**q).to_pandas()
+    import pyarrow.compute as pc
+
+    a = x.group_by([*keys, "_t"]).agg(_m=x.count(), _dd=x._e.sum()).to_pyarrow()
+    if not a.num_rows:
+        return {}
+    codes, labels = [], []
+    for k in keys:
+        col = a.column(k)
+        if _pa_is_string(col.type):
+            enc = pc.dictionary_encode(col).combine_chunks()
+            codes.append(np.asarray(enc.indices, dtype=np.int64))
+            labels.append(np.asarray(enc.dictionary.to_pylist(), dtype=object))
+        else:
+            codes.append(np.asarray(col, dtype=np.int64))
+            labels.append(None)
+    t = np.asarray(a.column("_t"), dtype=np.int64)
+    m = np.asarray(a.column("_m"), dtype=np.int64)
+    d = np.asarray(a.column("_dd"), dtype=np.int64)
+    order = np.lexsort((t, *reversed(codes)))
+    t, m, d = t[order], m[order], d[order]
+    codes = [c[order] for c in codes]
+    change = np.zeros(len(t), dtype=bool)
+    change[0] = True
+    for c in codes:
+        change[1:] |= c[1:] != c[:-1]
+    starts = np.flatnonzero(change)
+    ends = np.append(starts[1:], len(t))
+    out = {}
+    for s0, e0 in zip(starts, ends, strict=True):
+        key = tuple(c[s0] if lab is None else lab[c[s0]]
+                    for c, lab in zip(codes, labels, strict=True))
+        key = tuple(int(v) if isinstance(v, np.integer) else v for v in key)
+        mm, dd, tt = m[s0:e0], d[s0:e0], t[s0:e0]
+        n = np.cumsum(mm[::-1])[::-1]
+        ev = dd > 0
+        if not ev.any():
+            out[key] = (np.nan, np.nan)
+            continue
+        sp = 1 - dd[ev] / n[ev].astype(np.float64)
+        zero = sp < 1e-16
+        sp[zero] = 1e-16
+        surv = np.exp(np.cumsum(np.log(sp)))
+        surv[zero] = 0
+        te = tt[ev]
+        qs = []
+        for p in (0.5, 0.9):
+            idx = np.flatnonzero(surv <= 1 - p + _KM_TOL)
+            qs.append(float(te[idx[0]]) if len(idx) else np.nan)
+        out[key] = tuple(qs)
+    return out
+
+
+def _pa_is_string(typ) -> bool:
+    """Whether a pyarrow type is a (large) string."""
+    import pyarrow as pa
+
+    return pa.types.is_string(typ) or pa.types.is_large_string(typ)
 
 
 @dataclass(frozen=True)
@@ -490,8 +541,7 @@ def ticket_metrics(ws, by: str | None = None, grain: str = "month", *, as_of=Non
         c4=ibis.ifelse(x.csat >= 4, 1, 0).sum()).to_pandas()
     times = x.select("_g", "_p", _k=ibis.literal(0), _t=x._fr, _e=x._rp).union(
         x.select("_g", "_p", _k=ibis.literal(1), _t=x._rh, _e=x._rs), distinct=False)
-    km = _km_percentiles(times, ["_k", "_g", "_p"]) if len(stats) else pd.DataFrame(
-        {c: [] for c in ("_k", "_g", "_p", "q50", "q90")})
+    q = _km_percentiles(times, ["_k", "_g", "_p"]) if len(stats) else {}
     p_last = period_of(as_of, grain)
     if len(stats):
         stats["_p"] = stats["_p"].astype("int64")
@@ -507,8 +557,6 @@ def ticket_metrics(ws, by: str | None = None, grain: str = "month", *, as_of=Non
                                          rs=("rs", "sum"), cn=("cn", "sum"),
                                          cs=("cs", "sum"), c4=("c4", "sum")) \
         if len(stats) else None
-    q = {(int(k), str(gg), int(p)): (a, b) for k, gg, p, a, b in zip(
-        km["_k"], km["_g"], km["_p"], km["q50"], km["q90"], strict=True)}
 
     def hours(v) -> float:
         return np.nan if v is None or pd.isna(v) else float(v) / _MS_PER_HOUR
@@ -652,8 +700,12 @@ def open_critical_before_renewal(ws, horizon_days: int = 90,
                                              "priority"])
     has_res = "resolved_at" in t.columns
     has_fr = "first_response_at" in t.columns
+    # the renewing accounts go to the engine as a table (a list of 40k literals in the
+    # query would take seconds to compile)
+    ids = ibis.memtable(pd.DataFrame({"account_id": cal["account_id"].to_numpy(object)}),
+                        schema={"account_id": "string"})
     pred = [on_or_before(t.opened_at, as_of, tz), t.priority.isin(list(priorities)),
-            t.account_id.isin(list(cal["account_id"]))]
+            t.account_id.cast("string").isin(ids.account_id)]
     if opened_within_days is None and has_res:
         pred.append(t.resolved_at.isnull() | ~on_or_before(t.resolved_at, as_of, tz))
     sel = ["ticket_id", "account_id", "opened_at", "priority"]
@@ -780,12 +832,15 @@ def expansion_signals(ws, dictionary=DEFAULT_SIGNALS, *, as_of=None,
     names = np.asarray(d.names, dtype=object)[c]
     out["signal"] = names
     out["signal_label"] = [d.labels[n] for n in names]
-    themes = {t.name: t for t in d.themes}
+    regex = {t.name: t.regex for t in d.themes}  # compiled once (the property compiles)
+    found: dict[tuple[str, str], str] = {}
     phrases = []
     for text, name in zip(out["text"], names, strict=True):
-        norm = normalize_text(str(text))
-        m = themes[name].regex.search(norm)
-        phrases.append(m.group(0) if m else "")
+        key = (str(text), name)
+        if key not in found:  # texts repeat: search each (text, kind) once
+            m = regex[name].search(normalize_text(key[0]))
+            found[key] = m.group(0) if m else ""
+        phrases.append(found[key])
     out["phrase"] = phrases
     acc = account_frame(ws, as_of=as_of)
     out = out.merge(acc[["account_id", "account_name", "segment", "csm_owner"]],
