@@ -467,6 +467,62 @@ class ChurnToDate(Result):
 WINDOWS = ("to date", "same span last period", "last complete period")
 
 
+def _bridge_sums(ws, windows, by: str | None, as_of: dt.date) -> pd.DataFrame:
+    """Per window and group, the bridge sums of :func:`churn_to_date`, in the engine.
+
+    Each account's MRR (:func:`cs_analysis.retention.mrr_at`: the sum of ``mrr`` of the
+    lines covering the date) the day before the window (``s``) and on its last day
+    (``e``), for the scoped accounts existing at as-of that have a line covering either
+    day; then per window and raw group value: paying accounts (``s > 0``), churned
+    (paying, ``e = 0``), start / churned / contraction / expansion / new / end MRR.
+    Returns ``_w`` (window index), ``_g`` (group label: the value as text, MISSING when
+    null; re-summed per label) and the sums.
+    """
+    from cs_analysis.retention import _subscriptions
+
+    subs = _subscriptions(ws)
+    days = pd.DataFrame({"_w": np.arange(len(windows), dtype="int64"),
+                         "_s": [w[2] - dt.timedelta(days=1) for w in windows],
+                         "_e": [w[3] for w in windows]})
+    wins = ibis.memtable(days, schema={"_w": "int64", "_s": "date", "_e": "date"})
+    j = subs.cross_join(wins)
+
+    def covers(d):
+        return (j.start_date <= d) & (j.end_date.isnull() | (d < j.end_date))
+
+    zero = ibis.literal(0.0)
+    lines = j.select(_w=j._w, _a=j.account_id.cast("string"),
+                     _sm=ibis.ifelse(covers(j._s), j.mrr.cast("float64"), zero),
+                     _em=ibis.ifelse(covers(j._e), j.mrr.cast("float64"), zero),
+                     _hit=ibis.ifelse(covers(j._s) | covers(j._e), 1, 0))
+    per = lines.group_by(["_w", "_a"]).agg(s=lines._sm.sum().fill_null(0.0),
+                                            e=lines._em.sum().fill_null(0.0),
+                                            h=lines._hit.sum())
+    per = per.filter(per.h > 0)
+    acc = ws.table("accounts", columns=["account_id", "signup_date"])
+    graw = acc[by] if by else ibis.literal("All accounts")
+    acc = acc.filter(acc.signup_date <= as_of).select(_b=acc.account_id.cast("string"),
+                                                      _graw=graw)
+    x = per.join(acc, per._a == acc._b)
+    paying = x.s > 0
+    churned = paying & (x.e == 0)
+    down = paying & (x.e > 0) & (x.e < x.s)
+    up = paying & (x.e > x.s)
+    out = x.group_by(["_w", "_graw"]).agg(
+        accounts=ibis.ifelse(paying, 1, 0).sum(),
+        churned_accounts=ibis.ifelse(churned, 1, 0).sum(),
+        start_mrr=x.s.sum(),
+        churned_mrr=ibis.ifelse(churned, x.s, zero).sum(),
+        contraction_mrr=ibis.ifelse(down, x.s - x.e, zero).sum(),
+        expansion_mrr=ibis.ifelse(up, x.e - x.s, zero).sum(),
+        new_mrr=ibis.ifelse(paying, zero, x.e).sum(),
+        end_mrr=x.e.sum()).to_pandas()
+    g = out["_graw"].astype("object")
+    out["_g"] = g.where(g.notna(), MISSING).astype("str")
+    out["_w"] = out["_w"].astype("int64")
+    return out.drop(columns=["_graw"]).groupby(["_w", "_g"], as_index=False).sum()
+
+
 def churn_to_date(ws, grain: str = "quarter", by: str | None = "segment", *,
                   as_of=None) -> ChurnToDate:
     """Logo and MRR churn of the current period so far, with two comparisons.
@@ -509,7 +565,6 @@ def churn_to_date(ws, grain: str = "quarter", by: str | None = "segment", *,
     as_of = resolve_as_of(ws, as_of)
     if by is not None and not isinstance(by, str):
         raise ArgumentError(f"by={by!r} must be one accounts column name or None")
-    acc = account_frame(ws, as_of=as_of, extra=(by,) if by else ())
     if by is not None and not ws.has("accounts", by):
         raise ArgumentError(f"by={by!r}: the accounts table has no such column")
     p = period_of(as_of, grain)
@@ -522,53 +577,38 @@ def churn_to_date(ws, grain: str = "quarter", by: str | None = "segment", *,
         ("same span last period", p - 1, period_start(p - 1, grain), prev_end),
         ("last complete period", last, period_start(last, grain), period_end(last, grain)),
     ]
-    cache: dict[dt.date, pd.DataFrame] = {}
-
-    def mrr(d: dt.date) -> pd.Series:
-        if d not in cache:
-            cache[d] = mrr_at(ws, d)
-        m = cache[d]
-        return pd.Series(m["mrr"].to_numpy(float), index=m["account_id"].astype("str"))
-
-    groups = acc.set_index("account_id")[by].astype("object") if by else None
+    agg = _bridge_sums(ws, windows, by, as_of)
     rows = []
-    for name, per, first, last_day in windows:
-        s = mrr(first - dt.timedelta(days=1))
-        e = mrr(last_day)
-        ids = s.index.union(e.index).intersection(pd.Index(acc["account_id"]))
-        f = pd.DataFrame({"s": s.reindex(ids).fillna(0.0), "e": e.reindex(ids).fillna(0.0)})
-        f["g"] = (groups.reindex(ids).where(lambda x: x.notna(), MISSING).astype("str")
-                  if by else "All accounts")
+    for w, (name, per, first, last_day) in enumerate(windows):
         suffix = " to date" if name == "to date" else (
             f" (days 1-{(last_day - first).days + 1})" if name != "last complete period"
             else "")
         label = f"{period_label(per, grain)}{suffix}"
-        keys = sorted(f["g"].unique()) if by else ["All accounts"]
+        mine = agg[agg["_w"] == w]
+        keys = sorted(mine["_g"].unique()) if by else ["All accounts"]
         if by and not keys:
             continue
         for g in keys:
-            x = f[f["g"] == g]
-            paying = x["s"] > 0
-            churned = paying & (x["e"] == 0)
-            down = paying & (x["e"] > 0) & (x["e"] < x["s"])
-            up = paying & (x["e"] > x["s"])
-            start_mrr = float(x["s"].sum())
-            churned_mrr = float(x.loc[churned, "s"].sum())
-            contraction = float((x.loc[down, "s"] - x.loc[down, "e"]).sum())
-            expansion = float((x.loc[up, "e"] - x.loc[up, "s"]).sum())
-            new = float(x.loc[~paying, "e"].sum())
-            n = int(paying.sum())
+            x = mine[mine["_g"] == g].sum(numeric_only=True) if len(mine) else None
+
+            def v(col, x=x) -> float:
+                return float(x[col]) if x is not None else 0.0
+
+            n = int(v("accounts"))
+            start_mrr, churned_mrr = v("start_mrr"), v("churned_mrr")
+            contraction, expansion = v("contraction_mrr"), v("expansion_mrr")
+            churned = int(v("churned_accounts"))
             row = {"window": name, "label": label, "period_label": period_label(per, grain),
                    "start": pd.Timestamp(first), "end": pd.Timestamp(last_day),
                    "days": (last_day - first).days + 1}
             if by:
                 row[by] = g
             row.update({
-                "accounts": n, "churned_accounts": int(churned.sum()),
-                "logo_churn": churned.sum() / n if n else np.nan,
+                "accounts": n, "churned_accounts": churned,
+                "logo_churn": churned / n if n else np.nan,
                 "start_mrr": start_mrr, "churned_mrr": churned_mrr,
-                "contraction_mrr": contraction, "expansion_mrr": expansion, "new_mrr": new,
-                "end_mrr": float(x["e"].sum()),
+                "contraction_mrr": contraction, "expansion_mrr": expansion,
+                "new_mrr": v("new_mrr"), "end_mrr": v("end_mrr"),
                 "gross_mrr_churn": (churned_mrr + contraction) / start_mrr if start_mrr
                 else np.nan,
                 "net_mrr_churn": (churned_mrr + contraction - expansion) / start_mrr

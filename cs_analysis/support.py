@@ -385,18 +385,27 @@ def _km_percentiles(x, keys: list[str]) -> dict:
     t = np.asarray(a.column("_t"), dtype=np.int64)
     m = np.asarray(a.column("_m"), dtype=np.int64)
     d = np.asarray(a.column("_dd"), dtype=np.int64)
-    order = np.lexsort((t, *reversed(codes)))
-    t, m, d = t[order], m[order], d[order]
-    codes = [c[order] for c in codes]
-    change = np.zeros(len(t), dtype=bool)
-    change[0] = True
+    # one int64 sort key: the group's rank (mixed radix of the key codes), then the time
+    group = np.zeros(len(t), dtype=np.int64)
     for c in codes:
-        change[1:] |= c[1:] != c[:-1]
+        c = c - c.min()
+        group = group * (int(c.max()) + 1) + c
+    t0 = int(t.min())
+    span = int(t.max()) - t0 + 1
+    if int(group.max()) < (2**62) // span:
+        order = np.argsort(group * span + (t - t0))  # (group, time) pairs are unique
+    else:  # times too spread for one key
+        order = np.lexsort((t, group))
+    t, m, d, group = t[order], m[order], d[order], group[order]
+    change = np.empty(len(t), dtype=bool)
+    change[0] = True
+    change[1:] = group[1:] != group[:-1]
     starts = np.flatnonzero(change)
     ends = np.append(starts[1:], len(t))
     out = {}
     for s0, e0 in zip(starts, ends, strict=True):
-        key = tuple(c[s0] if lab is None else lab[c[s0]]
+        first = order[s0]
+        key = tuple(c[first] if lab is None else lab[c[first]]
                     for c, lab in zip(codes, labels, strict=True))
         key = tuple(int(v) if isinstance(v, np.integer) else v for v in key)
         mm, dd, tt = m[s0:e0], d[s0:e0], t[s0:e0]
