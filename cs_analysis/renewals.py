@@ -162,13 +162,22 @@ def next_renewal_dates(start, term, renewal, on_or_after) -> tuple[np.ndarray, n
 
 
 # -- engine reads ----------------------------------------------------------------------
-def account_frame(ws, *, as_of: dt.date, extra: Sequence[str] = ()) -> pd.DataFrame:
-    """Scoped accounts that exist at ``as_of`` with name, segment, CSM (when present)."""
+def account_frame(ws, *, as_of: dt.date, extra: Sequence[str] = (),
+                  ids=None) -> pd.DataFrame:
+    """Scoped accounts that exist at ``as_of`` with name, segment, CSM (when present).
+
+    ``ids`` (optional): only these account ids (text), selected in the engine.
+    """
     cols = ["account_id", "signup_date"] + [c for c in (*_ACCOUNT_COLS, *extra)
                                             if ws.has("accounts", c)]
     cols = list(dict.fromkeys(cols))
     acc = ws.table("accounts", columns=cols)
-    df = acc.filter(acc.signup_date <= as_of).select(*cols).to_pandas()
+    pred = [acc.signup_date <= as_of]
+    if ids is not None:
+        mem = ibis.memtable(pd.DataFrame({"_id": np.asarray(ids, dtype=object)}),
+                            schema={"_id": "string"})
+        pred.append(acc.account_id.cast("string").isin(mem._id))
+    df = acc.filter(*pred).select(*cols).to_pandas()
     df["account_id"] = df["account_id"].astype("str")
     for c in (*_ACCOUNT_COLS, *extra):
         if c not in df:
@@ -272,18 +281,6 @@ def _open_tickets_expr(ws, as_of: dt.date, critical: Sequence[str]):
         crit = ibis.literal(0).cast("int64")
     return (t.mutate(_crit=crit).group_by("account_id")
             .agg(open_tickets=ibis._.count(), open_critical_tickets=ibis._._crit.sum()))
-
-
-def _open_tickets(ws, as_of: dt.date, critical: Sequence[str]) -> pd.DataFrame:
-    """Per account: tickets open at the end of the as-of day, all and critical ones."""
-    expr = _open_tickets_expr(ws, as_of, critical)
-    if expr is None:
-        return pd.DataFrame({"account_id": pd.Series([], dtype="str"),
-                             "open_tickets": pd.Series([], dtype="int64"),
-                             "open_critical_tickets": pd.Series([], dtype="int64")})
-    df = expr.to_pandas()
-    df["account_id"] = df["account_id"].astype("str")
-    return df
 
 
 def _account_ids(ws, as_of: dt.date) -> set:

@@ -26,7 +26,9 @@ Definitions
   recorded first response is censored at its resolution for the first-response time.
   The **median** and **p90** are Kaplan-Meier percentiles
   (:func:`cs_analysis.survival.kaplan_meier`: the smallest time with
-  ``S(t) <= 1 - p``); NaN when the curve does not get that low.
+  ``S(t) <= 1 - p``); NaN when the curve does not get that low. (:func:`ticket_metrics`
+  computes the times per ticket in the engine, in whole milliseconds, and the curves
+  from the engine's grouped (time, events, tickets) frames with the same arithmetic.)
 - **Backlog** at a day: tickets opened on or before it and not resolved by its end.
 - **Ticket CSAT**: the ``csat`` ratings (1-5) of the period's tickets: mean and the
   share in the top-2 box (4-5, the CSAT definition of metrics.md).
@@ -129,11 +131,6 @@ def _ticket_table(ws, as_of: dt.date):
     f["csat"] = t.csat.cast("float64") if "csat" in have else ibis.null("float64")
     t = t.filter(on_or_before(t.opened_at, as_of, ws.timezone)).select(**f)
     return t.mutate(_d=local_date(t.opened_at, ws.timezone))
-
-
-def _tickets(ws, as_of: dt.date) -> pd.DataFrame:
-    """Tickets opened on or before the as-of day (ticket-level, with local dates)."""
-    return _ticket_frame(ws, _ticket_table(ws, as_of).drop("_d"))
 
 
 def _ticket_frame(ws, t) -> pd.DataFrame:
@@ -757,10 +754,14 @@ def _signal_dictionary(dictionary):
     return load_themes(dictionary)
 
 
-def _texts(ws, as_of: dt.date, since: dt.date | None) -> pd.DataFrame:
-    """``source, record_id, account_id, at, text`` of every text the workspace holds."""
+def _text_sources(ws, as_of: dt.date, since: dt.date | None) -> list:
+    """``(source, table)`` for each text column the workspace has.
+
+    The Ibis tables have ``record_id``, ``account_id``, ``at`` and ``text`` (non-null,
+    dated in the window).
+    """
     tz = ws.timezone
-    frames = []
+    out = []
     specs = [("survey comment", "survey_responses", "response_id", "responded_at", "comment"),
              ("feature request", "feature_requests", "request_id", "created_at", "title"),
              ("CSM note", "health_inputs", None, "as_of", "note")]
@@ -774,19 +775,12 @@ def _texts(ws, as_of: dt.date, since: dt.date | None) -> pd.DataFrame:
         pred = [t[text_col].notnull(), on_or_before(t[at_col], as_of, tz)]
         if since is not None:
             pred.append(~on_or_before(t[at_col], since - dt.timedelta(days=1), tz))
-        fields = {"account_id": t.account_id, "at": t[at_col], "text": t[text_col]}
-        fields["record_id"] = (t[id_col].cast("string") if id_col is not None
-                               else ibis.literal(""))
-        df = t.filter(*pred).select(**fields).to_pandas()
-        df["source"] = source
-        df["date"] = local_dates(df["at"], tz)
-        frames.append(df)
-    if not frames:
-        return pd.DataFrame({c: [] for c in ("source", "record_id", "account_id", "date",
-                                             "text")})
-    out = pd.concat(frames, ignore_index=True)
-    out["account_id"] = out["account_id"].astype("str")
-    return out[["source", "record_id", "account_id", "date", "text"]]
+        fields = {"record_id": (t[id_col].cast("string") if id_col is not None
+                                else ibis.literal("")),
+                  "account_id": t.account_id, "at": t[at_col],
+                  "text": t[text_col].cast("string")}
+        out.append((source, t.filter(*pred).select(**fields)))
+    return out
 
 
 def expansion_signals(ws, dictionary=DEFAULT_SIGNALS, *, as_of=None,
@@ -829,33 +823,58 @@ def expansion_signals(ws, dictionary=DEFAULT_SIGNALS, *, as_of=None,
         days = check_int("days", days, minimum=1)
     d = _signal_dictionary(dictionary)
     since = as_of - dt.timedelta(days=days - 1) if days is not None else None
-    texts = _texts(ws, as_of, since)
+    sources = _text_sources(ws, as_of, since)
     cols = ["date", "source", "record_id", "account_id", "account_name", "segment",
             "csm_owner", "mrr", "signal", "signal_label", "phrase", "text"]
+    empty = pd.DataFrame({c: [] for c in cols})
+    if not sources:
+        return empty
+    # texts repeat (templates, copied notes): tag each distinct text once, in pandas, and
+    # let the engine pick the records whose text is a lead
+    distinct = sources[0][1].select("text")
+    for _, src in sources[1:]:
+        distinct = distinct.union(src.select("text"), distinct=True)
+    texts = distinct.distinct().to_pandas()["text"].astype("str")
     if texts.empty:
-        return pd.DataFrame({c: [] for c in cols})
-    tagged = tag_comments(texts["text"].astype("str"), d)
-    hits = tagged[d.names].to_numpy()
-    r, c = np.nonzero(hits)
-    out = texts.iloc[r].reset_index(drop=True)
+        return empty
+    tagged = tag_comments(texts.reset_index(drop=True), d)
+    r, c = np.nonzero(tagged[d.names].to_numpy())
+    if not len(r):
+        return empty
     names = np.asarray(d.names, dtype=object)[c]
-    out["signal"] = names
-    out["signal_label"] = [d.labels[n] for n in names]
+    hit_texts = texts.to_numpy(object)[r]
     regex = {t.name: t.regex for t in d.themes}  # compiled once (the property compiles)
-    found: dict[tuple[str, str], str] = {}
     phrases = []
-    for text, name in zip(out["text"], names, strict=True):
-        key = (str(text), name)
-        if key not in found:  # texts repeat: search each (text, kind) once
-            m = regex[name].search(normalize_text(key[0]))
-            found[key] = m.group(0) if m else ""
-        phrases.append(found[key])
-    out["phrase"] = phrases
-    acc = account_frame(ws, as_of=as_of)
+    for text, name in zip(hit_texts, names, strict=True):
+        m = regex[name].search(normalize_text(text))
+        phrases.append(m.group(0) if m else "")
+    hits = ibis.memtable(pd.DataFrame({"_text": hit_texts, "signal": names,
+                                       "phrase": np.asarray(phrases, dtype=object)}),
+                         schema={"_text": "string", "signal": "string", "phrase": "string"})
+    frames = []
+    for source, src in sources:
+        j = src.join(hits, src.text == hits._text)
+        df = j.select("record_id", "account_id", "at", "text", "signal", "phrase").to_pandas()
+        df["source"] = source
+        df["date"] = local_dates(df["at"], ws.timezone)
+        frames.append(df.drop(columns=["at"]))
+    out = pd.concat(frames, ignore_index=True)
+    if out.empty:
+        return empty
+    out["account_id"] = out["account_id"].astype("str")
+    labels = d.labels
+    out["signal_label"] = [labels[n] for n in out["signal"]]
+    ids = out["account_id"].unique()
+    acc = account_frame(ws, as_of=as_of, ids=ids)
     out = out.merge(acc[["account_id", "account_name", "segment", "csm_owner"]],
                     on="account_id", how="left")
-    m = mrr_at(ws, as_of)
-    out = out.merge(m, on="account_id", how="left")
+    m = mrr_at(ws, pd.DataFrame({"account_id": ids, "date": as_of}))
+    out = out.merge(m[["account_id", "mrr"]], on="account_id", how="left")
     out["mrr"] = out["mrr"].fillna(0.0)
-    out = out.sort_values(["date", "account_id", "signal"], ascending=[False, True, True])
+    order = list(dict.fromkeys(s for s, _ in sources))
+    out["_src"] = out["source"].map({s: i for i, s in enumerate(order)})
+    out = out.sort_values(["date", "account_id", "signal", "_src", "record_id"],
+                          ascending=[False, True, True, True, True], kind="mergesort")
     return out[cols].reset_index(drop=True)
+
+
