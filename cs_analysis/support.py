@@ -545,9 +545,13 @@ def ticket_metrics(ws, by: str | None = None, grain: str = "month", *, as_of=Non
     stats = x.group_by(["_g", "_p", "_pr"]).agg(
         n=x.count(), rp=x._rp.sum(), rs=x._rs.sum(), cn=x.csat.count(), cs=x.csat.sum(),
         c4=ibis.ifelse(x.csat >= 4, 1, 0).sum()).to_pandas()
-    times = x.select("_g", "_p", _k=ibis.literal(0), _t=x._fr, _e=x._rp).union(
-        x.select("_g", "_p", _k=ibis.literal(1), _t=x._rh, _e=x._rs), distinct=False)
-    q = _km_percentiles(times, ["_k", "_g", "_p"]) if len(stats) else {}
+    # one measure at a time: half the engine's hash table and the frame at each step
+    q = {}
+    for k, (tcol, ecol) in enumerate((("_fr", "_rp"), ("_rh", "_rs"))):
+        if len(stats):
+            part = _km_percentiles(x.select("_g", "_p", _t=x[tcol], _e=x[ecol]),
+                                   ["_g", "_p"])
+            q.update({(k, *key): v for key, v in part.items()})
     p_last = period_of(as_of, grain)
     if len(stats):
         stats["_p"] = stats["_p"].astype("int64")
