@@ -60,7 +60,7 @@ import pandas as pd
 
 from cs_analysis.errors import ArgumentError, check_choice, check_int
 from cs_analysis.results import Result
-from cs_analysis.retention import mrr_at
+from cs_analysis.retention import _subscriptions
 from cs_analysis.time import (
     local_dates,
     on_or_before,
@@ -475,8 +475,6 @@ def _bridge_sums(ws, windows, by: str | None, as_of: dt.date) -> pd.DataFrame:
     Returns ``_w`` (window index), ``_g`` (group label: the value as text, MISSING when
     null; re-summed per label) and the sums.
     """
-    from cs_analysis.retention import _subscriptions
-
     subs = _subscriptions(ws)
     days = pd.DataFrame({"_w": np.arange(len(windows), dtype="int64"),
                          "_s": [w[2] - dt.timedelta(days=1) for w in windows],
@@ -663,27 +661,57 @@ def activity_coverage(ws, activity: str = "qbr", days: int = 90,
     if not isinstance(activity, str) or not activity:
         raise ArgumentError(f"activity={activity!r} must be an activity name such as 'qbr'")
     as_of = resolve_as_of(ws, as_of)
-    acc = account_frame(ws, as_of=as_of)
+    accounts = ws.table("accounts", columns=["account_id", "signup_date"])
+    has_seg = "segment" in accounts.columns
+    seg = None
     if segments is not None:
         seg = [segments] if isinstance(segments, str) else list(segments)
-        known = set(acc["segment"].dropna().astype(str))
+        known = set()
+        if has_seg:
+            a = accounts.filter(accounts.signup_date <= as_of)
+            known = {str(v) for v in a.select("segment").distinct().to_pandas()["segment"]
+                     if not pd.isna(v)}
         unknown = [s for s in seg if s not in known]
         if unknown and known:
             raise ArgumentError(f"segments: unknown {unknown}; known: {sorted(known)}")
-        acc = acc[acc["segment"].isin(seg)]
     if ws.has("cs_activities"):
         a = ws.table("cs_activities", columns=["activity"])
         known_acts = set(a.select("activity").distinct().to_pandas()["activity"].astype(str))
         if known_acts and activity not in known_acts:
             raise ArgumentError(f"activity={activity!r} does not occur in cs_activities; "
                                 f"known: {sorted(known_acts)}")
-    m = mrr_at(ws, as_of)
-    paying = acc.merge(m[m["mrr"] > 0], on="account_id")
-    last = _last_activity(ws, as_of, activity)
-    out = paying.merge(last, on="account_id", how="left")
+    # one engine query: paying accounts (MRR > 0 on the as-of date, as mrr_at) of the
+    # segments, without the activity since the window's first day; their latest one
+    fields = {"_a": accounts.account_id.cast("string")}
+    for c in _ACCOUNT_COLS:
+        fields[c] = accounts[c] if c in accounts.columns else ibis.null("string")
+    pred = [accounts.signup_date <= as_of]
+    if seg is not None:
+        pred.append(accounts.segment.isin(seg) if has_seg else ibis.literal(False))
+    acc = accounts.filter(*pred).select(**fields)
+    subs = _subscriptions(ws)
+    live = subs.filter(subs.start_date <= as_of,
+                       subs.end_date.isnull() | (as_of < subs.end_date))
+    m = live.group_by(_m=live.account_id.cast("string")).agg(mrr=live.mrr.sum())
+    m = m.filter(m.mrr > 0)
+    j = acc.join(m, acc._a == m._m).select(*acc.columns, "mrr")
+    last = _last_activity_expr(ws, as_of, activity)
+    if last is not None:
+        last = last.select(_l=last.account_id.cast("string"), last_at=last.last_at)
+        j = j.left_join(last, j._a == last._l).select(*j.columns, "last_at")
+        start = on_or_before(j.last_at, as_of - dt.timedelta(days=days), ws.timezone)
+        j = j.filter(j.last_at.isnull() | start)
+    else:
+        j = j.mutate(last_at=ibis.null("timestamp"))
+    out = j.to_pandas().rename(columns={"_a": "account_id"})
+    out["account_id"] = out["account_id"].astype("str")
+    out["mrr"] = out["mrr"].astype(float)
+    for c in _ACCOUNT_COLS:
+        if not ws.has("accounts", c):
+            out[c] = pd.Series(pd.NA, index=out.index, dtype="object")
+    out["last_activity"] = local_dates(out["last_at"], ws.timezone)
     since = (pd.Timestamp(as_of) - pd.to_datetime(out["last_activity"])).dt.days.astype(float)
     out["days_since"] = since
-    out = out[~(since < days)]
     cols = ["account_id", "account_name", "segment", "csm_owner", "mrr", "last_activity",
             "days_since"]
     return out.sort_values(["mrr", "account_id"], ascending=[False, True])[cols].reset_index(
