@@ -375,28 +375,41 @@ def renewal_calendar(ws, horizon_days: int = 120, *, as_of=None,
     critical = tuple(critical or ())
     known = _account_ids(ws, as_of)
     lines = next_renewals(ws, as_of=as_of)
-    lines = lines[np.fromiter((a in known for a in lines["account_id"].to_numpy(object)),
-                              dtype=bool, count=len(lines))]
-    end = pd.Timestamp(as_of + dt.timedelta(days=horizon_days))
-    due = lines[lines["renewal_date"] <= end]
+    ids_all = lines["account_id"].to_numpy(object)
+    keep = np.fromiter((a in known for a in ids_all), dtype=bool, count=len(lines))
+    lines, ids_all = lines[keep], ids_all[keep]
+    end = np.datetime64(as_of + dt.timedelta(days=horizon_days), "ns")
+    rdate = lines["renewal_date"].to_numpy("datetime64[ns]")
+    is_due = rdate <= end
     cols = ["account_id", "account_name", "segment", "csm_owner", "renewal_date",
             "days_to_renewal", "mrr_at_stake", "account_mrr", "renewing_lines", "term_months",
             "renewal_basis", "last_cs_activity", "days_since_cs_activity", "open_tickets",
             "open_critical_tickets"]
-    if due.empty:
+    if not is_due.any():
         return _empty(cols)
-    first = due.sort_values(["account_id", "renewal_date", "mrr"],
-                            ascending=[True, True, False]).drop_duplicates("account_id")
-    per = due.groupby("account_id", as_index=False).agg(
-        mrr_at_stake=("mrr", "sum"), renewing_lines=("mrr", "size"))
-    out = first[["account_id", "renewal_date", "term_months", "renewal_basis"]].merge(
-        per, on="account_id")
+    # per account with integer codes (account ids sorted), not string group-bys
+    codes, uniq = pd.factorize(ids_all, sort=True)
+    mrr = lines["mrr"].to_numpy(float)
+    mrr0 = np.nan_to_num(mrr, nan=0.0)  # a missing MRR adds nothing (pandas' sum)
+    pos = np.flatnonzero(is_due)
+    dc = codes[pos]
+    # the earliest renewing line of each account (the largest MRR on a tie)
+    order = pos[np.lexsort((-mrr[pos], rdate[pos], dc))]
+    oc = codes[order]
+    first = order[np.r_[True, oc[1:] != oc[:-1]]]
+    fc = codes[first]
+    n = len(uniq)
+    out = pd.DataFrame({
+        "account_id": pd.Series(uniq[fc], dtype="str"),
+        "renewal_date": lines["renewal_date"].to_numpy()[first],
+        "term_months": lines["term_months"].to_numpy(float)[first],
+        "renewal_basis": pd.Series(lines["renewal_basis"].to_numpy(object)[first],
+                                   dtype="str"),
+        "mrr_at_stake": np.bincount(dc, weights=mrr0[pos], minlength=n)[fc],
+        "renewing_lines": np.bincount(dc, minlength=n)[fc],
+        "account_mrr": np.bincount(codes, weights=mrr0, minlength=n)[fc],
+    })
     ids = out["account_id"].to_numpy(object)
-    renewing = set(ids)
-    mine = lines[np.fromiter((a in renewing for a in lines["account_id"].to_numpy(object)),
-                             dtype=bool, count=len(lines))]
-    total = mine.groupby("account_id", as_index=False).agg(account_mrr=("mrr", "sum"))
-    out = out.merge(total, on="account_id", how="left")
     # names, owners, last CS activity and open tickets of the renewing accounts only,
     # joined in the engine
     out = out.merge(_account_details(ws, ids, as_of, critical), on="account_id", how="left")
