@@ -13,7 +13,8 @@ call included); ``base_mb`` the same after importing the libraries and opening t
 workspace, before any analysis.
 
 Baselines, in the same run and on the same data, for cohort retention on activity and for
-time to value:
+time to value (and ``duckdb sql: tickets``, hand-written SQL for ``ticket_metrics``: monthly
+counts, CSAT, backlog and Kaplan-Meier median / p90 with window functions, UTC calendar):
 
 - ``duckdb sql``: one hand-written DuckDB SQL query over the workspace's tables (raw
   events, no rollup);
