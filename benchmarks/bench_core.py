@@ -13,7 +13,8 @@ call included); ``base_mb`` the same after importing the libraries and opening t
 workspace, before any analysis.
 
 Baselines, in the same run and on the same data, for cohort retention on activity and for
-time to value:
+time to value (and ``duckdb sql: tickets``, hand-written SQL for ``ticket_metrics``: monthly
+counts, CSAT, backlog and Kaplan-Meier median / p90 with window functions, UTC calendar):
 
 - ``duckdb sql``: one hand-written DuckDB SQL query over the workspace's tables (raw
   events, no rollup);
@@ -100,6 +101,12 @@ def analyses() -> dict:
         "stage_flow": lambda ws: journey.stage_flow(ws, journey.default_maps()[1]),
         "renewal_calendar": lambda ws: renewals.renewal_calendar(ws),
         "ticket_metrics": lambda ws: support.ticket_metrics(ws),
+        "ticket_metrics by=phase": lambda ws: support.ticket_metrics(ws, by="phase"),
+        "ticket_metrics by=priority": lambda ws: support.ticket_metrics(ws, by="priority"),
+        "churn_to_date": lambda ws: renewals.churn_to_date(ws),
+        "activity_coverage": lambda ws: renewals.activity_coverage(ws),
+        "open_critical_before_renewal": lambda ws: support.open_critical_before_renewal(ws),
+        "expansion_signals": lambda ws: support.expansion_signals(ws),
         "feature_adoption": lambda ws: adoption.feature_adoption(ws),
         "usage_trend": lambda ws: adoption.usage_trend(ws),
     }
@@ -117,6 +124,10 @@ def analyses() -> dict:
 def _special_check(name: str, result) -> object:
     if name.startswith("cohort_retention activity"):
         return {"retained": _retained(result), "cohorts": int(result["cohort"].nunique())}
+    if name == "ticket_metrics":  # comparable with the "duckdb sql: tickets" baseline
+        t = result.table
+        return {"periods": len(t), "tickets": int(t["tickets"].sum()),
+                "backlog": int(t["backlog"].sum())}
     if name == "ttv_summary":
         return {str(s): int(r) for s, r in result.groupby("stage")["reached"].sum().items()}
     return _check(result)
@@ -218,6 +229,47 @@ TTV_SQL = """
     GROUP BY ALL ORDER BY ALL"""
 
 
+# support tickets per month (UTC calendar): counts, CSAT, Kaplan-Meier median / p90 of
+# first-response and resolution times with open tickets censored at the as-of day's end
+# (window functions), backlog at each month end: what ticket_metrics(ws) computes
+TICKETS_SQL = """
+    WITH t AS (
+        SELECT year(opened_at) * 12 + month(opened_at) - 1 AS p, opened_at, csat,
+               CASE WHEN first_response_at < TIMESTAMP '{next_day}' THEN first_response_at
+                    END AS fr,
+               CASE WHEN resolved_at < TIMESTAMP '{next_day}' THEN resolved_at END AS rs
+        FROM support_tickets WHERE opened_at < TIMESTAMP '{next_day}'),
+    d AS (
+        SELECT p, 0 AS k, greatest(epoch_ms(coalesce(fr, rs, TIMESTAMP '{next_day}'))
+                                   - epoch_ms(opened_at), 0) AS t,
+               CASE WHEN fr IS NULL THEN 0 ELSE 1 END AS e FROM t
+        UNION ALL
+        SELECT p, 1, greatest(epoch_ms(coalesce(rs, TIMESTAMP '{next_day}'))
+                              - epoch_ms(opened_at), 0),
+               CASE WHEN rs IS NULL THEN 0 ELSE 1 END FROM t),
+    g AS (SELECT k, p, t, count(*) AS m, sum(e) AS d FROM d GROUP BY ALL),
+    n AS (SELECT *, sum(m) OVER (PARTITION BY k, p ORDER BY t DESC
+                                 ROWS UNBOUNDED PRECEDING) AS n FROM g),
+    s AS (SELECT k, p, t, exp(sum(ln(greatest(1 - d / n, 1e-16))) OVER (
+                     PARTITION BY k, p ORDER BY t ROWS UNBOUNDED PRECEDING)) AS s
+          FROM n WHERE d > 0),
+    km AS (SELECT p, min(t) FILTER (WHERE k = 0 AND s <= 0.5 + 1e-12) AS fr50,
+                  min(t) FILTER (WHERE k = 0 AND s <= 0.1 + 1e-12) AS fr90,
+                  min(t) FILTER (WHERE k = 1 AND s <= 0.5 + 1e-12) AS rs50,
+                  min(t) FILTER (WHERE k = 1 AND s <= 0.1 + 1e-12) AS rs90
+           FROM s GROUP BY p),
+    c AS (SELECT p, year(rs) * 12 + month(rs) - 1 AS pr, count(*) AS n, count(fr) AS fr,
+                 count(rs) AS rs, count(csat) AS cn, sum(csat) AS cs
+          FROM t GROUP BY ALL),
+    b AS (SELECT m.p, sum(c.n) AS backlog FROM (SELECT DISTINCT p FROM c) m
+          JOIN c ON c.p <= m.p AND (c.pr IS NULL OR c.pr > m.p) GROUP BY m.p)
+    SELECT p, sum(n) AS tickets, sum(fr) AS responded, sum(rs) AS resolved,
+           sum(cs) / sum(cn) AS csat_mean, any_value(b.backlog) AS backlog,
+           any_value(fr50) / 3.6e6 AS fr50, any_value(fr90) / 3.6e6 AS fr90,
+           any_value(rs50) / 3.6e6 AS rs50, any_value(rs90) / 3.6e6 AS rs90
+    FROM c LEFT JOIN km USING (p) LEFT JOIN b USING (p) GROUP BY p ORDER BY p"""
+
+
 def _sql_params(folder: Path) -> dict:
     from cs_analysis.workspace import open_workspace
 
@@ -232,7 +284,8 @@ def case_duckdb_sql(which: str, folder: Path, repeat: int) -> dict:
     params = _sql_params(folder)
     con = duckdb.connect(str(folder / "workspace.duckdb"), read_only=True)
     base = _peak_mb()
-    sql = (RETENTION_SQL if which == "retention" else TTV_SQL).format(**params)
+    sql = {"retention": RETENTION_SQL, "ttv": TTV_SQL, "tickets": TICKETS_SQL}[which]
+    sql = sql.format(**params)
     times = []
     for _ in range(max(repeat, 1) + 1):
         t0 = time.perf_counter()
@@ -240,6 +293,9 @@ def case_duckdb_sql(which: str, folder: Path, repeat: int) -> dict:
         times.append(time.perf_counter() - t0)
     if which == "retention":
         check = {"retained": int(df["retained"].sum()), "cohorts": int(df["c"].nunique())}
+    elif which == "tickets":
+        check = {"periods": len(df), "tickets": int(df["tickets"].sum()),
+                 "backlog": int(df["backlog"].fillna(0).sum())}
     else:
         check = {str(s): int(r) for s, r in df.groupby("stage")["reached"].sum().items()}
     return {"seconds": min(times[1:]), "first": times[0], "peak_mb": _peak_mb(),
@@ -415,6 +471,7 @@ def run(args) -> list[dict]:
            "cohort_retention activity, raw events (Etc/UTC, no rollup)")
         go("analysis", "cohort_retention activity", "raw-la",
            "cohort_retention activity, raw events (America/Los_Angeles)")
+        go("sql", "tickets", label="duckdb sql: tickets")
         for which in ("retention", "ttv"):
             go("sql", which, label=f"duckdb sql: {which}")
             if events <= pandas_max:
@@ -424,6 +481,7 @@ def run(args) -> list[dict]:
                                  note=f"skipped above {pandas_max:,.0f} events"))
         # ratios to the baselines, and agreement of the checks
         pairs = {"cohort_retention activity": "retention", "ttv_summary": "ttv",
+                 "ticket_metrics": "tickets",
                  "cohort_retention activity, raw events (Etc/UTC, no rollup)": "retention"}
         for case, which in pairs.items():
             mine = results.get(case, {})

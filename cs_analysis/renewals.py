@@ -60,7 +60,7 @@ import pandas as pd
 
 from cs_analysis.errors import ArgumentError, check_choice, check_int
 from cs_analysis.results import Result
-from cs_analysis.retention import mrr_at
+from cs_analysis.retention import _subscriptions
 from cs_analysis.time import (
     local_dates,
     on_or_before,
@@ -162,13 +162,22 @@ def next_renewal_dates(start, term, renewal, on_or_after) -> tuple[np.ndarray, n
 
 
 # -- engine reads ----------------------------------------------------------------------
-def account_frame(ws, *, as_of: dt.date, extra: Sequence[str] = ()) -> pd.DataFrame:
-    """Scoped accounts that exist at ``as_of`` with name, segment, CSM (when present)."""
+def account_frame(ws, *, as_of: dt.date, extra: Sequence[str] = (),
+                  ids=None) -> pd.DataFrame:
+    """Scoped accounts that exist at ``as_of`` with name, segment, CSM (when present).
+
+    ``ids`` (optional): only these account ids (text), selected in the engine.
+    """
     cols = ["account_id", "signup_date"] + [c for c in (*_ACCOUNT_COLS, *extra)
                                             if ws.has("accounts", c)]
     cols = list(dict.fromkeys(cols))
     acc = ws.table("accounts", columns=cols)
-    df = acc.filter(acc.signup_date <= as_of).select(*cols).to_pandas()
+    pred = [acc.signup_date <= as_of]
+    if ids is not None:
+        mem = ibis.memtable(pd.DataFrame({"_id": np.asarray(ids, dtype=object)}),
+                            schema={"_id": "string"})
+        pred.append(acc.account_id.cast("string").isin(mem._id))
+    df = acc.filter(*pred).select(*cols).to_pandas()
     df["account_id"] = df["account_id"].astype("str")
     for c in (*_ACCOUNT_COLS, *extra):
         if c not in df:
@@ -233,28 +242,33 @@ def next_renewals(ws, *, as_of=None) -> pd.DataFrame:
     return out[~ends_first].sort_values(["account_id", "renewal_date"]).reset_index(drop=True)
 
 
-def _last_activity(ws, as_of: dt.date, activity: str | None = None) -> pd.DataFrame:
-    """``account_id, last_activity`` (local date) of CS activities on or before as-of."""
+def _last_activity_expr(ws, as_of: dt.date, activity: str | None = None):
+    """Ibis ``account_id, last_at`` (latest CS activity on or before as-of), or None."""
     if not ws.has("cs_activities"):
-        return pd.DataFrame({"account_id": pd.Series([], dtype="str"),
-                             "last_activity": pd.Series([], dtype="datetime64[ns]")})
+        return None
     a = ws.table("cs_activities", columns=["account_id", "activity", "occurred_at"])
     a = a.filter(on_or_before(a.occurred_at, as_of, ws.timezone))
     if activity is not None:
         a = a.filter(a.activity == activity)
-    df = a.group_by("account_id").agg(last_at=a.occurred_at.max()).to_pandas()
+    return a.group_by("account_id").agg(last_at=a.occurred_at.max())
+
+
+def _last_activity(ws, as_of: dt.date, activity: str | None = None) -> pd.DataFrame:
+    """``account_id, last_activity`` (local date) of CS activities on or before as-of."""
+    expr = _last_activity_expr(ws, as_of, activity)
+    if expr is None:
+        return pd.DataFrame({"account_id": pd.Series([], dtype="str"),
+                             "last_activity": pd.Series([], dtype="datetime64[ns]")})
+    df = expr.to_pandas()
     # the local date of the latest UTC instant (the shift to local time is monotonic)
     return pd.DataFrame({"account_id": df["account_id"].astype("str"),
                          "last_activity": local_dates(df["last_at"], ws.timezone)})
 
 
-def _open_tickets(ws, as_of: dt.date, critical: Sequence[str]) -> pd.DataFrame:
-    """Per account: tickets open at the end of the as-of day, all and critical ones."""
-    empty = pd.DataFrame({"account_id": pd.Series([], dtype="str"),
-                          "open_tickets": pd.Series([], dtype="int64"),
-                          "open_critical_tickets": pd.Series([], dtype="int64")})
+def _open_tickets_expr(ws, as_of: dt.date, critical: Sequence[str]):
+    """Ibis per account: tickets open at the end of the as-of day, all and critical."""
     if not ws.has("support_tickets"):
-        return empty
+        return None
     t = ws.table("support_tickets", columns=["account_id", "opened_at"])
     tz = ws.timezone
     pred = [on_or_before(t.opened_at, as_of, tz)]
@@ -265,11 +279,57 @@ def _open_tickets(ws, as_of: dt.date, critical: Sequence[str]) -> pd.DataFrame:
         crit = ibis.ifelse(t.priority.isin(list(critical)).fill_null(False), 1, 0).cast("int64")
     else:
         crit = ibis.literal(0).cast("int64")
-    df = (t.mutate(_crit=crit).group_by("account_id")
-          .agg(open_tickets=ibis._.count(), open_critical_tickets=ibis._._crit.sum())
-          .to_pandas())
+    return (t.mutate(_crit=crit).group_by("account_id")
+            .agg(open_tickets=ibis._.count(), open_critical_tickets=ibis._._crit.sum()))
+
+
+def _account_ids(ws, as_of: dt.date) -> set:
+    """Ids (text) of the scoped accounts that exist at ``as_of``."""
+    acc = ws.table("accounts", columns=["account_id", "signup_date"])
+    ids = acc.filter(acc.signup_date <= as_of).select(
+        a=acc.account_id.cast("string")).to_pyarrow()
+    return set(ids.column("a").to_pylist())
+
+
+def _account_details(ws, ids: np.ndarray, as_of: dt.date,
+                     critical: Sequence[str]) -> pd.DataFrame:
+    """Name, segment, CSM, latest CS activity and open tickets of some accounts.
+
+    One engine query for the given ids: ``last_activity`` is the local date of the
+    latest CS activity on or before as-of; ``open_tickets`` / ``open_critical_tickets``
+    count tickets open at the end of the as-of day (null when none).
+    """
+    mem = ibis.memtable(pd.DataFrame({"_id": np.asarray(ids, dtype=object)}),
+                        schema={"_id": "string"})
+    acc = ws.table("accounts", columns=["account_id", "signup_date"])
+    fields = {"_a": acc.account_id.cast("string")}
+    for c in _ACCOUNT_COLS:
+        fields[c] = acc[c] if c in acc.columns else ibis.null("string")
+    acc = acc.filter(acc.signup_date <= as_of).select(**fields)
+    j = mem.left_join(acc, mem._id == acc._a)
+    out = {"account_id": mem._id, **{c: acc[c] for c in _ACCOUNT_COLS}}
+    j = j.select(**out)
+    act = _last_activity_expr(ws, as_of)
+    if act is not None:
+        act = act.select(_b=act.account_id.cast("string"), last_at=act.last_at)
+        j = j.left_join(act, j.account_id == act._b).select(*j.columns, "last_at")
+    else:
+        j = j.mutate(last_at=ibis.null("timestamp"))
+    tk = _open_tickets_expr(ws, as_of, critical)
+    if tk is not None:
+        tk = tk.select(_c=tk.account_id.cast("string"), open_tickets=tk.open_tickets,
+                       open_critical_tickets=tk.open_critical_tickets)
+        j = j.left_join(tk, j.account_id == tk._c).select(
+            *j.columns, "open_tickets", "open_critical_tickets")
+    else:
+        j = j.mutate(open_tickets=ibis.null("int64"), open_critical_tickets=ibis.null("int64"))
+    df = j.to_pandas()
     df["account_id"] = df["account_id"].astype("str")
-    return df
+    for c in _ACCOUNT_COLS:
+        if not ws.has("accounts", c):
+            df[c] = pd.Series(pd.NA, index=df.index, dtype="object")
+    df["last_activity"] = local_dates(df["last_at"], ws.timezone)
+    return df.drop(columns=["last_at"])
 
 
 def _check_days(name: str, value) -> int:
@@ -313,28 +373,46 @@ def renewal_calendar(ws, horizon_days: int = 120, *, as_of=None,
     horizon_days = _check_days("horizon_days", horizon_days)
     as_of = resolve_as_of(ws, as_of)
     critical = tuple(critical or ())
-    acc = account_frame(ws, as_of=as_of)
+    known = _account_ids(ws, as_of)
     lines = next_renewals(ws, as_of=as_of)
-    lines = lines[lines["account_id"].isin(acc["account_id"])]
-    end = pd.Timestamp(as_of + dt.timedelta(days=horizon_days))
-    due = lines[lines["renewal_date"] <= end]
+    ids_all = lines["account_id"].to_numpy(object)
+    keep = np.fromiter((a in known for a in ids_all), dtype=bool, count=len(lines))
+    lines, ids_all = lines[keep], ids_all[keep]
+    end = np.datetime64(as_of + dt.timedelta(days=horizon_days), "ns")
+    rdate = lines["renewal_date"].to_numpy("datetime64[ns]")
+    is_due = rdate <= end
     cols = ["account_id", "account_name", "segment", "csm_owner", "renewal_date",
             "days_to_renewal", "mrr_at_stake", "account_mrr", "renewing_lines", "term_months",
             "renewal_basis", "last_cs_activity", "days_since_cs_activity", "open_tickets",
             "open_critical_tickets"]
-    if due.empty:
+    if not is_due.any():
         return _empty(cols)
-    first = due.sort_values(["account_id", "renewal_date", "mrr"],
-                            ascending=[True, True, False]).drop_duplicates("account_id")
-    per = due.groupby("account_id", as_index=False).agg(
-        mrr_at_stake=("mrr", "sum"), renewing_lines=("mrr", "size"))
-    out = first[["account_id", "renewal_date", "term_months", "renewal_basis"]].merge(
-        per, on="account_id")
-    total = lines.groupby("account_id", as_index=False).agg(account_mrr=("mrr", "sum"))
-    out = out.merge(total, on="account_id", how="left")
-    out = out.merge(acc[["account_id", *_ACCOUNT_COLS]], on="account_id", how="left")
-    out = out.merge(_last_activity(ws, as_of), on="account_id", how="left")
-    out = out.merge(_open_tickets(ws, as_of, critical), on="account_id", how="left")
+    # per account with integer codes (account ids sorted), not string group-bys
+    codes, uniq = pd.factorize(ids_all, sort=True)
+    mrr = lines["mrr"].to_numpy(float)
+    mrr0 = np.nan_to_num(mrr, nan=0.0)  # a missing MRR adds nothing (pandas' sum)
+    pos = np.flatnonzero(is_due)
+    dc = codes[pos]
+    # the earliest renewing line of each account (the largest MRR on a tie)
+    order = pos[np.lexsort((-mrr[pos], rdate[pos], dc))]
+    oc = codes[order]
+    first = order[np.r_[True, oc[1:] != oc[:-1]]]
+    fc = codes[first]
+    n = len(uniq)
+    out = pd.DataFrame({
+        "account_id": pd.Series(uniq[fc], dtype="str"),
+        "renewal_date": lines["renewal_date"].to_numpy()[first],
+        "term_months": lines["term_months"].to_numpy(float)[first],
+        "renewal_basis": pd.Series(lines["renewal_basis"].to_numpy(object)[first],
+                                   dtype="str"),
+        "mrr_at_stake": np.bincount(dc, weights=mrr0[pos], minlength=n)[fc],
+        "renewing_lines": np.bincount(dc, minlength=n)[fc],
+        "account_mrr": np.bincount(codes, weights=mrr0, minlength=n)[fc],
+    })
+    ids = out["account_id"].to_numpy(object)
+    # names, owners, last CS activity and open tickets of the renewing accounts only,
+    # joined in the engine
+    out = out.merge(_account_details(ws, ids, as_of, critical), on="account_id", how="left")
     out["days_to_renewal"] = (out["renewal_date"] - pd.Timestamp(as_of)).dt.days.astype("int64")
     out["last_cs_activity"] = pd.to_datetime(out["last_activity"])
     out["days_since_cs_activity"] = (pd.Timestamp(as_of) - out["last_cs_activity"]).dt.days
@@ -399,6 +477,60 @@ class ChurnToDate(Result):
 WINDOWS = ("to date", "same span last period", "last complete period")
 
 
+def _bridge_sums(ws, windows, by: str | None, as_of: dt.date) -> pd.DataFrame:
+    """Per window and group, the bridge sums of :func:`churn_to_date`, in the engine.
+
+    Each account's MRR (:func:`cs_analysis.retention.mrr_at`: the sum of ``mrr`` of the
+    lines covering the date) the day before the window (``s``) and on its last day
+    (``e``), for the scoped accounts existing at as-of that have a line covering either
+    day; then per window and raw group value: paying accounts (``s > 0``), churned
+    (paying, ``e = 0``), start / churned / contraction / expansion / new / end MRR.
+    Returns ``_w`` (window index), ``_g`` (group label: the value as text, MISSING when
+    null; re-summed per label) and the sums.
+    """
+    subs = _subscriptions(ws)
+    days = pd.DataFrame({"_w": np.arange(len(windows), dtype="int64"),
+                         "_s": [w[2] - dt.timedelta(days=1) for w in windows],
+                         "_e": [w[3] for w in windows]})
+    wins = ibis.memtable(days, schema={"_w": "int64", "_s": "date", "_e": "date"})
+    j = subs.cross_join(wins)
+
+    def covers(d):
+        return (j.start_date <= d) & (j.end_date.isnull() | (d < j.end_date))
+
+    zero = ibis.literal(0.0)
+    lines = j.select(_w=j._w, _a=j.account_id.cast("string"),
+                     _sm=ibis.ifelse(covers(j._s), j.mrr.cast("float64"), zero),
+                     _em=ibis.ifelse(covers(j._e), j.mrr.cast("float64"), zero),
+                     _hit=ibis.ifelse(covers(j._s) | covers(j._e), 1, 0))
+    per = lines.group_by(["_w", "_a"]).agg(s=lines._sm.sum().fill_null(0.0),
+                                            e=lines._em.sum().fill_null(0.0),
+                                            h=lines._hit.sum())
+    per = per.filter(per.h > 0)
+    acc = ws.table("accounts", columns=["account_id", "signup_date"])
+    graw = acc[by] if by else ibis.literal("All accounts")
+    acc = acc.filter(acc.signup_date <= as_of).select(_b=acc.account_id.cast("string"),
+                                                      _graw=graw)
+    x = per.join(acc, per._a == acc._b)
+    paying = x.s > 0
+    churned = paying & (x.e == 0)
+    down = paying & (x.e > 0) & (x.e < x.s)
+    up = paying & (x.e > x.s)
+    out = x.group_by(["_w", "_graw"]).agg(
+        accounts=ibis.ifelse(paying, 1, 0).sum(),
+        churned_accounts=ibis.ifelse(churned, 1, 0).sum(),
+        start_mrr=x.s.sum(),
+        churned_mrr=ibis.ifelse(churned, x.s, zero).sum(),
+        contraction_mrr=ibis.ifelse(down, x.s - x.e, zero).sum(),
+        expansion_mrr=ibis.ifelse(up, x.e - x.s, zero).sum(),
+        new_mrr=ibis.ifelse(paying, zero, x.e).sum(),
+        end_mrr=x.e.sum()).to_pandas()
+    g = out["_graw"].astype("object")
+    out["_g"] = g.where(g.notna(), MISSING).astype("str")
+    out["_w"] = out["_w"].astype("int64")
+    return out.drop(columns=["_graw"]).groupby(["_w", "_g"], as_index=False).sum()
+
+
 def churn_to_date(ws, grain: str = "quarter", by: str | None = "segment", *,
                   as_of=None) -> ChurnToDate:
     """Logo and MRR churn of the current period so far, with two comparisons.
@@ -441,7 +573,6 @@ def churn_to_date(ws, grain: str = "quarter", by: str | None = "segment", *,
     as_of = resolve_as_of(ws, as_of)
     if by is not None and not isinstance(by, str):
         raise ArgumentError(f"by={by!r} must be one accounts column name or None")
-    acc = account_frame(ws, as_of=as_of, extra=(by,) if by else ())
     if by is not None and not ws.has("accounts", by):
         raise ArgumentError(f"by={by!r}: the accounts table has no such column")
     p = period_of(as_of, grain)
@@ -454,53 +585,38 @@ def churn_to_date(ws, grain: str = "quarter", by: str | None = "segment", *,
         ("same span last period", p - 1, period_start(p - 1, grain), prev_end),
         ("last complete period", last, period_start(last, grain), period_end(last, grain)),
     ]
-    cache: dict[dt.date, pd.DataFrame] = {}
-
-    def mrr(d: dt.date) -> pd.Series:
-        if d not in cache:
-            cache[d] = mrr_at(ws, d)
-        m = cache[d]
-        return pd.Series(m["mrr"].to_numpy(float), index=m["account_id"].astype("str"))
-
-    groups = acc.set_index("account_id")[by].astype("object") if by else None
+    agg = _bridge_sums(ws, windows, by, as_of)
     rows = []
-    for name, per, first, last_day in windows:
-        s = mrr(first - dt.timedelta(days=1))
-        e = mrr(last_day)
-        ids = s.index.union(e.index).intersection(pd.Index(acc["account_id"]))
-        f = pd.DataFrame({"s": s.reindex(ids).fillna(0.0), "e": e.reindex(ids).fillna(0.0)})
-        f["g"] = (groups.reindex(ids).where(lambda x: x.notna(), MISSING).astype("str")
-                  if by else "All accounts")
+    for w, (name, per, first, last_day) in enumerate(windows):
         suffix = " to date" if name == "to date" else (
             f" (days 1-{(last_day - first).days + 1})" if name != "last complete period"
             else "")
         label = f"{period_label(per, grain)}{suffix}"
-        keys = sorted(f["g"].unique()) if by else ["All accounts"]
+        mine = agg[agg["_w"] == w]
+        keys = sorted(mine["_g"].unique()) if by else ["All accounts"]
         if by and not keys:
             continue
         for g in keys:
-            x = f[f["g"] == g]
-            paying = x["s"] > 0
-            churned = paying & (x["e"] == 0)
-            down = paying & (x["e"] > 0) & (x["e"] < x["s"])
-            up = paying & (x["e"] > x["s"])
-            start_mrr = float(x["s"].sum())
-            churned_mrr = float(x.loc[churned, "s"].sum())
-            contraction = float((x.loc[down, "s"] - x.loc[down, "e"]).sum())
-            expansion = float((x.loc[up, "e"] - x.loc[up, "s"]).sum())
-            new = float(x.loc[~paying, "e"].sum())
-            n = int(paying.sum())
+            x = mine[mine["_g"] == g].sum(numeric_only=True) if len(mine) else None
+
+            def v(col, x=x) -> float:
+                return float(x[col]) if x is not None else 0.0
+
+            n = int(v("accounts"))
+            start_mrr, churned_mrr = v("start_mrr"), v("churned_mrr")
+            contraction, expansion = v("contraction_mrr"), v("expansion_mrr")
+            churned = int(v("churned_accounts"))
             row = {"window": name, "label": label, "period_label": period_label(per, grain),
                    "start": pd.Timestamp(first), "end": pd.Timestamp(last_day),
                    "days": (last_day - first).days + 1}
             if by:
                 row[by] = g
             row.update({
-                "accounts": n, "churned_accounts": int(churned.sum()),
-                "logo_churn": churned.sum() / n if n else np.nan,
+                "accounts": n, "churned_accounts": churned,
+                "logo_churn": churned / n if n else np.nan,
                 "start_mrr": start_mrr, "churned_mrr": churned_mrr,
-                "contraction_mrr": contraction, "expansion_mrr": expansion, "new_mrr": new,
-                "end_mrr": float(x["e"].sum()),
+                "contraction_mrr": contraction, "expansion_mrr": expansion,
+                "new_mrr": v("new_mrr"), "end_mrr": v("end_mrr"),
                 "gross_mrr_churn": (churned_mrr + contraction) / start_mrr if start_mrr
                 else np.nan,
                 "net_mrr_churn": (churned_mrr + contraction - expansion) / start_mrr
@@ -558,27 +674,57 @@ def activity_coverage(ws, activity: str = "qbr", days: int = 90,
     if not isinstance(activity, str) or not activity:
         raise ArgumentError(f"activity={activity!r} must be an activity name such as 'qbr'")
     as_of = resolve_as_of(ws, as_of)
-    acc = account_frame(ws, as_of=as_of)
+    accounts = ws.table("accounts", columns=["account_id", "signup_date"])
+    has_seg = "segment" in accounts.columns
+    seg = None
     if segments is not None:
         seg = [segments] if isinstance(segments, str) else list(segments)
-        known = set(acc["segment"].dropna().astype(str))
+        known = set()
+        if has_seg:
+            a = accounts.filter(accounts.signup_date <= as_of)
+            known = {str(v) for v in a.select("segment").distinct().to_pandas()["segment"]
+                     if not pd.isna(v)}
         unknown = [s for s in seg if s not in known]
         if unknown and known:
             raise ArgumentError(f"segments: unknown {unknown}; known: {sorted(known)}")
-        acc = acc[acc["segment"].isin(seg)]
     if ws.has("cs_activities"):
         a = ws.table("cs_activities", columns=["activity"])
         known_acts = set(a.select("activity").distinct().to_pandas()["activity"].astype(str))
         if known_acts and activity not in known_acts:
             raise ArgumentError(f"activity={activity!r} does not occur in cs_activities; "
                                 f"known: {sorted(known_acts)}")
-    m = mrr_at(ws, as_of)
-    paying = acc.merge(m[m["mrr"] > 0], on="account_id")
-    last = _last_activity(ws, as_of, activity)
-    out = paying.merge(last, on="account_id", how="left")
+    # one engine query: paying accounts (MRR > 0 on the as-of date, as mrr_at) of the
+    # segments, without the activity since the window's first day; their latest one
+    fields = {"_a": accounts.account_id.cast("string")}
+    for c in _ACCOUNT_COLS:
+        fields[c] = accounts[c] if c in accounts.columns else ibis.null("string")
+    pred = [accounts.signup_date <= as_of]
+    if seg is not None:
+        pred.append(accounts.segment.isin(seg) if has_seg else ibis.literal(False))
+    acc = accounts.filter(*pred).select(**fields)
+    subs = _subscriptions(ws)
+    live = subs.filter(subs.start_date <= as_of,
+                       subs.end_date.isnull() | (as_of < subs.end_date))
+    m = live.group_by(_m=live.account_id.cast("string")).agg(mrr=live.mrr.sum())
+    m = m.filter(m.mrr > 0)
+    j = acc.join(m, acc._a == m._m).select(*acc.columns, "mrr")
+    last = _last_activity_expr(ws, as_of, activity)
+    if last is not None:
+        last = last.select(_l=last.account_id.cast("string"), last_at=last.last_at)
+        j = j.left_join(last, j._a == last._l).select(*j.columns, "last_at")
+        start = on_or_before(j.last_at, as_of - dt.timedelta(days=days), ws.timezone)
+        j = j.filter(j.last_at.isnull() | start)
+    else:
+        j = j.mutate(last_at=ibis.null("timestamp"))
+    out = j.to_pandas().rename(columns={"_a": "account_id"})
+    out["account_id"] = out["account_id"].astype("str")
+    out["mrr"] = out["mrr"].astype(float)
+    for c in _ACCOUNT_COLS:
+        if not ws.has("accounts", c):
+            out[c] = pd.Series(pd.NA, index=out.index, dtype="object")
+    out["last_activity"] = local_dates(out["last_at"], ws.timezone)
     since = (pd.Timestamp(as_of) - pd.to_datetime(out["last_activity"])).dt.days.astype(float)
     out["days_since"] = since
-    out = out[~(since < days)]
     cols = ["account_id", "account_name", "segment", "csm_owner", "mrr", "last_activity",
             "days_since"]
     return out.sort_values(["mrr", "account_id"], ascending=[False, True])[cols].reset_index(

@@ -171,9 +171,10 @@ def test_ticket_metrics_arguments(small_demo):
 # -- phases ------------------------------------------------------------------------------
 def first_lapse(lines: pd.DataFrame):
     """First day without any subscription after the first stretch of coverage (or None)."""
-    spans = sorted((r["start_date"].date(),
-                    None if pd.isna(r["end_date"]) else r["end_date"].date())
-                   for _, r in lines.iterrows())
+    spans = sorted(((r["start_date"].date(),
+                     None if pd.isna(r["end_date"]) else r["end_date"].date())
+                    for _, r in lines.iterrows()),
+                   key=lambda s: (s[0], s[1] or dt.date.max))  # open-ended lines last
     end = None
     for start, stop in spans:
         if end is not None and start > end:
