@@ -70,7 +70,7 @@ from cs_analysis.renewals import (
     subscription_lines,
 )
 from cs_analysis.results import Result
-from cs_analysis.retention import account_lifetimes, mrr_at
+from cs_analysis.retention import _subscriptions, account_lifetimes
 from cs_analysis.time import (
     day_start,
     is_observable,
@@ -867,12 +867,22 @@ def expansion_signals(ws, dictionary=DEFAULT_SIGNALS, *, as_of=None,
         return empty
     out["account_id"] = out["account_id"].astype("str")
     labels = d.labels
-    out["signal_label"] = [labels[n] for n in out["signal"]]
+    out["signal_label"] = [labels[n] for n in out["signal"].to_numpy(object)]
     ids = out["account_id"].unique()
     acc = account_frame(ws, as_of=as_of, ids=ids)
     out = out.merge(acc[["account_id", "account_name", "segment", "csm_owner"]],
                     on="account_id", how="left")
-    m = mrr_at(ws, pd.DataFrame({"account_id": ids, "date": as_of}))
+    # MRR on the as-of date (mrr_at's definition) of these accounts only
+    mem = ibis.memtable(pd.DataFrame({"_id": np.asarray(ids, dtype=object)}),
+                        schema={"_id": "string"})
+    subs = _subscriptions(ws)
+    live = subs.filter(subs.start_date <= as_of,
+                       subs.end_date.isnull() | (as_of < subs.end_date),
+                       subs.account_id.cast("string").isin(mem._id))
+    m = live.group_by(account_id=live.account_id.cast("string")).agg(
+        mrr=live.mrr.sum()).to_pandas()
+    m["account_id"] = m["account_id"].astype("str")
+    m["mrr"] = m["mrr"].astype(float)
     out = out.merge(m[["account_id", "mrr"]], on="account_id", how="left")
     out["mrr"] = out["mrr"].fillna(0.0)
     order = list(dict.fromkeys(s for s, _ in sources))
