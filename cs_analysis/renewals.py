@@ -60,7 +60,7 @@ import pandas as pd
 
 from cs_analysis.errors import ArgumentError, check_choice, check_int
 from cs_analysis.results import Result
-from cs_analysis.retention import _subscriptions
+from cs_analysis.retention import subscription_table
 from cs_analysis.time import (
     local_dates,
     on_or_before,
@@ -488,7 +488,7 @@ def _bridge_sums(ws, windows, by: str | None, as_of: dt.date) -> pd.DataFrame:
     Returns ``_w`` (window index), ``_g`` (group label: the value as text, MISSING when
     null; re-summed per label) and the sums.
     """
-    subs = _subscriptions(ws)
+    subs = subscription_table(ws)
     days = pd.DataFrame({"_w": np.arange(len(windows), dtype="int64"),
                          "_s": [w[2] - dt.timedelta(days=1) for w in windows],
                          "_e": [w[3] for w in windows]})
@@ -702,7 +702,7 @@ def activity_coverage(ws, activity: str = "qbr", days: int = 90,
     if seg is not None:
         pred.append(accounts.segment.isin(seg) if has_seg else ibis.literal(False))
     acc = accounts.filter(*pred).select(**fields)
-    subs = _subscriptions(ws)
+    subs = subscription_table(ws)
     live = subs.filter(subs.start_date <= as_of,
                        subs.end_date.isnull() | (as_of < subs.end_date))
     m = live.group_by(_m=live.account_id.cast("string")).agg(mrr=live.mrr.sum())

@@ -99,6 +99,7 @@ __all__ = [
     "mrr_at",
     "retention_curve",
     "revenue_retention",
+    "subscription_table",
     "survival",
 ]
 
@@ -171,8 +172,12 @@ def _accounts(ws, as_of: dt.date, by=None, grain: str | None = None):
     return acc.select(**fields)
 
 
-def _subscriptions(ws):
-    """Scoped subscriptions with ``end_date`` (null when the column is absent)."""
+def subscription_table(ws):
+    """Scoped subscription lines (``account_id, start_date, mrr, end_date``), in the engine.
+
+    ``end_date`` is null when the workspace's subscriptions have no such column (contracts
+    still running). Shared by retention, renewals and support.
+    """
     has_end = ws.has("subscriptions", "end_date")
     cols = ["account_id", "start_date", "mrr"] + (["end_date"] if has_end else [])
     subs = ws.table("subscriptions", columns=cols)
@@ -204,7 +209,7 @@ def mrr_at(ws, date) -> pd.DataFrame:
         subscription covering the date (its MRR may be 0). For a frame: the frame with a
         ``mrr`` column added (same index and order; 0 where nothing covers the date).
     """
-    subs = _subscriptions(ws)
+    subs = subscription_table(ws)
     if not isinstance(date, pd.DataFrame):
         d = to_date(date)
         live = subs.filter(subs.start_date <= d, subs.end_date.isnull() | (d < subs.end_date))
@@ -291,7 +296,7 @@ def _coverage_intervals(ws, grain: str, p_obs: int):
     ``period(start_date) <= p <= period(end_date) - 1`` (``end_date`` is the first day
     without service); ``hi`` is capped at the last observable period ``p_obs``.
     """
-    subs = _subscriptions(ws)
+    subs = subscription_table(ws)
     lo = period_expr(subs.start_date, grain).cast("int64")
     hi = subs.end_date.isnull().ifelse(
         ibis.literal(p_obs, "int64"),
@@ -824,7 +829,7 @@ def _mrr_grid(ws, grain: str, p_first: int, p_obs: int, acc):
     callers read it so (the dense account x period grid is about 15 times larger and
     was rebuilt by every query).
     """
-    subs = _subscriptions(ws)
+    subs = subscription_table(ws)
     ps = np.arange(p_first - 1, p_obs + 1, dtype="int64")
     ends = ibis.memtable({"p": ps, "d": [period_end(int(p), grain) for p in ps]})
     cov = subs.join(ends, [subs.start_date <= ends.d,
@@ -853,7 +858,7 @@ def _with_prev(grid, p_first: int, p_obs: int, gcols: list[str]):
 
 def _first_paid(ws):
     """First day each account had MRR > 0 (start of its first non-empty paid subscription)."""
-    subs = _subscriptions(ws)
+    subs = subscription_table(ws)
     paid = subs.filter(subs.mrr > 0, subs.end_date.isnull() | (subs.end_date > subs.start_date))
     return paid.group_by("account_id").agg(first_paid=paid.start_date.min())
 
@@ -1115,7 +1120,7 @@ def revenue_retention(ws, grain: str = "month", by: str | None = None, *,
     periods = _periods(periods)
     as_of = resolve_as_of(ws, as_of)
     acc = _accounts(ws, as_of, by, grain)
-    subs = _subscriptions(ws)
+    subs = subscription_table(ws)
     first = subs.join(acc.select("account_id"), "account_id").start_date.min().to_pandas()
     empty = RevenueRetention(_bridge_empty(by), _revenue_cohorts_empty(by),
                              _trailing_empty(by), grain, as_of, by)
@@ -1211,7 +1216,7 @@ def account_lifetimes(ws, *, as_of=None, by: str | Sequence[str] | None = None
     extra = _by_list(by)
     acc = ws.table("accounts", columns=["account_id", "signup_date", *extra])
     acc = acc.filter(acc.signup_date <= as_of)
-    subs = _subscriptions(ws)
+    subs = subscription_table(ws)
     subs = subs.filter(subs.start_date <= as_of,
                        subs.end_date.isnull() | (subs.end_date > subs.start_date))
     covers_as_of = ibis.ifelse(subs.end_date.isnull() | (subs.end_date > as_of), 1, 0).cast(

@@ -70,7 +70,7 @@ from cs_analysis.renewals import (
     subscription_lines,
 )
 from cs_analysis.results import Result
-from cs_analysis.retention import _subscriptions, account_lifetimes
+from cs_analysis.retention import account_lifetimes, subscription_table
 from cs_analysis.time import (
     day_start,
     is_observable,
@@ -875,7 +875,7 @@ def expansion_signals(ws, dictionary=DEFAULT_SIGNALS, *, as_of=None,
     # MRR on the as-of date (mrr_at's definition) of these accounts only
     mem = ibis.memtable(pd.DataFrame({"_id": np.asarray(ids, dtype=object)}),
                         schema={"_id": "string"})
-    subs = _subscriptions(ws)
+    subs = subscription_table(ws)
     live = subs.filter(subs.start_date <= as_of,
                        subs.end_date.isnull() | (as_of < subs.end_date),
                        subs.account_id.cast("string").isin(mem._id))
