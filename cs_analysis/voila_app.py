@@ -21,6 +21,18 @@ request that seemed to hang. :class:`DashboardVoila` keeps Voila's behaviour and
 - **Unconnected kernels culled.** A viewer kernel whose page never opened its connection
   within :attr:`~DashboardVoila.connect_timeout` seconds (a plain GET, a script, a closed
   tab) is shut down; Voila's idle cull (``MappingKernelManager``) handles the rest.
+- **Pools that follow demand.** A kernel taken from a pool is replaced after
+  :attr:`~DashboardVoila.refill_delay` seconds (Voila's default: one). A dashboard that
+  viewers open keeps more preheated kernels: as many as it had requests in the last
+  :attr:`~DashboardVoila.demand_window` seconds, up to
+  :attr:`~DashboardVoila.max_pool_size` and within :attr:`~DashboardVoila.max_kernels`;
+  after :attr:`~DashboardVoila.idle_shrink` seconds without a request it goes back to
+  :attr:`~DashboardVoila.pool_size`. :attr:`~DashboardVoila.pool_sizes` sets a larger
+  standing pool for one dashboard (a meeting where everyone opens it).
+- **Views computed once.** Kernels share the views they compute through an on-disk
+  cache (:mod:`cs_analysis.dashboard.cache`) in :attr:`~DashboardVoila.view_cache`: a
+  new viewer's kernel draws what the preheated one computed instead of computing it
+  again.
 - **No kernel details over HTTP.** ``/api/kernels/<id>`` answers only the kernel's id and
   name (a page asks for its own before connecting) and refuses ``DELETE``; it used to
   show any viewer kernel's state, connections and last activity to whoever had its id.
@@ -35,13 +47,15 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import os
 import time
+from collections import deque
 from pathlib import Path
 
 import tornado.ioloop
 import tornado.web
 from jupyter_server.services.kernels.handlers import KernelHandler
-from traitlets import Float, Int, Unicode
+from traitlets import Dict, Float, Int, Unicode
 from voila.app import Voila
 from voila.tornado.handler import TornadoVoilaHandler
 from voila.tornado.treehandler import TornadoVoilaTreeHandler
@@ -87,6 +101,20 @@ class DashboardVoila(Voila):
     pool_size = Int(1, config=True, help="Preheated kernels per dashboard notebook.")
     landing = Unicode("index.ipynb", config=True, help="The landing page's notebook.")
     retry_after = Int(20, config=True, help="Seconds a busy page asks the viewer to wait.")
+    pool_sizes = Dict(Int(), default_value={}, config=True,
+                      help="Standing pool size of some notebooks (name -> kernels), "
+                           "instead of pool_size.")
+    max_pool_size = Int(4, config=True,
+                        help="Most preheated kernels one dashboard's pool grows to on demand.")
+    demand_window = Float(120.0, config=True,
+                          help="Seconds of past requests that size a pool.")
+    idle_shrink = Float(600.0, config=True,
+                        help="Seconds without a request before a grown pool shrinks back.")
+    refill_delay = Float(0.2, config=True,
+                         help="Seconds before a kernel taken from a pool is replaced.")
+    view_cache = Unicode("", config=True,
+                         help="Folder of the views kernels share ('' : <cache dir>/views, "
+                              "'off': none); $CS_ANALYSIS_VIEW_CACHE wins.")
 
     # -- state ---------------------------------------------------------------------
     def _notebooks(self) -> list[str]:
@@ -98,9 +126,46 @@ class DashboardVoila(Voila):
         return names
 
     def _target(self, notebook: str) -> int:
+        """The standing pool size of ``notebook`` (what readiness waits for)."""
         if not self.voila_configuration.preheat_kernel:
             return 0
+        if notebook in self.pool_sizes:
+            return max(int(self.pool_sizes[notebook]), 0)
         return min(self.pool_size, 1) if notebook == self.landing else self.pool_size
+
+    def demand(self, notebook: str, now: float | None = None) -> int:
+        """Requests for ``notebook`` in the last :attr:`demand_window` seconds."""
+        now = time.monotonic() if now is None else now
+        seen = self._requests.get(notebook)
+        while seen and now - seen[0] > self.demand_window:
+            seen.popleft()
+        return len(seen) if seen else 0
+
+    def demand_target(self, notebook: str, now: float | None = None) -> int:
+        """The pool size ``notebook`` should have now: its standing size, grown by demand.
+
+        As many kernels as requests in the last :attr:`demand_window` seconds (the next
+        viewers of a busy dashboard find one warm), at most :attr:`max_pool_size`;
+        back to the standing size after :attr:`idle_shrink` seconds without a request.
+        """
+        now = time.monotonic() if now is None else now
+        base = self._target(notebook)
+        if base == 0 and not self.voila_configuration.preheat_kernel:
+            return 0
+        grown = self._grown.get(notebook, base)
+        recent = self.demand(notebook, now)
+        if recent:
+            grown = max(grown, min(recent, max(self.max_pool_size, base)))
+        last = self._last_request.get(notebook)
+        if last is None or now - last > self.idle_shrink:
+            grown = base
+        return max(base, grown)
+
+    def note_request(self, notebook: str) -> None:
+        """Count a viewer's request for ``notebook`` (it sizes the pool)."""
+        now = time.monotonic()
+        self._requests.setdefault(notebook, deque()).append(now)
+        self._last_request[notebook] = now
 
     def _filled(self, notebook: str) -> int:
         """Pool kernels of ``notebook`` that have started *and* run the notebook."""
@@ -138,6 +203,8 @@ class DashboardVoila(Voila):
         pools = {nb: {"filled": self._filled(nb), "target": self._target(nb)}
                  for nb in self._notebooks()}
         landing_ready = self.pool_ready(self.landing) if self.landing in pools else True
+        for nb, state in pools.items():
+            state["demand"] = self._grown.get(nb, state["target"])
         return {"ready": bool(landing_ready),
                 "complete": all(self.pool_ready(nb) for nb in pools),
                 "pools": pools, "viewer_kernels": len(self.viewer_kernels()),
@@ -152,8 +219,15 @@ class DashboardVoila(Voila):
         self._handed_out: dict[str, str] = {}
         #: requests past the cap check whose page is still being served, per notebook
         self._pending: dict[str, int] = {}
+        self._requests: dict[str, deque] = {}
+        self._last_request: dict[str, float] = {}
+        #: pool size per notebook as last set by demand
+        self._grown: dict[str, int] = {}
+        self._use_view_cache()
         settings = super().init_settings()
         km = self.kernel_manager
+        if hasattr(km, "fill_delay"):
+            km.fill_delay = max(float(self.refill_delay), 0.0)
         if hasattr(km, "get_rendered_notebook"):
             original = km.get_rendered_notebook
 
@@ -165,6 +239,74 @@ class DashboardVoila(Voila):
             km.get_rendered_notebook = get_rendered_notebook
         return settings
 
+    def _use_view_cache(self) -> None:
+        """Tell the kernels (through the environment they inherit) where views are shared."""
+        from cs_analysis.dashboard.cache import ENV
+
+        if os.environ.get(ENV) is not None:
+            return
+        folder = self.view_cache
+        if not folder:
+            from cs_analysis.serve import cache_dir
+
+            folder = str(cache_dir() / "views")
+        os.environ[ENV] = folder
+        self.log.info("cs_analysis: dashboards share computed views in %s", folder)
+
+    def _pools_config(self) -> dict:
+        config = {"default": {"pool_size": self.pool_size},
+                  self.landing: {"pool_size": self._target(self.landing)}}
+        for nb, size in self.pool_sizes.items():
+            config[nb] = {"pool_size": max(int(size), 0)}
+        for nb, size in self._grown.items():
+            config[nb] = {"pool_size": size}
+        return config
+
+    async def _follow_demand(self) -> None:
+        """Grow the pools of dashboards viewers open, shrink those nobody opened lately."""
+        km = self.kernel_manager
+        if not self.voila_configuration.preheat_kernel or not hasattr(km, "_pools"):
+            return
+        now = time.monotonic()
+        live = len(km.list_kernel_ids())
+        for nb in self._notebooks():
+            if nb not in self._ready_once:  # still filled in order; readiness first
+                continue
+            want = self.demand_target(nb, now)
+            pool = km._pools.get(nb, [])
+            if want > len(pool) and not all(t.done() for t in pool):
+                continue  # kernels still starting: growing now would slow them down
+            extra = max(want - len(pool), 0)
+            # grown pools stay within the total cap: the kernels alive (viewers and
+            # pools) may exceed it by the standing pools only
+            room = self.max_kernels + sum(self._target(n) for n in self._notebooks()) - live
+            if extra > room:
+                want = len(pool) + max(room, 0)
+            if want == self._grown.get(nb, self._target(nb)) and len(pool) >= want:
+                continue
+            self._grown[nb] = max(want, self._target(nb))
+            km.kernel_pools_config = self._pools_config()
+            if len(pool) < want:
+                self.log.info("cs_analysis: %s pool grows to %d kernels (demand)", nb, want)
+                km.fill_if_needed(delay=0, notebook_name=nb)
+                live += want - len(pool)
+            elif len(pool) > want:
+                await self._shrink(nb, want)
+
+    async def _shrink(self, notebook: str, size: int) -> None:
+        """Shut down preheated kernels of ``notebook`` beyond ``size`` (ready ones only)."""
+        km = self.kernel_manager
+        pool = km._pools.get(notebook, [])
+        extra = [t for t in pool if t.done() and not t.cancelled() and t.exception() is None]
+        for task in extra[: max(len(pool) - size, 0)]:
+            kid = task.result().get("kernel_id")
+            self.log.info("cs_analysis: %s pool shrinks (no viewer for %.0f s): kernel %s",
+                          notebook, self.idle_shrink, kid)
+            try:
+                await km.shutdown_kernel(kid)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+
     async def _fill_in_order(self) -> None:
         km = self.kernel_manager
         if not self.voila_configuration.preheat_kernel or not hasattr(km, "_pools"):
@@ -172,8 +314,7 @@ class DashboardVoila(Voila):
         # the configuration gave the landing page its pool and the others none, so that
         # Voila started only the landing page's; now every notebook gets its pool, one
         # notebook at a time
-        km.kernel_pools_config = {"default": {"pool_size": self.pool_size},
-                                  self.landing: {"pool_size": self._target(self.landing)}}
+        km.kernel_pools_config = self._pools_config()
         for nb in self._notebooks():
             if nb != self.landing and not km._pools.get(nb):
                 km.fill_if_needed(delay=0, notebook_name=nb)
@@ -220,6 +361,7 @@ class DashboardVoila(Voila):
         loop.add_callback(self._fill_in_order)
         interval = max(1.0, min(10.0, self.connect_timeout / 4)) * 1000
         tornado.ioloop.PeriodicCallback(self._cull_unconnected, interval).start()
+        tornado.ioloop.PeriodicCallback(self._follow_demand, 1000).start()
         super().listen()
 
     # -- handlers ----------------------------------------------------------------------
@@ -361,6 +503,7 @@ class CappedVoilaHandler(TornadoVoilaHandler):
             self.write(_busy_page(app, _request_language(self)))
             return
         app._pending[notebook] = pending + 1
+        app.note_request(notebook)
         try:
             await super().get(path)
         finally:

@@ -47,11 +47,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
+import decimal
 import hashlib
 import io
 import json
 import numbers
 import os
+import re
 import sys
 import tempfile
 import time
@@ -170,9 +173,22 @@ def _argument_token(value) -> Any:
         return [_argument_token(v) for v in value]
     if isinstance(value, Mapping):
         return {str(k): _argument_token(v) for k, v in sorted(value.items(), key=str)}
+    if isinstance(value, set | frozenset):
+        return sorted((_argument_token(v) for v in value), key=str)
     if isinstance(value, pd.DataFrame):
         return ["frame", list(map(str, value.columns)),
                 int(pd.util.hash_pandas_object(value, index=True).sum())]
+    if isinstance(value, dt.date | dt.datetime | dt.timedelta | decimal.Decimal):
+        return str(value)
+    if isinstance(value, re.Pattern):
+        return ["pattern", value.pattern, value.flags]
+    kind = f"{type(value).__module__}.{type(value).__qualname__}"
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        # a loaded model or criteria object: keyed by every field's value
+        return [kind, {f.name: _argument_token(getattr(value, f.name))
+                       for f in dataclasses.fields(value)}]
+    if hasattr(value, "model_dump") and callable(value.model_dump):  # pydantic
+        return [kind, _argument_token(value.model_dump(mode="json"))]
     raise _Unshareable(f"launch argument of type {type(value).__name__}")
 
 
@@ -499,6 +515,11 @@ def chart_from_dict(spec: dict, wide: bool = False):
 
             def to_dict(self, *args, **kwargs) -> dict:
                 return dict(self._spec)  # the widget only serialises it
+
+            def __eq__(self, other) -> bool:  # Altair compares arguments, not the spec
+                return self is other
+
+            __hash__ = object.__hash__
 
             def copy(self, deep=True, ignore=None):
                 return type(self)(copy.deepcopy(self._spec) if deep else self._spec)
