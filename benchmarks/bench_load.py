@@ -18,8 +18,20 @@ Reported per N:
 - ``memory``: total kernel RSS / USS before and after the viewers connected, and the
   USS per extra viewer ((after - before) / viewers served).
 
+- ``load``: the machine's load average when the round started and ended (the figures
+  depend on what else runs on it);
+- ``kernel work``: what one kernel does before its first chart, measured apart from the
+  server in two fresh processes: import, open the workspace, launch the dashboard with
+  an empty view cache (compute) and again with the view in the cache (read): what the
+  cache saves per kernel, beside the start-up it cannot save.
+
+Each round's server gets a fresh, empty view cache (:mod:`cs_analysis.dashboard.cache`):
+its preheated kernel computes and stores the first view, every later kernel reads it.
+
 Settings (environment): ``CS_BENCH_LOAD_VIEWERS`` (default ``3,10``; ``--quick``: ``3``),
-``CS_BENCH_LOAD_DASHBOARD`` (default ``retention``).
+``CS_BENCH_LOAD_DASHBOARD`` (default ``retention``), ``CS_BENCH_LOAD_VIEW_CACHE=off``
+(measure without the shared view cache), ``CS_BENCH_LOAD_POOL`` (standing pool size of
+the measured dashboard, ``$CS_ANALYSIS_POOL_SIZES``; default the server's: 1).
 """
 
 from __future__ import annotations
@@ -127,6 +139,57 @@ async def _round(srv, url: str, n: int) -> dict:
     return {"results": results, "wall": wall, "rss": rss, "uss": uss, "kernels": kernels}
 
 
+_KERNEL_WORK = r'''
+import json, os, sys, time
+t0 = time.perf_counter()
+import cs_analysis.dashboard as d
+from cs_analysis.workspace import open_workspace
+t1 = time.perf_counter()
+ws = open_workspace(sys.argv[1])
+t2 = time.perf_counter()
+app = getattr(d, sys.argv[2]).launch(ws)
+t3 = time.perf_counter()
+cache = app.__dict__.get("_shared_cache")
+print(json.dumps({"import": t1 - t0, "open": t2 - t1, "launch": t3 - t2,
+                  "hits": cache.hits if cache else None}))
+'''
+
+
+def _kernel_work(workspace, notebook: str) -> list[dict]:
+    """Seconds one kernel spends before its first chart: import, open, launch (miss, hit)."""
+    import json
+    import subprocess
+    import tempfile
+
+    from cs_analysis.dashboard import discover
+
+    info = {i.name: i for i in discover()}.get(notebook)
+    text = info.path.read_text(encoding="utf-8") if info else ""
+    import re
+
+    m = re.search(r"(\w+Dashboard)\.launch", text)
+    if not m:
+        return []
+    cls = m.group(1)
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="cs-bench-views-") as views:
+        env = {**os.environ, "CS_ANALYSIS_VIEW_CACHE": views, "CS_ANALYSIS_CHART_BUNDLE": "x"}
+        for label in ("compute", "cached"):
+            load = os.getloadavg()[0]
+            proc = subprocess.run([sys.executable, "-c", _KERNEL_WORK, str(workspace), cls],
+                                  env=env, capture_output=True, text=True, timeout=600)
+            if proc.returncode:
+                return [_row("kernel work", note=f"failed: {proc.stderr[-200:]}")]
+            out[label] = {**json.loads(proc.stdout.strip().splitlines()[-1]), "load": load}
+    rows = []
+    for label, r in out.items():
+        rows.append(_row(f"kernel work: launch ({label})", r["launch"],
+                         note=f"import {r['import']:.1f} s, open {r['open']:.1f} s, "
+                              f"launch {r['launch']:.1f} s (view cache hits {r['hits']}); "
+                              f"load {r['load']:.1f}"))
+    return rows
+
+
 def run(args) -> list[dict]:
     from benchmarks.bench_dashboards import _workspace
     from tests.serving import CHROMIUM, DashboardServer
@@ -137,16 +200,33 @@ def run(args) -> list[dict]:
     counts = [int(x) for x in os.environ.get("CS_BENCH_LOAD_VIEWERS", default).split(",")]
     name = os.environ.get("CS_BENCH_LOAD_DASHBOARD", "retention")
     workspace, size = _workspace(args)
-    rows: list[dict] = []
+    cache_on = os.environ.get("CS_BENCH_LOAD_VIEW_CACHE", "on").lower() not in (
+        "off", "0", "no")
+    pool = os.environ.get("CS_BENCH_LOAD_POOL")
+    rows: list[dict] = _kernel_work(workspace, name) if cache_on else []
+    for r in rows:
+        print("  ", r["case"], r["seconds"], r["note"], flush=True)
     for n in counts:
-        # a fresh server per round: each starts from the served state (pools preheated)
-        with DashboardServer(workspace) as srv:
+        # a fresh server per round: each starts from the served state (pools preheated),
+        # with an empty view cache that its preheated kernel fills
+        import tempfile
+
+        views = tempfile.mkdtemp(prefix="cs-bench-views-")
+        env = {"CS_ANALYSIS_VIEW_CACHE": views if cache_on else "off"}
+        if pool:
+            env["CS_ANALYSIS_POOL_SIZES"] = f"{name}={int(pool)}"
+        load0 = os.getloadavg()
+        with DashboardServer(workspace, timeout=900, env=env) as srv:
             waited = srv.wait_idle()
             base_rss, base_uss, base_k = _memory(srv)
             url = f"{srv.url}voila/render/{name}.ipynb"
             print(f"  {n} viewers of {name} (server idle after {waited:.0f} s, "
                   f"{base_k} kernels, {base_uss:.0f} MB USS)", flush=True)
             got = asyncio.run(_round(srv, url, n))
+        load1 = os.getloadavg()
+        import shutil
+
+        shutil.rmtree(views, ignore_errors=True)
         res = got["results"]
         firsts = sorted(r["first"] for r in res if r["first"] is not None)
         filters = [r["filter"] for r in res if r["filter"] is not None]
@@ -176,8 +256,13 @@ def run(args) -> list[dict]:
                       f"{got['rss']:.0f} MB, kernels {base_k} -> {got['kernels']}"
                       + (f"; {per_viewer:.0f} MB USS per extra viewer"
                          if per_viewer is not None else "")),
+            _row(f"{n} viewers: load", None, size,
+                 note=f"load average {load0[0]:.1f} at start, {load1[0]:.1f} at end "
+                      f"(1 min; {os.cpu_count()} CPUs); view cache "
+                      f"{'on' if cache_on else 'off'}"
+                      + (f", pool {pool}" if pool else "")),
         ]
-        for r in rows[-5:]:
+        for r in rows[-6:]:
             print("  ", r["case"], r["seconds"], r["peak_mb"], r["note"], flush=True)
     return rows
 

@@ -55,7 +55,7 @@ from pathlib import Path
 import tornado.ioloop
 import tornado.web
 from jupyter_server.services.kernels.handlers import KernelHandler
-from traitlets import Dict, Float, Int, Unicode
+from traitlets import Dict, Float, Int, Unicode, default
 from voila.app import Voila
 from voila.tornado.handler import TornadoVoilaHandler
 from voila.tornado.treehandler import TornadoVoilaTreeHandler
@@ -104,7 +104,7 @@ class DashboardVoila(Voila):
     pool_sizes = Dict(Int(), default_value={}, config=True,
                       help="Standing pool size of some notebooks (name -> kernels), "
                            "instead of pool_size.")
-    max_pool_size = Int(4, config=True,
+    max_pool_size = Int(config=True,
                         help="Most preheated kernels one dashboard's pool grows to on demand.")
     demand_window = Float(120.0, config=True,
                           help="Seconds of past requests that size a pool.")
@@ -115,6 +115,22 @@ class DashboardVoila(Voila):
     view_cache = Unicode("", config=True,
                          help="Folder of the views kernels share ('' : <cache dir>/views, "
                               "'off': none); $CS_ANALYSIS_VIEW_CACHE wins.")
+
+    @default("pool_sizes")
+    def _pool_sizes_from_env(self) -> dict:
+        """``$CS_ANALYSIS_POOL_SIZES``: ``retention=6,renewals=2`` (``.ipynb`` optional)."""
+        out = {}
+        for item in os.environ.get("CS_ANALYSIS_POOL_SIZES", "").split(","):
+            name, _, size = item.partition("=")
+            name = name.strip()
+            if name and size.strip().isdigit():
+                out[name if name.endswith(".ipynb") else f"{name}.ipynb"] = int(size)
+        return out
+
+    @default("max_pool_size")
+    def _max_pool_size_from_env(self) -> int:
+        value = os.environ.get("CS_ANALYSIS_MAX_POOL_SIZE", "4")
+        return int(value) if value.strip().isdigit() else 4
 
     # -- state ---------------------------------------------------------------------
     def _notebooks(self) -> list[str]:
