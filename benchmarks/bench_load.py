@@ -31,7 +31,8 @@ its preheated kernel computes and stores the first view, every later kernel read
 Settings (environment): ``CS_BENCH_LOAD_VIEWERS`` (default ``3,10``; ``--quick``: ``3``),
 ``CS_BENCH_LOAD_DASHBOARD`` (default ``retention``), ``CS_BENCH_LOAD_VIEW_CACHE=off``
 (measure without the shared view cache), ``CS_BENCH_LOAD_POOL`` (standing pool size of
-the measured dashboard, ``$CS_ANALYSIS_POOL_SIZES``; default the server's: 1).
+the measured dashboard, ``$CS_ANALYSIS_POOL_SIZES``; default the server's: 1),
+``CS_BENCH_LOAD_RAISE_CAPS=1`` (kernel caps raised to the number of viewers).
 """
 
 from __future__ import annotations
@@ -203,6 +204,7 @@ def run(args) -> list[dict]:
     cache_on = os.environ.get("CS_BENCH_LOAD_VIEW_CACHE", "on").lower() not in (
         "off", "0", "no")
     pool = os.environ.get("CS_BENCH_LOAD_POOL")
+    raise_caps = os.environ.get("CS_BENCH_LOAD_RAISE_CAPS", "") not in ("", "0", "no")
     rows: list[dict] = _kernel_work(workspace, name) if cache_on else []
     for r in rows:
         print("  ", r["case"], r["seconds"], r["note"], flush=True)
@@ -215,6 +217,9 @@ def run(args) -> list[dict]:
         env = {"CS_ANALYSIS_VIEW_CACHE": views if cache_on else "off"}
         if pool:
             env["CS_ANALYSIS_POOL_SIZES"] = f"{name}={int(pool)}"
+        if raise_caps:  # every viewer may have a kernel (default caps: 6 per dashboard)
+            env["CS_ANALYSIS_MAX_KERNELS_PER_DASHBOARD"] = str(max(6, n))
+            env["CS_ANALYSIS_MAX_KERNELS"] = str(max(12, n))
         load0 = os.getloadavg()
         with DashboardServer(workspace, timeout=900, env=env) as srv:
             waited = srv.wait_idle()
@@ -260,7 +265,8 @@ def run(args) -> list[dict]:
                  note=f"load average {load0[0]:.1f} at start, {load1[0]:.1f} at end "
                       f"(1 min; {os.cpu_count()} CPUs); view cache "
                       f"{'on' if cache_on else 'off'}"
-                      + (f", pool {pool}" if pool else "")),
+                      + (f", pool {pool}" if pool else "")
+                      + (", caps raised to the viewers" if raise_caps else "")),
         ]
         for r in rows[-6:]:
             print("  ", r["case"], r["seconds"], r["peak_mb"], r["note"], flush=True)
