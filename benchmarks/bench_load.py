@@ -241,6 +241,8 @@ def run(args) -> list[dict]:
         errors = sorted({e for r in res for e in r["errors"]})
         served = len(firsts)
         per_viewer = (got["uss"] - base_uss) / served if served else None
+        added = got["kernels"] - base_k  # viewers' kernels and pool kernels grown by demand
+        per_kernel = (got["uss"] - base_uss) / added if added > 0 else None
         med = statistics.median
         rows += [
             _row(f"{n} viewers: first chart (median)", med(firsts) if firsts else None, size,
@@ -260,7 +262,9 @@ def run(args) -> list[dict]:
                  note=f"USS {base_uss:.0f} -> {got['uss']:.0f} MB, RSS {base_rss:.0f} -> "
                       f"{got['rss']:.0f} MB, kernels {base_k} -> {got['kernels']}"
                       + (f"; {per_viewer:.0f} MB USS per extra viewer"
-                         if per_viewer is not None else "")),
+                         if per_viewer is not None else "")
+                      + (f", {per_kernel:.0f} MB per added kernel"
+                         if per_kernel is not None else "")),
             _row(f"{n} viewers: load", None, size,
                  note=f"load average {load0[0]:.1f} at start, {load1[0]:.1f} at end "
                       f"(1 min; {os.cpu_count()} CPUs); view cache "

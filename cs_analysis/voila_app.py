@@ -290,8 +290,9 @@ class DashboardVoila(Voila):
                 continue
             want = self.demand_target(nb, now)
             pool = km._pools.get(nb, [])
-            if want > len(pool) and not all(t.done() for t in pool):
-                continue  # kernels still starting: growing now would slow them down
+            if want > len(pool) and (self._pending.get(nb, 0)
+                                     or not all(t.done() for t in pool)):
+                continue  # viewers still waiting, kernels starting: growing now slows them
             extra = max(want - len(pool), 0)
             # grown pools stay within the total cap: the kernels alive (viewers and
             # pools) may exceed it by the standing pools only
