@@ -21,8 +21,10 @@ request that seemed to hang. :class:`DashboardVoila` keeps Voila's behaviour and
 - **Unconnected kernels culled.** A viewer kernel whose page never opened its connection
   within :attr:`~DashboardVoila.connect_timeout` seconds (a plain GET, a script, a closed
   tab) is shut down; Voila's idle cull (``MappingKernelManager``) handles the rest.
-- **Pools that follow demand.** A kernel taken from a pool is replaced after
-  :attr:`~DashboardVoila.refill_delay` seconds (Voila's default: one). A dashboard that
+- **Pools that follow demand.** A kernel taken from a pool is replaced once no viewer
+  of that dashboard is waiting any more (Voila replaced it at once, and a burst of
+  viewers then started as many kernels again, competing for the cores with theirs),
+  after :attr:`~DashboardVoila.refill_delay` seconds. A dashboard that
   viewers open keeps more preheated kernels: as many as it had requests in the last
   :attr:`~DashboardVoila.demand_window` seconds, up to
   :attr:`~DashboardVoila.max_pool_size` and within :attr:`~DashboardVoila.max_kernels`;
@@ -244,6 +246,20 @@ class DashboardVoila(Voila):
         km = self.kernel_manager
         if hasattr(km, "fill_delay"):
             km.fill_delay = max(float(self.refill_delay), 0.0)
+        if hasattr(km, "fill_if_needed"):
+            fill = km.fill_if_needed
+
+            def fill_if_needed(delay=None, notebook_name=None, **kwargs):
+                # Voila refills a pool the moment a kernel is taken from it: ten viewers
+                # arriving together started ten more kernels that competed for the cores
+                # with theirs (first charts 39-53 s with ten kernels preheated). While
+                # viewers of the notebook are waiting, the refill is left to
+                # _follow_demand, which refills once they are served.
+                if notebook_name and self._pending.get(notebook_name, 0) > 0:
+                    return None
+                return fill(delay=delay, notebook_name=notebook_name, **kwargs)
+
+            km.fill_if_needed = fill_if_needed
         if hasattr(km, "get_rendered_notebook"):
             original = km.get_rendered_notebook
 
