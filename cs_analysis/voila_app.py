@@ -21,10 +21,10 @@ request that seemed to hang. :class:`DashboardVoila` keeps Voila's behaviour and
 - **Unconnected kernels culled.** A viewer kernel whose page never opened its connection
   within :attr:`~DashboardVoila.connect_timeout` seconds (a plain GET, a script, a closed
   tab) is shut down; Voila's idle cull (``MappingKernelManager``) handles the rest.
-- **Pools that follow demand.** A kernel taken from a pool is replaced once no viewer
-  of that dashboard is waiting any more (Voila replaced it at once, and a burst of
-  viewers then started as many kernels again, competing for the cores with theirs),
-  after :attr:`~DashboardVoila.refill_delay` seconds. A dashboard that
+- **Pools that follow demand.** A kernel taken from a pool is replaced once no new
+  viewer of that dashboard arrived for :attr:`~DashboardVoila.refill_quiet` seconds
+  (Voila replaced it at once, and a burst of viewers then started as many kernels again,
+  competing for the cores with theirs). A dashboard that
   viewers open keeps more preheated kernels: as many as it had requests in the last
   :attr:`~DashboardVoila.demand_window` seconds, up to
   :attr:`~DashboardVoila.max_pool_size` and within :attr:`~DashboardVoila.max_kernels`;
@@ -47,6 +47,7 @@ Run as ``python -m cs_analysis.voila_app DIR --Voila.config_file_paths=...`` (wh
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import html
 import json
 import os
@@ -65,6 +66,12 @@ from voila.tornado.treehandler import TornadoVoilaTreeHandler
 from cs_analysis.i18n import resolve_language, translator
 
 __all__ = ["DashboardVoila", "main"]
+
+#: The dashboard request being served in this task: ``{"notebook", "released"}``. Its
+#: count in ``DashboardVoila._pending`` is released as soon as it has a kernel (which the
+#: caps then count), so a request is never counted twice.
+_REQUEST: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
+    "cs_analysis_request", default=None)
 
 _PAGE = """<!doctype html><html lang="{lang}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">{refresh}
@@ -114,6 +121,9 @@ class DashboardVoila(Voila):
                         help="Seconds without a request before a grown pool shrinks back.")
     refill_delay = Float(0.2, config=True,
                          help="Seconds before a kernel taken from a pool is replaced.")
+    refill_quiet = Float(8.0, config=True,
+                         help="Seconds without a new viewer of a dashboard before its pool "
+                              "is refilled or grown (viewers arriving together come first).")
     view_cache = Unicode("", config=True,
                          help="Folder of the views kernels share ('' : <cache dir>/views, "
                               "'off': none); $CS_ANALYSIS_VIEW_CACHE wins.")
@@ -253,9 +263,9 @@ class DashboardVoila(Voila):
                 # Voila refills a pool the moment a kernel is taken from it: ten viewers
                 # arriving together started ten more kernels that competed for the cores
                 # with theirs (first charts 39-53 s with ten kernels preheated). While
-                # viewers of the notebook are waiting, the refill is left to
-                # _follow_demand, which refills once they are served.
-                if notebook_name and self._pending.get(notebook_name, 0) > 0:
+                # viewers of the notebook arrive, the refill is left to _follow_demand,
+                # which refills once they have been quiet for refill_quiet seconds.
+                if notebook_name and not self._quiet(notebook_name):
                     return None
                 return fill(delay=delay, notebook_name=notebook_name, **kwargs)
 
@@ -266,10 +276,35 @@ class DashboardVoila(Voila):
             async def get_rendered_notebook(notebook_name, *args, **kwargs):
                 out = await original(notebook_name, *args, **kwargs)
                 self._handed_out[out[2]] = notebook_name  # (task, cache, kernel_id)
+                self._release_request()
                 return out
 
             km.get_rendered_notebook = get_rendered_notebook
+        if hasattr(km, "start_kernel"):  # a kernel started for a request (pool empty)
+            start = km.start_kernel
+
+            async def start_kernel(*args, **kwargs):
+                kid = await start(*args, **kwargs)
+                self._release_request()
+                return kid
+
+            km.start_kernel = start_kernel
         return settings
+
+    def _release_request(self) -> None:
+        """The request served in this task has its kernel: stop counting it as pending."""
+        req = _REQUEST.get()
+        if req is not None and not req["released"]:
+            req["released"] = True
+            nb = req["notebook"]
+            self._pending[nb] = max(self._pending.get(nb, 0) - 1, 0)
+
+    def _quiet(self, notebook: str, now: float | None = None) -> bool:
+        """No viewer of ``notebook`` waiting, and none arrived in :attr:`refill_quiet` s."""
+        now = time.monotonic() if now is None else now
+        last = self._last_request.get(notebook)
+        return not self._pending.get(notebook, 0) and (
+            last is None or now - last >= self.refill_quiet)
 
     def _use_view_cache(self) -> None:
         """Tell the kernels (through the environment they inherit) where views are shared."""
@@ -306,9 +341,9 @@ class DashboardVoila(Voila):
                 continue
             want = self.demand_target(nb, now)
             pool = km._pools.get(nb, [])
-            if want > len(pool) and (self._pending.get(nb, 0)
+            if want > len(pool) and (not self._quiet(nb, now)
                                      or not all(t.done() for t in pool)):
-                continue  # viewers still waiting, kernels starting: growing now slows them
+                continue  # viewers still arriving, kernels starting: growing slows them
             extra = max(want - len(pool), 0)
             # grown pools stay within the total cap: the kernels alive (viewers and
             # pools) may exceed it by the standing pools only
@@ -320,7 +355,8 @@ class DashboardVoila(Voila):
             self._grown[nb] = max(want, self._target(nb))
             km.kernel_pools_config = self._pools_config()
             if len(pool) < want:
-                self.log.info("cs_analysis: %s pool grows to %d kernels (demand)", nb, want)
+                self.log.info("cs_analysis: %s pool %s to %d kernels", nb,
+                              "grows" if want > self._target(nb) else "refills", want)
                 km.fill_if_needed(delay=0, notebook_name=nb)
                 live += want - len(pool)
             elif len(pool) > want:
@@ -537,10 +573,12 @@ class CappedVoilaHandler(TornadoVoilaHandler):
             return
         app._pending[notebook] = pending + 1
         app.note_request(notebook)
+        token = _REQUEST.set({"notebook": notebook, "released": False})
         try:
             await super().get(path)
         finally:
-            app._pending[notebook] -= 1
+            app._release_request()  # if it never got a kernel (an error)
+            _REQUEST.reset(token)
 
 
 def main():
