@@ -18,6 +18,8 @@ Reported per N:
 - ``memory``: total kernel RSS / USS before and after the viewers connected, and the
   USS per extra viewer ((after - before) / viewers served).
 
+- ``CPU``: CPU seconds the server with its kernels, and the browser pages, used during
+  the round (the browsers run on the same cores here; a real audience's do not);
 - ``load``: the machine's load average when the round started and ended (the figures
   depend on what else runs on it);
 - ``kernel work``: what one kernel does before its first chart, measured apart from the
@@ -127,17 +129,43 @@ async def _round(srv, url: str, n: int) -> dict:
             start = asyncio.Event()
             tasks = [asyncio.create_task(_viewer(browser, url, start)) for _ in range(n)]
             await asyncio.sleep(0.5)  # every context made: all viewers ask at once
+            cpu0 = _cpu(srv.processes())
             t0 = time.perf_counter()
             start.set()
             results = await asyncio.gather(*tasks)
             wall = time.perf_counter() - t0
+            cpu_server = _cpu(srv.processes()) - cpu0
+            cpu_browser = _cpu(p.pid for p in _browser_processes())
             rss, uss, kernels = _memory(srv)  # pages still open: their kernels alive
             for r in results:
                 await r.pop("ctx").close()
                 r.pop("page")
         finally:
             await browser.close()
-    return {"results": results, "wall": wall, "rss": rss, "uss": uss, "kernels": kernels}
+    return {"results": results, "wall": wall, "rss": rss, "uss": uss, "kernels": kernels,
+            "cpu_server": cpu_server, "cpu_browser": cpu_browser}
+
+
+def _cpu(pids) -> float:
+    """CPU seconds (user + system) used so far by these processes."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            continue
+    return total
+
+
+def _browser_processes():
+    """The Chromium processes this benchmark started (all started in this round)."""
+    import psutil
+
+    return [p for p in psutil.Process().children(recursive=True)
+            if "chrom" in (p.name() or "").lower()]
 
 
 _KERNEL_WORK = r'''
@@ -265,6 +293,10 @@ def run(args) -> list[dict]:
                          if per_viewer is not None else "")
                       + (f", {per_kernel:.0f} MB per added kernel"
                          if per_kernel is not None else "")),
+            _row(f"{n} viewers: CPU", None, size,
+                 note=f"{got['cpu_server']:.0f} CPU s in the server and its kernels, "
+                      f"{got['cpu_browser']:.0f} CPU s in the {n} browser pages, over "
+                      f"{got['wall']:.0f} s on {os.cpu_count()} CPUs shared with other work"),
             _row(f"{n} viewers: load", None, size,
                  note=f"load average {load0[0]:.1f} at start, {load1[0]:.1f} at end "
                       f"(1 min; {os.cpu_count()} CPUs); view cache "
@@ -272,7 +304,7 @@ def run(args) -> list[dict]:
                       + (f", pool {pool}" if pool else "")
                       + (", caps raised to the viewers" if raise_caps else "")),
         ]
-        for r in rows[-6:]:
+        for r in rows[-7:]:
             print("  ", r["case"], r["seconds"], r["peak_mb"], r["note"], flush=True)
     return rows
 

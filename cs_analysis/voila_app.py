@@ -336,6 +336,7 @@ class DashboardVoila(Voila):
             return
         now = time.monotonic()
         live = len(km.list_kernel_ids())
+        starting = any(not t.done() for p in km._pools.values() for t in p)
         for nb in self._notebooks():
             if nb not in self._ready_once:  # still filled in order; readiness first
                 continue
@@ -355,10 +356,21 @@ class DashboardVoila(Voila):
             self._grown[nb] = max(want, self._target(nb))
             km.kernel_pools_config = self._pools_config()
             if len(pool) < want:
-                self.log.info("cs_analysis: %s pool %s to %d kernels", nb,
-                              "grows" if want > self._target(nb) else "refills", want)
-                km.fill_if_needed(delay=0, notebook_name=nb)
-                live += want - len(pool)
+                if starting:
+                    continue  # one kernel at a time: a start takes a core for seconds
+                self.log.info("cs_analysis: %s pool %s to %d kernels (%d now)", nb,
+                              "grows" if want > self._target(nb) else "refills", want,
+                              len(pool))
+                # one more kernel now, the next once it is warm (ten at once on two
+                # cores delayed viewers' pages for a minute)
+                km.kernel_pools_config = {**km.kernel_pools_config,
+                                          nb: {"pool_size": len(pool) + 1}}
+                try:
+                    km.fill_if_needed(delay=0, notebook_name=nb)
+                finally:
+                    km.kernel_pools_config = self._pools_config()
+                starting = True
+                live += 1
             elif len(pool) > want:
                 await self._shrink(nb, want)
 
