@@ -300,11 +300,26 @@ class DashboardVoila(Voila):
             self._pending[nb] = max(self._pending.get(nb, 0) - 1, 0)
 
     def _quiet(self, notebook: str, now: float | None = None) -> bool:
-        """No viewer of ``notebook`` waiting, and none arrived in :attr:`refill_quiet` s."""
+        """Whether background kernel starts may run now.
+
+        No viewer of ``notebook`` waiting for a kernel, none arrived in the last
+        :attr:`refill_quiet` seconds, and no viewer's kernel (of any dashboard) busy,
+        e.g. still running its notebook: a kernel start takes a core for seconds.
+        """
         now = time.monotonic() if now is None else now
         last = self._last_request.get(notebook)
-        return not self._pending.get(notebook, 0) and (
-            last is None or now - last >= self.refill_quiet)
+        if self._pending.get(notebook, 0) or (
+                last is not None and now - last < self.refill_quiet):
+            return False
+        km = self.kernel_manager
+        for kid in self.viewer_kernels():
+            try:
+                state = getattr(km.get_kernel(kid), "execution_state", "idle")
+            except KeyError:
+                continue
+            if state not in ("idle", "dead"):
+                return False
+        return True
 
     def _use_view_cache(self) -> None:
         """Tell the kernels (through the environment they inherit) where views are shared."""
