@@ -121,7 +121,7 @@ class DashboardVoila(Voila):
                         help="Seconds without a request before a grown pool shrinks back.")
     refill_delay = Float(0.2, config=True,
                          help="Seconds before a kernel taken from a pool is replaced.")
-    refill_quiet = Float(8.0, config=True,
+    refill_quiet = Float(15.0, config=True,
                          help="Seconds without a new viewer of a dashboard before its pool "
                               "is refilled or grown (viewers arriving together come first).")
     view_cache = Unicode("", config=True,
@@ -351,14 +351,14 @@ class DashboardVoila(Voila):
             return
         now = time.monotonic()
         live = len(km.list_kernel_ids())
-        starting = any(not t.done() for p in km._pools.values() for t in p)
+        starting = any(not t.done() or t.cancelled() or t.exception() is not None
+                       or not _warmed(t.result()) for p in km._pools.values() for t in p)
         for nb in self._notebooks():
             if nb not in self._ready_once:  # still filled in order; readiness first
                 continue
             want = self.demand_target(nb, now)
             pool = km._pools.get(nb, [])
-            if want > len(pool) and (not self._quiet(nb, now)
-                                     or not all(t.done() for t in pool)):
+            if want > len(pool) and (not self._quiet(nb, now) or starting):
                 continue  # viewers still arriving, kernels starting: growing slows them
             extra = max(want - len(pool), 0)
             # grown pools stay within the total cap: the kernels alive (viewers and
