@@ -478,7 +478,12 @@ def _view_to(view, shown_rows: int) -> tuple[dict, pd.DataFrame | None]:
                                      if not is_missing(v)}
         if not all(isinstance(c, str) for c in table.columns):
             raise _Unshareable("a table with non-text column names")
+    units = {}  # Parquet has no second-resolution times: restore the frame's own unit
+    if table is not None:
+        units = {c: str(t) for c, t in table.dtypes.items()
+                 if str(t).startswith(("datetime64", "timedelta64"))}
     meta = {"kpis": kpis, "panels": panels, "has_table": table is not None,
+            "table_units": units,
             "table_title": _text(view.table_title), "table_formats": formats,
             "table_columns": None if view.table_columns is None else
             [_text(c) for c in view.table_columns],
@@ -544,6 +549,9 @@ def _view_from(meta: dict, table: pd.DataFrame | None, view_cls):
               for p in meta["panels"]]
     if meta["has_table"] and table is None:
         raise ValueError("the table is missing")
+    for col, dtype in meta.get("table_units", {}).items():
+        if table is not None and col in table.columns and str(table[col].dtype) != dtype:
+            table[col] = table[col].astype(dtype)
     return view_cls(
         kpis=kpis, panels=panels, table=table if meta["has_table"] else None,
         table_title=meta["table_title"],
