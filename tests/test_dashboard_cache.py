@@ -65,6 +65,18 @@ def test_off_unless_enabled(demo_copy, monkeypatch):
     assert RetentionDashboard.launch(str(demo_copy))._shared() is None
 
 
+def test_dashboards_with_state_beyond_their_filters_never_share():
+    from cs_analysis.dashboard import (
+        AccountDashboard,
+        JourneyWorkshopDashboard,
+        SharedGoalsDashboard,
+    )
+
+    assert RetentionDashboard.share_views
+    assert not any(c.share_views for c in (AccountDashboard, JourneyWorkshopDashboard,
+                                           SharedGoalsDashboard))
+
+
 def test_only_launch_shares_views(demo_copy, cache_dir):
     # built directly, the dashboard's arguments are unknown: nothing is shared
     app = RetentionDashboard(open_workspace(demo_copy))
