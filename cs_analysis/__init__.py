@@ -16,8 +16,15 @@ and :mod:`~cs_analysis.charts`. Dashboards (widgets) live in :mod:`cs_analysis.d
 imported on demand.
 """
 
-from cs_analysis import charts, contract, journey, onboarding, retention, surveys
-from cs_analysis.workspace import Workspace, WorkspaceError, open_workspace
+import sys as _sys
+
+# jsonschema (through Altair) imports rfc3987_syntax, which builds a grammar at import:
+# 1.5-6 s of every dashboard kernel's start on a busy 2-core machine, for the "iri"
+# string format that no schema here uses. Without it jsonschema skips that one check.
+_sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
+from cs_analysis import charts, contract, journey, onboarding, retention, surveys  # noqa: E402
+from cs_analysis.workspace import Workspace, WorkspaceError, open_workspace  # noqa: E402
 
 __all__ = [
     "Workspace",

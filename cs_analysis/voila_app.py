@@ -21,6 +21,20 @@ request that seemed to hang. :class:`DashboardVoila` keeps Voila's behaviour and
 - **Unconnected kernels culled.** A viewer kernel whose page never opened its connection
   within :attr:`~DashboardVoila.connect_timeout` seconds (a plain GET, a script, a closed
   tab) is shut down; Voila's idle cull (``MappingKernelManager``) handles the rest.
+- **Pools that follow demand.** A kernel taken from a pool is replaced once no new
+  viewer of that dashboard arrived for :attr:`~DashboardVoila.refill_quiet` seconds
+  (Voila replaced it at once, and a burst of viewers then started as many kernels again,
+  competing for the cores with theirs). A dashboard that
+  viewers open keeps more preheated kernels: as many as it had requests in the last
+  :attr:`~DashboardVoila.demand_window` seconds, up to
+  :attr:`~DashboardVoila.max_pool_size` and within :attr:`~DashboardVoila.max_kernels`;
+  after :attr:`~DashboardVoila.idle_shrink` seconds without a request it goes back to
+  :attr:`~DashboardVoila.pool_size`. :attr:`~DashboardVoila.pool_sizes` sets a larger
+  standing pool for one dashboard (a meeting where everyone opens it).
+- **Views computed once.** Kernels share the views they compute through an on-disk
+  cache (:mod:`cs_analysis.dashboard.cache`) in :attr:`~DashboardVoila.view_cache`: a
+  new viewer's kernel draws what the preheated one computed instead of computing it
+  again.
 - **No kernel details over HTTP.** ``/api/kernels/<id>`` answers only the kernel's id and
   name (a page asks for its own before connecting) and refuses ``DELETE``; it used to
   show any viewer kernel's state, connections and last activity to whoever had its id.
@@ -33,15 +47,18 @@ Run as ``python -m cs_analysis.voila_app DIR --Voila.config_file_paths=...`` (wh
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import html
 import json
+import os
 import time
+from collections import deque
 from pathlib import Path
 
 import tornado.ioloop
 import tornado.web
 from jupyter_server.services.kernels.handlers import KernelHandler
-from traitlets import Float, Int, Unicode
+from traitlets import Dict, Float, Int, Unicode, default
 from voila.app import Voila
 from voila.tornado.handler import TornadoVoilaHandler
 from voila.tornado.treehandler import TornadoVoilaTreeHandler
@@ -49,6 +66,12 @@ from voila.tornado.treehandler import TornadoVoilaTreeHandler
 from cs_analysis.i18n import resolve_language, translator
 
 __all__ = ["DashboardVoila", "main"]
+
+#: The dashboard request being served in this task: ``{"notebook", "released"}``. Its
+#: count in ``DashboardVoila._pending`` is released as soon as it has a kernel (which the
+#: caps then count), so a request is never counted twice.
+_REQUEST: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
+    "cs_analysis_request", default=None)
 
 _PAGE = """<!doctype html><html lang="{lang}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">{refresh}
@@ -87,6 +110,39 @@ class DashboardVoila(Voila):
     pool_size = Int(1, config=True, help="Preheated kernels per dashboard notebook.")
     landing = Unicode("index.ipynb", config=True, help="The landing page's notebook.")
     retry_after = Int(20, config=True, help="Seconds a busy page asks the viewer to wait.")
+    pool_sizes = Dict(Int(), default_value={}, config=True,
+                      help="Standing pool size of some notebooks (name -> kernels), "
+                           "instead of pool_size.")
+    max_pool_size = Int(config=True,
+                        help="Most preheated kernels one dashboard's pool grows to on demand.")
+    demand_window = Float(120.0, config=True,
+                          help="Seconds of past requests that size a pool.")
+    idle_shrink = Float(600.0, config=True,
+                        help="Seconds without a request before a grown pool shrinks back.")
+    refill_delay = Float(0.2, config=True,
+                         help="Seconds before a kernel taken from a pool is replaced.")
+    refill_quiet = Float(15.0, config=True,
+                         help="Seconds without a new viewer of a dashboard before its pool "
+                              "is refilled or grown (viewers arriving together come first).")
+    view_cache = Unicode("", config=True,
+                         help="Folder of the views kernels share ('' : <cache dir>/views, "
+                              "'off': none); $CS_ANALYSIS_VIEW_CACHE wins.")
+
+    @default("pool_sizes")
+    def _pool_sizes_from_env(self) -> dict:
+        """``$CS_ANALYSIS_POOL_SIZES``: ``retention=6,renewals=2`` (``.ipynb`` optional)."""
+        out = {}
+        for item in os.environ.get("CS_ANALYSIS_POOL_SIZES", "").split(","):
+            name, _, size = item.partition("=")
+            name = name.strip()
+            if name and size.strip().isdigit():
+                out[name if name.endswith(".ipynb") else f"{name}.ipynb"] = int(size)
+        return out
+
+    @default("max_pool_size")
+    def _max_pool_size_from_env(self) -> int:
+        value = os.environ.get("CS_ANALYSIS_MAX_POOL_SIZE", "4")
+        return int(value) if value.strip().isdigit() else 4
 
     # -- state ---------------------------------------------------------------------
     def _notebooks(self) -> list[str]:
@@ -98,9 +154,46 @@ class DashboardVoila(Voila):
         return names
 
     def _target(self, notebook: str) -> int:
+        """The standing pool size of ``notebook`` (what readiness waits for)."""
         if not self.voila_configuration.preheat_kernel:
             return 0
+        if notebook in self.pool_sizes:
+            return max(int(self.pool_sizes[notebook]), 0)
         return min(self.pool_size, 1) if notebook == self.landing else self.pool_size
+
+    def demand(self, notebook: str, now: float | None = None) -> int:
+        """Requests for ``notebook`` in the last :attr:`demand_window` seconds."""
+        now = time.monotonic() if now is None else now
+        seen = self._requests.get(notebook)
+        while seen and now - seen[0] > self.demand_window:
+            seen.popleft()
+        return len(seen) if seen else 0
+
+    def demand_target(self, notebook: str, now: float | None = None) -> int:
+        """The pool size ``notebook`` should have now: its standing size, grown by demand.
+
+        As many kernels as requests in the last :attr:`demand_window` seconds (the next
+        viewers of a busy dashboard find one warm), at most :attr:`max_pool_size`;
+        back to the standing size after :attr:`idle_shrink` seconds without a request.
+        """
+        now = time.monotonic() if now is None else now
+        base = self._target(notebook)
+        if base == 0 and not self.voila_configuration.preheat_kernel:
+            return 0
+        grown = self._grown.get(notebook, base)
+        recent = self.demand(notebook, now)
+        if recent:
+            grown = max(grown, min(recent, max(self.max_pool_size, base)))
+        last = self._last_request.get(notebook)
+        if last is None or now - last > self.idle_shrink:
+            grown = base
+        return max(base, grown)
+
+    def note_request(self, notebook: str) -> None:
+        """Count a viewer's request for ``notebook`` (it sizes the pool)."""
+        now = time.monotonic()
+        self._requests.setdefault(notebook, deque()).append(now)
+        self._last_request[notebook] = now
 
     def _filled(self, notebook: str) -> int:
         """Pool kernels of ``notebook`` that have started *and* run the notebook."""
@@ -138,6 +231,8 @@ class DashboardVoila(Voila):
         pools = {nb: {"filled": self._filled(nb), "target": self._target(nb)}
                  for nb in self._notebooks()}
         landing_ready = self.pool_ready(self.landing) if self.landing in pools else True
+        for nb, state in pools.items():
+            state["demand"] = self._grown.get(nb, state["target"])
         return {"ready": bool(landing_ready),
                 "complete": all(self.pool_ready(nb) for nb in pools),
                 "pools": pools, "viewer_kernels": len(self.viewer_kernels()),
@@ -152,18 +247,161 @@ class DashboardVoila(Voila):
         self._handed_out: dict[str, str] = {}
         #: requests past the cap check whose page is still being served, per notebook
         self._pending: dict[str, int] = {}
+        self._requests: dict[str, deque] = {}
+        self._last_request: dict[str, float] = {}
+        #: pool size per notebook as last set by demand
+        self._grown: dict[str, int] = {}
+        self._use_view_cache()
         settings = super().init_settings()
         km = self.kernel_manager
+        if hasattr(km, "fill_delay"):
+            km.fill_delay = max(float(self.refill_delay), 0.0)
+        if hasattr(km, "fill_if_needed"):
+            fill = km.fill_if_needed
+
+            def fill_if_needed(delay=None, notebook_name=None, **kwargs):
+                # Voila refills a pool the moment a kernel is taken from it: ten viewers
+                # arriving together started ten more kernels that competed for the cores
+                # with theirs (first charts 39-53 s with ten kernels preheated). While
+                # viewers of the notebook arrive, the refill is left to _follow_demand,
+                # which refills once they have been quiet for refill_quiet seconds.
+                if notebook_name and not self._quiet(notebook_name):
+                    return None
+                return fill(delay=delay, notebook_name=notebook_name, **kwargs)
+
+            km.fill_if_needed = fill_if_needed
         if hasattr(km, "get_rendered_notebook"):
             original = km.get_rendered_notebook
 
             async def get_rendered_notebook(notebook_name, *args, **kwargs):
                 out = await original(notebook_name, *args, **kwargs)
                 self._handed_out[out[2]] = notebook_name  # (task, cache, kernel_id)
+                self._release_request()
                 return out
 
             km.get_rendered_notebook = get_rendered_notebook
+        if hasattr(km, "start_kernel"):  # a kernel started for a request (pool empty)
+            start = km.start_kernel
+
+            async def start_kernel(*args, **kwargs):
+                kid = await start(*args, **kwargs)
+                self._release_request()
+                return kid
+
+            km.start_kernel = start_kernel
         return settings
+
+    def _release_request(self) -> None:
+        """The request served in this task has its kernel: stop counting it as pending."""
+        req = _REQUEST.get()
+        if req is not None and not req["released"]:
+            req["released"] = True
+            nb = req["notebook"]
+            self._pending[nb] = max(self._pending.get(nb, 0) - 1, 0)
+
+    def _quiet(self, notebook: str, now: float | None = None) -> bool:
+        """Whether background kernel starts may run now.
+
+        No viewer of ``notebook`` waiting for a kernel, none arrived in the last
+        :attr:`refill_quiet` seconds, and no viewer's kernel (of any dashboard) busy,
+        e.g. still running its notebook: a kernel start takes a core for seconds.
+        """
+        now = time.monotonic() if now is None else now
+        last = self._last_request.get(notebook)
+        if self._pending.get(notebook, 0) or (
+                last is not None and now - last < self.refill_quiet):
+            return False
+        km = self.kernel_manager
+        for kid in self.viewer_kernels():
+            try:
+                state = getattr(km.get_kernel(kid), "execution_state", "idle")
+            except KeyError:
+                continue
+            if state not in ("idle", "dead"):
+                return False
+        return True
+
+    def _use_view_cache(self) -> None:
+        """Tell the kernels (through the environment they inherit) where views are shared."""
+        from cs_analysis.dashboard.cache import ENV
+
+        if os.environ.get(ENV) is not None:
+            return
+        folder = self.view_cache
+        if not folder:
+            from cs_analysis.serve import cache_dir
+
+            folder = str(cache_dir() / "views")
+        os.environ[ENV] = folder
+        self.log.info("cs_analysis: dashboards share computed views in %s", folder)
+
+    def _pools_config(self) -> dict:
+        config = {"default": {"pool_size": self.pool_size},
+                  self.landing: {"pool_size": self._target(self.landing)}}
+        for nb, size in self.pool_sizes.items():
+            config[nb] = {"pool_size": max(int(size), 0)}
+        for nb, size in self._grown.items():
+            config[nb] = {"pool_size": size}
+        return config
+
+    async def _follow_demand(self) -> None:
+        """Grow the pools of dashboards viewers open, shrink those nobody opened lately."""
+        km = self.kernel_manager
+        if not self.voila_configuration.preheat_kernel or not hasattr(km, "_pools"):
+            return
+        now = time.monotonic()
+        live = len(km.list_kernel_ids())
+        starting = any(not t.done() or t.cancelled() or t.exception() is not None
+                       or not _warmed(t.result()) for p in km._pools.values() for t in p)
+        for nb in self._notebooks():
+            if nb not in self._ready_once:  # still filled in order; readiness first
+                continue
+            want = self.demand_target(nb, now)
+            pool = km._pools.get(nb, [])
+            if want > len(pool) and (not self._quiet(nb, now) or starting):
+                continue  # viewers still arriving, kernels starting: growing slows them
+            extra = max(want - len(pool), 0)
+            # grown pools stay within the total cap: the kernels alive (viewers and
+            # pools) may exceed it by the standing pools only
+            room = self.max_kernels + sum(self._target(n) for n in self._notebooks()) - live
+            if extra > room:
+                want = len(pool) + max(room, 0)
+            if want == self._grown.get(nb, self._target(nb)) and len(pool) >= want:
+                continue
+            self._grown[nb] = max(want, self._target(nb))
+            km.kernel_pools_config = self._pools_config()
+            if len(pool) < want:
+                if starting:
+                    continue  # one kernel at a time: a start takes a core for seconds
+                self.log.info("cs_analysis: %s pool %s to %d kernels (%d now)", nb,
+                              "grows" if want > self._target(nb) else "refills", want,
+                              len(pool))
+                # one more kernel now, the next once it is warm (ten at once on two
+                # cores delayed viewers' pages for a minute)
+                km.kernel_pools_config = {**km.kernel_pools_config,
+                                          nb: {"pool_size": len(pool) + 1}}
+                try:
+                    km.fill_if_needed(delay=0, notebook_name=nb)
+                finally:
+                    km.kernel_pools_config = self._pools_config()
+                starting = True
+                live += 1
+            elif len(pool) > want:
+                await self._shrink(nb, want)
+
+    async def _shrink(self, notebook: str, size: int) -> None:
+        """Shut down preheated kernels of ``notebook`` beyond ``size`` (ready ones only)."""
+        km = self.kernel_manager
+        pool = km._pools.get(notebook, [])
+        extra = [t for t in pool if t.done() and not t.cancelled() and t.exception() is None]
+        for task in extra[: max(len(pool) - size, 0)]:
+            kid = task.result().get("kernel_id")
+            self.log.info("cs_analysis: %s pool shrinks (no viewer for %.0f s): kernel %s",
+                          notebook, self.idle_shrink, kid)
+            try:
+                await km.shutdown_kernel(kid)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
 
     async def _fill_in_order(self) -> None:
         km = self.kernel_manager
@@ -172,8 +410,7 @@ class DashboardVoila(Voila):
         # the configuration gave the landing page its pool and the others none, so that
         # Voila started only the landing page's; now every notebook gets its pool, one
         # notebook at a time
-        km.kernel_pools_config = {"default": {"pool_size": self.pool_size},
-                                  self.landing: {"pool_size": self._target(self.landing)}}
+        km.kernel_pools_config = self._pools_config()
         for nb in self._notebooks():
             if nb != self.landing and not km._pools.get(nb):
                 km.fill_if_needed(delay=0, notebook_name=nb)
@@ -220,6 +457,7 @@ class DashboardVoila(Voila):
         loop.add_callback(self._fill_in_order)
         interval = max(1.0, min(10.0, self.connect_timeout / 4)) * 1000
         tornado.ioloop.PeriodicCallback(self._cull_unconnected, interval).start()
+        tornado.ioloop.PeriodicCallback(self._follow_demand, 1000).start()
         super().listen()
 
     # -- handlers ----------------------------------------------------------------------
@@ -361,10 +599,13 @@ class CappedVoilaHandler(TornadoVoilaHandler):
             self.write(_busy_page(app, _request_language(self)))
             return
         app._pending[notebook] = pending + 1
+        app.note_request(notebook)
+        token = _REQUEST.set({"notebook": notebook, "released": False})
         try:
             await super().get(path)
         finally:
-            app._pending[notebook] -= 1
+            app._release_request()  # if it never got a kernel (an error)
+            _REQUEST.reset(token)
 
 
 def main():

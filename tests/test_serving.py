@@ -122,3 +122,43 @@ def test_plain_gets_are_capped_and_their_kernels_culled(server):
     assert "its page never connected" in server.log_text()
     # and the dashboard serves again
     assert _get(server.url + "voila/render/hello.ipynb")[0] == 200
+
+
+def test_pool_size_follows_demand_within_its_cap():
+    """Grown to the recent requests (at most max_pool_size), back after idle_shrink."""
+    import types
+    from collections import deque
+
+    from cs_analysis.voila_app import DashboardVoila
+
+    app = DashboardVoila(pool_size=1, max_pool_size=3, demand_window=10, idle_shrink=30,
+                         pool_sizes={"meeting.ipynb": 5})
+    app.voila_configuration = types.SimpleNamespace(preheat_kernel=True)
+    app._requests, app._last_request, app._grown = {}, {}, {}
+    nb = "retention.ipynb"
+    assert app.demand_target(nb, 0.0) == 1  # nobody asked: the standing pool
+    for t in (1.0, 1.5, 2.0, 2.5, 3.0):  # five viewers within a few seconds
+        app._requests.setdefault(nb, deque()).append(t)
+        app._last_request[nb] = t
+    sizes = {}
+    for now in (3.0, 20.0, 40.0):  # what _follow_demand does each second
+        app._grown[nb] = sizes[now] = app.demand_target(nb, now)
+    assert sizes == {3.0: 3, 20.0: 3, 40.0: 1}  # capped at 3; kept; shrunk when idle
+    assert app.demand(nb, 40.0) == 0
+    assert app._target("meeting.ipynb") == 5 and app.demand_target("meeting.ipynb", 0) == 5
+    assert app._pools_config()["meeting.ipynb"] == {"pool_size": 5}
+
+
+def test_pool_grows_for_a_busy_dashboard_and_kernels_share_views(server):
+    assert _wait_no_viewers(server) == 0
+    for _ in range(2):
+        assert _get(server.url + "voila/render/hello.ipynb")[0] == 200
+    deadline = time.monotonic() + 120
+    state = server.health()["pools"]["hello.ipynb"]
+    while time.monotonic() < deadline and not (state["demand"] >= 2 and state["filled"] >= 2):
+        time.sleep(1)
+        state = server.health()["pools"]["hello.ipynb"]
+    assert state["demand"] >= 2 and state["filled"] >= 2, state
+    assert server.health()["pools"][LANDING]["demand"] == 1  # nobody else's pool grew
+    assert "share computed views in" in server.log_text()
+    assert "pool grows to" in server.log_text()

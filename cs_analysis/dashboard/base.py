@@ -45,6 +45,7 @@ widgets with fixed options, and escape any data shown as HTML (:func:`esc`).
 from __future__ import annotations
 
 import base64
+import contextvars
 import dataclasses
 import datetime as dt
 import html
@@ -623,6 +624,11 @@ def account_filters(ws, columns: Sequence[str] = ("segment", "plan", "region"),
 
 
 # -- the app ---------------------------------------------------------------------------
+#: The arguments :meth:`Dashboard.launch` passes (None outside it): key of shared views.
+_LAUNCH_ARGUMENTS: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
+    "cs_analysis_launch_arguments", default=None)
+
+
 class ErrorPanel:
     """A friendly error in the dashboard's look, shown instead of an app.
 
@@ -700,6 +706,10 @@ class Dashboard:
     max_table_rows: ClassVar[int] = 200
     #: Larger CSV downloads (characters of the data URI) are made when asked for.
     max_inline_csv: ClassVar[int] = 262_144
+    #: Whether views may be shared through the on-disk cache of a served dashboard
+    #: (:mod:`cs_analysis.dashboard.cache`): only when :meth:`compute` depends on nothing
+    #: but the workspace, the launch arguments, the filters and the language.
+    share_views: ClassVar[bool] = True
 
     def __init__(self, ws, *, info: DashboardInfo | None = None, as_of=None,
                  cache_size: int = 32, lang: str | None = None):
@@ -978,7 +988,11 @@ class Dashboard:
         try:
             ws = workspace if isinstance(workspace, Workspace) else open_workspace(
                 workspace or None)
-            app = cls(ws, lang=lang, **kwargs)
+            token = _LAUNCH_ARGUMENTS.set(dict(kwargs))  # keys the shared views
+            try:
+                app = cls(ws, lang=lang, **kwargs)
+            finally:
+                _LAUNCH_ARGUMENTS.reset(token)
             app.warm_up()
         except Exception as exc:  # noqa: BLE001 - shown to people, logged for analysts
             _log_exception(exc)
@@ -1027,8 +1041,13 @@ class Dashboard:
         try:
             view = self._cache.get(key)
             if view is None:
-                for view in self.stages(params):
+                view = self._shared_get(params)  # computed by another kernel already?
+                if view is not None:
                     self._draw(view)
+                else:
+                    for view in self.stages(params):
+                        self._draw(view)
+                    self._shared_put(params)
                 self._cache[key] = self.view  # complete: every chart built
                 while len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
@@ -1040,6 +1059,32 @@ class Dashboard:
             self._show_error(*friendly_error(exc, self.t))
         finally:
             self.widget.remove_class("cs-busy")
+
+    # -- the views shared by every kernel (cs_analysis.dashboard.cache) ---------------
+    def _shared(self):
+        """The on-disk view cache of this dashboard, or None (off, or not launched by launch)."""
+        if "_shared_cache" not in self.__dict__:
+            self._shared_cache = None
+            arguments = _LAUNCH_ARGUMENTS.get()
+            if arguments is not None and self.share_views:
+                from cs_analysis.dashboard.cache import open_cache
+
+                cls = type(self)
+                self._shared_cache = open_cache(
+                    self.ws, f"{cls.__module__}.{cls.__qualname__}", arguments)
+        return self._shared_cache
+
+    def _shared_key(self, params):
+        return self._shared_cache.key(params, self.lang, extra=[self.max_table_rows])
+
+    def _shared_get(self, params) -> View | None:
+        cache = self._shared()
+        return cache.get(self._shared_key(params)) if cache is not None else None
+
+    def _shared_put(self, params) -> None:
+        cache = self._shared()
+        if cache is not None and self.view is not None:
+            cache.put(self._shared_key(params), self.view, self.max_table_rows)
 
     def _show_error(self, message: str, hint: str = "") -> None:
         self.view = None

@@ -340,6 +340,8 @@ class AccountDashboard(Dashboard):
     """
 
     notebook = "account.ipynb"
+    #: compute() also sets the details panel, which a shared (cached) view would skip
+    share_views: ClassVar[bool] = False
     fallback_title = "Account"
 
     def __init__(self, ws, account: str | None = None, model=None, *, quarters: int = 4,

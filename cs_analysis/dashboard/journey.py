@@ -93,6 +93,8 @@ class JourneyWorkshopDashboard(Dashboard):
     """
 
     notebook: ClassVar[str] = "journey_workshop.ipynb"
+    #: views depend on the session's drafts, not only on the filters: never shared
+    share_views: ClassVar[bool] = False
     fallback_title: ClassVar[str] = "Journey alignment workshop"
 
     def __init__(self, ws, *, product=None, cs=None, folder=None, **kwargs):
@@ -456,6 +458,8 @@ class SharedGoalsDashboard(Dashboard):
     """
 
     notebook: ClassVar[str] = "shared_goals.ipynb"
+    #: views depend on the latest agreed journey map (it changes in workshops): not shared
+    share_views: ClassVar[bool] = False
     fallback_title: ClassVar[str] = "Shared goals"
 
     def __init__(self, ws, *, journey=None, **kwargs):
