@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -64,6 +65,12 @@ class DashboardServer:
         self.log_path = Path(log_path)
         self.extra_args = list(extra_args)
         self.env = dict(env or {})
+        # kernels share views through a cache folder of this server's own (mkdtemp:
+        # owner-only), never the user's ~/.cache, unless the caller names one
+        self._views = None
+        if "CS_ANALYSIS_VIEW_CACHE" not in self.env:
+            self._views = tempfile.mkdtemp(prefix="cs-views-")
+            self.env["CS_ANALYSIS_VIEW_CACHE"] = self._views
         self.timeout = timeout
         self.proc: subprocess.Popen | None = None
 
@@ -222,6 +229,7 @@ class DashboardServer:
         import time
 
         if self.proc is None:
+            self._drop_views()
             return
         self.processes()  # remember the kernels before their parent goes away
         try:
@@ -245,6 +253,11 @@ class DashboardServer:
         if getattr(self, "_log", None) is not None:
             self._log.close()
             self._log = None
+        self._drop_views()
+
+    def _drop_views(self) -> None:
+        if self._views is not None:
+            shutil.rmtree(self._views, ignore_errors=True)
 
     def __enter__(self) -> DashboardServer:
         return self.start()
