@@ -54,7 +54,7 @@ from dataclasses import dataclass
 import ibis
 import numpy as np
 import pandas as pd
-from ibis.common.exceptions import IbisError, OperationNotDefinedError
+from ibis.common.exceptions import OperationNotDefinedError
 
 from cs_analysis.errors import (
     ArgumentError,
@@ -1153,12 +1153,15 @@ def revenue_retention(ws, grain: str = "month", by: str | None = None, *,
 def _held(expr):
     """``expr`` computed once into a temporary table of its backend, and a release function.
 
-    Ibis's ``cache()`` (a temporary table on DuckDB / PostgreSQL, a cached DataFrame on
-    Spark); where a backend cannot cache, the expression itself (recomputed per query).
+    Ibis's ``cache()`` (a temporary table on DuckDB / PostgreSQL); where a backend
+    cannot cache it, the expression itself (recomputed per query: same result). Ibis's
+    PySpark backend does not register the in-memory tables the expression uses before
+    caching (Spark: "table or view not found"), so any failure falls back: a real error
+    in the expression then surfaces from the queries that use it.
     """
     try:
         cached = expr.cache()
-    except (NotImplementedError, IbisError):
+    except Exception:  # noqa: BLE001 - see above: the uncached expression is exact
         return expr, lambda: None
     return cached, cached.release
 
