@@ -84,7 +84,7 @@ def make_ws(tmp_path, tables, tz, name="w"):
     ws = open_workspace(path, as_of=AS_OF)
     raw = open_workspace(path, as_of=AS_OF)
     raw._available = raw._available - set(ROLLUPS)  # a warehouse: no rollups
-    assert ws.usage_user_days() is not None and raw.usage_user_days() is None
+    assert ws.usage_user_months() is not None and raw.usage_user_months() is None
     return ws, raw
 
 
@@ -448,9 +448,9 @@ def test_features_and_retention_matches_lifelines(demo_ws):
     res = A.features_and_retention(demo_ws, 60, features=["integrations"])
     lt = account_lifetimes(demo_ws, by=["segment", "employees"])
     lt = lt[lt["lifetime_days"] > 60]
-    fd = demo_ws.usage_feature_days()
-    fd = fd.filter(fd.feature == "integrations")
-    first = fd.group_by("account_id").agg(f=fd.day.min()).to_pandas()
+    ev = demo_ws.table("usage_events")
+    ev = ev.filter(ev.feature == "integrations")  # the demo workspace is in UTC
+    first = ev.group_by("account_id").agg(f=ev.event_at.min().date()).to_pandas()
     first = dict(zip(first["account_id"], pd.to_datetime(first["f"]), strict=True))
     used = [(first.get(a, pd.NaT) - s).days <= 60 if a in first else False
             for a, s in zip(lt["account_id"], lt["signup_date"], strict=True)]
