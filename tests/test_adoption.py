@@ -501,3 +501,55 @@ def test_time_to_first_use_onboarding_clock_follows_the_criteria(demo_ws):
     exp = pd.Series(exp.to_numpy(), index=acc["account_id"]).reindex(got.index)
     assert (pd.to_datetime(got) == exp).all()
     assert res.clock == "onboarding" and 0 < res.groups["share_within"].iloc[0] < 1
+
+
+# -- the rollups answer any window exactly, and the vectorised Theil-Sen is scipy's ---------
+@settings(max_examples=10, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10**6), tz=st.sampled_from(ZONES),
+       as_of=st.sampled_from([dt.date(2024, 5, 1), dt.date(2024, 5, 17), dt.date(2024, 6, 1),
+                              dt.date(2024, 3, 31), dt.date(2024, 7, 2)]),
+       days=st.sampled_from([1, 3, 10, 31, 45, 90]))
+def test_month_rollups_give_raw_event_answers_for_any_window(tmp_path_factory, seed, tz,
+                                                             as_of, days):
+    # windows inside one month (both edges mid-month), across 2-4 months, starting on a
+    # 1st, ending on a month end; as-of weeks that straddle a month (2024-05-01)
+    tables = random_tables(seed)
+    ws, raw = make_ws(tmp_path_factory.mktemp("win"), tables, tz)
+    a = A.feature_adoption(ws, by="segment", window=days, as_of=as_of)
+    b = A.feature_adoption(raw, by="segment", window=days, as_of=as_of)
+    pd.testing.assert_frame_equal(a.features, b.features)
+    pd.testing.assert_frame_equal(a.accounts, b.accounts)
+    # independent: distinct users and events per account on the local days of the window
+    ev = local_events(tables, tz)
+    ev = ev[(ev["day"] <= pd.Timestamp(as_of))
+            & (ev["day"] > pd.Timestamp(as_of) - pd.Timedelta(days=days))]
+    ev = ev[ev["account_id"].isin(known_accounts(tables).query(
+        "signup_date <= @as_of")["account_id"])]
+    exp = {k: (len(set(g["user_id"].dropna())), len(g)) for k, g in ev.groupby("account_id")}
+    got = {r.account_id: (r.active_users, r.events) for r in a.accounts.itertuples()}
+    assert got == exp
+    for fn in (lambda w: A.seat_utilisation(w, as_of=as_of, window=days).accounts,
+               lambda w: A.usage_trend(w, weeks=3, min_weeks=2, as_of=as_of),
+               lambda w: A.time_to_first_use(w, "beta", by=None, as_of=as_of).accounts):
+        pd.testing.assert_frame_equal(fn(ws), fn(raw))
+    f1 = A.features_and_retention(ws, 20, as_of=as_of, adjust=["segment"])
+    f2 = A.features_and_retention(raw, 20, as_of=as_of, adjust=["segment"])
+    pd.testing.assert_frame_equal(f1.features, f2.features)
+
+
+@settings(max_examples=60, deadline=None)
+@given(y=st.lists(st.lists(st.sampled_from([0.0, 0.0, 1.0, 2.0, 3.0, 7.5, -1.0, math.nan]),
+                           min_size=12, max_size=12), min_size=1, max_size=20),
+       n=st.integers(2, 12))
+def test_theil_sen_rows_is_scipy_theilslopes(y, n):
+    from scipy.stats import theilslopes
+
+    y = np.array(y)[:, :n]
+    got = A.theil_sen_rows(y)
+    for row, g in zip(y, got, strict=True):
+        x = np.nonzero(~np.isnan(row))[0].astype(float)
+        if len(x) < 2:
+            assert math.isnan(g)
+        else:
+            assert g == theilslopes(row[~np.isnan(row)], x)[0]  # exactly the same number
