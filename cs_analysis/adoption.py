@@ -60,6 +60,7 @@ from cs_analysis.results import Result
 from cs_analysis.time import (
     last_observable,
     period_end,
+    period_expr,
     period_label,
     period_number,
     period_of,
@@ -262,12 +263,12 @@ def _group_values(df: pd.DataFrame, by: str | None) -> pd.Series:
     return df[by].astype("str").where(df[by].notna(), MISSING)
 
 
-def _live_accounts(ws, as_of: dt.date) -> set[str] | None:
+def _live_accounts(ws, as_of: dt.date) -> pd.Index | None:
     """Accounts with a subscription covering ``as_of``; None without subscriptions."""
     if not ws.has("subscriptions"):
         return None
     s = _covering(ws, as_of, [])
-    return set(s.select("account_id").distinct().to_pandas()["account_id"].astype("str"))
+    return pd.Index(s.select("account_id").distinct().to_pandas()["account_id"].astype("str"))
 
 
 def _covering(ws, as_of: dt.date, cols: Sequence[str]):
@@ -394,59 +395,69 @@ def feature_adoption(ws, by: str | None = None, window="90D", *, as_of=None,
     alpha = check_alpha(alpha)
     lo = as_of - dt.timedelta(days=days - 1)
     fw, from_rollup = _feature_window(ws, lo, as_of)
-    per_af = fw.to_pandas()
     wu, _ = _window_users(ws, lo, as_of)
-    per_a = wu.to_pandas()
-    ev_a = per_af.groupby("account_id", sort=False)["events"].sum()
-    per_a = pd.DataFrame({"account_id": ev_a.index.astype("str"),
-                          "events": ev_a.to_numpy()}).merge(
-        per_a.assign(account_id=per_a["account_id"].astype("str")), on="account_id",
-        how="left")
-    per_a["active_users"] = per_a["active_users"].fillna(0)
-    per_af = per_af[per_af["feature"].notna()].copy()
-    acc = _accounts(ws, as_of, _by_list(by))
-    for f in (per_af, per_a):
-        f["account_id"] = f["account_id"].astype("str")
-    per_a = per_a[per_a["events"] > 0]
-    active = acc.merge(per_a, on="account_id", how="inner")
-    active["_g"] = _group_values(active, by)
-    per_af = per_af[per_af["account_id"].isin(active["account_id"])]
-    if features is None:
-        feats = sorted(per_af["feature"].astype("str").unique())
+    want = [c for c in _by_list(by) if c != "cohort"]
+    for c in want:
+        if not ws.has("accounts", c):
+            raise AdoptionError(f"accounts has no {c} column (asked for by={c!r})")
+    acc = ws.table("accounts", columns=["account_id", "signup_date", *want])
+    acc = acc.filter(acc.signup_date <= as_of)
+    named = fw.filter(fw.feature.notnull())
+    if features is None:  # every feature used in the window by an account in scope
+        feats = sorted(str(f) for f in named.semi_join(acc, "account_id")
+                       .select("feature").distinct().to_pandas()["feature"])
     else:
         feats = [str(f) for f in features]
     keys = tuple(str(f) for f in key_features) if key_features is not None else tuple(feats)
+    # per active account (an event in the window): events, active users, key features used
+    tot = fw.group_by("account_id").agg(
+        events=fw.events.sum(),
+        features_used=(fw.feature.isin(list(keys)).ifelse(1, 0) if keys else fw.events * 0)
+        .sum())
+    gexpr = (ibis.literal(ALL) if by is None else
+             period_expr(acc.signup_date, "quarter") if by == "cohort" else
+             acc[by].cast("string").fill_null(MISSING))
+    act = acc.select("account_id", _g=gexpr).join(tot, "account_id")
+    act = act.left_join(wu, "account_id").select(
+        "account_id", "_g", "events", "features_used",
+        active_users=ibis._.active_users.fill_null(0))
+    active = act.to_pandas().sort_values("account_id").reset_index(drop=True)
+    active["account_id"] = active["account_id"].astype("str")
+    # per feature and group: adopting accounts, their events and active users
+    cell = named.filter(named.feature.isin(feats)).join(
+        act.select("account_id", "_g", au="active_users"), "account_id")
+    cells = cell.group_by(["_g", "feature"]).agg(
+        adopting_accounts=ibis._.count(), events=cell.events.sum(),
+        active_users=cell.au.sum()).to_pandas() if feats else pd.DataFrame(
+        columns=["_g", "feature", "adopting_accounts", "events", "active_users"])
+    if by == "cohort":
+        def label(q):
+            return period_label(int(q), "quarter")
+
+        active["_g"] = active["_g"].map(label)
+        cells["_g"] = cells["_g"].map(label)
+    active["_g"] = active["_g"].astype("str")
+    cells["_g"] = cells["_g"].astype("str")
 
     # per account: breadth and depth
-    used_key = per_af[per_af["feature"].isin(keys)].groupby("account_id")["feature"].nunique()
-    active["features_used"] = active["account_id"].map(used_key).fillna(0).astype("int64")
+    active["features_used"] = active["features_used"].astype("int64")
     active["breadth"] = active["features_used"] / len(keys) if keys else math.nan
     users = active["active_users"].astype(float)
     active["events"] = active["events"].astype("int64")
     active["active_users"] = active["active_users"].astype("int64")
     active["events_per_active_user"] = (active["events"] / users).where(users > 0)
     gcols = [by] if by is not None else []
-    accounts = active[["account_id", *gcols, "active_users", "events", "features_used",
-                       "breadth", "events_per_active_user"]].copy()
-    if by is not None:
-        accounts[by] = active["_g"]
-    accounts = accounts.reset_index(drop=True)
+    accounts = active[["account_id", *(["_g"] if by else []), "active_users", "events",
+                       "features_used", "breadth", "events_per_active_user"]]
+    accounts = accounts.rename(columns={"_g": by} if by else {}).reset_index(drop=True)
 
-    # per feature and group
-    j = per_af[per_af["feature"].isin(feats)].merge(
-        active[["account_id", "_g", "active_users"]], on="account_id")
+    # per feature and group (every group with an active account x every feature)
     groups = active.groupby("_g")["account_id"].count()
-    rows = []
-    for g, n_active in groups.items():
-        sub = j[j["_g"] == g]
-        for f in feats:
-            s = sub[sub["feature"] == f]
-            rows.append({"feature": f, "_g": g, "active_accounts": int(n_active),
-                         "adopting_accounts": int(len(s)),
-                         "events": int(s["events"].sum()),
-                         "active_users": int(s["active_users"].sum())})
-    out = pd.DataFrame(rows, columns=["feature", "_g", "active_accounts", "adopting_accounts",
-                                      "events", "active_users"])
+    grid = pd.MultiIndex.from_product([list(groups.index), feats], names=["_g", "feature"])
+    out = cells.set_index(["_g", "feature"]).reindex(grid).fillna(0).reset_index()
+    out["active_accounts"] = out["_g"].map(groups).astype("int64")
+    for c in ("adopting_accounts", "events", "active_users"):
+        out[c] = out[c].astype("int64")
     out["adoption_rate"] = (out["adopting_accounts"] / out["active_accounts"]).astype(float)
     out["lower"], out["upper"] = _wilson(out["adopting_accounts"], out["active_accounts"], alpha)
     au = out["active_users"].astype(float)
@@ -654,9 +665,9 @@ def usage_trend(ws, weeks: int = 12, *, as_of=None, growth: float = 0.2,
         slope = theil_sen_rows(cur)  # NaN with fewer than 2 observed weeks
         trend = np.where(mean > 0, slope * n_cur / mean, np.nan)
         change = np.where(prev_mean > 0, mean / prev_mean - 1, np.nan)
-    lu = pd.to_datetime(acc["account_id"].map(dict(zip(
-        lastuse["account_id"].astype("str"), pd.to_datetime(lastuse["last_use"]),
-        strict=True))))
+    pos = pd.Index(lastuse["account_id"].astype("str")).get_indexer(acc["account_id"])
+    lu = pd.Series(pd.to_datetime(lastuse["last_use"]).to_numpy()[pos], index=acc.index)
+    lu = pd.to_datetime(lu.where(pos >= 0))
     since = (pd.Timestamp(as_of) - lu).dt.days.astype(float).to_numpy()
     cls = np.select(
         [np.isnan(since), since >= dropped_days, n_cur < min_weeks,
