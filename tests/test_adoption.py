@@ -521,7 +521,9 @@ def test_month_rollups_give_raw_event_answers_for_any_window(tmp_path_factory, s
     pd.testing.assert_frame_equal(a.features, b.features)
     pd.testing.assert_frame_equal(a.accounts, b.accounts)
     # independent: distinct users and events per account on the local days of the window
-    ev = local_events(tables, tz)
+    ev = tables["usage_events"].copy()  # local days, not cut at the module's AS_OF
+    ev["day"] = (pd.to_datetime(ev["event_at"]).dt.tz_localize("UTC").dt.tz_convert(tz)
+                 .dt.tz_localize(None).dt.normalize())
     ev = ev[(ev["day"] <= pd.Timestamp(as_of))
             & (ev["day"] > pd.Timestamp(as_of) - pd.Timedelta(days=days))]
     ev = ev[ev["account_id"].isin(known_accounts(tables).query(
