@@ -416,18 +416,17 @@ def feature_adoption(ws, by: str | None = None, window="90D", *, as_of=None,
         labels = {q: period_label(int(q), "quarter") for q in active["_g"].unique()}
         active["_g"] = active["_g"].map(labels)
     active["_g"] = active["_g"].astype("str")
-    # features used per active account (no null feature: a fast transfer)
-    named = fw.filter(fw.feature.notnull()).semi_join(acc, "account_id")
-    per_af = named.to_pandas()
+    # features used per active account (no null feature: a fast transfer); accounts
+    # signed up after the as-of date are dropped here, by position
+    per_af = fw.filter(fw.feature.notnull()).to_pandas()
+    pos = pd.Index(active["account_id"]).get_indexer(per_af["account_id"].astype("str"))
+    per_af = per_af[pos >= 0].assign(_row=pos[pos >= 0])
     per_af["feature"] = per_af["feature"].astype("str")
     if features is None:  # every feature used in the window by an account in scope
         feats = sorted(per_af["feature"].unique())
     else:
         feats = [str(f) for f in features]
     keys = tuple(str(f) for f in key_features) if key_features is not None else tuple(feats)
-    pos = pd.Index(active["account_id"]).get_indexer(per_af["account_id"].astype("str"))
-    per_af["_row"] = pos
-    per_af = per_af[pos >= 0]
     key_rows = per_af.loc[per_af["feature"].isin(keys), "_row"].to_numpy()
     active["features_used"] = np.bincount(key_rows, minlength=len(active))[:len(active)]
     # per feature and group: adopting accounts, their events and active users

@@ -523,7 +523,13 @@ def _build_rollups(con, timezone: str | None = None) -> None:
     ev = icon.table("usage_events")
 
     def create(name, expr):
-        con.execute(f'CREATE TABLE "{name}" AS {ibis.to_sql(expr, dialect="duckdb")}')
+        # sums come back from DuckDB as HUGEINT, which pandas receives as Python
+        # Decimals (seconds per million rows): store them as BIGINT
+        sql = ibis.to_sql(expr, dialect="duckdb")
+        cols = [(r[0], r[1]) for r in con.execute(f"DESCRIBE ({sql})").fetchall()]
+        select = ", ".join(f'CAST("{c}" AS BIGINT) AS "{c}"' if t == "HUGEINT" else f'"{c}"'
+                           for c, t in cols)
+        con.execute(f'CREATE TABLE "{name}" AS SELECT {select} FROM ({sql})')
 
     create(USAGE_ROLLUP, ev.select(
         account_id=ev.account_id, month=period_expr(ev.event_at, "month", timezone)
