@@ -34,22 +34,26 @@ META_TABLE = "cs_workspace_meta"
 #: Account × calendar-month activity rollup maintained by :func:`write_workspace`,
 #: so analyses and dashboard filters never rescan raw events.
 USAGE_ROLLUP = "usage_monthly_rollup"
-#: Account × user × local day rollup (``account_id, user_id, day, events``; a null
-#: ``user_id`` row holds the events without a user): distinct users per account over any
-#: day range (DAU / WAU / MAU, windows ending at the as-of date) without rescanning events.
-USAGE_USER_DAY_ROLLUP = "usage_user_daily_rollup"
-#: Account × feature × local day rollup (``account_id, feature, day, events``; feature =
-#: ``usage_events.feature``, else ``event_name``): feature use over any day range, first
-#: use per feature. Grouped by month it is the account × month × feature view.
-USAGE_FEATURE_DAY_ROLLUP = "usage_feature_daily_rollup"
+#: Account × user × local month rollup (``account_id, user_id, month, days, events,
+#: last_day``; a null ``user_id`` row holds the events without a user): ``days`` is a
+#: bitmask of the local days of the month with an event (bit ``d - 1`` = day ``d``), so
+#: the distinct users of any day window are read without rescanning events.
+USAGE_USER_MONTH_DAYS_ROLLUP = "usage_user_month_days"
+#: Account × feature × local month rollup (``account_id, feature, month, events,
+#: first_day, last_day, d01 .. d31``; ``dNN`` = events on local day NN of the month;
+#: feature = ``usage_events.feature``, else ``event_name``, null when neither exists or
+#: the value is missing): feature use over any day window, first use per feature.
+USAGE_FEATURE_MONTH_ROLLUP = "usage_feature_monthly_rollup"
 #: Account × local calendar week / month user rollups (``account_id, period, users,
 #: user_days, events, last_day``): distinct users (WAU / MAU), user-days (the sum over the
 #: period's days of daily active users), events and the last day with an event.
 USAGE_USER_WEEK_ROLLUP = "usage_user_weekly_rollup"
 USAGE_USER_MONTH_ROLLUP = "usage_user_monthly_rollup"
 #: Every rollup :func:`write_workspace` builds (they are cut in the workspace zone).
-ROLLUPS = (USAGE_ROLLUP, USAGE_USER_DAY_ROLLUP, USAGE_FEATURE_DAY_ROLLUP,
+ROLLUPS = (USAGE_ROLLUP, USAGE_USER_MONTH_DAYS_ROLLUP, USAGE_FEATURE_MONTH_ROLLUP,
            USAGE_USER_WEEK_ROLLUP, USAGE_USER_MONTH_ROLLUP)
+#: Rollups of older files (day grain, ~one row per event): dropped on a rebuild.
+LEGACY_ROLLUPS = ("usage_user_daily_rollup", "usage_feature_daily_rollup")
 
 #: Scoping filters that select accounts by an ``accounts`` column.
 ACCOUNT_FILTERS = ("segment", "plan", "region", "industry", "csm_owner", "touch_model")
@@ -255,29 +259,33 @@ class Workspace:
             return None
         return self.table(name)
 
-    def usage_user_days(self) -> ibis.Table | None:
-        """Account × user × local day event counts (``account_id, user_id, day, events``).
+    def usage_user_months(self) -> ibis.Table | None:
+        """Account × user × local month activity, scoped.
 
-        ``day`` is the calendar date of ``event_at`` in the workspace's time zone; events
-        without a ``user_id`` are one row per account and day with a null ``user_id``.
-        Scoped like every table. None when absent (a warehouse, an older file) or built
-        for another zone: callers then aggregate ``usage_events`` themselves.
+        Columns ``account_id, user_id, month, days, events, last_day``.
+        ``month`` as :func:`month_index` of the local month; ``days`` has bit ``d - 1``
+        set when the user had an event on local day ``d``; events without a ``user_id``
+        are one row per account and month with a null ``user_id``. None when absent (a
+        warehouse, an older file) or built for another zone: callers then aggregate
+        ``usage_events`` themselves.
         """
-        return self._day_rollup(USAGE_USER_DAY_ROLLUP)
+        return self._day_rollup(USAGE_USER_MONTH_DAYS_ROLLUP)
 
-    def usage_feature_days(self) -> ibis.Table | None:
-        """Account × feature × local day event counts (``account_id, feature, day, events``).
+    def usage_feature_months(self) -> ibis.Table | None:
+        """Account × feature × local month events, scoped.
 
+        Columns ``account_id, feature, month, events, first_day, last_day, d01 .. d31``.
         ``feature`` is ``usage_events.feature`` when the column exists, else
-        ``event_name`` (null when missing). Scoped; None as for :meth:`usage_user_days`.
+        ``event_name`` (null when missing); ``dNN`` counts the events of local day NN.
+        None as for :meth:`usage_user_months`.
         """
-        return self._day_rollup(USAGE_FEATURE_DAY_ROLLUP)
+        return self._day_rollup(USAGE_FEATURE_MONTH_ROLLUP)
 
     def usage_user_periods(self, grain: str) -> ibis.Table | None:
         """Account × local week or month users, scoped.
 
         Columns ``account_id, period, users, user_days, events, last_day``; ``period`` as
-        :func:`cs_analysis.time.period_of`. None as for :meth:`usage_user_days`.
+        :func:`cs_analysis.time.period_of`. None as for :meth:`usage_user_months`.
         """
         name = {"week": USAGE_USER_WEEK_ROLLUP, "month": USAGE_USER_MONTH_ROLLUP}[grain]
         return self._day_rollup(name)
@@ -496,31 +504,72 @@ def _build_rollups(con, timezone: str | None = None) -> None:
     """(Re)build the usage rollups from ``usage_events``, cut in the workspace's zone.
 
     - :data:`USAGE_ROLLUP`: account × month event counts;
-    - :data:`USAGE_USER_DAY_ROLLUP`: account × user × local day event counts;
-    - :data:`USAGE_FEATURE_DAY_ROLLUP`: account × feature × local day event counts.
+    - :data:`USAGE_USER_MONTH_DAYS_ROLLUP`: account × user × local month, with the
+      bitmask of active days (distinct users of any day window);
+    - :data:`USAGE_FEATURE_MONTH_ROLLUP`: account × feature × local month, with events
+      per day of the month (events and adoption of any day window, first use);
+    - :data:`USAGE_USER_WEEK_ROLLUP` / :data:`USAGE_USER_MONTH_ROLLUP`: users, user-days,
+      events and last day per account and local week / month.
 
-    Months and days are cut in the workspace's time zone with
+    Each grain is at most a few rows per account and month or week: no table keeps one
+    row per user and day (at 53.8M demo events that was 50M rows, as many as events).
+    Months, weeks and days are cut in the workspace's time zone with
     :func:`cs_analysis.time.period_expr` / :func:`cs_analysis.time.local_date`, the same
     expressions the analyses use on raw events when a rollup is absent.
     """
-    for name in ROLLUPS:
+    for name in (*ROLLUPS, *LEGACY_ROLLUPS):
         con.execute(f'DROP TABLE IF EXISTS "{name}"')
     tables = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
     if "usage_events" not in tables:
         return
     icon = ibis.duckdb.from_connection(con)
     ev = icon.table("usage_events")
-    expr = month_rollup_expr(ev, timezone).order_by(["account_id", "month"])
-    con.execute(f'CREATE TABLE "{USAGE_ROLLUP}" AS {ibis.to_sql(expr, dialect="duckdb")}')
-    for name, expr in ((USAGE_USER_DAY_ROLLUP, user_day_expr(ev, timezone)),
-                       (USAGE_FEATURE_DAY_ROLLUP, feature_day_expr(ev, timezone))):
-        if expr is not None:
-            expr = expr.order_by(["account_id", "day"])
-            con.execute(f'CREATE TABLE "{name}" AS {ibis.to_sql(expr, dialect="duckdb")}')
-    days = icon.table(USAGE_USER_DAY_ROLLUP)
-    for name, grain in ((USAGE_USER_WEEK_ROLLUP, "week"), (USAGE_USER_MONTH_ROLLUP, "month")):
-        expr = user_period_expr(days, grain).order_by(["account_id", "period"])
-        con.execute(f'CREATE TABLE "{name}" AS {ibis.to_sql(expr, dialect="duckdb")}')
+
+    def create(name, expr):
+        # sums come back from DuckDB as HUGEINT, which pandas receives as Python
+        # Decimals (seconds per million rows): store them as BIGINT
+        sql = ibis.to_sql(expr, dialect="duckdb")
+        cols = [(r[0], r[1]) for r in con.execute(f"DESCRIBE ({sql})").fetchall()]
+        select = ", ".join(f'CAST("{c}" AS BIGINT) AS "{c}"' if t == "HUGEINT" else f'"{c}"'
+                           for c, t in cols)
+        con.execute(f'CREATE TABLE "{name}" AS SELECT {select} FROM ({sql})')
+
+    for name, expr in rollup_exprs(ev, timezone, icon.table):
+        create(name, expr)
+
+
+def rollup_exprs(ev, timezone: str | None, built):
+    """Every rollup as ``(name, Ibis expression)``, in build order, for any backend.
+
+    ``ev`` is the ``usage_events`` table; ``built(name)`` returns a rollup already
+    built (the monthly user summary reads the account × user × month table). Shared by
+    :func:`_build_rollups` (DuckDB) and :mod:`cs_analysis.io.postgres`, so both
+    backends cut the same calendar.
+    """
+    yield USAGE_ROLLUP, month_rollup_expr(ev, timezone)
+    yield USAGE_USER_MONTH_DAYS_ROLLUP, user_month_expr(ev, timezone)
+    yield USAGE_FEATURE_MONTH_ROLLUP, feature_month_expr(ev, timezone)
+    yield USAGE_USER_WEEK_ROLLUP, user_week_expr(ev, timezone)
+    yield USAGE_USER_MONTH_ROLLUP, user_month_summary_expr(built(USAGE_USER_MONTH_DAYS_ROLLUP))
+
+
+def _user_col(ev):
+    return (ev.user_id if "user_id" in ev.columns else ibis.null("string")).cast("string")
+
+
+def _feature_col(ev):
+    col = "feature" if "feature" in ev.columns else (
+        "event_name" if "event_name" in ev.columns else None)
+    return ibis.null("string") if col is None else ev[col].cast("string")
+
+
+def _popcount(mask):
+    """Number of set bits of a non-negative 32-bit integer expression (SWAR, 12 ops)."""
+    x = mask.cast("int64")
+    x = x - ((x >> 1) & 0x55555555)
+    x = (x & 0x33333333) + ((x >> 2) & 0x33333333)
+    x = (x + (x >> 4)) & 0x0F0F0F0F
+    return ((x * 0x01010101) >> 24) & 0xFF
 
 
 def month_rollup_expr(ev, timezone: str | None):
@@ -535,8 +584,7 @@ def month_rollup_expr(ev, timezone: str | None):
 
 def user_day_expr(ev, timezone: str | None):
     """Ibis: ``account_id, user_id, day, events`` of usage events ``ev`` (local days)."""
-    user = ev.user_id if "user_id" in ev.columns else ibis.null("string")
-    return (ev.select(account_id=ev.account_id, user_id=user.cast("string"),
+    return (ev.select(account_id=ev.account_id, user_id=_user_col(ev),
                       day=local_date(ev.event_at, timezone))
             .group_by(["account_id", "user_id", "day"]).agg(events=ibis._.count()))
 
@@ -553,18 +601,72 @@ def user_period_expr(days, grain: str):
         last_day=t.day.max())
 
 
+def user_month_expr(ev, timezone: str | None):
+    """Ibis: ``account_id, user_id, month, days, events, last_day`` of usage events ``ev``.
+
+    ``days``: bit ``d - 1`` set when the user had an event on local day ``d`` of the
+    local month ``month`` (:func:`month_index` numbering).
+    """
+    day = local_date(ev.event_at, timezone)
+    t = ev.select(account_id=ev.account_id, user_id=_user_col(ev), day=day,
+                  month=period_expr(ev.event_at, "month", timezone).cast("int32"))
+    bit = ibis.literal(1, "int32") << (t.day.day().cast("int32") - 1)
+    return t.group_by(["account_id", "user_id", "month"]).agg(
+        days=bit.bit_or().cast("int32"), events=ibis._.count(), last_day=t.day.max())
+
+
+def user_month_summary_expr(months):
+    """Ibis: :func:`user_period_expr` by month, from a :func:`user_month_expr` table."""
+    named = months.user_id.notnull()
+    return months.group_by(["account_id", months.month.cast("int64").name("period")]).agg(
+        users=months.user_id.count(),
+        user_days=named.ifelse(_popcount(months.days), 0).sum().cast("int64"),
+        events=months.events.sum(), last_day=months.last_day.max())
+
+
+def user_week_expr(ev, timezone: str | None):
+    """Ibis: :func:`user_period_expr` by local week, straight from usage events ``ev``.
+
+    One pass: account × user × week with a bitmask of active weekdays (user-days are
+    its set bits), then per account and week.
+    """
+    day = local_date(ev.event_at, timezone)
+    t = ev.select(account_id=ev.account_id, user_id=_user_col(ev), day=day)
+    t = t.mutate(period=period_expr(t.day, "week"),
+                 bit=ibis.literal(1, "int32") << t.day.day_of_week.index().cast("int32"))
+    u = t.group_by(["account_id", "user_id", "period"]).agg(
+        days=t.bit.bit_or().cast("int32"), events=ibis._.count(), last_day=t.day.max())
+    named = u.user_id.notnull()
+    return u.group_by(["account_id", "period"]).agg(
+        users=u.user_id.count(), user_days=named.ifelse(_popcount(u.days), 0).sum()
+        .cast("int64"), events=u.events.sum(), last_day=u.last_day.max())
+
+
 def feature_day_expr(ev, timezone: str | None):
     """Ibis: ``account_id, feature, day, events`` of usage events ``ev``; None without one.
 
     The feature is ``ev.feature`` when present, else ``ev.event_name``.
     """
-    col = "feature" if "feature" in ev.columns else (
-        "event_name" if "event_name" in ev.columns else None)
-    if col is None:
+    if "feature" not in ev.columns and "event_name" not in ev.columns:
         return None
-    return (ev.select(account_id=ev.account_id, feature=ev[col].cast("string"),
+    return (ev.select(account_id=ev.account_id, feature=_feature_col(ev),
                       day=local_date(ev.event_at, timezone))
             .group_by(["account_id", "feature", "day"]).agg(events=ibis._.count()))
+
+
+def feature_month_expr(ev, timezone: str | None):
+    """Ibis: ``account_id, feature, month, events, first_day, last_day, d01 .. d31``.
+
+    Built even without a feature column (feature null): the per-day event counts of
+    every account then still answer "events in a window".
+    """
+    day = local_date(ev.event_at, timezone)
+    t = ev.select(account_id=ev.account_id, feature=_feature_col(ev), day=day,
+                  month=period_expr(ev.event_at, "month", timezone).cast("int32"))
+    t = t.mutate(dom=t.day.day())
+    return t.group_by(["account_id", "feature", "month"]).agg(
+        events=ibis._.count(), first_day=t.day.min(), last_day=t.day.max(),
+        **{f"d{k:02d}": (t.dom == k).ifelse(1, 0).sum().cast("int32") for k in range(1, 32)})
 
 
 # -- small helpers -----------------------------------------------------------------------

@@ -84,7 +84,7 @@ def make_ws(tmp_path, tables, tz, name="w"):
     ws = open_workspace(path, as_of=AS_OF)
     raw = open_workspace(path, as_of=AS_OF)
     raw._available = raw._available - set(ROLLUPS)  # a warehouse: no rollups
-    assert ws.usage_user_days() is not None and raw.usage_user_days() is None
+    assert ws.usage_user_months() is not None and raw.usage_user_months() is None
     return ws, raw
 
 
@@ -448,9 +448,9 @@ def test_features_and_retention_matches_lifelines(demo_ws):
     res = A.features_and_retention(demo_ws, 60, features=["integrations"])
     lt = account_lifetimes(demo_ws, by=["segment", "employees"])
     lt = lt[lt["lifetime_days"] > 60]
-    fd = demo_ws.usage_feature_days()
-    fd = fd.filter(fd.feature == "integrations")
-    first = fd.group_by("account_id").agg(f=fd.day.min()).to_pandas()
+    ev = demo_ws.table("usage_events")
+    ev = ev.filter(ev.feature == "integrations")  # the demo workspace is in UTC
+    first = ev.group_by("account_id").agg(f=ev.event_at.min().date()).to_pandas()
     first = dict(zip(first["account_id"], pd.to_datetime(first["f"]), strict=True))
     used = [(first.get(a, pd.NaT) - s).days <= 60 if a in first else False
             for a, s in zip(lt["account_id"], lt["signup_date"], strict=True)]
@@ -501,3 +501,57 @@ def test_time_to_first_use_onboarding_clock_follows_the_criteria(demo_ws):
     exp = pd.Series(exp.to_numpy(), index=acc["account_id"]).reindex(got.index)
     assert (pd.to_datetime(got) == exp).all()
     assert res.clock == "onboarding" and 0 < res.groups["share_within"].iloc[0] < 1
+
+
+# -- the rollups answer any window exactly, and the vectorised Theil-Sen is scipy's ---------
+@settings(max_examples=10, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10**6), tz=st.sampled_from(ZONES),
+       as_of=st.sampled_from([dt.date(2024, 5, 1), dt.date(2024, 5, 17), dt.date(2024, 6, 1),
+                              dt.date(2024, 3, 31), dt.date(2024, 7, 2)]),
+       days=st.sampled_from([1, 3, 10, 31, 45, 90]))
+def test_month_rollups_give_raw_event_answers_for_any_window(tmp_path_factory, seed, tz,
+                                                             as_of, days):
+    # windows inside one month (both edges mid-month), across 2-4 months, starting on a
+    # 1st, ending on a month end; as-of weeks that straddle a month (2024-05-01)
+    tables = random_tables(seed)
+    ws, raw = make_ws(tmp_path_factory.mktemp("win"), tables, tz)
+    a = A.feature_adoption(ws, by="segment", window=days, as_of=as_of)
+    b = A.feature_adoption(raw, by="segment", window=days, as_of=as_of)
+    pd.testing.assert_frame_equal(a.features, b.features)
+    pd.testing.assert_frame_equal(a.accounts, b.accounts)
+    # independent: distinct users and events per account on the local days of the window
+    ev = tables["usage_events"].copy()  # local days, not cut at the module's AS_OF
+    ev["day"] = (pd.to_datetime(ev["event_at"]).dt.tz_localize("UTC").dt.tz_convert(tz)
+                 .dt.tz_localize(None).dt.normalize())
+    ev = ev[(ev["day"] <= pd.Timestamp(as_of))
+            & (ev["day"] > pd.Timestamp(as_of) - pd.Timedelta(days=days))]
+    ev = ev[ev["account_id"].isin(known_accounts(tables).query(
+        "signup_date <= @as_of")["account_id"])]
+    exp = {k: (len(set(g["user_id"].dropna())), len(g)) for k, g in ev.groupby("account_id")}
+    got = {r.account_id: (r.active_users, r.events) for r in a.accounts.itertuples()}
+    assert got == exp
+    for fn in (lambda w: A.seat_utilisation(w, as_of=as_of, window=days).accounts,
+               lambda w: A.usage_trend(w, weeks=3, min_weeks=2, as_of=as_of),
+               lambda w: A.time_to_first_use(w, "beta", by=None, as_of=as_of).accounts):
+        pd.testing.assert_frame_equal(fn(ws), fn(raw))
+    f1 = A.features_and_retention(ws, 20, as_of=as_of, adjust=["segment"])
+    f2 = A.features_and_retention(raw, 20, as_of=as_of, adjust=["segment"])
+    pd.testing.assert_frame_equal(f1.features, f2.features)
+
+
+@settings(max_examples=60, deadline=None)
+@given(y=st.lists(st.lists(st.sampled_from([0.0, 0.0, 1.0, 2.0, 3.0, 7.5, -1.0, math.nan]),
+                           min_size=12, max_size=12), min_size=1, max_size=20),
+       n=st.integers(2, 12))
+def test_theil_sen_rows_is_scipy_theilslopes(y, n):
+    from scipy.stats import theilslopes
+
+    y = np.array(y)[:, :n]
+    got = A.theil_sen_rows(y)
+    for row, g in zip(y, got, strict=True):
+        x = np.nonzero(~np.isnan(row))[0].astype(float)
+        if len(x) < 2:
+            assert math.isnan(g)
+        else:
+            assert g == theilslopes(row[~np.isnan(row)], x)[0]  # exactly the same number

@@ -444,37 +444,22 @@ def _build_rollups(cur, schema: str, event_columns: list[str] | None,
     :func:`cs_analysis.time.period_expr` / :func:`cs_analysis.time.local_date`), compiled
     for PostgreSQL and run on the staged ``usage_events``. Returns the names built.
     """
-    from cs_analysis.workspace import (
-        USAGE_FEATURE_DAY_ROLLUP,
-        USAGE_ROLLUP,
-        USAGE_USER_DAY_ROLLUP,
-        USAGE_USER_MONTH_ROLLUP,
-        USAGE_USER_WEEK_ROLLUP,
-        feature_day_expr,
-        month_rollup_expr,
-        user_day_expr,
-        user_period_expr,
-    )
+    from cs_analysis.workspace import rollup_exprs
 
     if event_columns is None:
         return []
     import ibis
 
     ev = _ibis_table(event_columns, STAGING_PREFIX + "usage_events", "usage_events")
-    built = []
-    _create_as(cur, schema, USAGE_ROLLUP, month_rollup_expr(ev, timezone))
-    built.append(USAGE_ROLLUP)
-    for name, expr in ((USAGE_USER_DAY_ROLLUP, user_day_expr(ev, timezone)),
-                       (USAGE_FEATURE_DAY_ROLLUP, feature_day_expr(ev, timezone))):
-        if expr is not None:
-            _create_as(cur, schema, name, expr)
-            built.append(name)
-    days_schema = user_day_expr(ev, timezone).schema()
-    days = ibis.table(days_schema, name=STAGING_PREFIX + USAGE_USER_DAY_ROLLUP)
-    for name, grain in ((USAGE_USER_WEEK_ROLLUP, "week"), (USAGE_USER_MONTH_ROLLUP, "month")):
-        _create_as(cur, schema, name, user_period_expr(days, grain))
-        built.append(name)
-    return built
+    built: dict[str, ibis.Table] = {}
+
+    def staged(name: str):  # a rollup built earlier in this transaction
+        return built[name]
+
+    for name, expr in rollup_exprs(ev, timezone, staged):
+        _create_as(cur, schema, name, expr)
+        built[name] = ibis.table(expr.schema(), name=STAGING_PREFIX + name)
+    return list(built)
 
 
 def _write_meta(cur, schema: str, meta: Mapping) -> None:
