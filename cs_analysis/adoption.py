@@ -1104,7 +1104,7 @@ def features_and_retention(ws, landmark_days: int = 60, *,
     status = risk["churned"].astype(int).to_numpy()
     cov = pd.DataFrame(index=risk.index)
     notes = list(_source_note(from_rollup))
-    if "segment" in adj:
+    if "segment" in adj and len(risk):
         seg = risk["segment"].astype("str").where(risk["segment"].notna(), MISSING)
         counts = seg.value_counts()
         ref = sorted(counts[counts == counts.max()].index)[0]

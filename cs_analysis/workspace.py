@@ -563,6 +563,15 @@ def _feature_col(ev):
     return ibis.null("string") if col is None else ev[col].cast("string")
 
 
+def _int32(x):
+    """``x`` as a 32-bit integer in the SQL itself.
+
+    Ibis drops a cast to the type an expression already has, but PostgreSQL's EXTRACT
+    returns NUMERIC, which its ``<<`` refuses: going through BIGINT keeps the cast.
+    """
+    return x.cast("int64").cast("int32")
+
+
 def _popcount(mask):
     """Number of set bits of a non-negative 32-bit integer expression (SWAR, 12 ops)."""
     x = mask.cast("int64")
@@ -610,7 +619,7 @@ def user_month_expr(ev, timezone: str | None):
     day = local_date(ev.event_at, timezone)
     t = ev.select(account_id=ev.account_id, user_id=_user_col(ev), day=day,
                   month=period_expr(ev.event_at, "month", timezone).cast("int32"))
-    bit = ibis.literal(1, "int32") << (t.day.day().cast("int32") - 1)
+    bit = ibis.literal(1, "int32") << _int32(t.day.day() - 1)
     return t.group_by(["account_id", "user_id", "month"]).agg(
         days=bit.bit_or().cast("int32"), events=ibis._.count(), last_day=t.day.max())
 
@@ -633,7 +642,7 @@ def user_week_expr(ev, timezone: str | None):
     day = local_date(ev.event_at, timezone)
     t = ev.select(account_id=ev.account_id, user_id=_user_col(ev), day=day)
     t = t.mutate(period=period_expr(t.day, "week"),
-                 bit=ibis.literal(1, "int32") << t.day.day_of_week.index().cast("int32"))
+                 bit=ibis.literal(1, "int32") << _int32(t.day.day_of_week.index()))
     u = t.group_by(["account_id", "user_id", "period"]).agg(
         days=t.bit.bit_or().cast("int32"), events=ibis._.count(), last_day=t.day.max())
     named = u.user_id.notnull()

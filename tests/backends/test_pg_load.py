@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -186,7 +187,7 @@ ANALYSES = {
 @pytest.mark.parametrize("name", list(ANALYSES))
 def test_analyses_on_the_loaded_schema_equal_duckdb(pg_a, duck_a, name):
     ref, got = open_workspace(duck_a), open_workspace(pg_a)
-    assert got.usage_rollup() is not None and got.usage_user_days() is not None
+    assert got.usage_rollup() is not None and got.usage_user_months() is not None
     a, b = _frames(ANALYSES[name](ref)), _frames(ANALYSES[name](got))
     assert a.keys() == b.keys()
     for key in a:
@@ -214,15 +215,20 @@ def test_rollups_are_cut_on_the_los_angeles_calendar(pg_server, la_mapping, caps
     assert got[["account_id", "month", "events"]].astype({"month": "int64"}).values.tolist() \
         == months.values.tolist()
     assert (2023 * 12 + 11) in got["month"].tolist()  # Dec 2023 in LA, Jan 2024 in UTC
-    ev["user_id"] = ev["user_id"].replace("", None)
-    days = (ev.groupby(["account_id", "user_id", "day"], dropna=False).size()
-            .rename("events").reset_index())
-    got_days = ws.usage_user_days().to_pandas()
+    ev["user_id"] = ev["user_id"].replace("", None).fillna("")
+    ev["bit"] = [1 << (d.day - 1) for d in ev["day"]]
+    users = ev.groupby(["account_id", "user_id", "month"]).agg(
+        days=("bit", lambda b: int(np.bitwise_or.reduce(sorted(set(b))))),
+        events=("bit", "size"), last_day=("day", "max")).reset_index()
+    got_users = ws.usage_user_months().to_pandas()
     key = lambda f: sorted(  # noqa: E731
-        (r.account_id, r.user_id if isinstance(r.user_id, str) else "",
-         pd.Timestamp(r.day).date(), int(r.events)) for r in f.itertuples())
-    assert key(got_days) == key(days)
-    assert dt.date(2024, 2, 29) in {pd.Timestamp(d).date() for d in got_days["day"]}
+        (r.account_id, r.user_id if isinstance(r.user_id, str) else "", int(r.month),
+         int(r.days), int(r.events), pd.Timestamp(r.last_day).date())
+        for r in f.itertuples())
+    assert key(got_users) == key(users)
+    # Feb 29 (leap day) in LA: bit 28 of February 2024
+    feb = got_users[got_users["month"].astype(int) == 2024 * 12 + 1]
+    assert any(int(d) >> 28 & 1 for d in feb["days"])
 
 
 # -- failed loads change nothing --------------------------------------------------------
