@@ -309,3 +309,61 @@ def test_svg_export_names_the_japanese_font(tmp_path):
         x=alt.X("x:Q", title="契約開始からの期間")).properties(title="継続率と売上")
     svg = charts.save(chart, tmp_path / "chart.svg").read_text(encoding="utf-8")
     assert "継続率と売上" in svg and "IPAexGothic" in svg
+
+
+# -- every dashboard in Japanese -------------------------------------------------------------
+def _chart_titles(spec) -> list[str]:
+    """Every ``title`` string of a chart spec (axes, legends, tooltips), data left out."""
+    out = []
+    if isinstance(spec, dict):
+        for key, value in spec.items():
+            if key in ("data", "datasets", "values"):
+                continue
+            if key == "title" and isinstance(value, str):
+                out.append(value)
+            else:
+                out.extend(_chart_titles(value))
+    elif isinstance(spec, list):
+        for item in spec:
+            out.extend(_chart_titles(item))
+    return out
+
+
+def visible_texts(app) -> list[tuple[str, str]]:
+    """(where, text) of every label a person reads on a built dashboard: the header, the
+    filters, the KPI tiles, the panels (titles, captions, chart axes / legends / tooltips),
+    the table's title and headers, the scope line and the notes."""
+    import ipywidgets as widgets
+
+    _ = app.t
+    out = [("header", _text(app._header.value))]
+    for name, w in app.filters.items():
+        out.append((f"filter {name}", w.description))
+        if isinstance(w, widgets.Dropdown | widgets.ToggleButtons) and name not in (
+                "segment", "plan", "region", "csm_owner", "role", "touchpoint"):  # data
+            for opt in w.options:
+                if isinstance(opt, tuple):
+                    out.append((f"filter {name} option", str(opt[0])))
+    view = app.view
+    if view is None:
+        return out
+    for k in view.kpis:
+        out += [("kpi", k.label), ("kpi detail", k.detail), ("kpi n", _(k.n_label))]
+        if k.warning:
+            out.append(("kpi warning", k.warning))
+    for p in view.panels:
+        p = p.built()
+        out += [(f"panel {p.key}", p.title), (f"caption {p.key}", p.caption)]
+        if p.chart is None:
+            out.append((f"empty {p.key}", _(p.empty)))
+        else:
+            out += [(f"chart {p.key}", s) for s in _chart_titles(p.chart.to_dict())]
+    out.append(("table title", _(view.table_title)))
+    table = view.table() if callable(view.table) else view.table
+    if table is not None and not table.empty:
+        shown = view.table_columns or list(table.columns)
+        out += [("table header", view.table_labels.get(c, c))
+                for c in shown if c in table.columns]
+    out.append(("scope", view.scope))
+    out += [("note", n) for n in view.notes]
+    return [(w, t) for w, t in out if t]
