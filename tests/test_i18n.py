@@ -340,7 +340,8 @@ def visible_texts(app) -> list[tuple[str, str]]:
     for name, w in app.filters.items():
         out.append((f"filter {name}", w.description))
         if isinstance(w, widgets.Dropdown | widgets.ToggleButtons) and name not in (
-                "segment", "plan", "region", "csm_owner", "role", "touchpoint"):  # data
+                "segment", "plan", "region", "csm_owner", "role", "touchpoint",
+                "account"):  # data values
             for opt in w.options:
                 if isinstance(opt, tuple):
                     out.append((f"filter {name} option", str(opt[0])))
