@@ -428,6 +428,7 @@ class AccountDashboard(Dashboard):
 
     def make_filters(self):
         """The account dropdown."""
+        _ = self.t
         acc = self._accounts()
         keep = acc.head(self.max_accounts)
         if self.account and self.account not in set(keep["account_id"]):
@@ -441,7 +442,7 @@ class AccountDashboard(Dashboard):
         value = self.account if self.account in ids else None
         if value is None:
             value = self._default_account(ids)
-        w = widgets.Dropdown(options=options, value=value, description=self.t("Account"),
+        w = widgets.Dropdown(options=options, value=value, description=_("Account"),
                              layout=widgets.Layout(width="420px"))
         w.add_class("cs-filter")
         w.add_class("cs-filter-account")
