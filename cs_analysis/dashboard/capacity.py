@@ -63,7 +63,8 @@ _TABLE_LABELS = {"csm_owner": N_("CSM"), "accounts": N_("Accounts"),
 
 
 def _fte_formatter(t):
-    unit = t("{n:.1f} CSMs")
+    _ = t
+    unit = _("{n:.1f} CSMs")
     return lambda x: unit.format(n=x)
 
 

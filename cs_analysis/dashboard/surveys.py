@@ -113,7 +113,7 @@ class VoiceOfCustomerDashboard(Dashboard):
         if not surveys:
             raise WorkspaceError("this workspace's survey_responses table is empty")
         names = {"nps": "NPS", "csat": "CSAT", "ces": "CES"}
-        pick = widgets.Dropdown(options=[(names.get(x, x), x) for x in surveys],
+        pick = widgets.Dropdown(options=[(_(names.get(x, x)), x) for x in surveys],
                                 value=surveys[0], description=_("Survey"),
                                 layout=widgets.Layout(width="220px"))
         pick.style.description_width = "initial"
@@ -189,8 +189,8 @@ class VoiceOfCustomerDashboard(Dashboard):
             span = f"{period_label(period[0], 'quarter')}–{period_label(period[1], 'quarter')}"
         df = self._responses(params, survey, as_of, role, touch, quarters)
         n = len(df)
-        name = {"nps": "NPS", "csat": "CSAT", "ces": "CES"}[metric] if survey in self._order \
-            else survey
+        names = {"nps": "NPS", "csat": "CSAT", "ces": "CES"}
+        name = _(names[metric]) if survey in self._order else survey
         scope = _("{n:,} responses · {accounts:,} accounts · {span} · one response per "
                   "respondent per quarter (the latest)", n=n,
                   accounts=df["account_id"].nunique(), span=span)
