@@ -1,4 +1,4 @@
-"""Japanese and English in a real browser: the landing page and three dashboards in ``ja``
+"""Japanese and English in a real browser: the landing page and three dashboards in ``ja``,
 a filter change in Japanese, and switching back to English, on one running server.
 
 Reuses the session-wide server and Chromium (tests/conftest.py) and the page fixture and
