@@ -521,6 +521,8 @@ def test_journey_dashboards_and_handout_in_japanese(small_demo, tmp_path, monkey
     assert {"到達企業数", "移行率", "停滞率"} <= set(shown["table"])
     assert app.filters["split"].label == "分割なし"
     assert app._stage.description == "ステージ" and "ペルソナ:" in app._agreed.value
+    assert "両方のマップにあるステージ" in app._compare.value  # the two teams' maps compared
+    assert "一方のチームのみ" in app._compare.value and "only one team" not in app._compare.value
     buttons = {b.description for row in app._workshop.children
                if hasattr(row, "children") for b in row.children if hasattr(b, "on_click")}
     assert {"名前を変更", "元に戻す", "配布資料を書き出す"} <= buttons

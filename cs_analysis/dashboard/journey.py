@@ -469,7 +469,7 @@ class JourneyWorkshopDashboard(Dashboard):
 
     def _sync(self) -> None:
         m = self.session.map
-        self._compare.value = self.session.comparison.html()
+        self._compare.value = self.session.comparison.html(self.lang)
         self._agreed.value = _agreed_html(m, self.t)
         names = m.stage_names
         want = getattr(self, "_pending_select", None) or self._stage.value
