@@ -204,7 +204,8 @@ def run(args) -> list[dict]:
     langs = ["en", "ja"] if lang == "both" else [lang]
     only = getattr(args, "cases", None) or []
     rows: list[dict] = []
-    with DashboardServer(workspace) as srv, sync_playwright() as p:
+    # eleven preheated kernels start at once: on a busy 2-core machine that takes minutes
+    with DashboardServer(workspace, timeout=900) as srv, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
         try:
             waited = srv.wait_idle()
