@@ -47,7 +47,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--case-timeout", type=float, default=1800, metavar="SECONDS",
                     help="core: give up on one case after this long (reported as failed)")
     ap.add_argument("--cases", action="append", metavar="TEXT",
-                    help="core: run only the cases whose name contains TEXT (repeatable)")
+                    help="core: run only the cases whose name contains TEXT (repeatable); "
+                         "dashboards: only the dashboards whose name contains TEXT")
+    ap.add_argument("--lang", choices=("en", "ja", "both"), default=None,
+                    help="dashboards: the labels' language (?lang= in the URL); 'both' "
+                         "measures every dashboard in English and Japanese in the same run, "
+                         "interleaved, and reports the ja/en ratios")
     return ap.parse_args(argv)
 
 

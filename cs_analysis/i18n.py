@@ -22,7 +22,9 @@ then the workspace setting ``language``, then English).
 
 Adding labels for a new dashboard (e.g. ``cs_analysis/dashboard/health.py``): write
 ``_ = self.t`` in the method and wrap each label in ``_("...")``, then add the messages
-with their Japanese to the ``.po`` file (``python -m cs_analysis.i18n missing`` lists them).
+with their Japanese to the ``.po`` file (``python -m cs_analysis.i18n missing`` lists them;
+``python -m cs_analysis.i18n update`` adds them, empty, and drops unused ones, as
+``pybabel update`` would).
 """
 
 from __future__ import annotations
@@ -187,11 +189,49 @@ def write_template(path=None) -> Path:
     return path
 
 
+def update_catalogue(lang: str, translations: dict[str, str] | None = None) -> list[str]:
+    """Bring the catalogue of ``lang`` in step with the code (``pybabel update``'s job).
+
+    Messages :func:`extract` finds and the catalogue lacks are added (with their
+    ``translations`` when given, else empty, so :mod:`tests.test_i18n` names them),
+    messages no code uses any more are dropped, translations kept; the file is written
+    sorted by Babel. Returns the message ids still without a translation.
+    """
+    from babel.messages.pofile import read_po, write_po
+
+    path = catalogue_path(lang)
+    with path.open("rb") as f:
+        cat = read_po(f, locale=lang, domain=DOMAIN)
+    found = extract()
+    translations = dict(translations or {})
+    for message in [m.id for m in cat if m.id and m.id not in found]:
+        del cat[message]
+    for message, where in found.items():
+        locations = [(w.rsplit(":", 1)[0], None) for w in dict.fromkeys(
+            w.rsplit(":", 1)[0] for w in where)][:3]
+        entry = cat.get(message)
+        if entry is None:
+            flags = ["python-brace-format"] if "{" in message else []
+            cat.add(message, translations.get(message, ""), locations=locations, flags=flags)
+        elif message in translations:
+            entry.string = translations[message]
+    with path.open("wb") as f:
+        write_po(f, cat, sort_output=True, width=100, include_lineno=False)
+    catalogue.cache_clear()
+    _translator.cache_clear()
+    return sorted(m.id for m in cat if m.id and not m.string)
+
+
 def main(argv=None) -> int:
-    """``python -m cs_analysis.i18n extract|missing``."""
+    """``python -m cs_analysis.i18n extract|missing|update``."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["extract"]:
         print(write_template())
+        return 0
+    if args[:1] == ["update"]:
+        for lang in LANGUAGES[1:]:
+            for message in update_catalogue(lang):
+                print(f"{lang}: to translate {message!r}")
         return 0
     if args[:1] == ["missing"]:
         found = extract()
@@ -202,7 +242,7 @@ def main(argv=None) -> int:
             for message in sorted(set(table) - set(found)):
                 print(f"{lang}: unused {message!r}")
         return 0
-    print("usage: python -m cs_analysis.i18n extract|missing", file=sys.stderr)
+    print("usage: python -m cs_analysis.i18n extract|missing|update", file=sys.stderr)
     return 2
 
 

@@ -1,4 +1,4 @@
-"""Japanese and English in a real browser: the landing page and two dashboards in ``ja``,
+"""Japanese and English in a real browser: the landing page and three dashboards in ``ja``,
 a filter change in Japanese, and switching back to English, on one running server.
 
 Reuses the session-wide server and Chromium (tests/conftest.py) and the page fixture and
@@ -146,5 +146,51 @@ def test_onboarding_in_japanese_then_back_to_english(server, page):  # noqa: F81
                                                         timeout=tb.LOAD_MS)
     assert page.locator('.cs-card[data-dashboard="onboarding"]').get_attribute(
         "href") == "onboarding.ipynb?lang=en"
+    assert page.recorder.external() == []
+    assert _errors(page) == []
+
+
+def _renewing_ja(pg) -> tuple[int, int]:
+    text = pg.locator(".cs-scope").inner_text()
+    m = re.search(r"(\d+)日以内に更新する企業 ([\d,]+)社", text)
+    assert m, text
+    return int(m.group(1)), int(m.group(2).replace(",", ""))
+
+
+def test_renewals_in_japanese_with_a_horizon_change(server, page):  # noqa: F811
+    """A third dashboard in Japanese: header, KPI tiles, filter, chart title, table
+    headers; changing the horizon (a Japanese button) recomputes the calendar."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{server.url}voila/render/renewals.ipynb?lang=ja", timeout=tb.LOAD_MS)
+    expect(page.locator(".cs-header .cs-title")).to_have_text("契約更新とサポート",
+                                                              timeout=tb.LOAD_MS)
+    expect(page.locator(".cs-kpis")).to_contain_text("90日以内に更新", timeout=tb.LOAD_MS)
+    _loaded(page)
+    expect(page.locator(".cs-kpis")).to_contain_text("更新対象 MRR")
+    expect(page.locator(".cs-filter-horizon")).to_contain_text("対象期間")
+    expect(page.locator(".cs-chart-calendar .cs-chart-title")).to_have_text(
+        "今後90日以内の更新")
+    expect(page.locator(".cs-table")).to_contain_text("更新カレンダー (更新日の近い順)")
+    expect(page.locator(".cs-table th").filter(has_text="契約期間 (か月)")).to_have_count(1)
+    horizon, before_n = _renewing_ja(page)
+    assert horizon == 90
+    table_before = page.locator(".cs-table").inner_text()
+    tb.screenshot(page, "renewals-ja")
+
+    page.wait_for_timeout(3000)  # let the relabel of a preheated kernel settle
+    page.locator(".cs-filter-horizon button", has_text=re.compile(r"^30日$")).click()
+    expect(page.locator(".cs-scope")).to_contain_text("30日以内に更新する企業",
+                                                       timeout=tb.UPDATE_MS)
+    expect(page.locator(".cs-table")).not_to_have_text(table_before, timeout=tb.UPDATE_MS)
+    expect(page.locator(".cs-pending")).to_have_count(0, timeout=tb.UPDATE_MS)
+    page.wait_for_function(tb._ALL_DRAWN_JS, timeout=tb.UPDATE_MS)
+    _, after_n = _renewing_ja(page)
+    assert after_n < before_n
+    expect(page.locator(".cs-kpi").first).to_contain_text("30日以内に更新")
+    expect(page.locator(".cs-chart-calendar .cs-chart-title")).to_have_text(
+        "今後30日以内の更新")
+    expect(page.locator(".cs-error")).to_have_count(0)
+    tb.screenshot(page, "renewals-ja-30-days")
     assert page.recorder.external() == []
     assert _errors(page) == []

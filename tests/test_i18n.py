@@ -309,3 +309,242 @@ def test_svg_export_names_the_japanese_font(tmp_path):
         x=alt.X("x:Q", title="契約開始からの期間")).properties(title="継続率と売上")
     svg = charts.save(chart, tmp_path / "chart.svg").read_text(encoding="utf-8")
     assert "継続率と売上" in svg and "IPAexGothic" in svg
+
+
+# -- every dashboard in Japanese -------------------------------------------------------------
+def _chart_titles(spec) -> list[str]:
+    """Every ``title`` string of a chart spec (axes, legends, tooltips), data left out."""
+    out = []
+    if isinstance(spec, dict):
+        for key, value in spec.items():
+            if key in ("data", "datasets", "values"):
+                continue
+            if key == "title" and isinstance(value, str):
+                out.append(value)
+            else:
+                out.extend(_chart_titles(value))
+    elif isinstance(spec, list):
+        for item in spec:
+            out.extend(_chart_titles(item))
+    return out
+
+
+def visible_texts(app) -> list[tuple[str, str]]:
+    """(where, text) of every label a person reads on a built dashboard: the header, the
+    filters, the KPI tiles, the panels (titles, captions, chart axes / legends / tooltips),
+    the table's title and headers, the scope line and the notes."""
+    import ipywidgets as widgets
+
+    _ = app.t
+    out = [("header", _text(app._header.value))]
+    for name, w in app.filters.items():
+        out.append((f"filter {name}", w.description))
+        if isinstance(w, widgets.Dropdown | widgets.ToggleButtons) and name not in (
+                "segment", "plan", "region", "csm_owner", "role", "touchpoint",
+                "account"):  # data values
+            for opt in w.options:
+                if isinstance(opt, tuple):
+                    out.append((f"filter {name} option", str(opt[0])))
+    view = app.view
+    if view is None:
+        return out
+    for k in view.kpis:
+        out += [("kpi", k.label), ("kpi detail", k.detail), ("kpi n", _(k.n_label))]
+        if k.warning:
+            out.append(("kpi warning", k.warning))
+    for p in view.panels:
+        p = p.built()
+        out += [(f"panel {p.key}", p.title), (f"caption {p.key}", p.caption)]
+        if p.chart is None:
+            out.append((f"empty {p.key}", _(p.empty)))
+        else:
+            out += [(f"chart {p.key}", s) for s in _chart_titles(p.chart.to_dict())]
+    out.append(("table title", _(view.table_title)))
+    table = view.table() if callable(view.table) else view.table
+    if table is not None and not table.empty:
+        shown = view.table_columns or list(table.columns)
+        out += [("table header", view.table_labels.get(c, c))
+                for c in shown if c in table.columns]
+    out.append(("scope", view.scope))
+    out += [("note", n) for n in view.notes]
+    return [(w, t) for w, t in out if t]
+
+
+def _untranslated(texts, ignore=()) -> list[tuple[str, str]]:
+    """The texts that are still an English message of the catalogue (a label shown
+    without going through the translator): exact ids, and ids with fields filled in."""
+    table = i18n.catalogue("ja")
+    exact, patterns = set(), []
+    for message, text in table.items():
+        if text == message:
+            continue
+        if "{" not in message:
+            exact.add(message)
+            continue
+        parts = [re.escape(lit) + ("(.+?)" if name is not None else "")
+                 for lit, name, _, _ in string.Formatter().parse(message)]
+        patterns.append(re.compile("".join(parts), re.S))
+    return [(w, t) for w, t in texts if w.split(" ")[0] not in ignore
+            and (t in exact or any(p.fullmatch(t) for p in patterns))]
+
+
+def _ja(app, *, ignore=()) -> dict[str, list[str]]:
+    """Build ``app``'s view (every panel), check that no English label of the catalogue
+    is left, and return its texts by kind ("kpi", "panel", "chart", ...)."""
+    assert app.error is None, app.error
+    texts = visible_texts(app)
+    left = _untranslated(texts, ignore)
+    assert not left, f"labels shown in English in Japanese: {left}"
+    out: dict[str, list[str]] = {}
+    for where, text in texts:
+        key = ("table" if where == "table header" else where if where.startswith("kpi")
+               else where.split(" ")[0])
+        out.setdefault(key, []).append(text)
+    return out
+
+
+def test_every_label_is_marked_where_babel_sees_it():
+    """Babel extracts ``_("...")`` and ``N_("...")`` only: a literal inside an f-string's
+    braces, or passed to ``t(...)`` / ``self.t(...)``, never reaches the catalogue (and
+    shows in English). Write ``_ = self.t`` and assign the label to a name first."""
+    root = i18n.LOCALE_DIR.parent
+    hidden = re.compile(r"""\bf(["']).*\{[^}]*\b_\(\s*["']"""
+                        r"""|(?:^|[^\w.])t\(\s*["']|self\.t\(\s*["']""")
+    bad = []
+    for path in sorted(root.rglob("*.py")):
+        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if hidden.search(line):
+                bad.append(f"{path.relative_to(root)}:{lineno}")
+    assert not bad, bad
+
+
+def test_renewals_dashboard_in_japanese(small_demo):
+    from cs_analysis.dashboard import RenewalsDashboard
+
+    app = RenewalsDashboard(small_demo, lang="ja")
+    shown = _ja(app)
+    assert "契約更新とサポート" in shown["header"][0]
+    assert shown["kpi"][:4] == ["90日以内に更新", "更新対象 MRR", "ロゴ解約率 (四半期累計)",
+                                "グロス MRR 解約率 (四半期累計)"]
+    assert app.filters["horizon"].description == "対象期間"
+    assert ("90日", 90) in app.filters["horizon"].options
+    assert "今後90日以内の更新" in shown["panel"]
+    assert {"更新週", "更新対象 MRR", "解決時間 (時間)"} <= set(shown["chart"])
+    assert {"企業", "更新日", "契約期間 (か月)", "未解決の重大チケット"} <= set(shown["table"])
+    assert re.fullmatch(r"90日以内に更新する企業 [\d,]+社 · データ基準日 2026年10月31日",
+                        app.view.scope)
+    app.filters["horizon"].value = 30  # a filter change still works, in Japanese
+    assert app.error is None and app.kpis[0].label == "30日以内に更新"
+
+
+def test_adoption_dashboard_in_japanese(small_demo):
+    from cs_analysis.dashboard import AdoptionDashboard
+
+    app = AdoptionDashboard(small_demo, lang="ja")
+    shown = _ja(app)
+    assert "プロダクトアダプション" in shown["header"][0]
+    assert shown["kpi"] == ["アクティブ企業 (直近90日)", "機能利用の幅 (中央値)",
+                            "利用が減っている企業", "席の利用率 (中央値)"]
+    assert {"セグメント別の機能定着", "契約席数と利用席数"} <= set(shown["panel"])
+    assert {"利用率", "企業数"} <= set(shown["chart"])
+    assert {"最終利用からの日数", "更新までの日数"} <= set(shown["table"])
+    assert app.filters["csm_owner"].description == "CSM"
+    assert "n = " in app.kpis[2].html(app.t) and "社 (契約中)" in app.kpis[2].html(app.t)
+
+
+def test_capacity_dashboard_in_japanese(small_demo):
+    from cs_analysis.dashboard import CapacityPlanningDashboard
+
+    app = CapacityPlanningDashboard(small_demo, lang="ja")
+    shown = _ja(app)
+    assert "キャパシティプランニング" in shown["header"][0]
+    assert shown["kpi"] == ["ピーク時に必要な CSM 数", "計画上の採用数",
+                            "同時進行オンボーディングのピーク", "現在過負荷の CSM"]
+    assert app.kpis[0].text.endswith("人")
+    assert app.filters["hours_high"].description == "ハイタッチ: 企業あたり時間"
+    assert app.filters["scenario"].label == "基本ケース" and app.filters["scenario"].value == "base"
+    assert {"CSM 数 (フルタイム換算)", "シナリオ"} <= set(shown["chart"])
+    assert {"過負荷", "対応可能時間 (h)"} <= set(shown["table"])
+    app.filters["utilisation"].value = 0.6
+    assert app.error is None and "60%" in app.kpis[3].detail
+
+
+def test_voice_of_customer_dashboard_in_japanese(small_demo):
+    from cs_analysis.dashboard import VoiceOfCustomerDashboard
+
+    app = VoiceOfCustomerDashboard(small_demo, lang="ja")
+    shown = _ja(app)
+    assert "ボイス・オブ・カスタマー" in shown["header"][0]
+    assert shown["kpi"] == ["NPS", "推奨者 (9-10)", "批判者 (0-6)", "前四半期からの変化"]
+    assert {"四半期別の NPS", "セグメント別の NPS", "コメントの話題"} <= set(shown["panel"])
+    assert "コメントに占める割合" in shown["chart"]
+    assert {"日付", "回答者の役割", "コメント"} <= set(shown["table"])
+    assert app.filters["search"].description == "コメントを検索"
+    assert re.match(r"回答 [\d,]+件 · [\d,]+社", app.view.scope)
+    app.filters["survey"].value = "csat"
+    shown = _ja(app)
+    assert "平均スコア" in shown["kpi"] and "CSAT (上位2段階の割合)" in shown["chart"]
+
+
+def test_health_dashboards_in_japanese(small_demo):
+    from cs_analysis.dashboard import AccountDashboard, AccountHealthDashboard
+
+    app = AccountHealthDashboard(small_demo, lang="ja", snapshots=4, n_boot=20)
+    shown = _ja(app, ignore={"note"})  # the analysis's data caveats stay English
+    assert shown["kpi"] == ["バックテスト AUC", "レッドの企業", "レッドの企業の MRR",
+                            "リスクのある更新 (120日以内)"]
+    assert app.filters["w_usage_trend"].description == "利用の傾向"  # the model's labels
+    assert {"バンド", "企業の割合", "AUC (0.5 = 偶然と同じ)"} <= set(shown["chart"])
+    assert {"理由", "順位", "更新対象 MRR"} <= set(shown["table"])
+    assert "&amp;lang=ja" in app._table.value  # account links keep the language
+
+    page = AccountDashboard(small_demo, lang="ja")
+    shown = _ja(page)
+    assert shown["kpi"] == ["ヘルススコア", "MRR", "次回更新まで", "未解決の重大チケット"]
+    assert page.kpis[2].text.endswith("日")
+    assert {"点数 (0-100)", "指標"} <= set(shown["chart"])
+    assert {"指標", "点数", "寄与"} <= set(shown["table"])
+    details = page._details.value
+    assert "オンボーディングの段階" in details and "<th>ステージ</th>" in details
+
+
+def test_journey_dashboards_and_handout_in_japanese(small_demo, tmp_path, monkeypatch):
+    from cs_analysis.dashboard import JourneyWorkshopDashboard, SharedGoalsDashboard
+    from cs_analysis.journey import handout_html
+
+    monkeypatch.setenv("CS_ANALYSIS_WORKSHOP", str(tmp_path))
+    app = JourneyWorkshopDashboard(small_demo, folder=tmp_path, lang="ja")
+    shown = _ja(app)
+    assert shown["kpi"][0] == "対象企業" and "合意したマップのステージ数" in shown["kpi"]
+    assert {"ステージ別の企業", "ステージ間の日数"} <= set(shown["panel"])
+    assert "前のステージからの日数 (中央値・四分位)" in shown["chart"]
+    assert {"到達企業数", "移行率", "停滞率"} <= set(shown["table"])
+    assert app.filters["split"].label == "分割なし"
+    assert app._stage.description == "ステージ" and "ペルソナ:" in app._agreed.value
+    assert "両方のマップにあるステージ" in app._compare.value  # the two teams' maps compared
+    assert "一方のチームのみ" in app._compare.value and "only one team" not in app._compare.value
+    buttons = {b.description for row in app._workshop.children
+               if hasattr(row, "children") for b in row.children if hasattr(b, "on_click")}
+    assert {"名前を変更", "元に戻す", "配布資料を書き出す"} <= buttons
+    app.filters["split"].value = "segment"  # the value stays the English key
+    assert app.error is None
+    app._stage.value = app.session.map.stage_names[0]
+    app._name.value = "価値の実感"
+    app._on_rename()
+    assert "名前変更しました" in app._status.value
+
+    goals = SharedGoalsDashboard(small_demo, lang="ja")
+    shown = _ja(goals, ignore={"kpi", "caption"})  # goal names and definitions: the map's
+    assert goals.filters["grain"].label == "四半期" and goals.filters["by_segment"].label == "全体"
+    assert "目標値 (破線) に対する実績" in shown["chart"]
+    assert {"目標", "期間", "目標値"} <= set(shown["table"])
+
+    page = handout_html(app.session.map, getattr(app, "_last_flow", None), lang="ja",
+                        as_of=small_demo.as_of)
+    assert "<html lang=ja>" in page
+    for text in ("ペルソナ", "ジャーニー", "共通目標", "担当チーム", "到達企業数", "移行率",
+                 "本人の言葉での成功:", "データ基準日 2026年10月31日", "価値の実感"):
+        assert text in page, text
+    for english in ("<th>Stage</th>", "<h2>Persona</h2>", "Shared goals", "data as of"):
+        assert english not in page
+    assert "<th>Stage</th>" in handout_html(app.session.map)  # English stays the default

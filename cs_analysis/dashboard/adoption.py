@@ -27,14 +27,27 @@ from cs_analysis.dashboard.base import (
     Panel,
     View,
     account_filters,
+    date_text,
     fit_chart,
     fmt_int,
     fmt_money,
     is_missing,
 )
+from cs_analysis.i18n import N_
 from cs_analysis.time import to_date
 
 __all__ = ["AdoptionDashboard"]
+
+#: Axis, legend and tooltip titles of this dashboard's charts (English message ids, as
+#: :mod:`cs_analysis.charts` writes them; translated by ``fit_chart(..., t=)``).
+CHART_TITLES = (N_("Adoption"), N_("DAU/WAU"), N_("Accounts"),
+                N_("Active users ÷ seats (last bin: 150% or more)"))
+#: Headers of the usage-drop list shown on screen (the CSV keeps the column names).
+_TABLE_LABELS = {
+    "account_name": N_("Account"), "segment": N_("Segment"), "plan": N_("Plan"),
+    "csm_owner": N_("CSM"), "usage_class": N_("Usage"), "wau_mean": N_("Weekly users"),
+    "change": N_("vs previous"), "days_since_use": N_("Days since use"),
+    "mrr": N_("MRR"), "renewal_date": N_("Renewal"), "days_to_renewal": N_("Days to renewal")}
 
 
 def _date(x) -> str:
@@ -80,8 +93,7 @@ class AdoptionDashboard(Dashboard):
     # -- filters ------------------------------------------------------------------
     def make_filters(self):
         """Segment, plan, CSM and signup cohorts."""
-        filters = dict(account_filters(self.ws, ("segment", "plan", "csm_owner"),
-                                       labels={"csm_owner": "CSM"}))
+        filters = dict(account_filters(self.ws, ("segment", "plan", "csm_owner"), t=self.t))
         cohorts = self.cohort_filter()
         if cohorts is not None:
             filters["cohorts"] = cohorts
@@ -117,6 +129,8 @@ class AdoptionDashboard(Dashboard):
         """KPI tiles, heatmap, stickiness, usage classes, seats, drop list."""
         from cs_analysis import charts
 
+        _ = self.t
+        lang = self.lang
         where = self._where(params)
         ws = self.scoped(where)
         ids = self.scope_ids(where)
@@ -131,30 +145,31 @@ class AdoptionDashboard(Dashboard):
         live = len(trend)
 
         def money(x):
-            return fmt_money(x, ws.currency)
+            return fmt_money(x, ws.currency, lang)
 
         active = int(trend["account_id"].isin(fa.accounts["account_id"]).sum())
         as_of = to_date(self.as_of) if self.as_of else ws.as_of
-        warn = "Too few accounts to conclude" if 0 < live < self.small_sample else ""
+        warn = _("Too few accounts to conclude") if 0 < live < self.small_sample else ""
         kpis = [
-            KPI(f"Active accounts ({fa.window_days} days)", active / live if live else None,
-                detail=f"{active:,} of {live:,} live accounts had an event", n=live,
-                warning=warn),
-            KPI("Median breadth", fa.accounts["breadth"].median() if len(fa.accounts)
+            KPI(_("Active accounts ({days} days)", days=fa.window_days),
+                active / live if live else None,
+                detail=_("{active:,} of {live:,} live accounts had an event", active=active,
+                         live=live), n=live, warning=warn),
+            KPI(_("Median breadth"), fa.accounts["breadth"].median() if len(fa.accounts)
                 else None,
-                detail=f"share of the {len(fa.key_features)} features an active account "
-                       "used", n=len(fa.accounts)),
-            KPI("Fading accounts", len(drops), format=fmt_int,
-                detail=f"declining or dropped · MRR {money(drops['mrr'].sum())} at "
-                       "stake", n=live, n_label="live accounts"),
+                detail=_("share of the {n} features an active account used",
+                         n=len(fa.key_features)), n=len(fa.accounts)),
+            KPI(_("Fading accounts"), len(drops), format=fmt_int,
+                detail=_("declining or dropped · MRR {mrr} at stake",
+                         mrr=money(drops["mrr"].sum())), n=live, n_label=N_("live accounts")),
         ]
         if seats is not None:
             known = seats[seats["status"] == "ok"]
-            kpis.append(KPI("Median seat utilisation",
+            kpis.append(KPI(_("Median seat utilisation"),
                             known["utilisation"].median() if len(known) else None,
-                            detail=f"active users in 30 days ÷ seats · "
-                                   f"{int((seats['status'] != 'ok').sum()):,} without seats",
-                            n=len(known), n_label="accounts with seats"))
+                            detail=_("active users in 30 days ÷ seats · {n:,} without seats",
+                                     n=int((seats["status"] != "ok").sum())),
+                            n=len(known), n_label=N_("accounts with seats")))
 
         # stickiness trend of the accounts in scope (sums over accounts, as the analysis)
         rows = []
@@ -166,41 +181,40 @@ class AdoptionDashboard(Dashboard):
         st_trend = pd.DataFrame(rows, columns=["period", "period_label", "active_accounts",
                                                "active_users", "dau_mean", "stickiness"])
         panels = [
-            Panel("heatmap", "Feature adoption by segment",
+            Panel("heatmap", _("Feature adoption by segment"),
                   build=lambda: fit_chart(charts.adoption_heatmap(
-                      fa.features, group=by)) if len(fa.features) else None,
-                  caption=f"Share of accounts active in the last {fa.window_days} days that "
-                          "used each feature (hover for the 95% interval).", wide=True),
-            Panel("stickiness", "Stickiness (DAU/WAU)",
-                  build=lambda: fit_chart(charts.stickiness_trend(st_trend, ratio="DAU/WAU"))
+                      fa.features, group=by), t=_) if len(fa.features) else None,
+                  caption=_("Share of accounts active in the last {days} days that used each "
+                            "feature (hover for the 95% interval).", days=fa.window_days),
+                  wide=True),
+            Panel("stickiness", _("Stickiness (DAU/WAU)"),
+                  build=lambda: fit_chart(charts.stickiness_trend(st_trend, ratio="DAU/WAU"),
+                                          t=_)
                   if len(st_trend) else None,
-                  caption="Mean daily active users ÷ the week's active users; 14% = one "
-                          "day a week, 71% = every working day."),
-            Panel("classes", "Usage trend",
-                  build=lambda: fit_chart(charts.usage_classes(trend)) if live else None,
-                  caption=f"Weekly active users over the last {self.weeks} weeks "
-                          "(Theil-Sen slope); dropped = no use in 30 days."),
+                  caption=_("Mean daily active users ÷ the week's active users; 14% = one "
+                            "day a week, 71% = every working day.")),
+            Panel("classes", _("Usage trend"),
+                  build=lambda: fit_chart(charts.usage_classes(trend), t=_) if live else None,
+                  caption=_("Weekly active users over the last {weeks} weeks (Theil-Sen "
+                            "slope); dropped = no use in 30 days.", weeks=self.weeks)),
         ]
         if seats is not None:
             panels.append(Panel(
-                "seats", "Seats bought vs used",
-                build=lambda: fit_chart(charts.seat_utilisation_hist(seats))
+                "seats", _("Seats bought vs used"),
+                build=lambda: fit_chart(charts.seat_utilisation_hist(seats), t=_)
                 if seats["utilisation"].notna().any() else None,
-                caption="Active users in the last 30 days ÷ seats on running contracts.",
-                empty="No account in this selection has seats recorded."))
-        labels = {"account_name": "Account", "segment": "Segment", "plan": "Plan",
-                  "csm_owner": "CSM", "usage_class": "Usage", "wau_mean": "Weekly users",
-                  "change": "vs previous", "days_since_use": "Days since use",
-                  "mrr": "MRR", "renewal_date": "Renewal", "days_to_renewal": "Days to renewal"}
+                caption=_("Active users in the last 30 days ÷ seats on running contracts."),
+                empty=N_("No account in this selection has seats recorded.")))
+        labels = {k: _(v) for k, v in _TABLE_LABELS.items()}
         on_screen = [c for c in labels if c in drops]
         notes = list(fa.notes)
         if seats_all is not None and seats is not None and (seats["status"] != "ok").any():
-            notes.append(f"{int((seats['status'] != 'ok').sum()):,} live accounts have no "
-                         "seats recorded; they are not in the seat chart (never guessed).")
-        scope = (f"{live:,} live accounts in scope · adoption over {fa.window_days} days · "
-                 f"data as of {as_of:%d %b %Y}")
+            notes.append(_("{n:,} live accounts have no seats recorded; they are not in the "
+                           "seat chart (never guessed).", n=int((seats["status"] != "ok").sum())))
+        scope = _("{n:,} live accounts in scope · adoption over {days} days · data as of "
+                  "{date}", n=live, days=fa.window_days, date=date_text(as_of, lang))
         return View(kpis=kpis, panels=panels, table=drops,
-                    table_title="Fading accounts: soonest renewal first",
+                    table_title=N_("Fading accounts: soonest renewal first"),
                     table_columns=on_screen, table_labels=labels,
                     table_formats={"wau_mean": lambda x: "–" if is_missing(x) else f"{x:.1f}",
                                    "change": lambda x: "–" if is_missing(x) else

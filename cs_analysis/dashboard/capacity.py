@@ -32,11 +32,13 @@ from cs_analysis.dashboard.base import (
     Panel,
     View,
     choice_filter,
+    date_text,
     fit_chart,
     fmt_int,
     fmt_pct,
     is_missing,
 )
+from cs_analysis.i18n import N_
 
 __all__ = ["CapacityPlanningDashboard"]
 
@@ -44,8 +46,26 @@ __all__ = ["CapacityPlanningDashboard"]
 BASE = "base"
 
 
-def _fte(x) -> str:
-    return f"{x:.1f} CSMs"
+#: Axis, legend and tooltip titles of this dashboard's charts (English message ids, as
+#: :mod:`cs_analysis.charts` writes them; translated by ``fit_chart(..., t=)``).
+CHART_TITLES = (N_("Hours of account work per month"), N_("load"), N_("Scenario"),
+                N_("CSMs needed"), N_("staff capacity"), N_("hires joining"),
+                N_("CSMs (full-time equivalents)"))
+#: Touch tiers as people read them (the model's keys stay English).
+_TIER_LABELS = {"high": N_("High touch, h/account"), "low": N_("Low touch, h/account"),
+                "tech": N_("Tech touch, h/account")}
+#: Headers of the per-CSM workload table shown on screen (the CSV keeps the column names).
+_TABLE_LABELS = {"csm_owner": N_("CSM"), "accounts": N_("Accounts"),
+                 "onboarding": N_("Onboarding"), "adoption": N_("Adoption phase"),
+                 "renewal": N_("Renewal window"), "hours": N_("Hours / month"),
+                 "capacity_hours": N_("Capacity (h)"), "load": N_("Load"),
+                 "overloaded": N_("Overloaded")}
+
+
+def _fte_formatter(t):
+    _ = t
+    unit = _("{n:.1f} CSMs")
+    return lambda x: unit.format(n=x)
 
 
 def _slider(name: str, label: str, value: float, lo: float, hi: float, step: float,
@@ -104,30 +124,38 @@ class CapacityPlanningDashboard(Dashboard):
         A model or pipeline file with a mistake shows its own message (file, line or row,
         column, what was expected).
         """
-        hint = "Fix the file named in the message, then reload."
+        from cs_analysis.dashboard.base import _url_language
+        from cs_analysis.i18n import resolve_language, translator
+
+        _ = translator(resolve_language(kwargs.get("lang") or _url_language()))
+        hint = _("Fix the file named in the message, then reload.")
         try:
             model = load_model(model or None)
             pipeline = load_pipeline(pipeline if isinstance(pipeline, pd.DataFrame)
                                      else (pipeline or None))
         except (CapacityError, CoverageError) as exc:
-            return ErrorPanel(str(exc), hint)
+            return ErrorPanel(str(exc), hint, lang=_.lang)
         return super().launch(workspace, model=model, pipeline=pipeline, **kwargs)
 
     # -- filters ------------------------------------------------------------------
     def make_filters(self):
         """Scenario, hours per tier, utilisation and pipeline growth."""
+        _ = self.t
         m = self.model
-        out = {"scenario": choice_filter("scenario", "Scenario", [BASE, *m.scenarios],
+        out = {"scenario": choice_filter("scenario", _("Scenario"), [BASE, *m.scenarios],
                                          all_label=None, value=BASE)}
+        out["scenario"].options = [(_("Base case"), BASE), *((s, s) for s in m.scenarios)]
         for t in TIERS:
             base = m.hours[t]["adoption"]
             hi = max(2 * base, base + 1.0)
-            out[f"hours_{t}"] = _slider(f"hours_{t}", f"{t.capitalize()} touch, h/account",
+            label = (_(_TIER_LABELS[t]) if t in _TIER_LABELS
+                     else f"{t.capitalize()} touch, h/account")
+            out[f"hours_{t}"] = _slider(f"hours_{t}", label,
                                         base, 0.0, round(hi, 2), 0.05 if hi <= 5 else 0.5)
-        out["utilisation"] = _slider("utilisation", "Utilisation target",
+        out["utilisation"] = _slider("utilisation", _("Utilisation target"),
                                      m.utilisation_target, 0.3, 1.0, 0.05)
         lo, hi = self.growth_range
-        out["growth"] = _slider("growth", "Pipeline growth (%)", 0.0, lo, hi, 5.0, ".0f")
+        out["growth"] = _slider("growth", _("Pipeline growth (%)"), 0.0, lo, hi, 5.0, ".0f")
         return out
 
     # -- what needs the workspace, once --------------------------------------------
@@ -171,6 +199,7 @@ class CapacityPlanningDashboard(Dashboard):
         """KPIs, the CSMs-needed chart, workload per CSM and its table."""
         from cs_analysis import charts
 
+        _ = self.t
         scenario = params.get("scenario") or BASE
         model = self.model.with_changes(hours_factor=self.factors(params),
                                         utilisation_target=params.get("utilisation"))
@@ -191,54 +220,61 @@ class CapacityPlanningDashboard(Dashboard):
         places = model.specialists * model.concurrent_limit
         over = int(per_csm["overloaded"].fillna(False).astype(bool).sum())
         people = int((per_csm["csm_owner"] != NO_CSM).sum())
+        hires_detail = (_("first joins {month}", month=first)
+                        + (" · " + _("{n} late", n=late) if late else "")
+                        if len(hires) else _("the staff covers the plan"))
         kpis = [
-            KPI("CSMs needed at peak", float(peak["csms_needed_fte"]), format=_fte,
-                detail=f"{int(peak['csms_needed'])} CSMs in {peak['month']} · "
-                       f"{inputs.headcount} on staff", n=None),
-            KPI("Hires in the plan", len(hires), format=fmt_int,
-                detail=(f"first joins {first}" + (f" · {late} late" if late else ""))
-                if len(hires) else "the staff covers the plan"),
-            KPI("Peak onboardings in flight", float(flight.max()), format=lambda x: f"{x:.0f}",
-                detail=f"{places} places ({model.specialists} specialists × "
-                       f"{model.concurrent_limit}) · "
-                       f"{int(months['specialists_needed'].max())} specialists needed"),
-            KPI("Overloaded CSMs today", over, format=fmt_int,
-                detail=f"capacity {model.csm_capacity:.0f} h/month each "
-                       f"({fmt_pct(model.utilisation_target)} of "
-                       f"{model.csm_hours_per_month:.0f} h)", n=people, n_label="CSMs"),
+            KPI(_("CSMs needed at peak"), float(peak["csms_needed_fte"]),
+                format=_fte_formatter(_),
+                detail=_("{n} CSMs in {month} · {staff} on staff",
+                         n=int(peak["csms_needed"]), month=peak["month"],
+                         staff=inputs.headcount), n=None),
+            KPI(_("Hires in the plan"), len(hires), format=fmt_int, detail=hires_detail),
+            KPI(_("Peak onboardings in flight"), float(flight.max()),
+                format=lambda x: f"{x:.0f}",
+                detail=_("{places} places ({specialists} specialists × {limit}) · {needed} "
+                         "specialists needed", places=places, specialists=model.specialists,
+                         limit=model.concurrent_limit,
+                         needed=int(months["specialists_needed"].max()))),
+            KPI(_("Overloaded CSMs today"), over, format=fmt_int,
+                detail=_("capacity {capacity:.0f} h/month each ({share} of {hours:.0f} h)",
+                         capacity=model.csm_capacity,
+                         share=fmt_pct(model.utilisation_target),
+                         hours=model.csm_hours_per_month), n=people, n_label=N_("CSMs")),
         ]
         panels = [
-            Panel("csms", "CSMs needed per month",
-                  build=lambda: fit_chart(charts.csms_needed(both)),
-                  caption="Solid: CSMs needed (hours ÷ one CSM's capacity). Dashed: staff "
-                          "capacity, hires counted as they ramp up.", wide=True),
-            Panel("workload", "Workload per CSM today",
-                  build=lambda: fit_chart(charts.csm_workload(per_csm))
+            Panel("csms", _("CSMs needed per month"),
+                  build=lambda: fit_chart(charts.csms_needed(both), t=_),
+                  caption=_("Solid: CSMs needed (hours ÷ one CSM's capacity). Dashed: staff "
+                            "capacity, hires counted as they ramp up."), wide=True),
+            Panel("workload", _("Workload per CSM today"),
+                  build=lambda: fit_chart(charts.csm_workload(per_csm), t=_)
                   if per_csm["capacity_hours"].notna().any() else None,
-                  caption="Hours a month of each CSM's book at these hours per account; "
-                          "dashed: capacity.",
-                  empty="No account has a CSM in this workspace."),
+                  caption=_("Hours a month of each CSM's book at these hours per account; "
+                            "dashed: capacity."),
+                  empty=N_("No account has a CSM in this workspace.")),
         ]
-        labels = {"csm_owner": "CSM", "accounts": "Accounts", "onboarding": "Onboarding",
-                  "adoption": "Adoption", "renewal": "Renewal window",
-                  "hours": "Hours / month", "capacity_hours": "Capacity (h)",
-                  "load": "Load", "overloaded": "Overloaded"}
+        labels = {k: _(v) for k, v in _TABLE_LABELS.items()}
         table = per_csm[list(labels)].copy()
-        notes = [n for n in inputs.notes if "CSMs on staff" in n]
+        notes = ([_("{n} CSMs on staff (csm_owner values of the live book; set csm.headcount "
+                    "in the model to override)", n=inputs.headcount)]
+                 if any("CSMs on staff" in n for n in inputs.notes) else [])
         if scenario != BASE:
             desc = self.model.scenarios.get(scenario, {}).get("description") or ""
-            notes.append(f"Scenario {scenario}: {desc}".strip().rstrip(":"))
+            notes.append(_("Scenario {name}: {description}", name=scenario,
+                           description=desc).strip().rstrip(":"))
         if late:
-            notes.append(f"{late} hire(s) are needed sooner than a {model.ramp_months}-month "
-                         "ramp allows: capacity falls short until they are ramped up.")
-        scope = (f"{int(book.shape[0]):,} live accounts today · plan "
-                 f"{months['month'].iloc[0]} – {months['month'].iloc[-1]} · data as of "
-                 f"{inputs.as_of:%d %b %Y}")
+            notes.append(_("{n} hire(s) are needed sooner than a {ramp}-month ramp allows: "
+                           "capacity falls short until they are ramped up.", n=late,
+                           ramp=model.ramp_months))
+        scope = _("{n:,} live accounts today · plan {first} – {last} · data as of {date}",
+                  n=int(book.shape[0]), first=months["month"].iloc[0],
+                  last=months["month"].iloc[-1], date=date_text(inputs.as_of, self.lang))
         return View(kpis=kpis, panels=panels, table=table,
-                    table_title="Workload per CSM today", table_labels=labels,
+                    table_title=N_("Workload per CSM today"), table_labels=labels,
                     table_formats={"hours": lambda x: f"{x:.1f}",
                                    "capacity_hours": lambda x: "–" if x != x else f"{x:.0f}",
                                    "load": lambda x: "–" if x != x else fmt_pct(x),
                                    "overloaded": lambda x: "–" if is_missing(x) else (
-                                       "yes" if bool(x) else "")},
+                                       _("yes") if bool(x) else "")},
                     scope=scope, notes=notes, csv_name="csm_workload.csv")

@@ -35,20 +35,60 @@ from cs_analysis.dashboard.base import (
     Panel,
     View,
     choice_filter,
+    date_text,
     esc,
     fit_chart,
     fmt_int,
     fmt_money,
     fmt_pct,
     is_missing,
-    table_html,
 )
+from cs_analysis.dashboard.base import table_html as _table_html
+from cs_analysis.i18n import N_, resolve_language, translator
 from cs_analysis.time import period_end, period_of, resolve_as_of
 
 __all__ = ["AccountDashboard", "AccountHealthDashboard", "account_href", "requested_account"]
 
 #: The account page, relative to another rendered dashboard.
 ACCOUNT_PAGE = "account.ipynb"
+
+#: Axis, legend and tooltip titles of the health charts (English message ids, as
+#: :mod:`cs_analysis.charts` writes them; translated by ``fit_chart(..., t=)``).
+CHART_TITLES = (N_("Share of accounts"), N_("Band"), N_("AUC (0.5 = chance)"),
+                N_("Share that churned in the horizon"), N_("Points (0-100)"),
+                N_("Measure"), N_("score"), N_("Active users"))
+#: Headers of the renewal-risk list shown on screen (the CSV keeps the column names).
+_RISK_LABELS = {"account_name": N_("Account"), "account_id": N_("Id"),
+                "segment": N_("Segment"), "csm_owner": N_("CSM"),
+                "renewal_date": N_("Renewal"), "days_to_renewal": N_("Days"),
+                "mrr_at_stake": N_("MRR at stake"), "score": N_("Score"), "band": N_("Band"),
+                "reasons": N_("Reasons"), "rank": N_("Rank")}
+#: Headers of the account page's tables (measures, onboarding, tickets, surveys, activities).
+_ACCOUNT_LABELS = {
+    "measure": N_("Measure"), "kind": N_("Kind"), "value": N_("Value"),
+    "points": N_("Points"), "weight_share": N_("Weight share"),
+    "contribution": N_("Contribution"), "stage_label": N_("Stage"), "status": N_("Status"),
+    "clock_start": N_("Clock start"), "reached_at": N_("Reached"), "days": N_("Days"),
+    "target_days": N_("Target days"), "within_target": N_("Within target"),
+    "opened_at": N_("Opened"), "priority": N_("Priority"), "category": N_("Category"),
+    "phase": N_("Phase"), "resolved_at": N_("Resolved"), "csat": N_("CSAT"),
+    "responded_at": N_("Date"), "survey": N_("Survey"), "score": N_("Score"),
+    "respondent_name": N_("Respondent"), "respondent_role": N_("Role"),
+    "comment": N_("Comment"), "activity": N_("Activity"), "occurred_at": N_("Date"),
+    "owner": N_("Owner"), "channel": N_("Channel"), "outcome": N_("Outcome")}
+#: The labels of the measures the code computes (cs_analysis.health.MEASURES), so a model
+#: that keeps them reads in the dashboard's language; a model's own labels show as written.
+MEASURE_LABELS = (N_("Usage trend"), N_("Breadth of feature use"), N_("Active users"),
+                  N_("Onboarding stage reached"), N_("NPS answers"), N_("CSAT"),
+                  N_("Critical tickets before renewal"), N_("Champion departed"),
+                  N_("Decision-maker sentiment"), N_("CSM rating"), N_("Health score"))
+_MODEL_HINT = N_("Fix the model file named in the message, then reload.")
+
+
+def _launch_translator(kwargs):
+    from cs_analysis.dashboard.base import _url_language
+
+    return translator(resolve_language(kwargs.get("lang") or _url_language()))
 
 
 def account_href(account_id) -> str:
@@ -121,22 +161,23 @@ class AccountHealthDashboard(Dashboard):
         try:
             model = h.load_model(model or None)
         except h.HealthError as exc:
-            return ErrorPanel(str(exc), "Fix the model file named in the message, then "
-                                        "reload.")
+            _ = _launch_translator(kwargs)
+            return ErrorPanel(str(exc), _(_MODEL_HINT), lang=_.lang)
         return super().launch(workspace, model=model, **kwargs)
 
     # -- filters ------------------------------------------------------------------
     def make_filters(self):
         """Segment, a weight slider per measure, and the qualitative share."""
+        _ = self.t
         out: dict[str, widgets.Widget] = {}
         if self.ws.has("accounts", "segment"):
             segs = self.ws.table("accounts", columns=["segment"])[["segment"]].distinct()
             values = sorted(segs.to_pandas()["segment"].dropna().astype(str))
-            out["segment"] = choice_filter("segment", "Segment", values)
+            out["segment"] = choice_filter("segment", _("Segment"), values, t=_)
         for m in self.model.measures:
             hi = max(self.weight_max, m.weight)
-            out[f"w_{m.name}"] = _slider(f"w_{m.name}", m.label, m.weight, 0.0, hi, 0.5)
-        out["qualitative_share"] = _slider("qualitative_share", "Qualitative share",
+            out[f"w_{m.name}"] = _slider(f"w_{m.name}", _(m.label), m.weight, 0.0, hi, 0.5)
+        out["qualitative_share"] = _slider("qualitative_share", _("Qualitative share"),
                                            self.model.qualitative_share, 0.0, 1.0, 0.05)
         return out
 
@@ -186,6 +227,8 @@ class AccountHealthDashboard(Dashboard):
         """Re-score today's book and the snapshots with the sliders' weights."""
         from cs_analysis import charts
 
+        _ = self.t
+        lang = self.lang
         model = self.weighted(params)
         vals = self.today()
         seg = params.get("segment")
@@ -209,60 +252,65 @@ class AccountHealthDashboard(Dashboard):
         risky = risk[risk["band"].isin(["red", "yellow"])]
         n = len(scored)
         kpis = [
-            KPI("Backtest AUC", bt.auc, format=_auc_fmt,
-                detail=f"95% CI {_auc_fmt(bt.lower)}–{_auc_fmt(bt.upper)} · 0.5 = chance",
-                n=int(bt.measures.iloc[0]["n"]), n_label="account-snapshots",
-                warning="few churns: wide interval" if bt.measures.iloc[0]["events"] < 30
+            KPI(_("Backtest AUC"), bt.auc, format=_auc_fmt,
+                detail=_("95% CI {lower}–{upper} · 0.5 = chance", lower=_auc_fmt(bt.lower),
+                         upper=_auc_fmt(bt.upper)),
+                n=int(bt.measures.iloc[0]["n"]), n_label=N_("account-snapshots"),
+                warning=_("few churns: wide interval") if bt.measures.iloc[0]["events"] < 30
                 else ""),
-            KPI("Red accounts", red.mean() if n else None,
-                detail=f"{fmt_int(int(red.sum()))} of {fmt_int(n)} paying accounts", n=n),
-            KPI("MRR in red", float(scored.loc[red, "mrr"].sum()),
-                format=lambda x: fmt_money(x, self.currency),
-                detail=f"{fmt_pct(scored.loc[red, 'mrr'].sum() / scored['mrr'].sum())} of "
-                       "MRR" if scored["mrr"].sum() else ""),
-            KPI(f"Risky renewals ({self.horizon_days} d)", len(risky), format=fmt_int,
-                detail=f"{fmt_money(risky['mrr_at_stake'].sum(), self.currency)} MRR at "
-                       f"stake · red or yellow", n=len(risk), n_label="renewing accounts"),
+            KPI(_("Red accounts"), red.mean() if n else None,
+                detail=_("{red} of {n} paying accounts", red=fmt_int(int(red.sum())),
+                         n=fmt_int(n)), n=n),
+            KPI(_("MRR in red"), float(scored.loc[red, "mrr"].sum()),
+                format=lambda x: fmt_money(x, self.currency, lang),
+                detail=_("{share} of MRR", share=fmt_pct(scored.loc[red, "mrr"].sum()
+                                                         / scored["mrr"].sum()))
+                if scored["mrr"].sum() else ""),
+            KPI(_("Risky renewals ({days} d)", days=self.horizon_days), len(risky),
+                format=fmt_int,
+                detail=_("{mrr} MRR at stake · red or yellow",
+                         mrr=fmt_money(risky["mrr_at_stake"].sum(), self.currency, lang)),
+                n=len(risk), n_label=N_("renewing accounts")),
         ]
         measures = self.measure_table()
         by_csm = scored[scored["csm_owner"].notna()] if "csm_owner" in scored else scored
         panels = [
-            Panel("bands_segment", "Bands by segment",
-                  build=lambda: fit_chart(charts.health_bands(scored, by="segment")),
-                  caption="Share of paying accounts per band at these weights."),
-            Panel("calibration", "Churn within the horizon by band",
-                  build=lambda: fit_chart(charts.band_calibration(bt.calibration)),
-                  caption="Backtest: share of accounts that churned within "
-                          f"{self.backtest_horizon_days} days of each snapshot, per band "
-                          "(95% Wilson interval)."),
-            Panel("measures", "Each measure alone",
-                  build=lambda: fit_chart(charts.measure_aucs(measures)),
-                  caption="AUC of each measure's points alone on the backtest snapshots "
-                          "(account-clustered interval); the dashed line is chance."),
-            Panel("bands_csm", "Bands by CSM",
-                  build=lambda: fit_chart(charts.health_bands(by_csm, by="csm_owner"))
+            Panel("bands_segment", _("Bands by segment"),
+                  build=lambda: fit_chart(charts.health_bands(scored, by="segment"), t=_),
+                  caption=_("Share of paying accounts per band at these weights.")),
+            Panel("calibration", _("Churn within the horizon by band"),
+                  build=lambda: fit_chart(charts.band_calibration(bt.calibration), t=_),
+                  caption=_("Backtest: share of accounts that churned within {days} days of "
+                            "each snapshot, per band (95% Wilson interval).",
+                            days=self.backtest_horizon_days)),
+            Panel("measures", _("Each measure alone"),
+                  build=lambda: fit_chart(charts.measure_aucs(measures.assign(
+                      label=[_(x) for x in measures["label"]])), t=_),
+                  caption=_("AUC of each measure's points alone on the backtest snapshots "
+                            "(account-clustered interval); the dashed line is chance.")),
+            Panel("bands_csm", _("Bands by CSM"),
+                  build=lambda: fit_chart(charts.health_bands(by_csm, by="csm_owner"), t=_)
                   if len(by_csm) else None,
-                  caption="Share of each CSM's paying accounts per band.",
-                  empty="No account has a CSM in this selection."),
+                  caption=_("Share of each CSM's paying accounts per band."),
+                  empty=N_("No account has a CSM in this selection.")),
         ]
         table = risk[["account_name", "account_id", "segment", "csm_owner", "renewal_date",
                       "days_to_renewal", "mrr_at_stake", "score", "band", "reasons",
                       "rank"]].copy()
         notes = list(bt.notes[:-1]) if bt.notes else []
-        notes.append(f"AUC from {len(bt.snapshots)} snapshots with a "
-                     f"{self.backtest_horizon_days}-day horizon; scores are associations, "
-                     "not causes.")
-        scope = (f"{n:,} paying accounts on {vals.as_of:%d %b %Y}"
-                 + (f" · segment {seg}" if seg not in (None, ALL, "") else ""))
-        labels = {"account_name": "Account", "account_id": "Id", "segment": "Segment",
-                  "csm_owner": "CSM", "renewal_date": "Renewal", "days_to_renewal": "Days",
-                  "mrr_at_stake": "MRR at stake", "score": "Score", "band": "Band",
-                  "reasons": "Reasons", "rank": "Rank"}
+        notes.append(_("AUC from {k} snapshots with a {days}-day horizon; scores are "
+                       "associations, not causes.", k=len(bt.snapshots),
+                       days=self.backtest_horizon_days))
+        scope = (_("{n:,} paying accounts on {date}", n=n, date=date_text(vals.as_of, lang))
+                 + (" · " + _("segment {name}", name=seg)
+                    if seg not in (None, ALL, "") else ""))
+        labels = {k: _(v) for k, v in _RISK_LABELS.items()}
         return View(kpis=kpis, panels=panels, table=table,
-                    table_title=f"Renewals in the next {self.horizon_days} days, riskiest "
-                                "first", table_labels=labels,
+                    table_title=_("Renewals in the next {n} days, riskiest first",
+                                  n=self.horizon_days), table_labels=labels,
                     table_formats={"score": _score_fmt,
-                                   "mrr_at_stake": lambda x: fmt_money(x, self.currency)},
+                                   "mrr_at_stake": lambda x: fmt_money(x, self.currency,
+                                                                       lang)},
                     scope=scope, notes=notes, csv_name="renewal_risk.csv")
 
     def _draw_table(self, view: View) -> None:
@@ -279,7 +327,8 @@ class AccountHealthDashboard(Dashboard):
         for (aid, name), rest in zip(zip(shown["account_id"], shown["account_name"],
                                          strict=True), parts[1:], strict=True):
             cell_end = rest.index("</td>")
-            link = (f'<a class="cs-account-link" href="{esc(account_href(aid))}" '
+            href = account_href(aid) + (f"&lang={self.lang}" if self.lang != "en" else "")
+            link = (f'<a class="cs-account-link" href="{esc(href)}" '
                     f'target="_blank" data-account="{esc(aid)}">'
                     f'{esc(name if not is_missing(name) else aid)}</a>')
             out.append("<tr><td>" + link + rest[cell_end:])
@@ -361,8 +410,8 @@ class AccountDashboard(Dashboard):
         try:
             model = h.load_model(model or None)
         except h.HealthError as exc:
-            return ErrorPanel(str(exc), "Fix the model file named in the message, then "
-                                        "reload.")
+            _ = _launch_translator(kwargs)
+            return ErrorPanel(str(exc), _(_MODEL_HINT), lang=_.lang)
         return super().launch(workspace, account=account, model=model, **kwargs)
 
     def _accounts(self) -> pd.DataFrame:
@@ -381,6 +430,7 @@ class AccountDashboard(Dashboard):
 
     def make_filters(self):
         """The account dropdown."""
+        _ = self.t
         acc = self._accounts()
         keep = acc.head(self.max_accounts)
         if self.account and self.account not in set(keep["account_id"]):
@@ -390,11 +440,11 @@ class AccountDashboard(Dashboard):
                                                      strict=True)]
         if not options:
             raise h.HealthError("the workspace has no account signed up by the as-of date")
-        ids = [v for _, v in options]
+        ids = [v for _label, v in options]
         value = self.account if self.account in ids else None
         if value is None:
             value = self._default_account(ids)
-        w = widgets.Dropdown(options=options, value=value, description="Account",
+        w = widgets.Dropdown(options=options, value=value, description=_("Account"),
                              layout=widgets.Layout(width="420px"))
         w.add_class("cs-filter")
         w.add_class("cs-filter-account")
@@ -426,6 +476,8 @@ class AccountDashboard(Dashboard):
 
         from cs_analysis import charts
 
+        _ = self.t
+        lang = self.lang
         account = params.get("account")
         ws1 = self.ws.where(accounts=[account])
         as_of = resolve_as_of(self.ws, self.as_of)
@@ -445,57 +497,67 @@ class AccountDashboard(Dashboard):
 
         ren = next_renewals(ws1, as_of=as_of)
         next_ren = ren["renewal_date"].min() if len(ren) else None
+        days_unit = _("{n:.0f} days")
         kpis = [
-            KPI("Health score", None if row is None else float(row["score"]),
-                format=_score_fmt, detail="" if row is None else f"band {row['band']}"),
-            KPI("MRR", float(mrr["mrr"].iloc[-1]) if len(mrr) else None,
-                format=lambda x: fmt_money(x, self.ws.currency),
-                detail=f"on {as_of:%d %b %Y}"),
-            KPI("Next renewal", None if next_ren is None or pd.isna(next_ren)
+            KPI(_("Health score"), None if row is None else float(row["score"]),
+                format=_score_fmt,
+                detail="" if row is None else _("band {band}", band=row["band"])),
+            KPI(_("MRR"), float(mrr["mrr"].iloc[-1]) if len(mrr) else None,
+                format=lambda x: fmt_money(x, self.ws.currency, lang),
+                detail=_("on {date}", date=date_text(as_of, lang))),
+            KPI(_("Next renewal"), None if next_ren is None or pd.isna(next_ren)
                 else float((next_ren - pd.Timestamp(as_of)).days),
-                format=lambda x: f"{x:.0f} days",
+                format=lambda x: days_unit.format(n=x),
                 detail="" if next_ren is None or pd.isna(next_ren)
-                else f"{next_ren:%d %b %Y}"),
-            KPI("Open critical tickets", None if row is None or pd.isna(
+                else date_text(next_ren, lang)),
+            KPI(_("Open critical tickets"), None if row is None or pd.isna(
                 row.get("open_critical_tickets")) else float(row["open_critical_tickets"]),
                 format=lambda x: f"{x:.0f}", detail=", ".join(self.model.critical_priorities)),
         ]
         names = [m.name for m in self.model.measures if f"{m.name}_points" in hist]
         long = []
-        for _, r in hist.iterrows():
-            long.append({"date": r["date"], "measure": "Health score", "points": r["score"]})
+        score_name = _("Health score")
+        for _i, r in hist.iterrows():
+            long.append({"date": r["date"], "measure": score_name, "points": r["score"]})
             for n in names:
                 if not pd.isna(r[f"{n}_points"]):
-                    long.append({"date": r["date"], "measure": self.model.measure(n).label,
+                    long.append({"date": r["date"], "measure": _(self.model.measure(n).label),
                                  "points": r[f"{n}_points"]})
         long = pd.DataFrame(long, columns=["date", "measure", "points"]).dropna()
         wau = self._weekly_users(ws1, as_of)
         panels = [
-            Panel("history", f"Health of {name} over time",
-                  build=lambda: fit_chart(charts.health_history(long)) if len(long) else None,
-                  caption="Score (black) and each measure's points at quarter ends and "
-                          "today, each from data up to that date.", wide=True,
-                  empty="The account was not paying at these dates."),
-            Panel("mrr", "MRR by month",
+            Panel("history", _("Health of {name} over time", name=name),
+                  build=lambda: fit_chart(charts.health_history(long), t=_)
+                  if len(long) else None,
+                  caption=_("Score (black) and each measure's points at quarter ends and "
+                            "today, each from data up to that date."), wide=True,
+                  empty=N_("The account was not paying at these dates.")),
+            Panel("mrr", _("MRR by month"),
                   build=lambda: fit_chart(alt.Chart(mrr).mark_area(
                       line=True, opacity=0.4, interpolate="step-after").encode(
                       x=alt.X("date:T", title=None),
                       y=alt.Y("mrr:Q", title=f"MRR ({self.ws.currency})"),
-                      tooltip=["date:T", alt.Tooltip("mrr:Q", format=",.0f")]))),
-            Panel("usage", "Weekly active users",
+                      tooltip=[alt.Tooltip("date:T", title=_("date")),
+                               alt.Tooltip("mrr:Q", format=",.0f", title=_("MRR"))]))),
+            Panel("usage", _("Weekly active users"),
                   build=lambda: fit_chart(alt.Chart(wau).mark_line(point=True).encode(
                       x=alt.X("week:T", title=None),
                       y=alt.Y("active_users:Q", title="Active users"),
-                      tooltip=["period_label:N", "active_users:Q"])) if len(wau) else None,
-                  empty="No usage in the last 26 weeks."),
+                      tooltip=[alt.Tooltip("period_label:N", title=_("week")),
+                               alt.Tooltip("active_users:Q", title=_("Active users"))]),
+                      t=_) if len(wau) else None,
+                  empty=N_("No usage in the last 26 weeks.")),
         ]
         table = self._measure_table(row, names)
         self._detail_html = self._details_html(ws1, account, as_of, name)
         return View(kpis=kpis, panels=panels, table=table,
-                    table_title="Today's score, measure by measure",
+                    table_title=N_("Today's score, measure by measure"),
+                    table_labels={c: _(_ACCOUNT_LABELS[c]) for c in table.columns
+                                  if c in _ACCOUNT_LABELS},
                     table_formats={"points": _score_fmt, "contribution": _score_fmt,
                                    "weight_share": fmt_pct},
-                    scope=f"{name} ({account}) · data as of {as_of:%d %b %Y}",
+                    scope=_("{name} ({account}) · data as of {date}", name=name,
+                            account=account, date=date_text(as_of, lang)),
                     csv_name=f"health_{account}.csv")
 
     def _measure_table(self, row, names) -> pd.DataFrame:
@@ -508,7 +570,7 @@ class AccountDashboard(Dashboard):
             pts = row[f"{n}_points"]
             contrib = row[f"{n}_contribution"]
             share = contrib / pts if pts and not pd.isna(pts) else 0.0
-            out.append({"measure": m.label, "kind": m.kind,
+            out.append({"measure": self.t(m.label), "kind": m.kind,
                         "value": h._fmt_value(n, row[f"{n}_value"]), "points": pts,
                         "weight_share": share, "contribution": contrib})
         return pd.DataFrame(out, columns=cols)
@@ -527,6 +589,12 @@ class AccountDashboard(Dashboard):
         return st[["week", "active_users", "period_label"]]
 
     def _details_html(self, ws1, account: str, as_of: dt.date, name: str) -> str:
+        _ = self.t
+
+        def table_html(frame):
+            return _table_html(frame, labels={c: _(_ACCOUNT_LABELS[c]) for c in frame.columns
+                                              if c in _ACCOUNT_LABELS})
+
         parts = []
         # onboarding stages
         try:
@@ -535,9 +603,10 @@ class AccountDashboard(Dashboard):
             tv = time_to_value(ws1, as_of=as_of)
             tv = tv[["stage_label", "status", "clock_start", "reached_at", "days",
                      "target_days", "within_target"]]
-            parts.append(_section("Onboarding stages", table_html(tv), "cs-account-onboarding"))
+            parts.append(_section(_("Onboarding stages"), table_html(tv),
+                                  "cs-account-onboarding"))
         except Exception as exc:  # noqa: BLE001 - a page section, not the whole page
-            parts.append(_section("Onboarding stages", f"<p>{esc(str(exc))}</p>",
+            parts.append(_section(_("Onboarding stages"), f"<p>{esc(str(exc))}</p>",
                                   "cs-account-onboarding"))
         # tickets
         if ws1.has("support_tickets"):
@@ -547,7 +616,7 @@ class AccountDashboard(Dashboard):
             cols = [c for c in ("opened_at", "priority", "category", "phase", "resolved_at",
                                 "csat") if c in tk]
             tk = tk.sort_values("opened_at", ascending=False)[cols].head(30)
-            parts.append(_section(f"Support tickets (latest {len(tk)})", table_html(tk),
+            parts.append(_section(_("Support tickets (latest {n})", n=len(tk)), table_html(tk),
                                   "cs-account-tickets"))
         # surveys
         if ws1.has("survey_responses"):
@@ -557,17 +626,17 @@ class AccountDashboard(Dashboard):
             cols = [c for c in ("responded_at", "survey", "score", "category",
                                 "respondent_name", "respondent_role", "comment") if c in r]
             r = r.sort_values("responded_at", ascending=False)[cols].head(30)
-            parts.append(_section(f"Survey answers and comments (latest {len(r)})",
+            parts.append(_section(_("Survey answers and comments (latest {n})", n=len(r)),
                                   table_html(r), "cs-account-surveys"))
         # stakeholders
         if ws1.has("stakeholders"):
             try:
                 from cs_analysis.journey import stakeholder_map
 
-                parts.append(_section("Stakeholders", stakeholder_map(
+                parts.append(_section(_("Stakeholders"), stakeholder_map(
                     self.ws, account, as_of=as_of).html(), "cs-account-stakeholders"))
             except Exception as exc:  # noqa: BLE001
-                parts.append(_section("Stakeholders", f"<p>{esc(str(exc))}</p>",
+                parts.append(_section(_("Stakeholders"), f"<p>{esc(str(exc))}</p>",
                                       "cs-account-stakeholders"))
         # CS activities
         if ws1.has("cs_activities"):
@@ -579,7 +648,7 @@ class AccountDashboard(Dashboard):
             a = a.filter(on_or_before(a.occurred_at, as_of, ws1.timezone))
             df = a.order_by(a.occurred_at.desc()).limit(30).select(*cols).to_pandas()
             df["occurred_at"] = local_dates(df["occurred_at"], ws1.timezone)
-            parts.append(_section(f"CS activities (latest {len(df)})", table_html(df),
+            parts.append(_section(_("CS activities (latest {n})", n=len(df)), table_html(df),
                                   "cs-account-activities"))
         return (f'<div class="cs-account" data-account="{esc(account)}">'
                 f'<h2 class="cs-account-name">{esc(name)}</h2>{"".join(parts)}</div>')

@@ -17,6 +17,7 @@ from cs_analysis.dashboard.base import (
     Panel,
     View,
     account_filters,
+    date_text,
     fit_chart,
     fmt_int,
     fmt_money,
@@ -24,6 +25,7 @@ from cs_analysis.dashboard.base import (
     is_missing,
     toggle_filter,
 )
+from cs_analysis.i18n import N_
 from cs_analysis.renewals import churn_to_date, renewal_calendar, renewal_notes
 from cs_analysis.support import ticket_metrics
 
@@ -33,6 +35,19 @@ __all__ = ["HORIZONS", "RenewalsDashboard"]
 HORIZONS = (30, 60, 90, 120, 180)
 #: Months of ticket-time trend shown.
 TREND_MONTHS = 12
+#: Axis, legend and tooltip titles of this dashboard's charts (English message ids, as
+#: :mod:`cs_analysis.charts` writes them; :func:`~cs_analysis.dashboard.base.relabel_chart`
+#: translates them).
+CHART_TITLES = (N_("Week of the renewal"), N_("MRR at stake"), N_("week of"),
+                N_("resolution time (hours)"), N_("logo churn"))
+#: Headers of the renewal calendar shown on screen (the CSV keeps the column names).
+_TABLE_LABELS = {
+    "account_name": N_("Account"), "segment": N_("Segment"), "csm_owner": N_("CSM"),
+    "renewal_date": N_("Renews"), "days_to_renewal": N_("Days"),
+    "mrr_at_stake": N_("MRR at stake"), "term_months": N_("Term (months)"),
+    "renewal_basis": N_("Renewal date from"),
+    "days_since_cs_activity": N_("Days since CS touch"),
+    "open_tickets": N_("Open tickets"), "open_critical_tickets": N_("Open critical")}
 
 
 class RenewalsDashboard(Dashboard):
@@ -70,10 +85,10 @@ class RenewalsDashboard(Dashboard):
     # -- filters ------------------------------------------------------------------
     def make_filters(self):
         """Segment, CSM and horizon."""
-        filters = dict(account_filters(self.ws, ("segment", "csm_owner"),
-                                       labels={"csm_owner": "CSM"}))
+        _ = self.t
+        filters = dict(account_filters(self.ws, ("segment", "csm_owner"), t=_))
         filters["horizon"] = toggle_filter(
-            "horizon", "Horizon", [(f"{h} days", h) for h in HORIZONS], value=90)
+            "horizon", _("Horizon"), [(_("{n} days", n=h), h) for h in HORIZONS], value=90)
         return filters
 
     def _where(self, params) -> dict:
@@ -94,13 +109,18 @@ class RenewalsDashboard(Dashboard):
         """KPI tiles, renewal chart, churn-to-date chart, ticket-time trend, calendar."""
         from cs_analysis import charts
 
+        _ = self.t
+        lang = self.lang
         where = self._where(params)
         ws = self.scoped(where)
         ids = self.scope_ids(where)
         horizon = int(params.get("horizon") or 90)
 
         def money(x):
-            return fmt_money(x, ws.currency)
+            return fmt_money(x, ws.currency, lang)
+
+        def pct1(x):
+            return fmt_pct(x, 1)
 
         cal = self.in_scope(self.calendar_all(), ids)
         cal = cal[cal["days_to_renewal"] <= horizon].reset_index(drop=True)
@@ -121,40 +141,38 @@ class RenewalsDashboard(Dashboard):
             return t.loc[window, col]
 
         kpis = [
-            KPI(f"Renewing in {horizon} days", len(cal), format=fmt_int,
-                detail=f"{n_crit:,} with an open critical ticket", n=len(cal)),
-            KPI("MRR at stake", at_stake, format=money,
-                detail=f"{money(crit_mrr)} behind open critical tickets"),
+            KPI(_("Renewing in {n} days", n=horizon), len(cal), format=fmt_int,
+                detail=_("{n:,} with an open critical ticket", n=n_crit), n=len(cal)),
+            KPI(_("MRR at stake"), at_stake, format=money,
+                detail=_("{mrr} behind open critical tickets", mrr=money(crit_mrr))),
         ]
         n_start = cell("to date", "accounts")
-        warn = ("Too few accounts to conclude" if n_start is not None
-                and 0 < n_start < self.small_sample else "")
-        label = cell("to date", "label") or "Quarter to date"
-        kpis.append(KPI("Logo churn, quarter to date", cell("to date", "logo_churn"),
-                        format=lambda x: fmt_pct(x, 1),
-                        detail=f"{label} · same span last quarter "
-                               f"{fmt_pct(cell('same span last period', 'logo_churn'), 1)}",
+        few = _("Too few accounts to conclude")
+        warn = (few if n_start is not None and 0 < n_start < self.small_sample else "")
+        label = cell("to date", "label") or _("Quarter to date")
+        kpis.append(KPI(_("Logo churn, quarter to date"), cell("to date", "logo_churn"),
+                        format=pct1,
+                        detail=_("{span} · same span last quarter {rate}", span=label,
+                                 rate=pct1(cell("same span last period", "logo_churn"))),
                         n=None if n_start is None else int(n_start),
-                        n_label="paying at the start", warning=warn))
-        kpis.append(KPI("Gross MRR churn, quarter to date",
-                        cell("to date", "gross_mrr_churn"), format=lambda x: fmt_pct(x, 1),
-                        detail="last complete quarter "
-                               f"{fmt_pct(cell('last complete period', 'gross_mrr_churn'), 1)}"
-                               " · net "
-                               f"{fmt_pct(cell('to date', 'net_mrr_churn'), 1)} to date"))
+                        n_label=N_("paying at the start"), warning=warn))
+        kpis.append(KPI(_("Gross MRR churn, quarter to date"),
+                        cell("to date", "gross_mrr_churn"), format=pct1,
+                        detail=_("last complete quarter {rate} · net {net} to date",
+                                 rate=pct1(cell("last complete period", "gross_mrr_churn")),
+                                 net=pct1(cell("to date", "net_mrr_churn")))))
         if ctd_seg is not None and len(ctd_seg.table):
             seg = ctd_seg.table
             to_date = seg[seg["window"] == "to date"]
             same = seg[seg["window"] == "same span last period"].set_index("segment")
-            for _, r in to_date.iterrows():
+            for _i, r in to_date.iterrows():
                 prev = same["logo_churn"].get(r["segment"]) if len(same) else None
                 n = int(r["accounts"])
-                kpis.append(KPI(f"{r['segment']}: logo churn QTD", r["logo_churn"],
-                                format=lambda x: fmt_pct(x, 1),
-                                detail=f"same span last quarter {fmt_pct(prev, 1)}",
-                                n=n, n_label="paying at the start",
-                                warning="Too few accounts to conclude"
-                                if 0 < n < self.small_sample else ""))
+                kpis.append(KPI(_("{segment}: logo churn QTD", segment=r["segment"]),
+                                r["logo_churn"], format=pct1,
+                                detail=_("same span last quarter {rate}", rate=pct1(prev)),
+                                n=n, n_label=N_("paying at the start"),
+                                warning=few if 0 < n < self.small_sample else ""))
 
         def trend():
             tm = self.memo("tickets", key, lambda: ticket_metrics(
@@ -162,45 +180,41 @@ class RenewalsDashboard(Dashboard):
             table = tm.table
             if table.empty or table["tickets"].sum() == 0:
                 return None
-            return fit_chart(charts.ticket_time_trend(table, metric="resolution"))
+            return fit_chart(charts.ticket_time_trend(table, metric="resolution"), t=_)
 
         panels = [
-            Panel("calendar", f"Renewals in the next {horizon} days",
-                  build=lambda: fit_chart(charts.renewal_calendar_chart(cal))
+            Panel("calendar", _("Renewals in the next {n} days", n=horizon),
+                  build=lambda: fit_chart(charts.renewal_calendar_chart(cal), t=_)
                   if len(cal) else None,
-                  caption="MRR at stake per week of renewal; red: accounts with an open "
-                          f"{'/'.join(self.critical)} ticket.",
-                  empty="No renewal in this horizon for this selection.", wide=True),
-            Panel("churn", "Logo churn: quarter to date vs last quarter",
+                  caption=_("MRR at stake per week of renewal; red: accounts with an open "
+                            "{priorities} ticket.", priorities="/".join(self.critical)),
+                  empty=N_("No renewal in this horizon for this selection."), wide=True),
+            Panel("churn", _("Logo churn: quarter to date vs last quarter"),
                   build=lambda: fit_chart(charts.churn_to_date_bars(
                       ctd_seg.table if ctd_seg is not None else ctd.table,
-                      value="logo_churn"))
+                      value="logo_churn"), t=_)
                   if len(ctd.table) else None,
-                  caption="Churned accounts / accounts paying at the start of the window; "
-                          "compare 'to date' with the same span of last quarter."),
-            Panel("tickets", "Resolution time per month",
+                  caption=_("Churned accounts / accounts paying at the start of the window; "
+                            "compare 'to date' with the same span of last quarter.")),
+            Panel("tickets", _("Resolution time per month"),
                   build=trend,
-                  caption="Kaplan-Meier median (solid) and p90 (dashed), hours; tickets "
-                          "still open count as 'at least this long'.",
-                  empty="No tickets in this selection."),
+                  caption=_("Kaplan-Meier median (solid) and p90 (dashed), hours; tickets "
+                            "still open count as 'at least this long'."),
+                  empty=N_("No tickets in this selection.")),
         ]
         notes = list(renewal_notes(cal))
-        scope = (f"{len(cal):,} accounts renewing in {horizon} days · data as of "
-                 f"{(self.as_of or self.ws.as_of):%d %b %Y}")
-        labels = {"account_name": "Account", "segment": "Segment", "csm_owner": "CSM",
-                  "renewal_date": "Renews", "days_to_renewal": "Days",
-                  "mrr_at_stake": "MRR at stake", "term_months": "Term (months)",
-                  "renewal_basis": "Renewal date from",
-                  "days_since_cs_activity": "Days since CS touch",
-                  "open_tickets": "Open tickets", "open_critical_tickets": "Open critical"}
+        scope = _("{n:,} accounts renewing in {days} days · data as of {date}", n=len(cal),
+                  days=horizon, date=date_text(self.as_of or self.ws.as_of, lang))
+        labels = {k: _(v) for k, v in _TABLE_LABELS.items()}
         table = cal.copy()
         table["renewal_date"] = table["renewal_date"].dt.date
         if "last_cs_activity" in table:
             table["last_cs_activity"] = table["last_cs_activity"].dt.date
         return View(kpis=kpis, panels=panels, table=table,
-                    table_title="Renewal calendar, soonest first",
+                    table_title=N_("Renewal calendar, soonest first"),
                     table_columns=[c for c in labels if c in table], table_labels=labels,
                     table_formats={"mrr_at_stake": money, "term_months": fmt_int,
-                                   "days_since_cs_activity": lambda x: "none" if is_missing(x)
+                                   "days_since_cs_activity": lambda x: _("none")
+                                   if is_missing(x)
                                    else fmt_int(x)},
                     scope=scope, notes=notes, csv_name="renewal_calendar.csv")

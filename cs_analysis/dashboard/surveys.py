@@ -26,6 +26,7 @@ from cs_analysis.dashboard.base import (
     fmt_pct,
     range_filter,
 )
+from cs_analysis.i18n import N_
 from cs_analysis.surveys import (
     RESPONSE_COLUMNS,
     SCORES,
@@ -41,12 +42,26 @@ from cs_analysis.workspace import WorkspaceError
 
 __all__ = ["VoiceOfCustomerDashboard"]
 
+#: Axis, legend and tooltip titles of this dashboard's charts (English message ids, as
+#: :mod:`cs_analysis.charts` writes them; translated by ``fit_chart(..., t=)``).
+CHART_TITLES = (N_("CSAT (top-2 box)"), N_("CES (mean score)"), N_("category"),
+                N_("Share of comments"))
+#: Headers of the comment table shown on screen (the CSV keeps the column names).
+_TABLE_LABELS = {"date": N_("Date"), "account_name": N_("Account"),
+                 "account_id": N_("Account ID"), "segment": N_("Segment"),
+                 "respondent_role": N_("Role"), "touchpoint": N_("Touchpoint"),
+                 "score": N_("Score"), "category": N_("Category"), "themes": N_("Themes"),
+                 "comment": N_("Comment")}
+#: What the groups of the group panels are, as people read them.
+_GROUP_NAMES = {"segment": N_("segment"), "respondent_role": N_("role")}
 
-def _fmt_score(metric: str, signed: bool = False):
+
+def _fmt_score(metric: str, signed: bool = False, t=None):
     if metric == "nps":
         return lambda x: f"{x:+.0f}" if signed or x != 0 else "0"
     if metric == "csat":
-        return (lambda x: f"{x * 100:+.1f} pts") if signed else (lambda x: fmt_pct(x, 0))
+        pts = (t or (lambda m: m))("{x:+.1f} pts")
+        return (lambda x: pts.format(x=x * 100)) if signed else (lambda x: fmt_pct(x, 0))
     return (lambda x: f"{x:+.2f}") if signed else (lambda x: f"{x:.2f}")
 
 
@@ -88,6 +103,8 @@ class VoiceOfCustomerDashboard(Dashboard):
 
         from cs_analysis.dashboard import account_filters
 
+        _ = self.t
+
         sr = self.ws.table("survey_responses", columns=list(RESPONSE_COLUMNS))
         surveys = sorted(sr.select("survey").distinct().to_pandas()["survey"].dropna()
                          .astype(str), key=lambda x: (x not in self._order,
@@ -96,26 +113,26 @@ class VoiceOfCustomerDashboard(Dashboard):
         if not surveys:
             raise WorkspaceError("this workspace's survey_responses table is empty")
         names = {"nps": "NPS", "csat": "CSAT", "ces": "CES"}
-        pick = widgets.Dropdown(options=[(names.get(x, x), x) for x in surveys],
-                                value=surveys[0], description="Survey",
+        pick = widgets.Dropdown(options=[(_(names.get(x, x)), x) for x in surveys],
+                                value=surveys[0], description=_("Survey"),
                                 layout=widgets.Layout(width="220px"))
         pick.style.description_width = "initial"
         pick.add_class("cs-filter")
         pick.add_class("cs-filter-survey")
         filters: dict[str, Any] = {"survey": pick}
-        filters.update(account_filters(self.ws, ("segment",)))
-        for name, col, label in (("role", "respondent_role", "Role"),
-                                 ("touchpoint", "touchpoint", "Touchpoint")):
+        filters.update(account_filters(self.ws, ("segment",), t=_))
+        for name, col, label in (("role", "respondent_role", _("Role")),
+                                 ("touchpoint", "touchpoint", _("Touchpoint"))):
             if self.ws.has("survey_responses", col):
                 values = (self.ws.table("survey_responses").select(col).distinct()
                           .to_pandas()[col].dropna().astype(str))
-                filters[name] = choice_filter(name, label, sorted(values))
+                filters[name] = choice_filter(name, label, sorted(values), t=_)
         quarters = self._quarters()
         if len(quarters) > 1:
             filters["period"] = range_filter(
-                "period", "Quarters", [(period_label(q, "quarter"), q) for q in quarters])
-        search = widgets.Text(value="", description="Search comments",
-                              placeholder="e.g. pricing, 料金", continuous_update=False,
+                "period", _("Quarters"), [(period_label(q, "quarter"), q) for q in quarters])
+        search = widgets.Text(value="", description=_("Search comments"),
+                              placeholder=_("e.g. pricing, 料金"), continuous_update=False,
                               layout=widgets.Layout(width="300px"))
         search.style.description_width = "initial"
         search.add_class("cs-filter")
@@ -154,6 +171,7 @@ class VoiceOfCustomerDashboard(Dashboard):
             view, table=lambda: self._comment_table(themed().comments, search))
 
     def _compute_all(self, params) -> tuple[View, Any]:
+        _ = self.t
         ws = self.scoped(params)
         survey = params["survey"]
         metric = metric_of(survey)
@@ -163,24 +181,25 @@ class VoiceOfCustomerDashboard(Dashboard):
         touch = params.get("touchpoint")
         period = params.get("period")
         quarters = None
-        span = "all quarters"
+        span = _("all quarters")
         if period and "period" in self.filters:
-            options = [v for _, v in self.filters["period"].options]
+            options = [v for _label, v in self.filters["period"].options]
             if tuple(period) != (options[0], options[-1]):
                 quarters = (period[0], period[1])
             span = f"{period_label(period[0], 'quarter')}–{period_label(period[1], 'quarter')}"
         df = self._responses(params, survey, as_of, role, touch, quarters)
         n = len(df)
-        name = {"nps": "NPS", "csat": "CSAT", "ces": "CES"}[metric] if survey in self._order \
-            else survey
-        scope = (f"{n:,} responses · {df['account_id'].nunique():,} accounts · {span} · "
-                 "one response per respondent per quarter (the latest)")
+        names = {"nps": "NPS", "csat": "CSAT", "ces": "CES"}
+        name = _(names[metric]) if survey in self._order else survey
+        scope = _("{n:,} responses · {accounts:,} accounts · {span} · one response per "
+                  "respondent per quarter (the latest)", n=n,
+                  accounts=df["account_id"].nunique(), span=span)
         notes = []
         if n == 0:
-            notes.append(f"No {name} responses in this selection.")
+            notes.append(_("No {name} responses in this selection.", name=name))
         elif n < self.small_sample:
-            notes.append(f"Only {n} responses in this selection: treat the score as "
-                         "anecdotal, not as a trend.")
+            notes.append(_("Only {n} responses in this selection: treat the score as "
+                           "anecdotal, not as a trend.", n=n))
         # a frame of responses() carries its waves (workspace zone); its scale comes here
         scale = {} if metric == "nps" else {"scale": survey_scale(survey,
                                                                   self.ws.survey_scales)}
@@ -189,9 +208,9 @@ class VoiceOfCustomerDashboard(Dashboard):
         trend = score_fn(df, grain="quarter", survey=survey, small_sample=self.small_sample,
                          **scale)
         kpis = self._kpi_tiles(metric, name, overall, df, survey, as_of, scale)
-        panels = [Panel("trend", f"{name} per quarter",
+        panels = [Panel("trend", _("{name} per quarter", name=name),
                         build=lambda: fit_chart(_charts().score_trend(trend), WIDE_PANEL_WIDTH,
-                                                220) if len(trend) else None,
+                                                220, t=_) if len(trend) else None,
                         caption=self._trend_caption(metric), wide=True)]
         group_col = "segment" if (params.get("segment") in (None, ALL)
                                   and "segment" in df.columns) else None
@@ -208,23 +227,24 @@ class VoiceOfCustomerDashboard(Dashboard):
             def theme_panel() -> Panel:
                 th = themed()
                 chart = (fit_chart(_charts().theme_bars(th.shares),
-                                   height=120 + 10 * len(th.shares))
+                                   height=120 + 10 * len(th.shares), t=_)
                          if len(th.comments) else None)
                 return Panel(
-                    "themes", "What the comments talk about", chart,
-                    caption=f"Share of the {len(th.comments):,} comments mentioning each "
-                            "theme, by category (a comment can mention several); 95% Wilson "
-                            "intervals. Themes come from an editable dictionary "
-                            "(cs_analysis/defaults/themes.yml).",
-                    wide=True, empty="No comments in this selection.")
+                    "themes", _("What the comments talk about"), chart,
+                    caption=_("Share of the {n:,} comments mentioning each theme, by category "
+                              "(a comment can mention several); 95% Wilson intervals. Themes "
+                              "come from an editable dictionary "
+                              "(cs_analysis/defaults/themes.yml).", n=len(th.comments)),
+                    wide=True, empty=N_("No comments in this selection."))
 
-            panels.append(Panel("themes", "What the comments talk about",
+            panels.append(Panel("themes", _("What the comments talk about"),
                                 build=theme_panel, wide=True))
         # built once per filter values: a search change redraws the same chart objects
         panels = [dataclasses.replace(p, build=functools.cache(p.build)) if p.build else p
                   for p in panels]
-        return View(kpis=kpis, panels=panels, table_title="Comments, newest first",
+        return View(kpis=kpis, panels=panels, table_title=N_("Comments, newest first"),
                     scope=scope, notes=notes, csv_name=f"{survey}_comments.csv",
+                    table_labels={k: _(v) for k, v in _TABLE_LABELS.items()},
                     table_formats={"score": lambda x: f"{x:g}"}), themed
 
     def _fetch(self, survey, as_of, role=None, touch=None) -> pd.DataFrame:
@@ -264,31 +284,34 @@ class VoiceOfCustomerDashboard(Dashboard):
 
     def _kpi_tiles(self, metric: str, name: str, r, df: pd.DataFrame, survey: str,
                    as_of, scale: dict) -> list[KPI]:
+        _ = self.t
         n = int(r["responses"])
-        warn = (f"Fewer than {self.small_sample} responses: cannot conclude"
+        warn = (_("Fewer than {n} responses: cannot conclude", n=self.small_sample)
                 if n < self.small_sample else "")
         fmt = _fmt_score(metric)
         value = r[metric]
-        ci = ("–" if pd.isna(r["lower"]) else f"95% CI {fmt(r['lower'])} to {fmt(r['upper'])}")
+        ci = ("–" if pd.isna(r["lower"]) else _("95% CI {lower} to {upper}",
+                                                lower=fmt(r["lower"]), upper=fmt(r["upper"])))
+        responses_label = N_("responses")
         head = KPI(name, None if pd.isna(value) else float(value), format=fmt, detail=ci, n=n,
-                   n_label="responses", warning=warn)
+                   n_label=responses_label, warning=warn)
         if metric == "nps":
-            second = [KPI("Promoters (9-10)", r["pct_promoters"],
-                          detail=f"{int(r['promoters']):,} of {n:,} responses", n=n,
-                          n_label="responses"),
-                      KPI("Detractors (0-6)", r["pct_detractors"],
-                          detail=f"{int(r['detractors']):,} of {n:,} responses", n=n,
-                          n_label="responses")]
+            second = [KPI(_("Promoters (9-10)"), r["pct_promoters"],
+                          detail=_("{k:,} of {n:,} responses", k=int(r["promoters"]), n=n),
+                          n=n, n_label=responses_label),
+                      KPI(_("Detractors (0-6)"), r["pct_detractors"],
+                          detail=_("{k:,} of {n:,} responses", k=int(r["detractors"]), n=n),
+                          n=n, n_label=responses_label)]
         elif metric == "csat":
-            second = [KPI("Mean score", r["mean_score"], format=lambda x: f"{x:.2f}",
-                          detail=f"{int(r['top2_box']):,} of {n:,} in the top-2 box", n=n,
-                          n_label="responses")]
+            second = [KPI(_("Mean score"), r["mean_score"], format=lambda x: f"{x:.2f}",
+                          detail=_("{k:,} of {n:,} in the top-2 box", k=int(r["top2_box"]),
+                                   n=n), n=n, n_label=responses_label)]
         else:
-            second = [KPI("Top-2 box", r["pct_top2_box"],
-                          detail=f"{int(r['top2_box']):,} of {n:,} responses", n=n,
-                          n_label="responses")]
-        change = KPI("Change vs previous quarter", None,
-                     detail="Fewer than two quarters in this selection")
+            second = [KPI(_("Top-2 box"), r["pct_top2_box"],
+                          detail=_("{k:,} of {n:,} responses", k=int(r["top2_box"]), n=n),
+                          n=n, n_label=responses_label)]
+        change = KPI(_("Change vs previous quarter"), None,
+                     detail=_("Fewer than two quarters in this selection"))
         if df["wave"].nunique() >= 2:
             # the same accounts answer each quarter: paired account bootstrap (compare)
             c = compare(df, "period", survey, grain="quarter", correction="none",
@@ -296,43 +319,49 @@ class VoiceOfCustomerDashboard(Dashboard):
             if len(c):
                 last = c.iloc[-1]
                 p = last["p_value"]
-                verdict = ("could be chance" if pd.isna(p) or p >= 0.05
-                           else "unlikely to be chance")
+                verdict = (_("could be chance") if pd.isna(p) or p >= 0.05
+                           else _("unlikely to be chance"))
                 ptxt = "p = –" if pd.isna(p) else f"p = {p:.2g}"
                 latest = int(df["wave"].max())
                 partial = period_bounds(latest, "quarter")[1] > to_date(as_of)
-                so_far = " (to date)" if partial else ""
-                change = KPI("Change vs previous quarter", float(last["difference"]),
-                             format=_fmt_score(metric, signed=True),
-                             detail=f"{last['group_a']}{so_far} vs {last['group_b']} · "
-                                    f"{ptxt}: {verdict}",
-                             n=int(last["responses_a"]), n_label="responses this quarter",
-                             warning="Small quarter: cannot conclude"
+                so_far = _(" (to date)") if partial else ""
+                change = KPI(_("Change vs previous quarter"), float(last["difference"]),
+                             format=_fmt_score(metric, signed=True, t=_),
+                             detail=_("{a}{so_far} vs {b} · {p}: {verdict}",
+                                      a=last["group_a"], so_far=so_far, b=last["group_b"],
+                                      p=ptxt, verdict=verdict),
+                             n=int(last["responses_a"]),
+                             n_label=N_("responses this quarter"),
+                             warning=_("Small quarter: cannot conclude")
                              if bool(last["small_sample"]) else "")
-        accounts = KPI("Accounts answering", float(df["account_id"].nunique()),
-                       format=fmt_int, detail=f"{n:,} responses")
+        accounts = KPI(_("Accounts answering"), float(df["account_id"].nunique()),
+                       format=fmt_int, detail=_("{n:,} responses", n=n))
         tiles = [head, *second, change]
         return tiles if len(tiles) >= 4 else [*tiles, accounts]
 
-    @staticmethod
-    def _trend_caption(metric: str) -> str:
-        how = {"nps": "delta method", "csat": "Wilson", "ces": "t interval"}[metric]
-        return (f"Band: 95% interval ({how}). Hollow points: fewer than {SMALL_SAMPLE} "
-                "responses that quarter.")
+    def _trend_caption(self, metric: str) -> str:
+        _ = self.t
+        how = {"nps": N_("delta method"), "csat": N_("Wilson"),
+               "ces": N_("t interval")}[metric]
+        return _("Band: 95% interval ({how}). Hollow points: fewer than {n} responses that "
+                 "quarter.", how=_(how), n=SMALL_SAMPLE)
 
     def _group_panel(self, key, df, col, metric, name, survey, notes, scale) -> Panel:
         """The score by ``col``; the gap test (a bootstrap) runs when the panel is built."""
+        _ = self.t
         scores = SCORES[metric](df, by=col, survey=survey, small_sample=self.small_sample,
                                 **scale)
-        label = col.replace("respondent_", "").replace("_", " ")
+        label = (_(_GROUP_NAMES[col]) if col in _GROUP_NAMES
+                 else col.replace("respondent_", "").replace("_", " "))
         if len(scores) >= 2:
             small = scores.loc[scores["small_sample"], col].astype(str).tolist()
             if small:
-                notes.append(f"{', '.join(small)}: fewer than {self.small_sample} responses, "
-                             f"so differences by {label} are not conclusive.")
+                notes.append(_("{groups}: fewer than {n} responses, so differences by {label} "
+                               "are not conclusive.", groups=", ".join(small),
+                               n=self.small_sample, label=label))
 
         def build() -> Panel:
-            caption = "Not enough groups to compare."
+            caption = _("Not enough groups to compare.")
             if len(scores) >= 2:
                 # respondents of one account answer alike: account-bootstrap errors
                 comp = compare(df, col, survey, small_sample=self.small_sample,
@@ -340,19 +369,22 @@ class VoiceOfCustomerDashboard(Dashboard):
                 if len(comp):
                     order = comp["difference"].abs().sort_values(ascending=False).index
                     t = comp.reindex(order).iloc[0]
-                    sig = ("unlikely to be chance" if t["significant"] else "could be chance")
-                    fmt = _fmt_score(metric, signed=True)
+                    sig = (_("unlikely to be chance") if t["significant"]
+                           else _("could be chance"))
+                    fmt = _fmt_score(metric, signed=True, t=_)
                     p = "–" if pd.isna(t["p_adjusted"]) else f"{t['p_adjusted']:.2g}"
-                    caption = (f"Largest gap: {t['group_a']} − {t['group_b']} = "
-                               f"{fmt(t['difference'])} (p = {p}, account-level bootstrap, "
-                               f"Holm-adjusted over {len(comp)} comparisons: {sig}). Lines: "
-                               f"95% intervals; hollow: fewer than {self.small_sample} "
-                               "responses.")
-            chart = (fit_chart(_charts().score_by_group(scores), height=200)
+                    caption = _("Largest gap: {a} − {b} = {difference} (p = {p}, account-level "
+                                "bootstrap, Holm-adjusted over {k} comparisons: {verdict}). "
+                                "Lines: 95% intervals; hollow: fewer than {n} responses.",
+                                a=t["group_a"], b=t["group_b"],
+                                difference=fmt(t["difference"]), p=p, k=len(comp),
+                                verdict=sig, n=self.small_sample)
+            chart = (fit_chart(_charts().score_by_group(scores), height=200, t=_)
                      if len(scores) else None)
-            return Panel(key, f"{name} by {label}", chart, caption=caption)
+            return Panel(key, title, chart, caption=caption)
 
-        return Panel(key, f"{name} by {label}", build=build)
+        title = _("{name} by {group}", name=name, group=label)
+        return Panel(key, title, build=build)
 
     @staticmethod
     def _comment_table(comments: pd.DataFrame, search: str) -> pd.DataFrame:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from cs_analysis.i18n import translator
 from cs_analysis.journey.maps import (
     JourneyMap,
     Stage,
@@ -70,23 +71,26 @@ class MapComparison(Result):
         """Matched stages with different success definitions."""
         return self.stages.loc[self.stages["success_differs"], "key"].tolist()
 
-    def summary(self) -> str:
-        """The differences in one paragraph."""
-        ta, tb = self.a.team, self.b.team
-        parts = [f"{(self.stages['status'] == 'both').sum()} stages in both maps"]
+    def summary(self, lang: str | None = None) -> str:
+        """The differences in one paragraph (``lang``: its language, default English)."""
+        _ = translator(lang)
+        ta, tb = _(self.a.team), _(self.b.team)
+        parts = [_("{n} stages in both maps", n=(self.stages["status"] == "both").sum())]
         if self.only_a:
-            parts.append(f"only {ta}: {', '.join(self.only_a)}")
+            parts.append(_("only {team}: {stages}", team=ta, stages=", ".join(self.only_a)))
         if self.only_b:
-            parts.append(f"only {tb}: {', '.join(self.only_b)}")
+            parts.append(_("only {team}: {stages}", team=tb, stages=", ".join(self.only_b)))
         if self.order_conflicts:
-            parts.append(f"order differs for {', '.join(self.order_conflicts)}")
+            parts.append(_("order differs for {stages}",
+                           stages=", ".join(self.order_conflicts)))
         if self.success_differs:
-            parts.append(f"success defined differently for {', '.join(self.success_differs)}")
-        return "; ".join(parts) + "."
+            parts.append(_("success defined differently for {stages}",
+                           stages=", ".join(self.success_differs)))
+        return _("; ").join(parts) + _(".")
 
-    def html(self) -> str:
+    def html(self, lang: str | None = None) -> str:
         """The two maps side by side, differences highlighted (escaped HTML)."""
-        return comparison_html(self)
+        return comparison_html(self, lang=lang)
 
     def _repr_html_(self) -> str:
         return self.html()
@@ -235,17 +239,22 @@ _COMPARE_CSS = """<style>
 </style>"""
 
 
-def comparison_html(comparison: MapComparison) -> str:
+def comparison_html(comparison: MapComparison, *, lang: str | None = None) -> str:
     """Two maps side by side: missing stages, order conflicts and differing texts marked.
 
     Every text is escaped. Rows carry ``data-status`` and CSS classes
     ``cs-diff-only`` / ``cs-diff-order`` / ``cs-diff-text`` for tests and styling.
     """
+    _ = translator(lang)
     a, b = comparison.a, comparison.b
-    head = (f'<div class="cs-journey-legend"><span class="cs-diff-only">only one team</span>'
-            f'<span class="cs-diff-order">order differs</span>'
-            f'<span class="cs-diff-text">success / goal / signal differ</span></div>'
-            f'<p class="cs-journey-summary">{_e(comparison.summary())}</p>')
+    only, order = _e(_("only one team")), _e(_("order differs"))
+    differ = _e(_("success / goal / signal differ"))
+    success_label, no_signal = _e(_("Success:")), _("no data signal")
+    owner_word, persona = _("owner"), _e(_("Persona"))
+    head = (f'<div class="cs-journey-legend"><span class="cs-diff-only">{only}</span>'
+            f'<span class="cs-diff-order">{order}</span>'
+            f'<span class="cs-diff-text">{differ}</span></div>'
+            f'<p class="cs-journey-summary">{_e(comparison.summary(lang))}</p>')
     rows = []
     for r in comparison.stages.itertuples(index=False):
         cls = []
@@ -259,9 +268,9 @@ def comparison_html(comparison: MapComparison) -> str:
                 return '<td class="cs-diff-only">—</td>'
             tcls = ' class="cs-diff-text"' if mark_text else ""
             return (f'<td{tcls}><div class="cs-journey-stage-name">{_e(pos)}. {_e(name)}</div>'
-                    f'<div>{_e(goal_text)}</div><div><b>Success:</b> {_e(success)}</div>'
-                    f'<div class="cs-journey-signal">{_e(signal or "no data signal")}'
-                    f'{" · owner " + _e(owner) if owner else ""}</div></td>')
+                    f'<div>{_e(goal_text)}</div><div><b>{success_label}</b> {_e(success)}</div>'
+                    f'<div class="cs-journey-signal">{_e(signal or no_signal)}'
+                    f'{" · " + _e(owner_word) + " " + _e(owner) if owner else ""}</div></td>')
 
         sa = a.stage(r.a_name) if r.a_name else None
         sb = b.stage(r.b_name) if r.b_name else None
@@ -282,7 +291,7 @@ def comparison_html(comparison: MapComparison) -> str:
             + f'<table class="cs-journey-compare"><thead><tr><th>{_e(a.title)} '
               f'({_e(a.team)})</th><th>{_e(b.title)} ({_e(b.team)})</th></tr></thead>'
             + f'<tbody>{"".join(rows)}</tbody></table>'
-            + '<h4>Persona</h4><table class="cs-journey-compare"><thead><tr><th></th>'
+            + f'<h4>{persona}</h4><table class="cs-journey-compare"><thead><tr><th></th>'
               f'<th>{_e(a.team)}</th><th>{_e(b.team)}</th></tr></thead>'
               f'<tbody>{prow}</tbody></table></div>')
 

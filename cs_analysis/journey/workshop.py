@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cs_analysis.i18n import N_, translator
 from cs_analysis.journey.compare import compare_maps, merge_maps
 from cs_analysis.journey.compare import escape_text as _e
 from cs_analysis.journey.maps import (
@@ -51,8 +52,20 @@ def _fmt(x, kind: str = "int") -> str:
     return f"{int(x):,}"
 
 
+#: Column headers of the handout's tables (English message ids, translated per language).
+_STAGE_HEADS = ("#", N_("Stage"), N_("Customer goal"), N_("Success"), N_("Data signal"),
+                N_("Owner team"), N_("Accounts reached"), N_("Conversion"), N_("Median days"),
+                N_("Stalled"))
+_GOAL_HEADS = (N_("Goal"), N_("Layer"), N_("Definition and target"), N_("Latest"))
+#: The map's keywords a reader sees in the handout: teams of the demo maps, decision styles
+#: and goal layers (other values are printed as written).
+_HANDOUT_WORDS = (N_("shared"), N_("product"), N_("cs"), N_("top-down"), N_("bottom-up"),
+                  N_("balanced"), N_("adoption"), N_("outcome"), N_("experience"))
+
+
 def handout_html(journey, flow: pd.DataFrame | None = None,
-                 progress: pd.DataFrame | None = None, *, as_of=None) -> str:
+                 progress: pd.DataFrame | None = None, *, as_of=None,
+                 lang: str | None = None) -> str:
     """A printable, self-contained HTML handout: persona, agreed journey, stage data, goals.
 
     Parameters
@@ -64,19 +77,29 @@ def handout_html(journey, flow: pd.DataFrame | None = None,
         :func:`goal_progress` of the map (no ``by``): the latest value of each goal.
     as_of : date, optional
         Printed as the data's date.
+    lang : str, optional
+        Language of the handout's headings and table headers (``"ja"``, default English);
+        the map's own texts (stage names, goals, persona) are printed as the teams wrote
+        them.
     """
+    from cs_analysis.formatting import fmt_date
+
+    _ = translator(lang)
     m = load_map(journey)
     p = m.persona
     items = "".join(f"<li>{_e(x)}</li>" for x in p.goals)
     pains = "".join(f"<li>{_e(x)}</li>" for x in p.pains)
+    words = _e(_("Success in their words:"))
+    goals_h, pains_h = _e(_("Goals")), _e(_("Pains"))
     persona = (f"<p><b>{_e(p.name)}</b> · {_e(p.role)} · {_e(p.domain)}"
                f"{' · ' + _e(', '.join(p.segment)) if p.segment else ''}"
-               + (f" · decides {_e(p.decision_style.replace('_', '-'))}"
+               + (" · " + _e(_("decides {style}",
+                                style=_(p.decision_style.replace("_", "-"))))
                   if p.decision_style else "") +
                f"</p><p>{_e(p.who)}</p>"
-               f"<p><b>Success in their words:</b> “{_e(p.success)}”</p>"
-               f"<table><tr><th>Goals</th><th>Pains</th></tr><tr><td><ul>{items}</ul></td>"
-               f"<td><ul>{pains}</ul></td></tr></table>")
+               f"<p><b>{words}</b> “{_e(p.success)}”</p>"
+               f"<table><tr><th>{goals_h}</th><th>{pains_h}</th></tr>"
+               f"<tr><td><ul>{items}</ul></td><td><ul>{pains}</ul></td></tr></table>")
     data = {}
     if flow is not None and not flow.empty:
         data = {r.stage: r for r in flow.itertuples(index=False) if r.has_signal}
@@ -90,9 +113,8 @@ def handout_html(journey, flow: pd.DataFrame | None = None,
         rows.append(f"<tr><td>{i}</td><td><b>{_e(s.name)}</b></td><td>{_e(s.customer_goal)}</td>"
                     f"<td>{_e(s.success)}</td><td>{_e(s.signal.describe() if s.signal else '')}"
                     f"</td><td>{_e(s.owner)}</td>{nums}</tr>")
-    stages = ("<table><tr><th>#</th><th>Stage</th><th>Customer goal</th><th>Success</th>"
-              "<th>Data signal</th><th>Owner</th><th>Reached</th><th>Conversion</th>"
-              "<th>Median days</th><th>Stalled</th></tr>" + "".join(rows) + "</table>")
+    stages = ("<table><tr>" + "".join(f"<th>{_e(_(h))}</th>" for h in _STAGE_HEADS)
+              + "</tr>" + "".join(rows) + "</table>")
     goal_rows = []
     for g in m.goals:
         latest = "–"
@@ -102,17 +124,21 @@ def handout_html(journey, flow: pd.DataFrame | None = None,
                 last = gp.sort_values("period").iloc[-1]
                 latest = (f"{format_target(g.metric, float(last['value']))} "
                           f"({_e(last['period_label'])}, n = {int(last['denominator'])})")
-        goal_rows.append(f"<tr><td><b>{_e(g.name)}</b></td><td>{_e(g.layer)}</td>"
+        goal_rows.append(f"<tr><td><b>{_e(g.name)}</b></td><td>{_e(_(g.layer))}</td>"
                          f"<td>{_e(g.definition())}</td><td>{latest}</td></tr>")
-    goals = ("<table><tr><th>Goal</th><th>Layer</th><th>Definition and target</th>"
-             "<th>Latest</th></tr>" + "".join(goal_rows) + "</table>") if goal_rows else \
-        "<p>No shared goal agreed yet.</p>"
-    when = f" · data as of {_e(as_of)}" if as_of else ""
-    return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{_e(m.title)}"
-            f"</title><style>{_HANDOUT_CSS}</style></head><body><h1>{_e(m.title)}</h1>"
-            f"<p class=meta>Version {m.version} · {_e(m.team)}{when}</p>"
-            f"<p>{_e(m.description)}</p><h2>Persona</h2>{persona}<h2>Journey</h2>{stages}"
-            f"<h2>Shared goals</h2>{goals}</body></html>")
+    goals = ("<table><tr>" + "".join(f"<th>{_e(_(h))}</th>" for h in _GOAL_HEADS)
+             + "</tr>" + "".join(goal_rows) + "</table>") if goal_rows else \
+        "<p>" + _e(_("No shared goal agreed yet.")) + "</p>"
+    when = (" · " + _e(_("data as of {date}", date=fmt_date(as_of, _.lang)))) if as_of else ""
+    version = _e(_("Version {n}", n=m.version))
+    persona_h, journey_h, shared_h = _e(_("Persona")), _e(_("Journey")), _e(_("Shared goals"))
+    return (f"<!DOCTYPE html><html lang={_.lang}><head><meta charset=utf-8>"
+            f"<title>{_e(m.title)}</title><style>{_HANDOUT_CSS}</style></head><body>"
+            f"<h1>{_e(m.title)}</h1>"
+            f"<p class=meta>{version} · {_e(_(m.team))}{when}</p>"
+            f"<p>{_e(m.description)}</p><h2>{persona_h}</h2>{persona}"
+            f"<h2>{journey_h}</h2>{stages}"
+            f"<h2>{shared_h}</h2>{goals}</body></html>")
 
 
 def _chromium() -> str | None:
@@ -124,8 +150,10 @@ def _chromium() -> str | None:
 
 
 def export_handout(journey, path, *, flow=None, progress=None, as_of=None, pdf: bool = True,
-                   timeout: float = 60.0) -> dict[str, Path]:
+                   timeout: float = 60.0, lang: str | None = None) -> dict[str, Path]:
     """Write the handout as HTML, and as PDF when a converter (Chromium) is available.
+
+    ``lang`` is the handout's language (:func:`handout_html`; default English).
 
     Returns
     -------
@@ -134,7 +162,8 @@ def export_handout(journey, path, *, flow=None, progress=None, as_of=None, pdf: 
     """
     path = Path(path).with_suffix(".html")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(handout_html(journey, flow, progress, as_of=as_of), encoding="utf-8")
+    path.write_text(handout_html(journey, flow, progress, as_of=as_of, lang=lang),
+                    encoding="utf-8")
     out = {"html": path}
     exe = _chromium() if pdf else None
     if exe:
