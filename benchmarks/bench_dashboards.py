@@ -1,7 +1,8 @@
 """Dashboards in a real browser: time to the first chart, filter response, memory per viewer.
 
 For every notebook in dashboards/ (discovered), served by ``cs-analysis serve`` with
-preheated kernels on the default demo workspace (3000 accounts; ``--quick``: 300) and
+preheated kernels on the default demo workspace (3000 accounts; ``--quick``: 300;
+``--sizes 100k``: the cached benchmark demo of that size) and
 driven by Playwright with Debian's Chromium:
 
 - ``first chart``: from the request to the first chart drawn (an SVG or canvas inside
@@ -47,6 +48,12 @@ def _workspace(args) -> tuple[Path, int]:
     from cs_analysis.demo import build_demo
     from cs_analysis.workspace import default_workspace_path
 
+    if getattr(args, "sizes", None):  # a cached benchmark demo, e.g. --sizes 100k
+        from benchmarks.bench_core import parse_size
+        from benchmarks.demo_cache import demo_workspace
+
+        accounts = parse_size(args.sizes.split(",")[0])
+        return demo_workspace(accounts, args.data_dir) / "workspace.duckdb", accounts
     if args.quick:
         path = Path(args.data_dir) / "dashboards-demo-300.duckdb"
         accounts = 300
