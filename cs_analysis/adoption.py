@@ -664,8 +664,10 @@ def usage_trend(ws, weeks: int = 12, *, as_of=None, growth: float = 0.2,
         trend = np.where(mean > 0, slope * n_cur / mean, np.nan)
         change = np.where(prev_mean > 0, mean / prev_mean - 1, np.nan)
     pos = pd.Index(lastuse["account_id"].astype("str")).get_indexer(acc["account_id"])
-    lu = pd.Series(pd.to_datetime(lastuse["last_use"]).to_numpy()[pos], index=acc.index)
-    lu = pd.to_datetime(lu.where(pos >= 0))
+    last = pd.to_datetime(lastuse["last_use"]).to_numpy()
+    lu = np.full(len(acc), np.datetime64("NaT"), dtype=last.dtype)
+    lu[pos >= 0] = last[pos[pos >= 0]]  # accounts without any event keep NaT
+    lu = pd.to_datetime(pd.Series(lu, index=acc.index))
     since = (pd.Timestamp(as_of) - lu).dt.days.astype(float).to_numpy()
     cls = np.select(
         [np.isnan(since), since >= dropped_days, n_cur < min_weeks,

@@ -217,6 +217,22 @@ def test_feature_adoption_matches_brute_force_on_both_paths(tmp_path_factory, se
     assert any(raw_note in n for n in A.feature_adoption(raw, by=by, window=f"{days}D").notes)
 
 
+def test_usage_trend_of_accounts_without_any_event(tmp_path):
+    """An account page scoped to one account that has no event yet (e.g. a health
+    history point before its first use) is 'no_usage', not an error."""
+    tables = random_tables(5)
+    ev = tables["usage_events"]
+    paying = sorted(live(tables) & set(known_accounts(tables)["account_id"]))
+    quiet = paying[0]  # a paying account, made silent
+    tables["usage_events"] = ev[ev["account_id"] != quiet]
+    ws, raw = make_ws(tmp_path, tables, "UTC")
+    for w in (ws, raw):
+        got = A.usage_trend(w.where(accounts=[quiet]), weeks=4, min_weeks=2)
+        assert list(got["account_id"]) == [quiet]
+        assert list(got["usage_class"]) == ["no_usage"]
+        assert got["last_use"].isna().all()
+
+
 @settings(max_examples=12, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 10**6), tz=st.sampled_from(ZONES))
