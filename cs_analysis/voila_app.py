@@ -323,9 +323,14 @@ class DashboardVoila(Voila):
 
     def _use_view_cache(self) -> None:
         """Tell the kernels (through the environment they inherit) where views are shared."""
-        from cs_analysis.dashboard.cache import ENV
+        from cs_analysis.dashboard.cache import ENV, OFF_VALUES
 
-        if os.environ.get(ENV) is not None:
+        given = os.environ.get(ENV)
+        if given is not None:  # set by whoever started the server: say so, change nothing
+            if given.strip().lower() in OFF_VALUES:
+                self.log.info("cs_analysis: the shared view cache is off (%s)", ENV)
+            else:
+                self.log.info("cs_analysis: dashboards share computed views in %s", given)
             return
         folder = self.view_cache
         if not folder:

@@ -71,7 +71,7 @@ __all__ = ["ENV", "SIZE_ENV", "ViewCache", "cache_root", "code_version", "max_by
 ENV = "CS_ANALYSIS_VIEW_CACHE"
 #: Environment variable: most megabytes the cache may hold (default 512).
 SIZE_ENV = "CS_ANALYSIS_VIEW_CACHE_MB"
-_OFF = {"", "0", "off", "false", "no", "none"}
+OFF_VALUES = {"", "0", "off", "false", "no", "none"}
 _MAGIC = b"CSVIEW1\n"
 _SUFFIX = ".view"
 #: Temporary files older than this (seconds) are debris of a killed kernel.
@@ -85,7 +85,7 @@ class _Unshareable(Exception):
 def cache_root() -> Path | None:
     """The root folder from ``$CS_ANALYSIS_VIEW_CACHE``, or None when the cache is off."""
     value = os.environ.get(ENV, "").strip()
-    if value.lower() in _OFF:
+    if value.lower() in OFF_VALUES:
         return None
     return Path(value).expanduser()
 
