@@ -61,6 +61,7 @@ from jupyter_server.services.kernels.handlers import KernelHandler
 from traitlets import Dict, Float, Int, Unicode, default
 from voila.app import Voila
 from voila.tornado.handler import TornadoVoilaHandler
+from voila.tornado.kernel_websocket_handler import VoilaKernelWebsocketHandler
 from voila.tornado.treehandler import TornadoVoilaTreeHandler
 
 from cs_analysis.i18n import resolve_language, translator
@@ -474,6 +475,8 @@ class DashboardVoila(Voila):
             kwargs = spec[2] if len(spec) > 2 else {}
             if cls is KernelHandler:
                 handlers.append((pattern, KernelModelHandler))
+            elif cls is VoilaKernelWebsocketHandler:
+                handlers.append((pattern, KernelChannelsHandler, *spec[2:]))
             elif cls is TornadoVoilaHandler:
                 handlers.append((pattern, CappedVoilaHandler, {**kwargs, "app": self}))
             elif cls is TornadoVoilaTreeHandler:
@@ -507,6 +510,32 @@ class HealthHandler(tornado.web.RequestHandler):
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
         self.write(json.dumps(self.app.health()))
+
+
+class KernelChannelsHandler(VoilaKernelWebsocketHandler):
+    """Voila's kernel websocket, quiet when a page leaves during the handshake.
+
+    A viewer who reloads or navigates while the page's websocket is being accepted
+    closes it before Tornado asks for the subprotocol: jupyter_server has then dropped
+    the connection object and logs an ``AttributeError`` traceback (and a second one
+    rendering the 500 page) for a socket nobody is waiting for. Here that socket is
+    simply closed; everything else is Voila's handler unchanged.
+    """
+
+    def select_subprotocol(self, subprotocols):
+        if getattr(self, "connection", None) is None:  # the page has already gone
+            return None
+        return super().select_subprotocol(subprotocols)
+
+    async def open(self, kernel_id):  # type: ignore[override]
+        if getattr(self, "connection", None) is None:
+            self.close()
+            return
+        await super().open(kernel_id)
+
+    def on_close(self):
+        if getattr(self, "connection", None) is not None:
+            super().on_close()
 
 
 class KernelModelHandler(KernelHandler):
