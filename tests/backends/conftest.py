@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from tests.backends.servers import PostgresServer, pg_bindir
-
-
-def require(ok: bool, what: str):
-    """Skip when ``what`` is not installed; in CI (``$CI``) fail instead."""
-    if not ok:
-        if os.environ.get("CI"):
-            pytest.fail(f"{what} is missing in CI (.ci/run installs it)")
-        pytest.skip(f"{what} not installed")
+from tests.backends.servers import PostgresServer, pg_bindir, require
 
 
 @pytest.fixture(scope="session")

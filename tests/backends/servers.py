@@ -23,6 +23,16 @@ from pathlib import Path
 from serving import free_port
 
 
+def require(ok: bool, what: str) -> None:
+    """Skip when ``what`` is not installed; in CI (``$CI``) fail instead."""
+    import pytest
+
+    if not ok:
+        if os.environ.get("CI"):
+            pytest.fail(f"{what} is missing in CI (.ci/run installs it)")
+        pytest.skip(f"{what} not installed")
+
+
 def pg_bindir() -> Path | None:
     """Folder of Debian's PostgreSQL server binaries (newest version), if installed."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),

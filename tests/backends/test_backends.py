@@ -11,7 +11,6 @@ Marked ``backends``: ``make test`` and CI run it; ``make test-fast`` skips it.
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 
 import ibis
@@ -29,18 +28,11 @@ from cs_analysis import (
     surveys,
 )
 from cs_analysis.workspace import Workspace, open_workspace
-from tests.backends.servers import spark_session
+from tests.backends.servers import require, spark_session
 
 pytestmark = pytest.mark.backends
 
 ZONES = ("UTC", "Asia/Tokyo")
-
-
-def _require(ok: bool, what: str):
-    if not ok:
-        if os.environ.get("CI"):
-            pytest.fail(f"{what} is missing in CI (.ci/run installs it)")
-        pytest.skip(f"{what} not installed")
 
 
 @pytest.fixture(scope="session")
@@ -72,7 +64,7 @@ def postgres_con(parquet_dir, pg_server):
 
 @pytest.fixture(scope="session")
 def spark_con(parquet_dir):
-    _require(shutil.which("java") is not None, "Java 17 (Debian: openjdk-17-jre-headless)")
+    require(shutil.which("java") is not None, "Java 17 (Debian: openjdk-17-jre-headless)")
     pytest.importorskip("pyspark")
     session = spark_session()
     con = ibis.pyspark.connect(session)
