@@ -478,10 +478,17 @@ def write_workspace(path, tables: Mapping[str, Any], *, config: Mapping | None =
     return path
 
 
-def _insert(con, name: str, data) -> None:
+def contract_source(con, name: str, data) -> tuple[str, list[str]]:
+    """Where DuckDB reads ``data`` for table ``name``, and the columns to keep.
+
+    ``data`` is a Parquet path (read with ``read_parquet``) or a frame / Arrow table
+    (registered on ``con`` as ``_incoming``; the caller unregisters it). The columns are
+    the contract's, in its order, then any others sorted; a column the contract does
+    not know is a ``ValueError``. Shared by the DuckDB and the PostgreSQL writers.
+    """
     spec = TABLES[name]
     if isinstance(data, str | Path):
-        src = f"read_parquet('{str(data)}')"
+        src = "read_parquet('" + str(data).replace("'", "''") + "')"
         cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()]
     else:
         con.register("_incoming", data)
@@ -490,12 +497,21 @@ def _insert(con, name: str, data) -> None:
     unknown = [c for c in cols if c not in spec]
     if unknown:
         raise ValueError(f"{name}: columns not in the contract: {unknown}")
-    ordered = [c for c in spec.names() if c in cols]
-    extras = sorted(c for c in cols if c not in spec.names())
-    keep = ordered + extras
+    keep = [c for c in spec.names() if c in cols] + sorted(
+        c for c in cols if c not in spec.names())
+    return src, keep
+
+
+def contract_select(name: str, keep: list[str]) -> str:
+    """``CAST(col AS <contract type>) AS col, ...`` for the columns ``keep`` of ``name``."""
+    spec = TABLES[name]
+    return ", ".join(f'CAST("{c}" AS {spec[c].sql_type}) AS "{c}"' for c in keep)
+
+
+def _insert(con, name: str, data) -> None:
+    src, keep = contract_source(con, name, data)
     con.execute(create_table_sql(name, keep))
-    select = ", ".join(f'CAST("{c}" AS {spec[c].sql_type}) AS "{c}"' for c in keep)
-    con.execute(f'INSERT INTO "{name}" SELECT {select} FROM {src}')
+    con.execute(f'INSERT INTO "{name}" SELECT {contract_select(name, keep)} FROM {src}')
     if src == "_incoming":
         con.unregister("_incoming")
 

@@ -372,28 +372,17 @@ def _copy_table(con, schema: str, name: str, data) -> list[str]:
     import pyarrow.csv as pacsv
 
     from cs_analysis.contract import TABLES
+    from cs_analysis.workspace import contract_select, contract_source
 
     spec = TABLES[name]
     dcon = duckdb.connect()
     try:
-        if isinstance(data, str | Path):
-            src = "read_parquet('" + str(data).replace("'", "''") + "')"
-            cols = [r[0] for r in dcon.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()]
-        else:
-            dcon.register("_incoming", data)
-            src = "_incoming"
-            cols = list(data.columns) if hasattr(data, "columns") else data.column_names
-        unknown = [c for c in cols if c not in spec]
-        if unknown:
-            raise ValueError(f"{name}: columns not in the contract: {unknown}")
-        keep = [c for c in spec.names() if c in cols] + sorted(
-            c for c in cols if c not in spec.names())
+        src, keep = contract_source(dcon, name, data)
         staged = f"{_q(schema)}.{_q(STAGING_PREFIX + name)}"
         defs = ", ".join(f"{_q(c)} {PG_TYPES[spec[c].dtype]}" for c in keep)
         cur = con.cursor()
         cur.execute(f"CREATE TABLE {staged} ({defs})")
-        select = ", ".join(f'CAST("{c}" AS {spec[c].sql_type}) AS "{c}"' for c in keep)
-        res = dcon.execute(f"SELECT {select} FROM {src}")
+        res = dcon.execute(f"SELECT {contract_select(name, keep)} FROM {src}")
         # duckdb >= 1.4 names it to_arrow_reader; older versions fetch_record_batch
         reader = getattr(res, "to_arrow_reader", None) or res.fetch_record_batch
         reader = reader(BATCH_ROWS)
