@@ -153,6 +153,13 @@ def case_analysis(name: str, folder: Path, repeat: int, variant: str = "") -> di
     ws = _open(folder, variant)
     ws.as_of  # noqa: B018 - reads the settings once, as a warm workspace has
     base = _peak_mb()
+    result, first, best = timed(fn, ws, repeat)
+    return {"seconds": best, "first": first, "peak_mb": _peak_mb(), "base_mb": base,
+            "check": _special_check(name, result)}
+
+
+def timed(fn, ws, repeat: int) -> tuple[object, float, float]:
+    """``fn(ws)`` once (``first``), then ``repeat`` more times: (result, first, best warm)."""
     t0 = time.perf_counter()
     result = fn(ws)
     first = time.perf_counter() - t0
@@ -161,8 +168,7 @@ def case_analysis(name: str, folder: Path, repeat: int, variant: str = "") -> di
         t0 = time.perf_counter()
         result = fn(ws)
         times.append(time.perf_counter() - t0)
-    return {"seconds": min(times), "first": first, "peak_mb": _peak_mb(), "base_mb": base,
-            "check": _special_check(name, result)}
+    return result, first, min(times)
 
 
 # -- baselines ---------------------------------------------------------------------------------
@@ -391,8 +397,16 @@ def _child(kind: str, name: str, folder: str, repeat: int, variant: str) -> None
 def run_child(kind: str, name: str, folder: Path, repeat: int, variant: str = "",
               timeout: float = 1800) -> dict:
     """One case in a fresh process; ``{"error": ...}`` when it fails."""
-    cmd = [sys.executable, "-m", "benchmarks.bench_core", "--child", kind, name, str(folder),
-           str(repeat), variant]
+    return run_module_child("benchmarks.bench_core", [kind, name, str(folder), str(repeat),
+                                                      variant], timeout)
+
+
+def run_module_child(module: str, args: list[str], timeout: float) -> dict:
+    """``python -m <module> --child <args>`` in a fresh process: its ``RESULT`` line.
+
+    ``{"error": ...}`` when it fails or times out.
+    """
+    cmd = [sys.executable, "-m", module, "--child", *args]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
     try:

@@ -27,14 +27,12 @@ measured here, the tests check what a slider move computes.
 from __future__ import annotations
 
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from benchmarks.bench_core import parse_size
+from benchmarks.bench_core import parse_size, run_module_child, timed
 from benchmarks.bench_retention import _peak_mb
 
 DEFAULT_SIZES = (1_000, 10_000)
@@ -70,17 +68,10 @@ def case(name: str, folder: Path, repeat: int) -> dict:
     if name in SLIDER_MOVES:
         return _slider(ws, base, name)
     fn = {"health_scores": _scores, "backtest 12 snapshots": _backtest}[name]
-    t0 = time.perf_counter()
-    result = fn(ws)
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(max(repeat, 1)):
-        t0 = time.perf_counter()
-        result = fn(ws)
-        times.append(time.perf_counter() - t0)
+    result, first, best = timed(fn, ws, repeat)
     check = (f"{len(result.accounts)} accounts" if name == "health_scores"
              else f"auc {result.auc:.4f}")
-    return {"seconds": min(times), "first": first, "peak_mb": _peak_mb(), "base_mb": base,
+    return {"seconds": best, "first": first, "peak_mb": _peak_mb(), "base_mb": base,
             "check": check}
 
 
@@ -110,19 +101,8 @@ def _slider(ws, base: float, case_name: str) -> dict:
 
 
 def run_child(name: str, folder: Path, repeat: int, timeout: float) -> dict:
-    cmd = [sys.executable, "-m", "benchmarks.bench_health", "--child", name, str(folder),
-           str(repeat)]
-    root = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        err = proc.stderr.strip().splitlines()
-        return {"error": err[-1][:300] if err else f"exit {proc.returncode}"}
-    return json.loads(lines[-1].removeprefix("RESULT "))
+    return run_module_child("benchmarks.bench_health", [name, str(folder), str(repeat)],
+                            timeout)
 
 
 def _target(name: str, size: int, r: dict) -> str:
